@@ -14,7 +14,7 @@ from torch import nn
 
 from .capture import tap
 from .config import BertConfig
-from .model import ACT2FN, BertModel, BertModelOutput, BertPreTrainedModel
+from .model import ACT2FN, BertModel, BertModelOutput, BertPreTrainedModel, pool
 
 IGNORE_INDEX = -100
 
@@ -194,21 +194,11 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
-    def pool(self, out: BertModelOutput, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        how = self.config.classifier_pooling
-        if how == "pooler":
-            return out.pooled_output                                              # (B, H)
-        if how == "cls":
-            return out.sequence_output[:, 0]
-        mask = (torch.ones(out.sequence_output.shape[:2], device=out.sequence_output.device)
-                if attention_mask is None else attention_mask).to(out.sequence_output.dtype)
-        summed = (out.sequence_output * mask[..., None]).sum(1)
-        return summed / mask.sum(1, keepdim=True).clamp(min=1.0)
-
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions=False) -> SequenceClassifierOutput:
         out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
-        logits = tap(self, "logits", self.classifier(self.dropout(self.pool(out, attention_mask))))
+        pooled = pool(out.sequence_output, attention_mask, self.config.classifier_pooling, out.pooled_output)
+        logits = tap(self, "logits", self.classifier(self.dropout(pooled)))      # (B, num_labels)
         loss = None
         if labels is not None:
             if self.num_labels == 1:
@@ -241,6 +231,9 @@ class BertForTokenClassification(BertPreTrainedModel):
 
 
 class BertForQuestionAnswering(BertPreTrainedModel):
+    """Start and end logits per token. Unlike transformers, padding positions get the most negative
+    logit, so they take no probability mass in the loss or in decoding (equal elsewhere)."""
+
     def __init__(self, config: BertConfig):
         super().__init__(config.replace(num_labels=2) if config.id2label is None else config)
         self.bert = BertModel(self.config, add_pooling_layer=False)
@@ -251,6 +244,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 end_positions=None, output_attentions=False) -> QuestionAnsweringOutput:
         out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
         logits = tap(self, "logits", self.qa_outputs(out.sequence_output))      # (B, T, 2)
+        if attention_mask is not None:  # an answer never starts or ends on padding
+            logits = logits.masked_fill(~attention_mask.bool()[..., None], torch.finfo(logits.dtype).min)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:

@@ -362,6 +362,19 @@ class BertModel(BertPreTrainedModel):
         return input_ids, token_type_ids, attention_mask
 
 
+def pool(sequence_output: torch.Tensor, attention_mask: torch.Tensor | None, how: str,
+         pooled_output: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, H) → (B, H) by the mean of the real tokens, the [CLS] row, or the pooler's output."""
+    if how == "cls":
+        return sequence_output[:, 0]
+    if how in ("pooled", "pooler"):
+        return pooled_output
+    if attention_mask is None:
+        return sequence_output.mean(1)
+    mask = attention_mask[..., None].to(sequence_output.dtype)                   # (B, T, 1)
+    return (sequence_output * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
 def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(B, T) 1/0 → (B, 1, 1, T): 0 where attending, the dtype's most negative value on padding."""
     keep = attention_mask[:, None, None, :].to(dtype)
@@ -369,4 +382,4 @@ def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
 
 
 __all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder",
-           "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "ACT2FN"]
+           "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "pool", "ACT2FN"]

@@ -1,0 +1,94 @@
+"""Sentence and word embeddings: `Embedder(path).encode(texts, pooling="mean", normalize=True)`.
+
+Like sentence-transformers' encode: tokenize everything once, sort by length so each batch pads little,
+run the batches (with a progress bar on large inputs), then restore the caller's order.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .model import BertModel, pool
+from .tokenizer import Tokenizer
+
+POOLINGS = ("mean", "cls", "pooled")
+
+
+class Embedder:
+    def __init__(self, model: str | Path | BertModel, tokenizer: Tokenizer | None = None,
+                 device: str | torch.device | None = None, max_length: int | None = None):
+        if isinstance(model, (str, Path)):
+            tokenizer = tokenizer or Tokenizer.from_pretrained(model)
+            model = BertModel.from_pretrained(model)
+        if tokenizer is None:
+            raise ValueError("Embedder(model_object) needs tokenizer=")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.max_length = min(max_length or tokenizer.model_max_length, model.config.max_position_embeddings)
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.hidden_size
+
+    def _batches(self, texts: Sequence[str], batch_size: int, show_progress: bool | None):
+        if isinstance(texts, str):
+            texts = [texts]
+        if len(texts) == 0:
+            raise ValueError("no texts to embed: pass at least one string")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        lengths = [len(t) if isinstance(t, str) else 0 for t in texts]
+        order = np.argsort([-n for n in lengths], kind="stable")  # longest first: memory peaks early
+        if show_progress is None:
+            show_progress = len(texts) >= 256
+        bar = tqdm(total=len(texts), desc="embedding", unit="text", disable=not show_progress)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = self.tokenizer([texts[i] for i in idx], padding=True, max_length=self.max_length)
+            yield idx, batch
+            bar.update(len(idx))
+        bar.close()
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], pooling: str = "mean", normalize: bool = False,
+               batch_size: int = 32, show_progress: bool | None = None) -> np.ndarray:
+        """(N, H) float32 sentence vectors, in the order of `texts`."""
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling == "pooled" and self.model.pooler is None:
+            raise ValueError("pooling='pooled' needs a model with a pooler")
+        out = np.zeros((1 if isinstance(texts, str) else len(texts), self.dim), dtype=np.float32)
+        for idx, batch in self._batches(texts, batch_size, show_progress):
+            inputs = {k: v.to(self.device) for k, v in batch.items()}
+            result = self.model(**inputs)
+            vectors = pool(result.sequence_output, inputs["attention_mask"], pooling, result.pooled_output)
+            if normalize:
+                vectors = torch.nn.functional.normalize(vectors, p=2, dim=-1)
+            out[idx] = vectors.float().cpu().numpy()
+        return out
+
+    @torch.inference_mode()
+    def encode_tokens(self, texts: Sequence[str], batch_size: int = 32) -> list[tuple[list[str], np.ndarray]]:
+        """Contextual word-piece embeddings: per text, its tokens and a (T, H) array (specials included)."""
+        results: list = [None] * (1 if isinstance(texts, str) else len(texts))
+        for idx, batch in self._batches(texts, batch_size, False):
+            inputs = {k: v.to(self.device) for k, v in batch.items()}
+            hidden = self.model(**inputs).sequence_output.float().cpu().numpy()
+            for row, i in enumerate(idx):
+                n = int(batch["attention_mask"][row].sum())
+                tokens = self.tokenizer.convert_ids_to_tokens(batch["input_ids"][row, :n])
+                results[i] = (tokens, hidden[row, :n])
+        return results
+
+
+def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
+    unit = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+    return unit @ unit.T
+
+
+__all__ = ["Embedder", "pool", "cosine_matrix", "POOLINGS"]

