@@ -1,0 +1,385 @@
+"""Tests of the Trainer: learning, optimizer groups, schedule, clipping, accumulation, exact resume
+after SIGKILL, atomic checkpoints, DDP == accumulation, non-finite loss, stop conditions, eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+import helpers_train as h
+from glassbert import train as train_mod
+from glassbert.train import (
+    Callback, NonFiniteLossError, TrainConfig, Trainer, find_checkpoint, lr_factor, read_metrics,
+)
+
+HELPER = Path(h.__file__).resolve()
+PY = sys.executable
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest, and identically in the subprocesses, on one intra-op thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def losses(out_dir: Path, split: str = "train") -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_metrics(out_dir / "metrics.jsonl") if r["split"] == split}
+
+
+def saved_weights(out_dir: Path) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(str(out_dir / "checkpoint" / "model.safetensors"))
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol == 0.0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            torch.testing.assert_close(a[k], b[k], atol=atol, rtol=0, msg=k)
+
+
+# ----------------------------------------------------------------------------- learning & optimizer
+
+
+def test_loss_falls_and_outputs_are_written(tmp_path):
+    trainer = h.make_trainer(tmp_path, lr=3e-2, dropout=0.0, max_steps=60, schedule="constant", warmup_steps=0)
+    summary = trainer.fit()
+    curve = losses(tmp_path)
+    first, last = sum(curve[s] for s in range(1, 6)) / 5, sum(curve[s] for s in range(56, 61)) / 5
+    assert last < 0.6 * first, (first, last)
+    assert summary.step == 60 and summary.stopped_by == "max_steps"
+    assert summary.train["step"] == 60 and 0 < summary.train["acc"] <= 1
+    row = read_metrics(tmp_path / "metrics.jsonl")[-1]
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "examples_per_s", "elapsed", "acc", "epoch"} <= row.keys()
+    assert (tmp_path / "metrics.png").stat().st_size > 1000
+    config = json.loads((tmp_path / "trainer_config.json").read_text())
+    assert config["batch_size"] == 8 and config["steps_per_epoch"] == 8
+
+
+def test_no_weight_decay_on_biases_and_layernorm(tmp_path):
+    trainer = h.make_trainer(tmp_path, weight_decay=0.05)
+    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
+    m = trainer.model
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(groups["decay"]["params"]) == ids([m.embed.weight, m.dense.weight])  # decoder is tied to embed
+    assert ids(groups["no_decay"]["params"]) == ids([m.norm.weight, m.norm.bias, m.dense.bias, m.decoder.bias])
+    assert groups["decay"]["weight_decay"] == 0.05 and groups["no_decay"]["weight_decay"] == 0.0
+
+
+def test_lr_warmup_then_linear_decay(tmp_path):
+    h.make_trainer(tmp_path, lr=1e-3, warmup_steps=4, max_steps=10).fit()
+    lr = {r["step"]: r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl")}
+    expected = {1: 2.5e-4, 2: 5e-4, 4: 1e-3, 5: 1e-3, 7: 1e-3 * 4 / 6, 10: 1e-3 / 6}
+    for step, value in expected.items():
+        assert lr[step] == pytest.approx(value, rel=1e-12), step
+    assert lr_factor(10, 4, 10, "linear") == 0.0
+    assert lr_factor(2, 4, None, "constant") == 0.75 and lr_factor(50, 4, None, "constant") == 1.0
+
+
+def test_warmup_ratio_resolves_against_total_steps(tmp_path):
+    trainer = h.make_trainer(tmp_path, warmup_steps=0, warmup_ratio=0.25, epochs=2, max_steps=None)
+    assert trainer.total_steps == 16 and trainer.warmup_steps == 4
+
+
+class GradNorm(Callback):
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_before_optimizer_step(self, trainer: Trainer) -> None:
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        self.norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+
+def test_gradients_are_clipped(tmp_path):
+    probe = GradNorm()
+    h.make_trainer(tmp_path, max_grad_norm=0.05, max_steps=5, callbacks=(probe,)).fit()
+    logged = [r["grad_norm"] for r in read_metrics(tmp_path / "metrics.jsonl")]
+    assert all(n > 0.05 for n in logged)  # the raw norm is larger than the limit...
+    assert all(n <= 0.05 * (1 + 1e-5) for n in probe.norms)  # ...and the optimizer sees the clipped one
+
+
+def test_accumulation_equals_one_big_batch(tmp_path):
+    # Equal when the micro-batch means weigh alike: same-length items, no dropout, no random collate.
+    a, b = tmp_path / "a", tmp_path / "b"
+    same = dict(dropout=0.0, max_steps=6, data=h.make_dataset(fixed_length=5), collate_fn=h.collate_clean)
+    h.make_trainer(a, **same).fit()
+    h.make_trainer(b, grad_accum=4, **same).fit()
+    la, lb = losses(a), losses(b)
+    assert la.keys() == lb.keys()
+    for s in la:
+        assert la[s] == pytest.approx(lb[s], abs=1e-6)
+    assert_same_weights(saved_weights(a), saved_weights(b), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- resume & checkpoints
+
+
+def test_resume_after_sigkill_follows_the_same_curve(tmp_path):
+    steps = 20
+    a, b = tmp_path / "a", tmp_path / "b"
+    h.make_trainer(a, max_steps=steps).fit()
+
+    proc = subprocess.Popen([PY, str(HELPER), str(b), "--max-steps", str(steps), "--save-every", "1", "--sleep", "0.08"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while len(read_metrics(b / "metrics.jsonl")) < 8:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "the subprocess made no progress"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpt = find_checkpoint(b)
+    assert ckpt is not None
+    resumed_from = torch.load(ckpt / "trainer_state.pt", weights_only=True)["state"]["step"]
+    assert 7 <= resumed_from < steps
+
+    trainer = h.make_trainer(b, max_steps=steps)
+    summary = trainer.fit(resume=True)
+    assert summary.step == steps
+    la, lb = losses(a), losses(b)
+    assert sorted(lb) == list(range(1, steps + 1))  # rows logged after the checkpoint were dropped, then redone
+    assert [lb[s] for s in lb] == [la[s] for s in lb]  # bit-identical, before and after the resume point
+    assert_same_weights(saved_weights(a), saved_weights(b))
+    assert trainer.model.decoder.weight is trainer.model.embed.weight  # ties survive strict loading
+
+
+def test_crash_before_swap_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    trainer = h.make_trainer(tmp_path, max_steps=5, save_every=1)
+    real_swap, saves = train_mod._swap_into_place, []
+
+    def crash_on_third(tmp: Path, target: Path) -> None:
+        saves.append(tmp)
+        if len(saves) == 3:
+            raise KeyboardInterrupt("simulated kill after writing the temp dir")
+        real_swap(tmp, target)
+
+    monkeypatch.setattr(train_mod, "_swap_into_place", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert saves[2].is_dir()  # the fully written but never swapped-in step-3 checkpoint
+    assert find_checkpoint(tmp_path) == tmp_path / "checkpoint"
+    assert h.make_trainer(tmp_path, max_steps=5).resume() == 2
+
+
+def test_crash_between_renames_falls_back_to_old_and_resumes_exactly(tmp_path, monkeypatch):
+    ref = tmp_path / "ref"
+    h.make_trainer(ref, max_steps=5).fit()
+    run = tmp_path / "run"
+    real_replace, calls = os.replace, []
+
+    def crash_moving_tmp_in(src, dst):
+        if Path(src).name.startswith(".checkpoint.tmp"):
+            calls.append(src)
+            if len(calls) == 3:
+                raise KeyboardInterrupt("simulated kill between the two renames")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_moving_tmp_in)
+    with pytest.raises(KeyboardInterrupt):
+        h.make_trainer(run, max_steps=5, save_every=1).fit()
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not (run / "checkpoint").exists() and (run / "checkpoint.old").is_dir()
+    assert find_checkpoint(run) == run / "checkpoint.old"
+
+    summary = h.make_trainer(run, max_steps=5).fit(resume=True)
+    assert summary.step == 5
+    assert losses(run) == losses(ref)
+    assert_same_weights(saved_weights(run), saved_weights(ref))
+    assert not (run / "checkpoint.old").exists() and not list(run.glob(".checkpoint.tmp-*"))
+
+
+def test_trainer_state_loads_with_weights_only(tmp_path):
+    h.make_trainer(tmp_path, max_steps=3).fit()
+    state = torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)
+    assert state["state"]["step"] == 3 and state["state"]["epoch"] == 0 and state["state"]["batch_in_epoch"] == 3
+    assert {"torch", "python", "numpy"} <= state["rng"].keys()
+    assert state["config"]["batch_size"] == 8 and state["optimizer"]["state"]
+
+
+def test_fresh_run_refuses_to_clobber_and_resume_checks_config(tmp_path):
+    h.make_trainer(tmp_path, max_steps=2).fit()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        h.make_trainer(tmp_path, max_steps=2).fit()
+    with pytest.raises(ValueError, match="batch_size=8"):
+        h.make_trainer(tmp_path, max_steps=4, batch_size=4).fit(resume=True)
+    h.make_trainer(tmp_path, max_steps=2, overwrite=True).fit()
+    assert sorted(losses(tmp_path)) == [1, 2]
+
+
+# ----------------------------------------------------------------------------- DDP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_equal_single_process_accumulation(tmp_path):
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    torchrun = Path(PY).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    done = subprocess.run(
+        [str(torchrun), "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
+         str(HELPER), str(ddp), "--max-steps", "6", "--save-every", "3", "--eval-every", "3"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((ddp / "trainer_config.json").read_text())["world_size"] == 2
+
+    h.make_trainer(single, max_steps=6, save_every=3, grad_accum=2, eval_every=3, keep_best="loss",
+                   eval_dataset=h.make_dataset(20, seed=9)).fit()
+    ld, ls = losses(ddp), losses(single)
+    assert sorted(ld) == sorted(ls) == list(range(1, 7))
+    for s in ld:
+        assert ld[s] == pytest.approx(ls[s], abs=1e-6)
+    # eval is sharded over the ranks (batch boundaries differ), so equal only up to the batch weighting
+    ed, es = losses(ddp, "eval"), losses(single, "eval")
+    assert sorted(ed) == sorted(es) == [3, 6]
+    for s in ed:
+        assert ed[s] == pytest.approx(es[s], rel=0.05)
+    assert (ddp / "best" / "best.json").is_file()
+    assert_same_weights(saved_weights(ddp), saved_weights(single), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- stops, eval, errors
+
+
+class NanAtCall(h.TinyTokenModel):
+    def __init__(self, bad_call: int) -> None:
+        super().__init__(dropout=0.0)
+        self.calls, self.bad_call = 0, bad_call
+
+    def forward(self, **batch):
+        out = super().forward(**batch)
+        self.calls += 1
+        if self.calls == self.bad_call:
+            out.loss = out.loss * float("nan")
+        return out
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
+    model = NanAtCall(bad_call=3)
+    trainer = h.make_trainer(tmp_path, model=model, max_steps=10, save_every=1)
+    with pytest.raises(NonFiniteLossError, match=r"at step 3 \(last finite loss: \d") as err:
+        trainer.fit()
+    assert err.value.step == 3 and err.value.last_finite_loss == losses(tmp_path)[2]
+    assert sorted(losses(tmp_path)) == [1, 2]
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)["state"]["step"] == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_stop_by_minutes(tmp_path):
+    summary = h.make_trainer(tmp_path, max_steps=10_000, minutes=0.3 / 60, sleep=0.05).fit()
+    assert summary.stopped_by == "minutes"
+    assert 1 <= summary.step < 100 and summary.elapsed >= 0.3
+    assert find_checkpoint(tmp_path) is not None
+
+
+def test_stop_by_epochs_with_a_progress_bar(tmp_path, capsys):
+    summary = h.make_trainer(tmp_path, max_steps=None, epochs=2, progress=True).fit()
+    assert summary.stopped_by == "epochs" and summary.step == 16 and summary.epoch == 2.0
+    assert "16/16" in capsys.readouterr().err
+
+
+def test_data_loader_workers_give_the_same_run(tmp_path):
+    h.make_trainer(tmp_path / "a", max_steps=10).fit()  # 10 steps cross an epoch boundary (8 per epoch)
+    h.make_trainer(tmp_path / "b", max_steps=10, num_workers=2).fit()
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+
+
+def test_eval_rows_keep_best_and_early_stop(tmp_path):
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.1, 0.9])
+    trainer = h.make_trainer(tmp_path, max_steps=100, eval_every=2, keep_best="score", early_stop_patience=2,
+                             eval_fn=lambda model: {"score": next(scores)})
+    summary = trainer.fit()
+    assert summary.stopped_by == "early_stop" and summary.step == 8
+    assert summary.best_value == 0.7 and summary.best_step == 4
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert best["score"] == 0.7 and best["step"] == 4
+    assert (tmp_path / "best" / "model.safetensors").is_file()
+    evals = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
+    assert [r["step"] for r in evals] == [2, 4, 6, 8]
+
+
+def test_default_eval_is_mean_loss_and_metrics_over_eval_dataset(tmp_path):
+    trainer = h.make_trainer(tmp_path, max_steps=4, eval_every=2, keep_best="loss",
+                             eval_dataset=h.make_dataset(20, seed=9))
+    summary = trainer.fit()
+    evals = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
+    assert [r["step"] for r in evals] == [2, 4] and all({"loss", "acc"} <= r.keys() for r in evals)
+    assert summary.eval == evals[-1] and summary.best_value == min(r["loss"] for r in evals)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(batch_size=0), "batch_size must be >= 1"),
+        (dict(max_steps=None), "at least one stop condition"),
+        (dict(schedule="cosine"), "schedule must be"),
+        (dict(warmup_steps=2, warmup_ratio=0.1), "not both"),
+        (dict(early_stop_patience=2), "needs keep_best"),
+        (dict(amp="fp16"), "amp must be"),
+        (dict(max_steps=None, minutes=1.0), "schedule='linear' needs max_steps or epochs"),
+        (dict(batch_size=8, grad_accum=3), "divisible by world_size 1 × grad_accum 3"),
+        (dict(batch_size=128), "fewer than one batch"),
+        (dict(keep_best="loss"), "need an eval_dataset or an eval_fn"),
+    ],
+)
+def test_bad_configuration_is_named(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        h.make_trainer(tmp_path, **overrides)
+
+
+def test_model_without_scalar_loss_is_rejected(tmp_path):
+    class NoLoss(h.TinyTokenModel):
+        def forward(self, **batch):
+            return super().forward(batch["input_ids"], batch["attention_mask"])
+
+    with pytest.raises(TypeError, match="scalar tensor"):
+        h.make_trainer(tmp_path, model=NoLoss()).fit()
+
+
+def test_pretrains_a_tiny_bert(tmp_path):
+    from glassbert import BertConfig, BertForPreTraining
+
+    torch.manual_seed(0)
+    config = BertConfig.preset("toy")
+    model = BertForPreTraining(config)
+    V, T = config.vocab_size, 10
+
+    def collate(items, generator):
+        ids = torch.stack(items)
+        mask_positions = torch.rand(ids.shape, generator=generator) < 0.3
+        mask_positions[:, 1] = True  # at least one masked token per row
+        labels = torch.where(mask_positions, ids, torch.full_like(ids, -100))
+        masked = torch.where(mask_positions, torch.full_like(ids, 3), ids)
+        nsp = torch.randint(0, 2, (len(items),), generator=generator)
+        return {"input_ids": masked, "attention_mask": torch.ones_like(ids), "labels": labels,
+                "next_sentence_label": nsp}
+
+    data = list(torch.randint(5, V, (32, T), generator=torch.Generator().manual_seed(1)))
+    cfg = TrainConfig(tmp_path, batch_size=8, lr=5e-3, max_steps=12, log_every=1, save_every=6, progress=False)
+    summary = Trainer(model, data, collate, cfg).fit()
+    assert summary.step == 12 and all(torch.isfinite(torch.tensor(list(losses(tmp_path).values()))))
+    fresh = BertForPreTraining(config)
+    Trainer(fresh, data, collate, TrainConfig(tmp_path, batch_size=8, max_steps=12, progress=False)).resume()
+    for (name, p), q in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(p, q), name
