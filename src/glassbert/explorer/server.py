@@ -1,0 +1,341 @@
+"""The explorer's local web server: read-only, bound to 127.0.0.1, serving one run directory.
+
+Routes (GET and HEAD only; anything else is 405):
+
+    /                       the page (static/index.html)
+    /static/<file>          the page's own CSS/JS (this package's static folder only)
+    /api/manifest           RUN/record/manifest.json
+    /api/metrics            RUN/metrics.jsonl as a JSON list of rows
+    /api/tensor?snap=K&name=NAME[&sample=I][&rows=A:B][&format=json|bin]
+                            one recorded tensor, read lazily from snapshot K's safetensors file
+                            (only sample I's slice, optionally rows A:B of its first axis);
+                            json: {name, snap, sample, shape, dtype, data (flat, 4 significant digits)};
+                            bin: little-endian float32 bytes, shape in the X-Shape header
+    /run/<path>             a raw file of the run directory (e.g. record/snap-000000.safetensors)
+
+A path with a ``..`` segment, an absolute path, a NUL, or a file that resolves (symlinks included)
+outside the run directory or the static folder is refused with 403; an unknown file, tensor or
+route is a 404 with a JSON message saying what was not found.
+"""
+from __future__ import annotations
+
+import json
+import mimetypes
+import threading
+import webbrowser
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import numpy as np
+
+from glassbert.record import MANIFEST, load_manifest, record_dir
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
+
+
+class PathRefused(Exception):
+    """A request path that tries to leave its root."""
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """``root / rel`` if it stays inside ``root`` (symlinks resolved), else :class:`PathRefused`."""
+    if "\x00" in rel or "\\" in rel:
+        raise PathRefused(rel)
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p == ".." for p in parts) or (parts and ":" in parts[0]):
+        raise PathRefused(rel)
+    root = root.resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise PathRefused(rel)
+    return target
+
+
+def read_metrics(run_dir: str | Path, manifest: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of the run's metrics file (JSON lines; unreadable lines are skipped)."""
+    run = Path(run_dir).resolve()
+    rel = (manifest or {}).get("metrics") or "metrics.jsonl"
+    try:
+        path = safe_join(run, rel)
+    except PathRefused:
+        return []
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+def _run_root(run_dir: Path) -> Path:
+    """The run directory: the parent of record/ (or the directory itself for a bare record dir)."""
+    d = record_dir(run_dir).resolve()
+    return d.parent if d.name == "record" and (d.parent / "record" / MANIFEST).is_file() else d
+
+
+def format_values(arr: np.ndarray) -> str:
+    """A flat JSON list of the values with 4 significant digits; NaN/±inf become null."""
+    flat = np.asarray(arr, dtype=np.float64).ravel()
+    if flat.size == 0:
+        return "[]"
+    text = np.char.mod("%.4g", flat)
+    bad = ~np.isfinite(flat)
+    if bad.any():
+        text = text.astype(object)
+        text[bad] = "null"
+    return "[" + ",".join(text.tolist()) + "]"
+
+
+class TensorStore:
+    """Lazy access to the snapshots of one recording."""
+
+    def __init__(self, run_dir: str | Path):
+        self.record_dir = record_dir(run_dir).resolve()
+        self.run_dir = _run_root(Path(run_dir))
+        self._lock = threading.Lock()
+
+    def manifest(self) -> dict[str, Any]:
+        return load_manifest(self.record_dir)
+
+    def tensor(self, snap: int, name: str, sample: int | None = None,
+               rows: tuple[int, int] | None = None) -> tuple[np.ndarray, str]:
+        from safetensors import safe_open
+
+        manifest = self.manifest()
+        snaps = manifest["snapshots"]
+        if not 0 <= snap < len(snaps):
+            raise LookupError(f"snapshot {snap} does not exist (this run has {len(snaps)}: 0..{len(snaps) - 1})")
+        meta = manifest["tensors"].get(name)
+        if meta is None:
+            hint = " (dropped to respect the size bound)" if name in manifest.get("dropped", []) else ""
+            raise LookupError(f"tensor {name!r} was not recorded{hint}")
+        entry = snaps[snap]
+        key = entry.get("aliases", {}).get(name, name)
+        path = safe_join(self.record_dir, entry["file"])
+        if not path.is_file():
+            raise LookupError(f"snapshot file {entry['file']} is missing")
+        with safe_open(str(path), framework="np") as f:
+            if key not in f.keys():
+                raise LookupError(f"tensor {name!r} is not in snapshot {snap}")
+            sl = f.get_slice(key)
+            shape = list(sl.get_shape())
+            dtype = str(sl.get_dtype())
+            index: list[slice] = []
+            if meta["kind"] == "activation" and len(shape) == len(meta["shape"]) + 1:
+                n = shape[0]
+                s = 0 if sample is None else sample
+                if not 0 <= s < n:
+                    raise LookupError(f"sample {s} does not exist (recorded samples: 0..{n - 1})")
+                index.append(slice(s, s + 1))
+                lead = True
+            else:
+                lead = False
+            if rows is not None:
+                start, stop = rows
+                index.append(slice(max(0, start), stop))
+            arr = sl[tuple(index)] if index else sl[:]
+        arr = np.asarray(arr)
+        if lead:
+            arr = arr[0]
+        return arr, dtype
+
+
+def _parse_rows(value: str) -> tuple[int, int]:
+    a, _, b = value.partition(":")
+    start, stop = int(a or 0), int(b) if b else 1 << 62
+    if start < 0 or stop < start:
+        raise ValueError(value)
+    return start, stop
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "glassbert-explorer"
+    sys_version = ""
+    store: TensorStore  # set on the subclass made by make_server
+    quiet = True
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def log_message(self, fmt: str, *args: Any) -> None:
+        if not self.quiet:
+            super().log_message(fmt, *args)
+
+    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Referrer-Policy", "no-referrer")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, obj: Any, status: int = 200) -> None:
+        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
+
+    def _error(self, status: int, message: str) -> None:
+        self._send(status, json.dumps({"error": HTTPStatus(status).phrase, "status": status,
+                                       "message": message, "path": self.path}).encode("utf-8"),
+                   "application/json; charset=utf-8")
+
+    def _file(self, path: Path) -> None:
+        if not path.is_file():
+            self._error(404, f"no such file: {self.path}")
+            return
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+            ctype += "; charset=utf-8"
+        self._send(200, path.read_bytes(), ctype)
+
+    def _refuse_write(self) -> None:
+        self.send_response(405)
+        body = json.dumps({"error": "Method Not Allowed", "status": 405,
+                           "message": "the explorer is read-only: GET and HEAD only"}).encode()
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_write  # type: ignore[assignment]
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    # -- routes --------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        try:
+            parts = urlsplit(self.path)
+            raw = parts.path
+            path = unquote(raw)
+            if path in ("/", "/index.html"):
+                self._file(STATIC_DIR / "index.html")
+            elif path.startswith("/static/"):
+                self._file(safe_join(STATIC_DIR, path[len("/static/"):]))
+            elif path.startswith("/run/"):
+                target = safe_join(self.store.run_dir, path[len("/run/"):])
+                self._file(target)
+            elif path == "/api/manifest":
+                manifest = self.store.manifest()
+                manifest.setdefault("run_name", self.store.run_dir.name)
+                self._json(manifest)
+            elif path == "/api/metrics":
+                self._json(read_metrics(self.store.run_dir, self.store.manifest()))
+            elif path == "/api/tensor":
+                self._tensor(parse_qs(parts.query))
+            elif path == "/favicon.ico":
+                self._send(204, b"", "image/x-icon")
+            else:
+                self._error(404, f"no such route: {path} (routes: /, /static/…, /api/manifest, "
+                                 "/api/metrics, /api/tensor, /run/…)")
+        except PathRefused:
+            self._error(403, "path refused: it leaves the served directory")
+        except FileNotFoundError as e:
+            self._error(404, str(e))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _tensor(self, q: dict[str, list[str]]) -> None:
+        def one(key: str, default: str | None = None) -> str | None:
+            v = q.get(key)
+            return v[0] if v else default
+
+        name = one("name")
+        if not name:
+            self._error(400, "missing name= (a tensor name from /api/manifest)")
+            return
+        try:
+            snap = int(one("snap", "0"))
+            s = one("sample")
+            sample = None if s is None or s == "" else int(s)
+            r = one("rows")
+            rows = _parse_rows(r) if r else None
+        except ValueError:
+            self._error(400, "snap, sample must be integers and rows A:B")
+            return
+        fmt = one("format", "json")
+        try:
+            arr, dtype = self.store.tensor(snap, name, sample, rows)
+        except LookupError as e:
+            self._error(404, str(e.args[0] if e.args else e))
+            return
+        shape = list(arr.shape)
+        if fmt == "bin":
+            body = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+            self._send(200, body, "application/octet-stream",
+                       {"X-Shape": ",".join(map(str, shape)), "X-Dtype": dtype})
+        elif fmt == "json":
+            head = json.dumps({"name": name, "snap": snap, "sample": sample, "shape": shape, "dtype": dtype})
+            body = head[:-1] + ',"data":' + format_values(arr) + "}"
+            self._send(200, body.encode("utf-8"), "application/json; charset=utf-8")
+        else:
+            self._error(400, f"format must be json or bin, not {fmt!r}")
+
+
+class ExplorerServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        if ":" in str(host):
+            host = f"[{host}]"
+        return f"http://{host}:{port}/"
+
+    def start(self) -> "ExplorerServer":
+        """Serve in a daemon thread (for tests and notebooks); stop with ``shutdown()``."""
+        t = threading.Thread(target=self.serve_forever, name="glassbert-explorer", daemon=True)
+        t.start()
+        self._thread = t
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
+                verbose: bool = False) -> ExplorerServer:
+    """A server for one run directory (not started). ``port=0`` picks a free port."""
+    store = TensorStore(run_dir)
+    handler = type("RunHandler", (Handler,), {"store": store, "quiet": not verbose})
+    return ExplorerServer((host, port), handler)
+
+
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, open_browser: bool = False,
+          block: bool = True, verbose: bool = False) -> ExplorerServer:
+    """Serve the explorer page for ``run_dir`` on http://host:port/ (127.0.0.1 unless told otherwise).
+
+    ``block=True`` serves until Ctrl-C; ``block=False`` serves in a thread and returns the server.
+    """
+    server = make_server(run_dir, host, port, verbose=verbose)
+    if open_browser:
+        threading.Timer(0.3, lambda: webbrowser.open(server.url)).start()
+    if not block:
+        return server.start()
+    print(f"glassbert explorer: {server.url}  (run {Path(run_dir)}; Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return server

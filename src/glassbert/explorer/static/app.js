@@ -1,0 +1,1008 @@
+/* glassbert explorer: vanilla JS, no dependencies, no network beyond this page's own server.
+   Data comes from the embedded <script id="glassbert-data"> block (exported file) or from the
+   read-only /api of `glassbert explore`. Tensors are fetched lazily, one (snapshot, name, sample)
+   at a time, and cached. */
+'use strict';
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const SVGNS = $('arch-svg').namespaceURI; // the HTML parser put it there: no namespace URL in this file
+  const MAX_CELLS = 600000;                 // a heatmap never draws more cells than this at once
+  const PALETTE = ['#3457d5', '#e0761a', '#1a8f4f', '#c8382f', '#7a4fd6', '#0f8b9a', '#b0831c', '#d14d8f'];
+
+  const S = {
+    man: null, metrics: [], embedded: null,
+    snap: 0, sample: 0,
+    tensor: null, slice: {}, archLayer: 0,
+    layer: 0, head: 0, kind: 'probs', showPad: false,
+    diffB: 0, diffA: 0, diffFollow: true,
+    timer: null,
+  };
+  const gens = {};
+  const nextGen = (view) => (gens[view] = (gens[view] || 0) + 1);
+  const isCurrent = (view, g) => gens[view] === g;
+
+  // ------------------------------------------------------------------ data
+  const F16 = (() => {
+    const t = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) {
+      const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+      if (e === 0) t[h] = s * f * Math.pow(2, -24);
+      else if (e === 31) t[h] = f ? NaN : s * Infinity;
+      else t[h] = s * (1 + f / 1024) * Math.pow(2, e - 15);
+    }
+    return t;
+  })();
+
+  function b64bytes(b64) {
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function decodeTyped(dtype, bytes) {
+    const buf = bytes.buffer;
+    if (dtype === 'f32') return new Float32Array(buf, 0, bytes.length / 4);
+    if (dtype === 'f16') {
+      const u = new Uint16Array(buf, 0, bytes.length / 2);
+      const out = new Float32Array(u.length);
+      for (let i = 0; i < u.length; i++) out[i] = F16[u[i]];
+      return out;
+    }
+    if (dtype === 'bf16') {
+      const u = new Uint16Array(buf, 0, bytes.length / 2);
+      const w = new Uint32Array(u.length);
+      for (let i = 0; i < u.length; i++) w[i] = u[i] << 16;
+      return new Float32Array(w.buffer);
+    }
+    if (dtype === 'i32') return Float32Array.from(new Int32Array(buf, 0, bytes.length / 4));
+    if (dtype === 'i64') {
+      const v = new Int32Array(buf, 0, bytes.length / 4);
+      const out = new Float32Array(v.length / 2);
+      for (let i = 0; i < out.length; i++) out[i] = v[2 * i];
+      return out;
+    }
+    throw new Error('unknown dtype ' + dtype);
+  }
+
+  const cache = new Map();
+  const embeddedFull = new Map();
+  const prod = (a) => a.reduce((x, y) => x * y, 1);
+
+  function tensorMeta(name) { return S.man.tensors[name] || null; }
+  function storedKey(snap, name) {
+    const al = (S.man.snapshots[snap] || {}).aliases || {};
+    return al[name] || name;
+  }
+
+  function getTensor(snap, name, sample, rows) {
+    const meta = tensorMeta(name);
+    if (!meta) return Promise.reject(new Error(notRecordedWhy(name)));
+    const isAct = meta.kind === 'activation';
+    const key = [snap, name, isAct ? sample : '-', rows ? rows.join(':') : ''].join('|');
+    if (cache.has(key)) return cache.get(key);
+    let p;
+    if (S.embedded) {
+      p = new Promise((resolve, reject) => {
+        const k = storedKey(snap, name);
+        const fk = snap + '|' + k;
+        let full = embeddedFull.get(fk);
+        if (!full) {
+          const e = (S.embedded.tensors[snap] || {})[k];
+          if (!e) { reject(new Error(name + ' is not in this export')); return; }
+          full = { shape: e.shape, data: decodeTyped(e.dtype, b64bytes(e.b64)) };
+          embeddedFull.set(fk, full);
+        }
+        let shape = full.shape.slice(), data = full.data;
+        if (isAct && shape.length === meta.shape.length + 1) {
+          const per = prod(shape.slice(1));
+          data = data.subarray(sample * per, (sample + 1) * per);
+          shape = shape.slice(1);
+        }
+        if (rows) {
+          const per = prod(shape.slice(1));
+          const stop = Math.min(rows[1], shape[0]);
+          data = data.subarray(rows[0] * per, stop * per);
+          shape = [stop - rows[0]].concat(shape.slice(1));
+        }
+        resolve({ shape, data });
+      });
+    } else {
+      let url = 'api/tensor?format=bin&snap=' + snap + '&name=' + encodeURIComponent(name);
+      if (isAct) url += '&sample=' + sample;
+      if (rows) url += '&rows=' + rows[0] + ':' + rows[1];
+      p = fetch(url).then(async (r) => {
+        if (!r.ok) {
+          let msg = r.status + ' ' + r.statusText;
+          try { msg = (await r.json()).message || msg; } catch (e) { /* keep status */ }
+          throw new Error(msg);
+        }
+        const shapeText = r.headers.get('X-Shape') || '';
+        const shape = shapeText ? shapeText.split(',').map(Number) : [];
+        return { shape, data: new Float32Array(await r.arrayBuffer()) };
+      });
+    }
+    p.catch(() => cache.delete(key));
+    cache.set(key, p);
+    if (cache.size > 600) cache.delete(cache.keys().next().value);
+    return p;
+  }
+
+  function notRecordedWhy(name) {
+    if ((S.man.export_dropped || []).includes(name)) return name + ': left out of this export (size bound)';
+    if ((S.man.dropped || []).includes(name)) return name + ': dropped by the recorder to respect the size bound';
+    return name + ': not recorded';
+  }
+
+  // ------------------------------------------------------------------ helpers
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    if (attrs) for (const k in attrs) {
+      if (k === 'class') e.className = attrs[k]; else if (k === 'dataset') Object.assign(e.dataset, attrs[k]);
+      else e.setAttribute(k, attrs[k]);
+    }
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function sv(tag, attrs, text) {
+    const e = document.createElementNS(SVGNS, tag);
+    if (attrs) for (const k in attrs) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function fmt(v) {
+    if (v === null || v === undefined || Number.isNaN(v)) return 'NaN';
+    if (v <= -1e30) return '−∞ (masked)';
+    if (!Number.isFinite(v)) return v > 0 ? '∞' : '−∞';
+    if (v === 0) return '0';
+    const a = Math.abs(v);
+    if (a >= 1e5 || a < 1e-3) return v.toExponential(3);
+    return Number(v.toPrecision(4)).toString();
+  }
+  function short(v) {
+    if (v <= -1e30) return '−∞';
+    const a = Math.abs(v);
+    if (a >= 100) return v.toFixed(0);
+    if (a >= 10) return v.toFixed(1);
+    return v.toFixed(2);
+  }
+  function vocabToken(id) {
+    const v = S.man.vocab;
+    if (Array.isArray(v)) return v[id] !== undefined ? v[id] : '#' + id;
+    return v && v[String(id)] !== undefined ? v[String(id)] : '#' + id;
+  }
+  function sampleInfo() { return S.man.samples[S.sample]; }
+  function snapLabel(i) {
+    const s = S.man.snapshots[i];
+    return s ? 'epoch ' + s.epoch + ' · step ' + s.step : '—';
+  }
+  const tooltip = $('tooltip');
+  function showTip(evt, text) {
+    tooltip.textContent = text;
+    tooltip.style.left = (evt.clientX + 14) + 'px';
+    tooltip.style.top = (evt.clientY + 12) + 'px';
+    tooltip.classList.add('on');
+  }
+  function hideTip() { tooltip.classList.remove('on'); }
+  function setStatus(msg) { $('status').textContent = msg || ''; }
+  function cfg(k, d) { const c = S.man.config || {}; return c[k] !== undefined && c[k] !== null ? c[k] : d; }
+  const P = () => S.man.prefix || '';
+
+  // ------------------------------------------------------------------ colour
+  const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137],
+    [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]];
+  function lerpStops(stops, t) {
+    t = Math.max(0, Math.min(1, t));
+    const x = t * (stops.length - 1), i = Math.min(stops.length - 2, Math.floor(x)), f = x - i;
+    const a = stops[i], b = stops[i + 1];
+    return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
+  }
+  const DIVERGING = [[33, 102, 172], [103, 169, 207], [209, 229, 240], [247, 247, 247], [253, 219, 199], [239, 138, 98], [178, 24, 43]];
+  function colorFor(v, sc) {
+    if (!(v > -1e30) || !Number.isFinite(v)) return [210, 212, 218];
+    if (sc.diverging) return lerpStops(DIVERGING, 0.5 + 0.5 * (sc.vmax ? v / sc.vmax : 0));
+    return lerpStops(VIRIDIS, sc.vmax > sc.vmin ? (v - sc.vmin) / (sc.vmax - sc.vmin) : 0);
+  }
+  function scaleFor(data, forceDiverging) {
+    let mn = Infinity, mx = -Infinity;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v > -1e30 && v < 1e30) { if (v < mn) mn = v; if (v > mx) mx = v; }
+    }
+    if (mn === Infinity) { mn = 0; mx = 0; }
+    // big tensors (LayerNorm outputs of real checkpoints) have a few huge dims: clip the colour
+    // scale at the 99.5th percentile of |x| so that the rest is not washed out
+    let clip = null;
+    if (data.length > 2000) {
+      const step = Math.max(1, Math.floor(data.length / 20000)), a = [];
+      for (let i = 0; i < data.length; i += step) { const v = data[i]; if (v > -1e30 && v < 1e30) a.push(Math.abs(v)); }
+      a.sort((x, y) => x - y);
+      const q = a[Math.min(a.length - 1, Math.floor(0.995 * a.length))];
+      if (q > 0 && q < 0.5 * Math.max(Math.abs(mn), Math.abs(mx))) clip = q;
+    }
+    if (forceDiverging || mn < 0) {
+      const m = clip || Math.max(Math.abs(mn), Math.abs(mx)) || 1;
+      return { diverging: true, vmin: -m, vmax: m, lo: mn, hi: mx, clipped: !!clip };
+    }
+    return { diverging: false, vmin: 0, vmax: clip || mx || 1, lo: mn, hi: mx, clipped: !!clip };
+  }
+  function colorbar(div, sc) {
+    div.innerHTML = '';
+    const stops = sc.diverging ? DIVERGING : VIRIDIS;
+    const grad = stops.map((c, i) => 'rgb(' + c.map(Math.round).join(',') + ') ' + (100 * i / (stops.length - 1)).toFixed(0) + '%');
+    const bar = el('span', { class: 'bar' });
+    bar.style.background = 'linear-gradient(90deg,' + grad.join(',') + ')';
+    div.append(el('span', null, fmt(sc.vmin)), bar, el('span', null, fmt(sc.vmax)));
+    if (sc.diverging) div.append(el('span', null, '(0 = white)'));
+    if (sc.clipped) div.append(el('span', null, '· colours clipped at the 99.5th percentile of |x| (range ' + fmt(sc.lo) + ' … ' + fmt(sc.hi) + ')'));
+  }
+
+  // ------------------------------------------------------------------ heatmap
+  function labelsFor(dim, n, info) {
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) {
+      let s;
+      if (dim === 'token') s = info.tokens[i] !== undefined ? info.tokens[i] : String(i);
+      else if (dim === 'masked') {
+        const k = info.masked_positions.length;
+        s = i < k ? '@' + info.masked_positions[i] + ' ' + (info.masked_tokens[i] || '[MASK]') : '(none)';
+      } else if (dim === 'vocab') s = vocabToken(i);
+      else if (dim === 'head') s = 'h' + i;
+      else if (dim === 'nsp') s = ['IsNext', 'NotNext'][i] || String(i);
+      else if (dim === 'segment') s = ['A', 'B'][i] || String(i);
+      else s = String(i);
+      out[i] = s;
+    }
+    return out;
+  }
+
+  /* M = {rows, cols, data, rowLabels, colLabels, rowName, colName}; returns a hover mapper. */
+  function drawHeatmap(canvas, M, sc, opts) {
+    opts = opts || {};
+    const maxW = opts.maxW || 640, maxH = opts.maxH || 640;
+    const ctx0 = canvas.getContext('2d');
+    ctx0.font = '11px ' + getComputedStyle(document.body).fontFamily;
+    const labelW = (labels, cap) => {
+      if (!labels) return 0;
+      let w = 0;
+      const step = Math.max(1, Math.ceil(labels.length / 200));
+      for (let i = 0; i < labels.length; i += step) w = Math.max(w, ctx0.measureText(labels[i]).width);
+      return Math.min(cap, Math.ceil(w) + 8);
+    };
+    const left = opts.noLabels ? 0 : labelW(M.rowLabels, 120);
+    const top = opts.noLabels ? 0 : Math.min(90, Math.ceil(labelW(M.colLabels, 120) * 0.75) + 6);
+    const maxCell = opts.maxCell || 42;
+    let cw = Math.min((maxW - left) / M.cols, maxCell), ch = Math.min((maxH - top) / M.rows, maxCell);
+    if (M.rows * M.cols <= 4096 || opts.square) { cw = ch = Math.min(cw, ch); }  // small: square cells
+    else { ch = Math.max(Math.min(ch, Math.max(cw, 4)), Math.min(4, ch)); }       // big: rows stay readable
+    if (cw >= 2) cw = Math.floor(cw);
+    if (ch >= 2) ch = Math.floor(ch);
+    cw = Math.max(cw, 0.25); ch = Math.max(ch, 0.25);
+    const cell = Math.min(cw, ch);
+    const W = Math.ceil(left + M.cols * cw) + 2, H = Math.ceil(top + M.rows * ch) + 2;
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+    canvas.style.width = W + 'px'; canvas.style.height = H + 'px';
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, W, H);
+    // cells: one pixel per cell off-screen, then scaled without smoothing
+    const off = document.createElement('canvas');
+    off.width = M.cols; off.height = M.rows;
+    const octx = off.getContext('2d');
+    const img = octx.createImageData(M.cols, M.rows);
+    const px = img.data;
+    for (let i = 0; i < M.rows * M.cols; i++) {
+      const c = colorFor(M.data[i], sc);
+      px[4 * i] = c[0]; px[4 * i + 1] = c[1]; px[4 * i + 2] = c[2]; px[4 * i + 3] = 255;
+    }
+    octx.putImageData(img, 0, 0);
+    ctx.imageSmoothingEnabled = cell < 1;
+    ctx.drawImage(off, left, top, M.cols * cw, M.rows * ch);
+    // values inside big cells (as in the reference explorer's grids)
+    if (cell >= 30 && !opts.noValues) {
+      ctx.font = (cell >= 38 ? 11 : 10) + 'px ' + getComputedStyle(document.body).fontFamily;
+      ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
+      for (let r = 0; r < M.rows; r++) for (let c = 0; c < M.cols; c++) {
+        const v = M.data[r * M.cols + c];
+        const col = colorFor(v, sc);
+        const lum = 0.299 * col[0] + 0.587 * col[1] + 0.114 * col[2];
+        ctx.fillStyle = lum > 150 ? '#1d2330' : '#ffffff';
+        ctx.fillText(short(v), left + (c + 0.5) * cw, top + (r + 0.5) * ch);
+      }
+    }
+    if (!opts.noLabels) {
+      ctx.fillStyle = '#4b5367';
+      ctx.font = '11px ' + getComputedStyle(document.body).fontFamily;
+      const rstep = Math.max(1, Math.ceil(11 / ch));
+      ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
+      for (let r = 0; r < M.rows; r += rstep) ctx.fillText(M.rowLabels[r], left - 4, top + (r + 0.5) * ch);
+      const cstep = Math.max(1, Math.ceil(11 / cw));
+      ctx.textAlign = 'left';
+      for (let c = 0; c < M.cols; c += cstep) {
+        ctx.save();
+        ctx.translate(left + (c + 0.5) * cw, top - 4);
+        ctx.rotate(-Math.PI / 3);
+        ctx.fillText(M.colLabels[c], 0, 0);
+        ctx.restore();
+      }
+    }
+    return (evt) => {
+      const rect = canvas.getBoundingClientRect();
+      const x = evt.clientX - rect.left - left, y = evt.clientY - rect.top - top;
+      if (x < 0 || y < 0) return null;
+      const c = Math.floor(x / cw), r = Math.floor(y / ch);
+      if (r >= M.rows || c >= M.cols) return null;
+      return { r, c, v: M.data[r * M.cols + c] };
+    };
+  }
+
+  function attachHover(canvas, hoverDiv, getMapper, getM) {
+    canvas.addEventListener('mousemove', (evt) => {
+      const map = getMapper();
+      const hit = map && map(evt);
+      if (!hit) { hideTip(); return; }
+      const M = getM();
+      const text = (M.rowName || 'row') + ' ' + hit.r + ' ' + M.rowLabels[hit.r] + '  ×  ' +
+        (M.colName || 'col') + ' ' + hit.c + ' ' + M.colLabels[hit.c] + '\n= ' + fmt(hit.v);
+      showTip(evt, text);
+      hoverDiv.textContent = '[' + hit.r + ', ' + hit.c + '] ' + M.rowLabels[hit.r] + ' → ' + M.colLabels[hit.c] + ' = ' + fmt(hit.v);
+      canvas.dataset.row = hit.r; canvas.dataset.col = hit.c; canvas.dataset.value = String(hit.v);
+    });
+    canvas.addEventListener('mouseleave', hideTip);
+  }
+
+  /* A 2-D view of a tensor slice: picks the leading indices, crops padding on token axes. */
+  function matrixOf(t, dims, sliceIdx, info, showPad, rowsOffset) {
+    let shape = t.shape.slice(), data = t.data, d = dims.slice();
+    let lead = 0;
+    while (shape.length > 2) {
+      const i = Math.min(sliceIdx[lead] || 0, shape[0] - 1);
+      const per = prod(shape.slice(1));
+      data = data.subarray(i * per, (i + 1) * per);
+      shape = shape.slice(1); d = d.slice(1); lead++;
+    }
+    if (shape.length === 1) { shape = [1, shape[0]]; d = ['', d[0]]; }
+    if (shape.length === 0) { shape = [1, 1]; d = ['', '']; }
+    let rows = shape[0], cols = shape[1];
+    const keepR = (!showPad && d[0] === 'token') ? Math.min(rows, info.length) : rows;
+    const keepC = (!showPad && d[1] === 'token') ? Math.min(cols, info.length) : cols;
+    let out = data;
+    if (keepR !== rows || keepC !== cols) {
+      out = new Float32Array(keepR * keepC);
+      for (let r = 0; r < keepR; r++) out.set(data.subarray(r * cols, r * cols + keepC), r * keepC);
+    }
+    let rowLabels = d[0] === '' ? [''] : labelsFor(d[0], keepR + (rowsOffset || 0), info).slice(rowsOffset || 0);
+    if (d[0] !== '' && d[0] !== 'token' && d[0] !== 'masked' && d[0] !== 'head' && d[0] !== 'vocab' && rowsOffset) {
+      rowLabels = rowLabels.map((_, i) => String(i + rowsOffset));
+    }
+    return { rows: keepR, cols: keepC, data: out, rowLabels, colLabels: labelsFor(d[1], keepC, info),
+      rowName: d[0] || 'row', colName: d[1] || 'col', rowsTotal: rows, colsTotal: cols };
+  }
+
+  function statsText(data) {
+    let mn = Infinity, mx = -Infinity, s = 0, s2 = 0, n = 0, masked = 0;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (!(v > -1e30 && v < 1e30)) { masked++; continue; }
+      if (v < mn) mn = v; if (v > mx) mx = v; s += v; s2 += v * v; n++;
+    }
+    if (!n) return 'no finite values';
+    const mean = s / n, std = Math.sqrt(Math.max(0, s2 / n - mean * mean));
+    return 'min ' + fmt(mn) + ' · max ' + fmt(mx) + ' · mean ' + fmt(mean) + ' · std ' + fmt(std) +
+      (masked ? ' · ' + masked + ' masked (−∞)' : '');
+  }
+
+  // ------------------------------------------------------------------ header, input, config
+  function renderHeader() {
+    const m = S.man;
+    $('run-name').textContent = (m.run_name || '') + (m.model ? '  ·  ' + m.model : '');
+    const chips = $('config-chips');
+    chips.innerHTML = '';
+    const T = m.samples.length ? m.samples[0].input_ids.length : 0;
+    const items = [
+      cfg('num_hidden_layers') + ' layers', 'hidden ' + cfg('hidden_size'),
+      cfg('num_attention_heads') + ' heads × ' + cfg('attention_head_size', Math.floor(cfg('hidden_size') / cfg('num_attention_heads'))),
+      'FFN ' + cfg('intermediate_size'), 'vocab ' + cfg('vocab_size'), T + ' tokens',
+      m.samples.length + ' samples', m.snapshots.length + ' snapshots'];
+    for (const t of items) chips.append(el('span', { class: 'chip' }, t));
+    const tbl = $('config-table');
+    tbl.innerHTML = '';
+    const skip = new Set(['architectures', 'model_type', 'id2label', 'label2id']);
+    for (const k of Object.keys(m.config || {})) {
+      if (skip.has(k)) continue;
+      const v = m.config[k];
+      if (v !== null && typeof v === 'object') continue;
+      const row = el('div');
+      row.append(el('span', { class: 'ck' }, k), el('span', { class: 'cv' }, String(v)));
+      tbl.append(row);
+    }
+    const extra = [['recorded samples', m.samples.length], ['snapshots', m.snapshots.length],
+      ['storage dtype', m.dtype || ''], ['snapshot bytes', (m.snapshot_bytes || 0).toLocaleString()],
+      ['size limit', (m.size_limit_bytes || 0).toLocaleString()], ['record spec', m.record_spec || '—']];
+    for (const [k, v] of extra) {
+      const row = el('div');
+      row.append(el('span', { class: 'ck' }, k), el('span', { class: 'cv' }, String(v)));
+      tbl.append(row);
+    }
+  }
+
+  function renderInput() {
+    const info = sampleInfo();
+    $('input-sub').textContent = 'sample ' + info.index + ' · ' + info.length + ' real tokens of ' + info.input_ids.length;
+    $('input-text').textContent = info.text;
+    const mi = $('masked-input');
+    mi.innerHTML = '';
+    const maskedAt = new Map(info.masked_positions.map((p, i) => [p, i]));
+    let pads = 0;
+    info.tokens.forEach((t, i) => {
+      if (!info.attention_mask[i]) { pads++; return; }
+      const cls = 'tok' + (maskedAt.has(i) ? ' masked' : '') + (/^\[.*\]$/.test(t) ? ' special' : '');
+      const span = el('span', { class: cls, title: 'position ' + i + ' · id ' + info.input_ids[i] + ' · segment ' + info.token_type_ids[i] }, t);
+      if (maskedAt.has(i)) span.append(el('small', null, '(' + (info.masked_tokens[maskedAt.get(i)] || '?') + ')'));
+      mi.append(span);
+    });
+    if (pads) mi.append(el('span', { class: 'tok pad' }, '[PAD] × ' + pads));
+    const tbl = $('token-table');
+    tbl.innerHTML = '';
+    const rows = [['position', (i) => i], ['token', (i) => info.tokens[i]], ['input id', (i) => info.input_ids[i]],
+      ['segment id', (i) => info.token_type_ids[i]], ['attention mask', (i) => info.attention_mask[i]]];
+    for (const [name, f] of rows) {
+      const tr = el('tr');
+      tr.append(el('th', null, name));
+      for (let i = 0; i < info.input_ids.length; i++) {
+        const cls = maskedAt.has(i) ? 'masked' : (info.attention_mask[i] ? '' : 'pad');
+        tr.append(el('td', { class: cls }, String(f(i))));
+      }
+      tbl.append(tr);
+    }
+    $('masked-positions').textContent = info.masked_positions.length ? info.masked_positions.join(', ') : '—';
+    $('masked-ids').textContent = info.masked_ids.length
+      ? info.masked_ids.map((id, i) => id + ' (' + (info.masked_tokens[i] || vocabToken(id)) + ')').join(', ') : '—';
+    $('is-next').textContent = info.is_next === null || info.is_next === undefined ? '—' : (info.is_next ? 'IsNext (True)' : 'NotNext (False)');
+  }
+
+  function renderVocab() {
+    const v = S.man.vocab;
+    const entries = Array.isArray(v) ? v.map((t, i) => [i, t]) : Object.keys(v).map((k) => [Number(k), v[k]]).sort((a, b) => a[0] - b[0]);
+    $('vocab-count').textContent = Array.isArray(v) ? entries.length + ' tokens' : entries.length + ' of ' + cfg('vocab_size') + ' tokens (those used here)';
+    const grid = $('vocab-grid');
+    const draw = () => {
+      const q = $('vocab-filter').value.trim().toLowerCase();
+      grid.innerHTML = '';
+      let n = 0;
+      for (const [i, t] of entries) {
+        if (q && !t.toLowerCase().includes(q) && String(i) !== q) continue;
+        if (++n > 3000) break;
+        const s = el('span');
+        s.append(el('b', null, String(i)), document.createTextNode(t));
+        grid.append(s);
+      }
+    };
+    $('vocab-filter').oninput = draw;
+    draw();
+  }
+
+  // ------------------------------------------------------------------ architecture
+  function archSpec() {
+    const p = P(), l = S.archLayer, L = p + 'encoder.layer.' + l + '.';
+    const A = (name, label, op) => ({ name, label, op, kind: 'act' });
+    const W = (name, label) => ({ name, label, kind: 'weight' });
+    const nh = cfg('num_attention_heads', 1);
+    return [
+      { title: 'Input', rows: [[[A(p + 'embeddings.input_ids', 'input ids')], [A(p + 'embeddings.token_type_ids', 'segment ids')],
+        [A(p + 'embeddings.position_ids', 'position ids')]]] },
+      { title: 'Embeddings', rows: [
+        [[W(p + 'embeddings.word_embeddings.weight', 'W tok'), A(p + 'embeddings.word', 'tok_embed')],
+          [W(p + 'embeddings.position_embeddings.weight', 'W pos'), A(p + 'embeddings.position', 'pos_embed')],
+          [W(p + 'embeddings.token_type_embeddings.weight', 'W seg'), A(p + 'embeddings.token_type', 'seg_embed')]],
+        [[A(p + 'embeddings.sum', 'sum'), A(p + 'embeddings.layernorm', 'LayerNorm')]]] },
+      { title: 'Encoder layer ' + (l + 1) + ' of ' + cfg('num_hidden_layers') + ' · multi-head attention (' + nh + ' heads)', layer: true, rows: [
+        [[W(L + 'attention.self.query.weight', 'W_Q'), A(L + 'attention.self.query_linear', 'W_Q(x)')],
+          [W(L + 'attention.self.key.weight', 'W_K'), A(L + 'attention.self.key_linear', 'W_K(x)')],
+          [W(L + 'attention.self.value.weight', 'W_V'), A(L + 'attention.self.value_linear', 'W_V(x)')]],
+        [[A(L + 'attention.self.query', 'q_s (heads)')], [A(L + 'attention.self.key', 'k_s (heads)'), A(L + 'attention.self.key_transposed', 'k_sᵀ')],
+          [A(L + 'attention.self.value', 'v_s (heads)')]],
+        [[A(L + 'attention.self.scores', 'q·kᵀ'), A(L + 'attention.self.scores_scaled', '÷√d + mask'),
+          A(L + 'attention.self.probs', 'softmax = attn'), A(L + 'attention.self.context', 'ctx = attn·v')]],
+        [[A(L + 'attention.self.context_reshaped', 'concat heads'), W(L + 'attention.output.dense.weight', 'W_O'),
+          A(L + 'attention.output.dense', 'output'), A(L + 'attention.output.layernorm', 'Add & Norm')]]] },
+      { title: 'Encoder layer ' + (l + 1) + ' · feed-forward', layer: true, rows: [
+        [[W(L + 'intermediate.dense.weight', 'W_1'), A(L + 'intermediate.dense', 'W_1·x'), A(L + 'intermediate.activation', 'GELU')],
+          [W(L + 'output.dense.weight', 'W_2'), A(L + 'output.dense', 'W_2·h'), A(L + 'output.layernorm', 'Add & Norm')]]] },
+      { title: 'Pooler → NSP head (IsNext)', rows: [
+        [[A(p + 'pooler.first_token', '[CLS] row'), W(p + 'pooler.dense.weight', 'W_pool'), A(p + 'pooler.dense', 'W_pool·x'), A(p + 'pooler.activation', 'tanh = h_pooled')],
+          [W('cls.seq_relationship.weight', 'W_nsp'), A('cls.seq_relationship.logits', 'logits_clsf'), A('cls.seq_relationship.softmax', 'softmax')]]] },
+      { title: 'MLM head (masked words)', rows: [
+        [[A('cls.predictions.h_masked', 'h_masked'), W('cls.predictions.transform.dense.weight', 'W_t'),
+          A('cls.predictions.transform.activation', 'GELU'), A('cls.predictions.transform.layernorm', 'LayerNorm')]],
+        [[W(p + 'embeddings.word_embeddings.weight', 'decoder (tied W tok)'), A('cls.predictions.logits', 'logits_lm'),
+          A('cls.predictions.softmax', 'softmax'), A('cls.predictions.argmax', 'argmax')]]] },
+    ];
+  }
+
+  function renderArch() {
+    const tabs = $('arch-layer-tabs');
+    tabs.innerHTML = '';
+    const L = cfg('num_hidden_layers', 1);
+    for (let l = 0; l < L; l++) {
+      const b = el('button', { type: 'button', class: l === S.archLayer ? 'on' : '', 'data-layer': l }, 'layer ' + (l + 1));
+      b.onclick = () => { S.archLayer = l; renderArch(); };
+      tabs.append(b);
+    }
+    const svg = $('arch-svg');
+    svg.innerHTML = '';
+    const defs = sv('defs');
+    const mk = sv('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: '9', refY: '5', markerWidth: '6', markerHeight: '6', orient: 'auto-start-reverse' });
+    mk.append(sv('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#9aa3b8' }));
+    defs.append(mk);
+    svg.append(defs);
+    const measure = sv('text', { x: -1000, y: -1000 });
+    svg.append(measure);
+    const textW = (t) => { measure.textContent = t; return measure.getComputedTextLength ? measure.getComputedTextLength() : t.length * 6; };
+    const BH = 38, GAP = 20, CGAP = 34, RGAP = 14, PAD = 12;
+    const avail = Math.max(420, $('arch-panel').clientWidth - 44);
+    let y = 6, maxW = 0;
+    const hasAny = (g) => g.rows.some((r) => r.some((c) => c.some((b) => tensorMeta(b.name))));
+    const groups = archSpec().filter((g) => g.layer || hasAny(g));
+    let prevBottom = null;
+    for (const g of groups) {
+      const gEl = sv('g', { class: 'group' });
+      const bg = sv('rect', { class: 'bg', x: 2, y });
+      gEl.append(bg);
+      gEl.append(sv('text', { class: 'gt', x: PAD, y: y + 16 }, g.title));
+      const gTop = y;
+      y += 28;
+      let gW = 0;
+      for (const row of g.rows) {
+        let x = PAD;
+        for (const chain of row) {
+          const items = chain.map((b) => {
+            const meta = tensorMeta(b.name);
+            const shp = meta ? '[' + meta.shape.join(', ') + ']' : (S.man.dropped || []).includes(b.name) ? 'dropped' : 'not recorded';
+            return { b, meta, shp, w: Math.max(68, Math.ceil(Math.max(textW(b.label), shp.length * 5.8)) + 16) };
+          });
+          const chainW = items.reduce((a, it) => a + it.w + GAP, -GAP);
+          if (x > PAD && x + chainW > avail) { x = PAD; y += BH + RGAP; }  // wrap the row
+          let prevRight = null;
+          for (const { b, meta, shp, w } of items) {
+            const cls = 'blk ' + (b.kind === 'weight' ? 'weight' : 'act') + (meta ? '' : ' missing') + (b.name === S.tensor ? ' sel' : '');
+            const bEl = sv('g', { class: cls, 'data-name': b.name, tabindex: meta ? '0' : '-1' });
+            bEl.append(sv('rect', { x, y, width: w, height: BH, rx: 6 }));
+            bEl.append(sv('text', { x: x + w / 2, y: y + 15, 'text-anchor': 'middle' }, b.label));
+            bEl.append(sv('text', { class: 'shape', x: x + w / 2, y: y + 29, 'text-anchor': 'middle' }, shp));
+            bEl.append(sv('title', null, b.name + (meta ? '\n' + meta.label : '\n' + notRecordedWhy(b.name))));
+            if (meta) {
+              bEl.addEventListener('click', () => openTensor(b.name));
+              bEl.addEventListener('keydown', (e) => { if (e.key === 'Enter') openTensor(b.name); });
+            }
+            if (prevRight !== null) gEl.append(sv('line', { class: 'flow', x1: prevRight + 1, y1: y + BH / 2, x2: x - 2, y2: y + BH / 2 }));
+            gEl.append(bEl);
+            prevRight = x + w;
+            x += w + GAP;
+          }
+          gW = Math.max(gW, x - GAP + PAD);
+          x += CGAP - GAP;
+        }
+        y += BH + RGAP;
+      }
+      y += 2;
+      bg.setAttribute('width', gW);
+      bg.setAttribute('height', y - gTop);
+      maxW = Math.max(maxW, gW + 4);
+      if (prevBottom !== null) svg.append(sv('line', { class: 'flow', x1: 30, y1: prevBottom, x2: 30, y2: gTop - 1 }));
+      svg.append(gEl);
+      prevBottom = y;
+      y += 18;
+    }
+    measure.remove();
+    svg.setAttribute('viewBox', '0 0 ' + maxW + ' ' + y);
+    svg.setAttribute('width', maxW);
+    svg.setAttribute('height', y);
+  }
+
+  // ------------------------------------------------------------------ matrix view
+  let matrixMapper = null, matrixM = null;
+  function openTensor(name) {
+    S.tensor = name;
+    S.slice = {};
+    const m = /encoder\.layer\.(\d+)\./.exec(name);
+    if (m) S.archLayer = Number(m[1]);
+    renderArch();
+    renderMatrix();
+    renderDiff();
+  }
+
+  function slicersFor(meta, div, onChange) {
+    div.innerHTML = '';
+    const info = sampleInfo();
+    const lead = meta.shape.length - 2;
+    for (let a = 0; a < lead; a++) {
+      const sel = el('select', { 'data-axis': a, id: div.id + '-axis-' + a });
+      const labels = labelsFor(meta.dims[a], meta.shape[a], info);
+      const n = meta.dims[a] === 'token' && !S.showPad ? Math.min(meta.shape[a], info.length) : meta.shape[a];
+      for (let i = 0; i < n; i++) sel.append(el('option', { value: i }, meta.dims[a] + ' ' + labels[i]));
+      sel.value = String(Math.min(S.slice[a] || 0, n - 1));
+      sel.onchange = () => { S.slice[a] = Number(sel.value); onChange(); };
+      const lab = el('label', null, meta.dims[a]);
+      lab.append(sel);
+      div.append(lab);
+    }
+  }
+
+  function rowsWindow(meta) {
+    if (meta.shape.length !== 2) return null;
+    const [r, c] = meta.shape;
+    if (r * c <= MAX_CELLS) return null;
+    return [0, Math.max(1, Math.floor(MAX_CELLS / c))];
+  }
+
+  async function renderMatrix() {
+    const g = nextGen('matrix');
+    const name = S.tensor;
+    const meta = name && tensorMeta(name);
+    if (!meta) { $('matrix-title').textContent = name ? notRecordedWhy(name) : '—'; return; }
+    $('matrix-title').textContent = meta.label + (meta.kind === 'weight' ? ' (weight)' : ' · sample ' + sampleInfo().index);
+    $('matrix-name').textContent = name;
+    $('matrix-shape').textContent = 'shape [' + meta.shape.join(', ') + ']';
+    $('matrix-dims').textContent = '(' + meta.dims.join(', ') + ')';
+    slicersFor(meta, $('matrix-slicers'), renderMatrix);
+    const rows = rowsWindow(meta);
+    try {
+      const t = await getTensor(S.snap, name, S.sample, rows);
+      if (!isCurrent('matrix', g)) return;
+      const M = matrixOf(t, meta.dims, S.slice, sampleInfo(), S.showPad);
+      const sc = scaleFor(M.data, false);
+      matrixM = M;
+      matrixMapper = drawHeatmap($('matrix-canvas'), M, sc, { maxW: Math.max(320, $('matrix-view').clientWidth - 40), maxH: 720 });
+      colorbar($('matrix-colorbar'), sc);
+      let st = statsText(M.data);
+      if (rows) st += ' · showing rows 0–' + (M.rows - 1) + ' of ' + meta.shape[0];
+      $('matrix-stats').textContent = st;
+      $('matrix-canvas').dataset.name = name;
+      $('matrix-canvas').dataset.snap = S.snap;
+      setStatus('');
+    } catch (e) {
+      if (isCurrent('matrix', g)) $('matrix-stats').textContent = String(e.message || e);
+    }
+  }
+
+  // ------------------------------------------------------------------ attention view
+  let attnMapper = null, attnM = null;
+  function attnName(kind) { return P() + 'encoder.layer.' + S.layer + '.attention.self.' + (kind || S.kind); }
+
+  function setupAttentionControls() {
+    const ls = $('layer-select'), hs = $('head-select');
+    ls.innerHTML = ''; hs.innerHTML = '';
+    for (let l = 0; l < cfg('num_hidden_layers', 1); l++) ls.append(el('option', { value: l }, 'Layer ' + (l + 1) + ' (encoder.layer.' + l + ')'));
+    for (let h = 0; h < cfg('num_attention_heads', 1); h++) hs.append(el('option', { value: h }, 'Head h' + h));
+    ls.onchange = () => { S.layer = Number(ls.value); renderAttention(); };
+    hs.onchange = () => { S.head = Number(hs.value); renderAttention(); };
+    $('attn-kind').onchange = () => { S.kind = $('attn-kind').value; renderAttention(); };
+    $('show-pad').onchange = () => { S.showPad = $('show-pad').checked; renderAttention(); renderMatrix(); renderDiff(); };
+  }
+
+  async function renderAttention() {
+    const g = nextGen('attention');
+    $('layer-select').value = String(S.layer);
+    $('head-select').value = String(S.head);
+    const name = attnName();
+    const info = sampleInfo();
+    if (!tensorMeta(name)) { $('attention-hover').textContent = notRecordedWhy(name); return; }
+    try {
+      const t = await getTensor(S.snap, name, S.sample);
+      const probsName = attnName('probs');
+      const pt = S.kind === 'probs' ? t : (tensorMeta(probsName) ? await getTensor(S.snap, probsName, S.sample) : null);
+      if (!isCurrent('attention', g)) return;
+      const nh = t.shape[0];
+      // thumbnails: every head of this layer
+      const thumbs = $('head-thumbs');
+      thumbs.innerHTML = '';
+      for (let h = 0; h < nh; h++) {
+        const Mh = matrixOf(t, ['head', 'token', 'token'], [h], info, S.showPad);
+        const box = el('div', { class: 'thumb' + (h === S.head ? ' on' : ''), 'data-head': h });
+        const c = el('canvas');
+        drawHeatmap(c, Mh, scaleFor(Mh.data, false), { maxW: 72, maxH: 72, noLabels: true, noValues: true });
+        box.append(c, el('span', null, 'h' + h));
+        box.onclick = () => { S.head = h; renderAttention(); };
+        thumbs.append(box);
+      }
+      const M = matrixOf(t, ['head', 'token', 'token'], [S.head], info, S.showPad);
+      M.rowName = 'query'; M.colName = 'key';
+      attnM = M;
+      const sc = scaleFor(M.data, false);
+      attnMapper = drawHeatmap($('attention-canvas'), M, sc, { maxW: 620, maxH: 620 });
+      const values = [];
+      for (let r = 0; r < M.rows; r++) values.push(Array.from(M.data.subarray(r * M.cols, (r + 1) * M.cols)));
+      const snap = S.man.snapshots[S.snap];
+      $('attention-values').textContent = JSON.stringify({
+        name, snap: S.snap, epoch: snap.epoch, step: snap.step, sample: S.sample, layer: S.layer, head: S.head,
+        kind: S.kind, tokens: M.rowLabels, values });
+      const cv = $('attention-canvas');
+      cv.dataset.layer = S.layer; cv.dataset.head = S.head; cv.dataset.snap = S.snap;
+      $('attention-hover').textContent = 'layer ' + (S.layer + 1) + ' · head h' + S.head + ' · ' + snapLabel(S.snap) + ' · ' + statsText(M.data);
+      if (pt) drawHeadView(matrixOf(pt, ['head', 'token', 'token'], [S.head], info, S.showPad));
+    } catch (e) {
+      if (isCurrent('attention', g)) $('attention-hover').textContent = String(e.message || e);
+    }
+  }
+
+  function drawHeadView(M) {
+    const svg = $('head-view');
+    svg.innerHTML = '';
+    const n = M.rows, rowH = Math.max(4.5, Math.min(22, 640 / Math.max(1, n)));
+    const every = Math.max(1, Math.ceil(11 / rowH));  // label every k-th token when rows are thin
+    const W = 360, H = n * rowH + 10, xl = 110, xr = W - 110;
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
+    svg.setAttribute('width', W); svg.setAttribute('height', H);
+    const lines = [];
+    let wmax = 0;
+    for (let i = 0; i < M.data.length; i++) if (M.data[i] > wmax) wmax = M.data[i];
+    for (let i = 0; i < n; i++) for (let j = 0; j < M.cols; j++) {
+      const w = wmax > 0 ? M.data[i * M.cols + j] / wmax : 0;
+      if (!(w > (n > 48 ? 0.15 : 0.02))) continue;  // long inputs: only the stronger links
+      const ln = sv('line', { x1: xl + 4, y1: 8 + (i + 0.5) * rowH, x2: xr - 4, y2: 8 + (j + 0.5) * rowH,
+        'stroke-opacity': Math.min(1, w).toFixed(3), 'stroke-width': (1 + 2.5 * w).toFixed(2), 'data-from': i, 'data-to': j });
+      lines.push(ln);
+      svg.append(ln);
+    }
+    const focus = (i) => { for (const ln of lines) ln.style.display = i === null || Number(ln.dataset.from) === i ? '' : 'none'; };
+    for (let i = 0; i < n; i++) {
+      // an invisible hover band per row, so thin rows can still be focused
+      const band = sv('rect', { x: 0, y: 8 + i * rowH, width: xl, height: rowH, fill: 'transparent' });
+      band.addEventListener('mouseenter', () => focus(i));
+      band.addEventListener('mouseleave', () => focus(null));
+      band.append(sv('title', null, i + ' ' + M.rowLabels[i]));
+      svg.append(band);
+      if (i % every) continue;
+      const fs = rowH < 11 ? 10 : 12;
+      svg.append(sv('text', { x: xl - 4, y: 8 + (i + 0.5) * rowH + fs / 3, 'text-anchor': 'end', 'font-size': fs, 'pointer-events': 'none' }, M.rowLabels[i]));
+      svg.append(sv('text', { x: xr + 4, y: 8 + (i + 0.5) * rowH + fs / 3, 'text-anchor': 'start', 'font-size': fs }, M.colLabels[i] !== undefined ? M.colLabels[i] : ''));
+    }
+  }
+
+  // ------------------------------------------------------------------ predictions
+  function renderPredictions() {
+    const snap = S.man.snapshots[S.snap];
+    $('pred-sub').textContent = snap ? snapLabel(S.snap) : '';
+    const tbl = $('prediction-table');
+    tbl.innerHTML = '';
+    const head = el('tr');
+    for (const h of ['#', 'masked input', 'predicted', 'actual', '', 'IsNext pred.', 'actual', '']) head.append(el('th', null, h));
+    tbl.append(head);
+    if (!snap) return;
+    let okWords = 0, allWords = 0, okNsp = 0, allNsp = 0;
+    S.man.samples.forEach((info, i) => {
+      const p = (snap.predictions || [])[i] || {};
+      const tr = el('tr', { class: i === S.sample ? 'cur' : '', 'data-sample': i });
+      tr.onclick = () => selectSample(i);
+      const real = info.tokens.slice(0, info.length).join(' ');
+      tr.append(el('td', null, String(info.index)), el('td', { class: 'mono' }, real.length > 80 ? real.slice(0, 78) + '…' : real));
+      const pred = p.masked_pred_ids || [], truth = info.masked_ids || [];
+      const td = el('td', { class: 'mono' });
+      pred.forEach((id, k) => {
+        const prob = p.masked_topk_probs && p.masked_topk_probs[k] ? p.masked_topk_probs[k][0] : null;
+        td.append(document.createTextNode((k ? ', ' : '') + vocabToken(id) + ' '));
+        td.append(el('span', { class: 'p' }, id + (prob !== null ? ' · ' + (100 * prob).toFixed(0) + '%' : '')));
+      });
+      if (!pred.length) td.textContent = '—';
+      const tdA = el('td', { class: 'mono' }, truth.length ? truth.map((id) => vocabToken(id) + ' (' + id + ')').join(', ') : '—');
+      const wordsOk = pred.length && truth.length ? pred.every((id, k) => id === truth[k]) : null;
+      if (pred.length && truth.length) { allWords += truth.length; okWords += pred.filter((id, k) => id === truth[k]).length; }
+      tr.append(td, tdA, el('td', { class: wordsOk === null ? '' : wordsOk ? 'ok' : 'no' }, wordsOk === null ? '' : wordsOk ? '✓' : '✗'));
+      const np = p.is_next_pred, na = info.is_next;
+      tr.append(el('td', null, np === undefined ? '—' : (np ? 'True' : 'False') + (p.is_next_prob !== undefined ? ' (' + (100 * p.is_next_prob).toFixed(0) + '% IsNext)' : '')));
+      tr.append(el('td', null, na === null || na === undefined ? '—' : na ? 'True' : 'False'));
+      const nspOk = np === undefined || na === null || na === undefined ? null : np === na;
+      if (nspOk !== null) { allNsp++; if (nspOk) okNsp++; }
+      tr.append(el('td', { class: nspOk === null ? '' : nspOk ? 'ok' : 'no' }, nspOk === null ? '' : nspOk ? '✓' : '✗'));
+      tbl.append(tr);
+    });
+    const parts = [];
+    if (allWords) parts.push('masked words ' + okWords + '/' + allWords);
+    if (allNsp) parts.push('IsNext ' + okNsp + '/' + allNsp);
+    if (parts.length) $('pred-sub').textContent += ' · ' + parts.join(' · ');
+  }
+
+  // ------------------------------------------------------------------ curves
+  function renderCurves() {
+    const box = $('curves');
+    box.innerHTML = '';
+    const rows = S.metrics || [];
+    if (!rows.length) { box.append(el('div', { class: 'muted' }, 'no metrics file in this run')); return; }
+    const xKey = rows.some((r) => typeof r.step === 'number') ? 'step' : rows.some((r) => typeof r.epoch === 'number') ? 'epoch' : null;
+    $('curves-sub').textContent = rows.length + ' rows · x = ' + (xKey || 'row');
+    const skip = new Set(['step', 'epoch', 'time', 'elapsed', 'wall', 'timestamp', 'samples', 'tokens']);
+    const keys = new Set();
+    for (const r of rows) for (const k in r) if (typeof r[k] === 'number' && !skip.has(k)) keys.add(k);
+    const groups = [['loss', [...keys].filter((k) => /loss|ppl|perplex/i.test(k))],
+      ['accuracy', [...keys].filter((k) => /acc|f1|exact/i.test(k))]];
+    const used = new Set(groups.flatMap((g) => g[1]));
+    const rest = [...keys].filter((k) => !used.has(k));
+    if (rest.length) groups.push(['other', rest]);
+    const snap = S.man.snapshots[S.snap];
+    const marker = snap ? (xKey === 'epoch' ? snap.epoch : snap.step) : null;
+    for (const [title, ks] of groups) if (ks.length) box.append(lineChart(title, rows, xKey, ks, marker));
+  }
+
+  function lineChart(title, rows, xKey, keys, marker) {
+    const W = 560, H = 190, L = 46, R = 12, T = 22, B = 26;
+    const svg = sv('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'xMidYMid meet', 'data-chart': title });
+    const xs = rows.map((r, i) => (xKey && typeof r[xKey] === 'number' ? r[xKey] : i));
+    let x0 = Math.min(...xs), x1 = Math.max(...xs);
+    if (x1 === x0) x1 = x0 + 1;
+    let y0 = Infinity, y1 = -Infinity;
+    for (const r of rows) for (const k of keys) if (typeof r[k] === 'number' && Number.isFinite(r[k])) { y0 = Math.min(y0, r[k]); y1 = Math.max(y1, r[k]); }
+    if (title === 'accuracy') { y0 = Math.min(0, y0); y1 = Math.max(1, y1); }
+    if (y0 === Infinity) return svg;
+    if (y1 === y0) { y1 += 1; y0 -= 1; }
+    if (title === 'loss') y0 = Math.min(0, y0);
+    const X = (x) => L + (x - x0) / (x1 - x0) * (W - L - R), Y = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+    for (let i = 0; i <= 4; i++) {
+      const yv = y0 + (y1 - y0) * i / 4;
+      svg.append(sv('line', { class: 'grid', x1: L, x2: W - R, y1: Y(yv), y2: Y(yv) }));
+      svg.append(sv('text', { x: L - 4, y: Y(yv) + 3, 'text-anchor': 'end' }, fmt(yv)));
+    }
+    svg.append(sv('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
+    for (let i = 0; i <= 4; i++) {
+      const xv = x0 + (x1 - x0) * i / 4;
+      svg.append(sv('text', { x: X(xv), y: H - B + 14, 'text-anchor': 'middle' }, String(Math.round(xv))));
+    }
+    svg.append(sv('text', { class: 'ttl', x: L, y: 14 }, title));
+    keys.forEach((k, ki) => {
+      let d = '';
+      rows.forEach((r, i) => { if (typeof r[k] === 'number' && Number.isFinite(r[k])) d += (d ? 'L' : 'M') + X(xs[i]).toFixed(1) + ',' + Y(r[k]).toFixed(1); });
+      const path = sv('path', { d, stroke: PALETTE[ki % PALETTE.length], 'data-key': k });
+      path.append(sv('title', null, k));
+      svg.append(path);
+      const lx = L + 60 + ki * 110;
+      svg.append(sv('rect', { x: lx, y: 6, width: 12, height: 4, fill: PALETTE[ki % PALETTE.length] }));
+      svg.append(sv('text', { x: lx + 16, y: 12 }, k));
+    });
+    if (marker !== null && marker >= x0 && marker <= x1) svg.append(sv('line', { class: 'marker', x1: X(marker), x2: X(marker), y1: T, y2: H - B }));
+    return svg;
+  }
+
+  // ------------------------------------------------------------------ diff view
+  let diffMapper = null, diffM = null;
+  async function renderDiff() {
+    const g = nextGen('diff');
+    const name = S.tensor, meta = name && tensorMeta(name);
+    const n = S.man.snapshots.length;
+    if (S.diffFollow) S.diffA = S.snap;
+    $('diff-a').max = n - 1; $('diff-b').max = n - 1;
+    $('diff-a').value = S.diffA; $('diff-b').value = S.diffB;
+    $('diff-a-label').textContent = snapLabel(S.diffA);
+    $('diff-b-label').textContent = snapLabel(S.diffB);
+    if (!meta) { $('diff-title').textContent = 'open a tensor first'; return; }
+    $('diff-title').textContent = meta.label + ' · ' + name + ' · A − B';
+    const rows = rowsWindow(meta);
+    try {
+      const [a, b] = await Promise.all([getTensor(S.diffA, name, S.sample, rows), getTensor(S.diffB, name, S.sample, rows)]);
+      if (!isCurrent('diff', g)) return;
+      const Ma = matrixOf(a, meta.dims, S.slice, sampleInfo(), S.showPad), Mb = matrixOf(b, meta.dims, S.slice, sampleInfo(), S.showPad);
+      const d = new Float32Array(Ma.data.length);
+      let na = 0, nb = 0, mx = 0, sum = 0, cnt = 0;
+      for (let i = 0; i < d.length; i++) {
+        const va = Ma.data[i], vb = Mb.data[i];
+        if (!(va > -1e30) || !(vb > -1e30)) { d[i] = NaN; continue; }
+        d[i] = va - vb;
+        na += (va - vb) * (va - vb); nb += vb * vb; mx = Math.max(mx, Math.abs(va - vb)); sum += Math.abs(va - vb); cnt++;
+      }
+      const M = Object.assign({}, Ma, { data: d });
+      diffM = M;
+      const sc = scaleFor(d, true);
+      diffMapper = drawHeatmap($('diff-canvas'), M, sc, { maxW: Math.max(320, $('diff-view').clientWidth - 40), maxH: 600 });
+      colorbar($('diff-colorbar'), sc);
+      $('diff-stats').textContent = 'max |A−B| ' + fmt(mx) + ' · mean |A−B| ' + fmt(cnt ? sum / cnt : 0) +
+        ' · ‖A−B‖/‖B‖ ' + (nb ? fmt(Math.sqrt(na / nb)) : '—');
+    } catch (e) {
+      if (isCurrent('diff', g)) $('diff-stats').textContent = String(e.message || e);
+    }
+  }
+
+  // ------------------------------------------------------------------ snapshot / sample / play
+  function renderTicks() {
+    const n = S.man.snapshots.length, box = $('epoch-ticks');
+    box.innerHTML = '';
+    const step = Math.max(1, Math.ceil(n / 10));
+    for (let i = 0; i < n; i += step) {
+      const s = el('span', null, String(S.man.snapshots[i].epoch));
+      s.style.left = (n > 1 ? 100 * i / (n - 1) : 0) + '%';
+      box.append(s);
+    }
+  }
+
+  function selectSnap(i) {
+    S.snap = Math.max(0, Math.min(S.man.snapshots.length - 1, i));
+    $('epoch-slider').value = String(S.snap);
+    $('epoch-label').textContent = snapLabel(S.snap);
+    renderPredictions();
+    renderCurves();
+    renderMatrix();
+    renderAttention();
+    renderDiff();
+    prefetch(S.snap + 1);
+  }
+
+  function prefetch(i) {
+    if (i >= S.man.snapshots.length) return;
+    const names = [S.tensor, attnName(), attnName('probs')].filter((n) => n && tensorMeta(n));
+    for (const n of names) getTensor(i, n, S.sample, rowsWindow(tensorMeta(n))).catch(() => {});
+  }
+
+  function selectSample(i) {
+    S.sample = i;
+    $('sample-select').value = String(i);
+    renderInput();
+    renderPredictions();
+    renderMatrix();
+    renderAttention();
+    renderDiff();
+  }
+
+  function togglePlay() {
+    const btn = $('play-button');
+    if (S.timer) { clearInterval(S.timer); S.timer = null; btn.textContent = '▶'; btn.classList.remove('on'); return; }
+    if (S.snap >= S.man.snapshots.length - 1) selectSnap(0);
+    btn.textContent = '❚❚'; btn.classList.add('on');
+    S.timer = setInterval(() => {
+      if (S.snap >= S.man.snapshots.length - 1) { togglePlay(); return; }
+      selectSnap(S.snap + 1);
+    }, 900);
+  }
+
+  // ------------------------------------------------------------------ boot
+  async function load() {
+    const tag = document.getElementById('glassbert-data');
+    if (tag) {
+      S.embedded = JSON.parse(tag.textContent);
+      return [S.embedded.manifest, S.embedded.metrics || []];
+    }
+    const r = await fetch('api/manifest');
+    if (!r.ok) throw new Error('could not load the manifest: ' + r.status + ' ' + ((await r.json().catch(() => ({}))).message || ''));
+    const man = await r.json();
+    const mr = await fetch('api/metrics');
+    return [man, mr.ok ? await mr.json() : []];
+  }
+
+  async function boot() {
+    try {
+      [S.man, S.metrics] = await load();
+    } catch (e) { setStatus(String(e.message || e)); return; }
+    const man = S.man;
+    document.title = 'glassbert explorer · ' + (man.run_name || '');
+    if (!man.snapshots.length) { setStatus('this recording has no snapshots yet'); return; }
+    renderHeader();
+    const ss = $('sample-select');
+    man.samples.forEach((s, i) => ss.append(el('option', { value: i }, '#' + s.index + ' · ' + (s.text.length > 60 ? s.text.slice(0, 58) + '…' : s.text))));
+    ss.onchange = () => selectSample(Number(ss.value));
+    const slider = $('epoch-slider');
+    slider.max = String(man.snapshots.length - 1);
+    slider.addEventListener('input', () => selectSnap(Number(slider.value)));
+    $('play-button').onclick = togglePlay;
+    $('diff-a').addEventListener('input', () => { S.diffFollow = false; $('diff-follow').checked = false; S.diffA = Number($('diff-a').value); renderDiff(); });
+    $('diff-b').addEventListener('input', () => { S.diffB = Number($('diff-b').value); renderDiff(); });
+    $('diff-follow').onchange = () => { S.diffFollow = $('diff-follow').checked; renderDiff(); };
+    $('send-to-diff').onclick = () => { $('diff-view').scrollIntoView({ behavior: 'smooth' }); };
+    attachHover($('matrix-canvas'), $('matrix-hover'), () => matrixMapper, () => matrixM);
+    attachHover($('attention-canvas'), $('attention-hover'), () => attnMapper, () => attnM);
+    attachHover($('diff-canvas'), $('diff-hover'), () => diffMapper, () => diffM);
+    if (man.snapshots.length < 2) {
+      $('diff-view').hidden = true;
+      $('send-to-diff').hidden = true;
+      $('play-button').disabled = true;
+    }
+    renderTicks();
+    renderVocab();
+    setupAttentionControls();
+    const p = P();
+    S.tensor = [p + 'embeddings.layernorm', p + 'embeddings.sum', p + 'embeddings.word'].find((n) => tensorMeta(n)) || Object.keys(man.tensors)[0];
+    renderInput();
+    renderArch();
+    selectSnap(man.snapshots.length - 1);
+    document.body.dataset.ready = '1';
+  }
+
+  boot();
+})();

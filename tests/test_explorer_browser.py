@@ -1,0 +1,179 @@
+"""The explorer page in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
+
+Opens the page for the demo run, moves the epoch slider, opens head 3 of layer 2 and checks that the
+values the page shows change with the epoch and equal the recorded tensor; then the same on the
+exported single file (offline, file://), and on the real MiniLM checkpoint (6 layers, 12 heads).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glassbert.explorer import export_html, make_server
+from glassbert.record import load_manifest, load_tensor
+
+from glassbert.demo import run_demo
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
+    with sync_api.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
+            args=ARGS, viewport={"width": 1440, "height": 1000})
+        yield ctx
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The real `glassbert demo`, shortened to 80 epochs."""
+    run = tmp_path_factory.mktemp("browser") / "demo"
+    run_demo(run, epochs=80, record="epochs=0,5,20,40,last", progress=False, echo=lambda s: None)
+    return run
+
+
+def wait_for(page, predicate, what: str, timeout: float = 20.0):
+    """Poll from Python (the page's CSP forbids the eval that page.wait_for_function uses)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def shown_attention(page) -> dict:
+    return json.loads(page.locator("#attention-values").text_content() or "{}")
+
+
+def open_page(ctx, url: str):
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url)
+    wait_for(page, lambda: shown_attention(page).get("values"), "the attention view")
+    return page, errors, requests
+
+
+def check_head(page, run: Path, snap: int, layer: int, head: int, sample: int = 0) -> np.ndarray:
+    page.select_option("#layer-select", str(layer))
+    page.select_option("#head-select", str(head))
+    shown = wait_for(page, lambda: (lambda d: d if (d.get("layer"), d.get("head"), d.get("snap")) == (layer, head, snap) else None)(
+        shown_attention(page)), f"layer {layer} head {head} at snapshot {snap}")
+    name = f"{load_manifest(run)['prefix']}encoder.layer.{layer}.attention.self.probs"
+    assert shown["name"] == name
+    n = load_manifest(run)["samples"][sample]["length"]
+    recorded = load_tensor(run, snap, name, sample=sample)[head, :n, :n].numpy()
+    values = np.array(shown["values"], dtype=np.float32)
+    assert values.shape == recorded.shape
+    np.testing.assert_array_equal(values, recorded)
+    assert shown["tokens"] == load_manifest(run)["samples"][sample]["tokens"][:n]
+    return values
+
+
+def move_slider(page, snap: int):
+    page.locator("#epoch-slider").fill(str(snap))  # fires input + change like a drag ending there
+    wait_for(page, lambda: shown_attention(page).get("snap") == snap, f"the slider at {snap}")
+
+
+def test_demo_page_slider_and_attention_head(browser, demo_run, tmp_path):
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, requests = open_page(browser, srv.url)
+        n = len(load_manifest(demo_run)["snapshots"])
+        assert page.locator("#epoch-label").text_content() == "epoch 80 · step 80"
+        late = check_head(page, demo_run, n - 1, layer=1, head=3)
+        move_slider(page, 0)
+        assert page.locator("#epoch-label").text_content() == "epoch 0 · step 0"
+        early = check_head(page, demo_run, 0, layer=1, head=3)
+        assert np.abs(early - late).max() > 1e-3, "the shown values must change through training"
+        move_slider(page, 2)
+        check_head(page, demo_run, 2, layer=1, head=3)
+        # the other views follow the slider too
+        assert "epoch 20" in page.locator("#pred-sub").text_content()
+        assert page.locator("#prediction-table tr").count() == 1 + 6
+        assert page.locator("#curves svg").count() >= 1
+        # a block of the architecture opens its tensor in the matrix view
+        page.locator('#arch-layer-tabs button[data-layer="1"]').click()
+        page.locator('#arch-svg g.blk[data-name="bert.encoder.layer.1.attention.self.query"]').click(timeout=5000)
+        T = len(load_manifest(demo_run)["samples"][0]["input_ids"])
+        wait_for(page, lambda: page.locator("#matrix-shape").text_content() == f"shape [5, {T}, 4]", "the matrix view")
+        move_slider(page, n - 1)
+        page.locator("header.top").scroll_into_view_if_needed()  # the sticky bar back at the top
+        shot = tmp_path / "explorer-demo.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        shutil.copy(shot, "/tmp/explorer-demo.png")
+        assert not errors, errors
+        assert all(u.startswith(srv.url) for u in requests), [u for u in requests if not u.startswith(srv.url)]
+        page.close()
+    finally:
+        srv.stop()
+
+
+def test_exported_file_works_offline(browser, demo_run, tmp_path):
+    out = export_html(demo_run, tmp_path / "demo.html")
+    page, errors, requests = open_page(browser, out.as_uri())
+    n = len(load_manifest(demo_run)["snapshots"])
+    check_head(page, demo_run, n - 1, layer=1, head=2)
+    move_slider(page, 1)
+    check_head(page, demo_run, 1, layer=0, head=4)
+    assert not errors, errors
+    assert requests == [out.as_uri()]
+    page.close()
+
+
+def test_minilm_page(browser, minilm_path, tmp_path):
+    import torch
+
+    from glassbert.model import BertModel
+    from glassbert.record import record_once
+    from glassbert.tokenizer import Tokenizer
+
+    torch.manual_seed(0)
+    tok = Tokenizer.from_pretrained(minilm_path)
+    model = BertModel.from_pretrained(minilm_path)
+    long = ("The cat chased the mouse across the kitchen, under the table and out through the garden door "
+            "while the dog slept by the fire. ") * 5
+    with pytest.warns(UserWarning, match="truncated"):
+        run = record_once(model, tok, ["The cat chased the mouse. It was a fast chase.", long],
+                          tmp_path / "minilm", max_length=128)
+    assert load_manifest(run)["samples"][1]["length"] == 128
+    srv = make_server(run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        check_head(page, run, 0, layer=1, head=7)
+        started = time.time()
+        page.select_option("#sample-select", "1")
+        wait_for(page, lambda: len(shown_attention(page).get("values", [])) == 128, "the 128-token sample")
+        assert time.time() - started < 10
+        check_head(page, run, 0, layer=5, head=11, sample=1)
+        page.locator('#arch-svg g.blk[data-name="encoder.layer.0.intermediate.activation"]').click(timeout=5000)
+        wait_for(page, lambda: page.locator("#matrix-shape").text_content() == "shape [128, 1536]", "the FFN tensor")
+        page.locator("header.top").scroll_into_view_if_needed()
+        shot = tmp_path / "explorer-minilm.png"
+        page.screenshot(path=str(shot), full_page=True)
+        shutil.copy(shot, "/tmp/explorer-minilm.png")
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()

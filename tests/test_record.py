@@ -1,0 +1,347 @@
+"""The recorder: what a snapshot holds, when it is taken, the size bound, the manifest round trip.
+
+Everything here runs the real glassbert model under the real Capture; `toy_run` (the six sentence
+pairs of reference/002 on the "toy" preset) is also the demo run of the explorer tests.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from glassbert.capture import Capture
+from glassbert.config import BertConfig
+from glassbert.heads import BertForMaskedLM, BertForPreTraining
+from glassbert.model import BertModel
+from glassbert.record import (Recorder, RecordSpec, describe_activation, load_manifest, load_tensor,
+                              parse_record_spec, record_once)
+from glassbert.tokenizer import Tokenizer
+
+# The sentence pairs of "Exploring BERT" (reference/002) + two NotNext pairs; the masked words as there.
+PAIRS = [
+    ("The cat chased the mouse.", "It was a fast chase.", ("cat", "chase"), True),
+    ("I need to buy milk.", "Please go to the store.", ("buy", "go"), True),
+    ("Buy me some milk.", "Please visit the shop.", ("milk", "shop"), True),
+    ("The mouse ran quickly.", "It was too fast.", ("mouse", "fast"), True),
+    ("The sun is hot.", "He hates pineapple pizza.", ("sun", "pizza"), False),
+    ("I love cats.", "The stars are bright.", ("love", "stars"), False),
+]
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def toy_tokenizer() -> Tokenizer:
+    words = sorted({w for a, b, _, _ in PAIRS for w in f"{a} {b}".lower().replace(".", " .").split()})
+    return Tokenizer.from_vocab(SPECIALS + words)
+
+
+def toy_batch(tok: Tokenizer) -> dict[str, torch.Tensor]:
+    """The six pairs, padded, with the two named words of each pair masked (labels -100 elsewhere)."""
+    enc = tok([a for a, *_ in PAIRS], text_pair=[b for _, b, *_ in PAIRS], padding=True)
+    ids = enc["input_ids"].clone()
+    labels = torch.full_like(ids, -100)
+    for i, (_, _, words, _) in enumerate(PAIRS):
+        tokens = tok.convert_ids_to_tokens(ids[i].tolist())
+        for w in words:
+            p = tokens.index(w, 1)
+            labels[i, p] = ids[i, p]
+            ids[i, p] = tok.mask_token_id
+    nsp = torch.tensor([0 if is_next else 1 for *_, is_next in PAIRS])
+    return {"input_ids": ids, "token_type_ids": enc["token_type_ids"], "attention_mask": enc["attention_mask"],
+            "labels": labels, "next_sentence_label": nsp}
+
+
+def toy_model(tok: Tokenizer, seed: int = 0, **overrides) -> BertForPreTraining:
+    torch.manual_seed(seed)
+    cfg = BertConfig.preset("toy", vocab_size=tok.vocab_size, max_position_embeddings=16, **overrides)
+    return BertForPreTraining(cfg)
+
+
+def toy_run(run_dir: Path, epochs: int = 60, spec: str = "epochs=0,5,20,last", lr: float = 3e-2,
+            max_bytes: float = 50e6, seed: int = 0, **model_overrides) -> tuple[BertForPreTraining, Recorder]:
+    """Pretrain the toy model on the six pairs with a plain loop, recording as the demo does."""
+    tok = toy_tokenizer()
+    batch = toy_batch(tok)
+    model = toy_model(tok, seed, **model_overrides)
+    rec = Recorder(run_dir, batch, tok, spec, max_bytes=max_bytes)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for epoch in range(epochs + 1):
+            rec.maybe_record(epoch, epoch, model, last=epoch == epochs)
+            if epoch == epochs:
+                break
+            model.train()
+            opt.zero_grad()
+            out = model(**batch)
+            out.loss.backward()
+            opt.step()
+            f.write(json.dumps({"epoch": epoch, "step": epoch + 1, "loss": out.loss.item(),
+                                "mlm_loss": out.mlm_loss.item(), "nsp_loss": out.nsp_loss.item()}) + "\n")
+    return model, rec
+
+
+# ------------------------------------------------------------------------------- the spec
+def test_parse_record_spec():
+    s = parse_record_spec("samples=0,1;epochs=0,10,100,1000,last")
+    assert s.samples == (0, 1) and s.epochs == (0, 10, 100, 1000) and s.last and s.planned() == 5
+    s = parse_record_spec("steps=50,0; every=3")
+    assert s.steps == (0, 50) and s.every == 3 and s.planned() is None
+    assert parse_record_spec("every_steps=10").every_steps == 10
+    assert parse_record_spec("").unconditional
+    assert RecordSpec.parse(str(parse_record_spec("samples=2;epochs=1,last;steps=4;every=2"))) == \
+        parse_record_spec("samples=2;epochs=1,last;steps=4;every=2")
+    for bad in ("epochs=-1", "samples=a", "every=0", "colour=red", "epochs", "epochs=1;epochs=2", "steps=last"):
+        with pytest.raises(ValueError):
+            parse_record_spec(bad)
+
+
+def test_wants_follows_the_spec():
+    tok = toy_tokenizer()
+    rec = Recorder("/nonexistent-not-written", toy_batch(tok), tok, "epochs=0,2;every_steps=7")
+    calls = [(e, s) for e in range(4) for s in range(e * 5, e * 5 + 5)]  # 5 steps per epoch
+    taken = []
+    for e, s in calls:
+        if rec.wants(e, s):
+            rec._seen_epochs.add(e)
+            rec._seen_steps.add(s)
+            taken.append((e, s))
+    assert taken == [(0, 0), (1, 7), (2, 10), (2, 14)]
+    assert not Recorder("/x", toy_batch(tok), tok, "epochs=0").wants(5, 5, last=True)
+    assert Recorder("/x", toy_batch(tok), tok, "epochs=0,last").wants(5, 5, last=True)
+
+
+# ------------------------------------------------------------------------------- contents
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    run = tmp_path_factory.mktemp("toyrun")
+    model, rec = toy_run(run, epochs=12, spec="samples=0,2,5;epochs=0,5,last")
+    return run, model, rec
+
+
+def test_snapshots_at_the_asked_epochs(recorded):
+    run, _, _ = recorded
+    m = load_manifest(run)
+    assert [s["epoch"] for s in m["snapshots"]] == [0, 5, 12]
+    assert [s["index"] for s in m["samples"]] == [0, 2, 5]
+    for s in m["snapshots"]:
+        assert (run / "record" / s["file"]).is_file()
+        assert s["bytes"] == (run / "record" / s["file"]).stat().st_size
+
+
+def test_every_capture_point_and_weight_is_recorded(recorded):
+    run, model, rec = recorded
+    m = load_manifest(run)
+    tok = toy_tokenizer()
+    batch = toy_batch(tok)
+    with torch.no_grad(), Capture(model) as cap:
+        model.eval()
+        model(**batch)
+    names = set(m["tensors"])
+    assert set(cap.records) <= names
+    assert {"cls.predictions.softmax", "cls.predictions.argmax", "cls.seq_relationship.softmax"} <= names
+    assert {n for n, _ in model.named_parameters()} <= names
+    cfg = model.config
+    T = batch["input_ids"].shape[1]
+    t = m["tensors"]
+    assert t["bert.encoder.layer.1.attention.self.query"]["shape"] == [cfg.num_attention_heads, T, 4]
+    assert t["bert.encoder.layer.1.attention.self.query"]["dims"] == ["head", "token", "head_dim"]
+    assert t["bert.encoder.layer.0.attention.self.probs"]["shape"] == [5, T, T]
+    assert t["bert.embeddings.sum"]["shape"] == [T, 7]
+    assert t["cls.predictions.logits"]["shape"] == [2, tok.vocab_size]
+    assert t["cls.seq_relationship.logits"]["shape"] == [2]
+    assert t["bert.encoder.layer.0.intermediate.dense"]["shape"] == [T, 28]
+    assert t["bert.embeddings.word_embeddings.weight"]["kind"] == "weight"
+    assert m["vocab"] == tok.convert_ids_to_tokens(list(range(tok.vocab_size)))
+    assert m["samples"][0]["masked_tokens"] == ["cat", "chase"]
+    assert m["samples"][0]["text"] == "the cat chased the mouse. it was a fast chase."
+    assert m["samples"][1]["is_next"] is True and m["samples"][2]["is_next"] is False
+
+
+def test_values_equal_an_eval_forward_of_the_final_model(recorded):
+    run, model, _ = recorded
+    tok = toy_tokenizer()
+    batch = toy_batch(tok)
+    rows = [0, 2, 5]
+    batch = {k: v[rows] for k, v in batch.items()}  # the recorder's forward ran on these rows only
+    model.eval()
+    with torch.no_grad(), Capture(model) as cap:
+        model(**batch)
+    with torch.no_grad():  # the MLM head on every token, to check the per-sample split of masked rows
+        plain = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]).prediction_logits
+    last = len(load_manifest(run)["snapshots"]) - 1
+    for j, row in enumerate(rows):
+        for name in ("bert.embeddings.sum", "bert.encoder.layer.1.attention.self.probs",
+                     "bert.encoder.layer.0.attention.self.context", "bert.pooler.activation",
+                     "cls.seq_relationship.logits", "bert.encoder.layer.1.output.layernorm"):
+            got = load_tensor(run, last, name, sample=j)
+            torch.testing.assert_close(got, cap.records[name][j], rtol=0, atol=0)
+        positions = (batch["labels"][j] != -100).nonzero().flatten()
+        assert load_manifest(run)["samples"][j]["masked_positions"] == positions.tolist()
+        logits = load_tensor(run, last, "cls.predictions.logits", sample=j)
+        torch.testing.assert_close(logits, plain[j, positions], rtol=1e-5, atol=1e-5)
+        argmax = load_tensor(run, last, "cls.predictions.argmax", sample=j)
+        pred = load_manifest(run)["snapshots"][last]["predictions"][j]
+        assert argmax.tolist() == pred["masked_pred_ids"] == plain[j, positions].argmax(-1).tolist()
+        assert pred["masked_true_ids"] == batch["labels"][j, positions].tolist()
+    for pname, p in model.named_parameters():
+        torch.testing.assert_close(load_tensor(run, last, pname), p.detach(), rtol=0, atol=0)
+
+
+def test_snapshots_change_through_training(recorded):
+    run, _, _ = recorded
+    first = load_tensor(run, 0, "bert.encoder.layer.0.attention.self.query.weight")
+    last = load_tensor(run, 2, "bert.encoder.layer.0.attention.self.query.weight")
+    assert (first - last).abs().max() > 1e-3
+
+
+def test_aliases_are_bit_identical_views(recorded):
+    run, _, _ = recorded
+    m = load_manifest(run)
+    aliases = m["snapshots"][0]["aliases"]
+    assert aliases.get("bert.embeddings.dropout") == "bert.embeddings.layernorm"  # dropout is off in eval
+    for name, target in aliases.items():
+        torch.testing.assert_close(load_tensor(run, 0, name, 0), load_tensor(run, 0, target, 0), rtol=0, atol=0)
+
+
+def test_recording_leaves_rng_and_mode_alone(tmp_path):
+    tok = toy_tokenizer()
+    batch = toy_batch(tok)
+
+    def train(record: bool) -> list[torch.Tensor]:
+        model = toy_model(tok, seed=1, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2)
+        rec = Recorder(tmp_path / f"r{int(record)}", batch, tok, "every=1")
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        torch.manual_seed(7)
+        for epoch in range(4):
+            model.train()
+            if record:
+                state = torch.get_rng_state()
+                assert rec.maybe_record(epoch, epoch, model)
+                assert torch.equal(state, torch.get_rng_state())
+                assert model.training
+            opt.zero_grad()
+            model(**batch).loss.backward()
+            opt.step()
+        return [p.detach().clone() for p in model.parameters()]
+
+    for a, b in zip(train(False), train(True)):
+        assert torch.equal(a, b)
+    model = toy_model(tok).eval()
+    Recorder(tmp_path / "eval", batch, tok).record(model)
+    assert not model.training
+
+
+# ------------------------------------------------------------------------------- size bound
+def _record_dir_bytes(run: Path) -> int:
+    return sum(p.stat().st_size for p in (run / "record").iterdir())
+
+
+def test_size_bound_drops_weights_first_and_is_never_exceeded(tmp_path):
+    tok = toy_tokenizer()
+    batch = toy_batch(tok)
+    model = toy_model(tok)
+    full = Recorder(tmp_path / "full", batch, tok, "epochs=0")
+    full.record(model)
+    per_snapshot = load_manifest(tmp_path / "full")["snapshots"][0]["bytes"]
+    weights = [n for n, t in load_manifest(tmp_path / "full")["tensors"].items() if t["kind"] == "weight"]
+    assert load_manifest(tmp_path / "full")["dropped"] == []
+
+    bound = int(4 * per_snapshot * 0.8 + 256_000)  # 4 planned snapshots, 80 % of the room they need
+    rec = Recorder(tmp_path / "tight", batch, tok, "epochs=0,1,2,3", max_bytes=bound)
+    for e in range(4):
+        assert rec.maybe_record(e, e, model)
+    m = load_manifest(tmp_path / "tight")
+    assert m["dropped"], "the bound must have forced drops"
+    order = rec._plan.dropped
+    assert order[0] == "bert.embeddings.word_embeddings.weight"  # the vocabulary matrix goes first
+    first_activation = next((i for i, n in enumerate(order) if n not in weights), len(order))
+    assert all(n in weights for n in order[:first_activation])
+    assert "bert.encoder.layer.0.attention.self.probs" not in m["dropped"]
+    assert len(m["snapshots"]) == 4
+    assert _record_dir_bytes(tmp_path / "tight") <= bound
+    assert m["snapshot_bytes"] == sum(s["bytes"] for s in m["snapshots"])
+    assert m["snapshot_bytes"] + (tmp_path / "tight" / "record" / "manifest.json").stat().st_size \
+        == _record_dir_bytes(tmp_path / "tight")
+    assert "bert.embeddings.word_embeddings.weight" not in m["tensors"]
+    with pytest.raises(KeyError):
+        load_tensor(tmp_path / "tight", 0, "bert.embeddings.word_embeddings.weight")
+
+
+def test_size_bound_thins_snapshots_when_the_run_is_longer_than_planned(tmp_path):
+    tok = toy_tokenizer()
+    batch = toy_batch(tok)
+    model = toy_model(tok)
+    probe = Recorder(tmp_path / "probe", batch, tok, "epochs=0", include=["*probs", "*layernorm"], weights=False)
+    probe.record(model)
+    size = load_manifest(tmp_path / "probe")["snapshots"][0]["bytes"]
+    bound = 5 * size + 20_000
+    rec = Recorder(tmp_path / "thin", batch, tok, "every=1", include=["*probs", "*layernorm"], weights=False,
+                   max_bytes=bound, expected_snapshots=4)
+    taken = [e for e in range(40) if rec.maybe_record(e, e, model, last=e == 39)]
+    m = load_manifest(tmp_path / "thin")
+    assert _record_dir_bytes(tmp_path / "thin") <= bound
+    epochs = [s["epoch"] for s in m["snapshots"]]
+    assert epochs[0] == 0 and epochs[-1] == 39 and 2 <= len(epochs) <= 5
+    assert m["thinned"] and len(taken) < 40
+    assert epochs == sorted(epochs)
+
+
+def test_bound_too_small_for_one_snapshot_is_an_error(tmp_path):
+    tok = toy_tokenizer()
+    rec = Recorder(tmp_path / "tiny", toy_batch(tok), tok, max_bytes=10_000)
+    with pytest.raises(ValueError, match="too small"):
+        rec.record(toy_model(tok))
+
+
+# ------------------------------------------------------------------------------- manifest
+def test_manifest_round_trip_and_resume(tmp_path):
+    tok = toy_tokenizer()
+    batch = toy_batch(tok)
+    model = toy_model(tok)
+    rec = Recorder(tmp_path, batch, tok, "epochs=0,1,2")
+    rec.maybe_record(0, 0, model)
+    on_disk = json.loads((tmp_path / "record" / "manifest.json").read_text())
+    assert on_disk == load_manifest(tmp_path) == load_manifest(tmp_path / "record")
+    assert json.loads(json.dumps(rec.manifest)) == on_disk
+    assert on_disk["version"] == 1 and on_disk["config"]["hidden_size"] == 7
+    assert BertConfig.from_dict(on_disk["config"]) == model.config
+    # a resumed run appends and does not re-record epoch 0
+    again = Recorder(tmp_path, batch, tok, "epochs=0,1,2", resume=True)
+    assert not again.maybe_record(0, 0, model)
+    assert again.maybe_record(1, 1, model)
+    m = load_manifest(tmp_path)
+    assert [s["epoch"] for s in m["snapshots"]] == [0, 1]
+    assert len({s["file"] for s in m["snapshots"]}) == 2
+    with pytest.raises(FileNotFoundError):
+        load_manifest(tmp_path / "nothing-here")
+
+
+def test_record_once_any_checkpoint_with_pairs_and_masks(tmp_path):
+    tok = toy_tokenizer()
+    torch.manual_seed(3)
+    cfg = BertConfig.preset("toy", vocab_size=tok.vocab_size, max_position_embeddings=16)
+    mlm = BertForMaskedLM(cfg).eval()
+    texts = [("The [MASK] chased the mouse.", "It was a fast chase."), ("I love cats.", "Please visit the [MASK].")]
+    run = record_once(mlm, tok, texts, tmp_path / "mlm")
+    m = load_manifest(run)
+    assert [s["masked_positions"] for s in m["samples"]] == [[2], [9]]
+    enc = tok([a for a, _ in texts], text_pair=[b for _, b in texts], padding=True)
+    with torch.no_grad():
+        logits = mlm(**enc).prediction_logits
+    torch.testing.assert_close(load_tensor(run, 0, "cls.predictions.logits", 1)[0], logits[1, 9])
+    assert m["samples"][0]["text"].startswith("The [MASK] chased")
+
+    bare = BertModel(cfg)
+    run2 = record_once(bare, tok, ["I love cats.", "The sun is hot."], tmp_path / "bare")
+    m2 = load_manifest(run2)
+    assert m2["prefix"] == "" and "encoder.layer.1.attention.self.probs" in m2["tensors"]
+    assert "embeddings.word_embeddings.weight" in m2["tensors"]
+    assert not any(n.startswith("cls.") for n in m2["tensors"])
+
+
+def test_describe_names():
+    assert describe_activation("bert.encoder.layer.3.attention.self.key", 3)[:2] == (["head", "token", "head_dim"], "K per head")
+    assert describe_activation("encoder.layer.0.attention.self.probs", 3)[0] == ["head", "token", "token"]
+    assert describe_activation("something.new", 2)[0] == ["d0", "d1"]
