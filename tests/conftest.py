@@ -9,7 +9,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Small test models run fastest on one thread, and OpenMP threads spin-waiting against each other
+# (the suite starts subprocesses) make a 2-core machine crawl. Subprocesses inherit this too.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 SENTENCES = [
     "I love cats!",

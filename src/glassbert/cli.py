@@ -266,10 +266,11 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column) -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--save-every", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--eval-every", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--log-every", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--text-column", default=None)
 @click.option("--record", default=None, help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
 def pretrain(corpus, vocab, out, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
-             task, whole_word_mask, seed, save_every, eval_every, text_column, record) -> None:
+             task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record) -> None:
     """Pretrain BERT with MLM + NSP on your own text; checkpoints resume exactly."""
     from .run_pretrain import PretrainArgs, pretrain as run, resume_pretraining
     if resume_dir:
@@ -283,7 +284,7 @@ def pretrain(corpus, vocab, out, resume_dir, preset, max_seq_length, batch_size,
     run(PretrainArgs(corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
                      whole_word_mask=whole_word_mask, seed=seed, save_every=save_every, eval_every=eval_every,
-                     text_column=text_column, record=record))
+                     log_every=log_every, text_column=text_column, record=record))
 
 
 @main.command("fill-mask", context_settings=CONTEXT, epilog=_examples(
