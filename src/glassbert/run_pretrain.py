@@ -161,7 +161,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True) ->
     trainer = Trainer(model, train_ds, collate, train_cfg, eval_dataset=eval_ds,
                       metrics_fn=pretraining_metrics, callbacks=callbacks)
     summary = trainer.fit(resume=resume)
-    final_eval = trainer.evaluate() if eval_ds else {}
+    final_eval = summary.eval or {}  # the Trainer evaluates at the end (on every rank, before leaving DDP)
     if is_main_process():
         model.save_pretrained(out, tokenizer=tok)
         result = {"step": summary.step, "stopped_by": summary.stopped_by, "elapsed_s": round(summary.elapsed, 1),
