@@ -344,5 +344,67 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser) -> 
     serve(run_dir, host=host, port=port, open_browser=open_browser)
 
 
+# ─── fine-tuning ────────────────────────────────────────────────────────────────────────────
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    "glassbert finetune minilm --train data/fine-foods/train.csv --eval data/fine-foods/test.csv "
+    "--text-column review --label-column score --out runs/foods-minilm --epochs 3",
+    "glassbert finetune minilm ... --freeze encoder --pooling mean --lr 1e-3",
+    "glassbert finetune runs/sotu-mini --task token --train ner.conll --eval ner-test.conll --out runs/ner",
+    "glassbert finetune minilm --task qa --train squad.json --eval dev.json --out runs/qa"))
+@click.argument("model")
+@click.option("--train", "train_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV/TSV/JSONL (classify), CoNLL (token) or SQuAD v1.1 JSON (qa).")
+@click.option("--eval", "eval_file", type=click.Path(exists=True, dir_okay=False), help="Evaluated every epoch; the best epoch is kept.")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--task", type=click.Choice(["classify", "token", "qa"]), default="classify", show_default=True)
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--text-pair-column", default=None, help="A second text column: classify sentence pairs.")
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=5e-5, show_default=True, type=float)
+@click.option("--max-length", type=click.IntRange(8), help="Tokens per input (default 128; qa 384).")
+@click.option("--doc-stride", default=128, show_default=True, type=click.IntRange(1), help="qa: overlap of context windows.")
+@click.option("--freeze", default="none", show_default=True, help="none | embeddings | encoder | N (the first N layers).")
+@click.option("--pooling", type=click.Choice(["pooler", "cls", "mean"]), help="How the classifier pools (default: pooler, or mean when only the head trains on an untrained pooler).")
+@click.option("--early-stop", "patience", type=click.IntRange(1), help="Stop after this many epochs without a better eval.")
+@click.option("--minutes", type=float, help="Stop after this much wall time.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Start over in an --out that holds a run.")
+def finetune(model, train_file, eval_file, out, task, text_column, text_pair_column, label_column, epochs, batch_size,
+             lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite) -> None:
+    """Fine-tune MODEL for classification, token tagging or question answering."""
+    from .run_finetune import finetune as run
+    summary = run(model, train_file, out, task=task, eval=eval_file, text_column=text_column,
+                  label_column=label_column, text_pair_column=text_pair_column, epochs=epochs, batch_size=batch_size,
+                  lr=lr, max_length=max_length, doc_stride=doc_stride, freeze=freeze, pooling=pooling,
+                  early_stop_patience=patience, minutes=minutes, seed=seed, resume=resume, overwrite=overwrite)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("metrics", {}).items() if isinstance(v, float))
+    click.echo(f"done: {out}" + (f" ({metrics})" if metrics else ""))
+
+
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    'glassbert classify runs/foods-minilm "Best coffee I have ever had." "Arrived stale and broken."',
+    "glassbert classify runs/foods-minilm --input reviews.csv --text-column review --output predictions.csv"))
+@click.argument("model")
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help="CSV/TSV/JSONL or .txt (one per line).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write a CSV of labels and probabilities.")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+def classify(model, texts, input_file, output, text_column, batch_size) -> None:
+    """Label TEXTS (or the rows of --input) with a fine-tuned classifier."""
+    from .run_finetune import classify as run, format_table
+    if not texts and not input_file:
+        raise click.UsageError("give TEXTS or --input FILE")
+    rows = run(model, texts=list(texts) or None, input=input_file, output=output, text_column=text_column,
+               batch_size=batch_size)
+    if output:
+        click.echo(f"wrote {len(rows)} predictions to {output}")
+    if not output or len(rows) <= 20:
+        click.echo(format_table(rows))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,290 @@
+"""finetune() and classify(): each task learns its synthetic set, the saved classifier is a
+transformers model, freezing freezes, and bad input is reported with its file and line."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import glassbert as gb
+from glassbert import synthetic as S
+from glassbert.checkpoint import read_state_dict
+from glassbert.run_finetune import (
+    EVAL_FILE, TASK_FILE, build_task_model, choose_pooling, classify, evaluate_classification, finetune,
+    format_table, freeze_parameters, parse_freeze, read_classification_file,
+)
+
+QUIET = dict(progress=False, quiet=True)
+
+
+# ─── a tiny BERT with a vocabulary learned from the synthetic tasks ─────────────────────────
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    texts = ([t for t, _ in S.make_sentiment(500, 99)] + [" ".join(w) for w, _ in S.make_ner(500, 99)]
+             + [e.context + " " + e.question for e in S.make_qa(300, 99)])
+    tok = gb.Tokenizer.train(texts, vocab_size=600, min_frequency=1, show_progress=False)
+    torch.manual_seed(0)
+    config = gb.BertConfig.preset("tiny", vocab_size=tok.vocab_size, max_position_embeddings=256)
+    return gb.BertModel(config).save_pretrained(tmp_path_factory.mktemp("tiny") / "base", tokenizer=tok)
+
+
+def write_csv(path: Path, header: list[str], rows) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sentiment(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("sentiment")
+    return (write_csv(d / "train.csv", ["text", "label"], S.make_sentiment(400, 1)),
+            write_csv(d / "test.csv", ["text", "label"], S.make_sentiment(200, 2)))
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny, sentiment, tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("run") / "sentiment"
+    train, test = sentiment
+    summary = finetune(tiny, train, out, eval=test, epochs=3, batch_size=16, lr=1e-3, max_length=32, **QUIET)
+    return summary, out
+
+
+def weights(directory: Path) -> dict[str, torch.Tensor]:
+    state, _ = read_state_dict(directory)
+    return {k if k.startswith(("bert.", "classifier", "qa_outputs")) else f"bert.{k}": v for k, v in state.items()}
+
+
+# ─── sequence classification ────────────────────────────────────────────────────────────────
+def test_classifier_learns_sentiment_and_keeps_the_best_epoch(classifier, sentiment, tiny):
+    summary, out = classifier
+    assert summary["metrics"]["accuracy"] >= 0.9
+    assert summary["labels"] == ["negative", "positive"]
+    assert summary["steps"] == 3 * (400 // 16)
+
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [row for row in evals if row["split"] == "eval"]
+    assert [row["step"] for row in evals] == [25, 50, 75]  # one evaluation per epoch
+    best = max(evals, key=lambda row: row["accuracy"])
+    assert summary["best_step"] == best["step"]
+    assert summary["metrics"]["accuracy"] == pytest.approx(best["accuracy"])
+
+    record = json.loads((out / EVAL_FILE).read_text())
+    assert record["classification"]["confusion"] and len(record["classification"]["confusion"]) == 2
+    assert json.loads((out / TASK_FILE).read_text())["task"] == "classify"
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # out/ holds the best epoch's weights: evaluating them again gives the best accuracy
+    model = gb.BertForSequenceClassification.from_pretrained(out)
+    tok = gb.Tokenizer.from_pretrained(out)
+    data = read_classification_file(sentiment[1], "text", "label", labels=summary["labels"])
+    from glassbert.finetune import encode_classification
+    again = evaluate_classification(model, encode_classification(data, tok, 32), summary["labels"])
+    assert again.metrics["accuracy"] == pytest.approx(best["accuracy"])
+
+
+def test_saved_classifier_loads_in_transformers_with_equal_logits(classifier):
+    transformers = pytest.importorskip("transformers")
+    _, out = classifier
+    hf = transformers.BertForSequenceClassification.from_pretrained(out).eval()
+    ours = gb.BertForSequenceClassification.from_pretrained(out).eval()
+    assert hf.config.id2label == {0: "negative", 1: "positive"}
+    assert hf.config.label2id == {"negative": 0, "positive": 1}
+    tok = gb.Tokenizer.from_pretrained(out)
+    batch = tok(["the soup was great .", "honestly , the tea tasted stale and nobody liked it at all ."],
+                padding=True)
+    with torch.no_grad():
+        expected = hf(**batch).logits
+        got = ours(**batch).logits
+    assert (got - expected).abs().max().item() <= 1e-5
+
+
+def test_classify_texts_and_csv(classifier, tmp_path):
+    _, out = classifier
+    texts = ["everyone agreed that the soup was delicious .", "the bread was stale .",
+             "this cheese arrived quickly and was horrible ."]
+    rows = classify(out, texts=texts)
+    assert [r["text"] for r in rows] == texts
+    assert [r["label"] for r in rows] == ["positive", "negative", "negative"]
+    for r in rows:
+        assert sum(r["probs"].values()) == pytest.approx(1.0)
+        assert r["probability"] == max(r["probs"].values())
+    assert "probability" in format_table(rows)
+
+    source = write_csv(tmp_path / "reviews.csv", ["id", "review"], [[i, t] for i, t in enumerate(texts)])
+    written = tmp_path / "predictions.csv"
+    from_file = classify(out, input=source, output=written, text_column="review", batch_size=2, progress=False)
+    assert [r["label"] for r in from_file] == [r["label"] for r in rows]
+    for a, b in zip(from_file, rows):
+        assert a["text"] == b["text"] and a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+    with written.open(newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["text", "label", "probability", "prob_negative", "prob_positive"]
+    assert [row[0] for row in table[1:]] == texts
+    assert [row[1] for row in table[1:]] == [r["label"] for r in rows]
+    assert [float(row[4]) for row in table[1:]] == pytest.approx([r["probs"]["positive"] for r in rows], abs=1e-6)
+
+    with pytest.raises(ValueError, match=rf"{source} line 2: no column 'text'"):
+        classify(out, input=source)
+
+
+def test_text_pairs(tiny, tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["soup", "bread", "coffee", "tea"]
+    rows = []
+    for _ in range(48):
+        a, b = rng.choice(words), rng.choice(words)
+        rows.append([f"the {a} was fine .", f"the {b} was fine .", "same" if a == b else "different"])
+    train = write_csv(tmp_path / "pairs.csv", ["first", "second", "label"], rows)
+    summary = finetune(tiny, train, tmp_path / "out", text_column="first", text_pair_column="second",
+                       epochs=1, batch_size=16, lr=1e-3, **QUIET)
+    assert summary["labels"] == ["different", "same"] and summary["steps"] == 3
+    result = classify(tmp_path / "out", texts=["the tea was fine ."], text_pairs=["the tea was fine ."])
+    assert result[0]["text_pair"] == "the tea was fine ."
+
+
+# ─── freezing ───────────────────────────────────────────────────────────────────────────────
+@pytest.mark.parametrize("freeze, frozen_prefixes", [
+    ("encoder", ("bert.",)),
+    ("embeddings", ("bert.embeddings.",)),
+    ("1", ("bert.embeddings.", "bert.encoder.layer.0.")),
+])
+def test_freezing_leaves_frozen_weights_bit_identical(tiny, sentiment, tmp_path, freeze, frozen_prefixes):
+    out = tmp_path / "frozen"
+    summary = finetune(tiny, sentiment[0], out, freeze=freeze, epochs=1, batch_size=16, lr=1e-2,
+                       max_length=32, **QUIET)
+    assert summary["steps"] == 25 and summary["freeze"] == freeze
+    before = {k: v for k, v in build_task_model("classify", tiny, {0: "negative", 1: "positive"},
+                                                summary["pooling"], seed=0).state_dict().items()}
+    after = weights(out)
+    assert set(after) == set(before)
+    frozen = [k for k in before if k.startswith(frozen_prefixes)]
+    trained = [k for k in before if not k.startswith(frozen_prefixes)]
+    assert frozen and trained
+    for k in frozen:
+        assert torch.equal(after[k], before[k]), f"{k} changed although frozen"
+    for k in trained:
+        if k.endswith("pooler.dense.bias") and summary["pooling"] != "pooler":
+            continue
+        assert not torch.equal(after[k], before[k]), f"{k} did not train"
+    assert summary["frozen_parameters"] == sum(before[k].numel() for k in frozen)
+
+
+def test_freeze_values_and_pooling_choice(tiny, tmp_path):
+    assert parse_freeze(None, 6) == "none" and parse_freeze(3, 6) == "3" and parse_freeze("Encoder", 6) == "encoder"
+    with pytest.raises(ValueError, match="has 2 layers"):
+        parse_freeze("7", 2)
+    with pytest.raises(ValueError, match="expected none, embeddings, encoder"):
+        parse_freeze("everything", 2)
+    model = build_task_model("classify", tiny, {0: "a", 1: "b"})
+    names = freeze_parameters(model, "2")
+    assert names and all(n.startswith(("bert.embeddings.", "bert.encoder.")) for n in names)
+    assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith(("bert.pooler", "classifier")))
+
+    # the tiny base has a pooler: kept; a sentence-transformers dir (MiniLM's layout) or a
+    # checkpoint without pooler weights gets mean pooling when only the head trains
+    assert choose_pooling(tiny, "encoder", None)[0] == "pooler"
+    assert choose_pooling(tiny, "none", None)[0] == "pooler"
+    assert choose_pooling(tiny, "encoder", "cls")[0] == "cls"
+    st = tmp_path / "st"
+    gb.BertModel.from_pretrained(tiny).save_pretrained(st)
+    (st / "modules.json").write_text("[]")
+    assert choose_pooling(st, "encoder", None)[0] == "mean"
+    assert choose_pooling(st, "none", None)[0] == "pooler"
+    bare = tmp_path / "bare"
+    gb.BertForMaskedLM.from_pretrained(tiny).save_pretrained(bare)
+    assert choose_pooling(bare, "encoder", None)[0] == "mean"
+    with pytest.raises(ValueError, match="pooling 'max'"):
+        choose_pooling(tiny, "none", "max")
+
+
+def test_early_stop(tiny, sentiment, tmp_path):
+    summary = finetune(tiny, sentiment[0], tmp_path / "out", eval=sentiment[1], freeze="encoder", epochs=6,
+                       batch_size=16, lr=1e-9, max_length=32, early_stop_patience=1, **QUIET)
+    assert summary["stopped_by"] == "early_stop"
+    assert summary["steps"] == 2 * 25 and summary["best_step"] == 25
+
+
+# ─── token classification and QA ───────────────────────────────────────────────────────────
+def test_token_tagger_learns_ner(tiny, tmp_path):
+    train = S.write_conll(S.make_ner(600, 1), tmp_path / "train.conll")
+    test = S.write_conll(S.make_ner(200, 2), tmp_path / "test.conll")
+    summary = finetune(tiny, train, tmp_path / "ner", task="token", eval=test, epochs=5, batch_size=16,
+                       lr=2e-3, max_length=48, **QUIET)
+    assert summary["metrics"]["f1"] >= 0.8
+    assert summary["labels"][0] == "O" and "B-PER" in summary["labels"]
+    config = json.loads((tmp_path / "ner" / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"]
+    record = json.loads((tmp_path / "ner" / EVAL_FILE).read_text())
+    assert set(record["entities"]["per_type"]) == {"LOC", "ORG", "PER"}
+    with pytest.raises(ValueError, match="fine-tuned for task 'token'"):
+        classify(tmp_path / "ner", texts=["Alice flew to Paris ."])
+
+
+@pytest.mark.slow
+def test_qa_learns_synthetic_squad(minilm_path, tmp_path):
+    # A tiny model from scratch plateaus near EM 35 on this task in a CPU-sized run; MiniLM reaches
+    # EM 100 after 100 steps of 16 (400 questions, lr 3e-4), so this is the smallest setup that passes.
+    train = S.write_squad(S.make_qa(400, 1), tmp_path / "train.json")
+    test = S.write_squad(S.make_qa(100, 2), tmp_path / "test.json")
+    summary = finetune(minilm_path, train, tmp_path / "qa", task="qa", eval=test, epochs=5, batch_size=16,
+                       lr=3e-4, max_length=128, doc_stride=32, **QUIET)
+    assert summary["metrics"]["exact_match"] >= 80
+    assert json.loads((tmp_path / "qa" / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
+    assert json.loads((tmp_path / "qa" / TASK_FILE).read_text())["doc_stride"] == 32
+
+
+# ─── bad input: the error names the file and the line ──────────────────────────────────────
+def test_missing_column(tiny, tmp_path):
+    train = write_csv(tmp_path / "train.csv", ["review", "score"], [["good", "great"], ["bad", "other"]])
+    with pytest.raises(ValueError, match=rf"{train} line 2: no column 'text'"):
+        finetune(tiny, train, tmp_path / "out", **QUIET)
+
+
+def test_unknown_label_at_eval(tiny, sentiment, tmp_path):
+    test = write_csv(tmp_path / "test.csv", ["text", "label"],
+                     [["the soup was great .", "positive"], ["the soup was fine .", "neutral"]])
+    with pytest.raises(ValueError, match=rf"{test} line 3: unknown label 'neutral'"):
+        finetune(tiny, sentiment[0], tmp_path / "out", eval=test, **QUIET)
+
+
+@pytest.mark.parametrize("task, name", [("classify", "train.csv"), ("classify", "train.jsonl"),
+                                        ("token", "train.conll"), ("qa", "train.json")])
+def test_empty_file(tiny, tmp_path, task, name):
+    train = tmp_path / name
+    train.write_text("")
+    with pytest.raises(ValueError, match=rf"{train}.*empty|{train}: no examples"):
+        finetune(tiny, train, tmp_path / "out", task=task, **QUIET)
+
+
+def test_conll_errors(tiny, tmp_path):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Alice B-PER\nflew O\n\nBob B-PER\nParis B-LOC extra\n")
+    with pytest.raises(ValueError, match=rf"{bad} line 5: expected 2 fields"):
+        finetune(tiny, bad, tmp_path / "out", task="token", **QUIET)
+    train = S.write_conll(S.make_ner(40, 1), tmp_path / "train.conll")
+    test = tmp_path / "test.conll"
+    test.write_text("Alice B-PER\nflew O\n\nBob B-PER\nsang O\nin O\nRome B-CITY\n")
+    with pytest.raises(ValueError, match=rf"{test} line 7: unknown tag 'B-CITY'"):
+        finetune(tiny, train, tmp_path / "out", task="token", eval=test, **QUIET)
+    test.write_text("Alice B-PER\nflew O\nhome PER\n")
+    with pytest.raises(ValueError, match=rf"{test} line 3: tag 'PER' is not BIO"):
+        finetune(tiny, train, tmp_path / "out", task="token", eval=test, **QUIET)
+
+
+def test_squad_answer_not_in_context(tiny, tmp_path):
+    examples = S.make_qa(6, 1)
+    path = S.write_squad(examples, tmp_path / "train.json")
+    data = json.loads(path.read_text())
+    qa = data["data"][0]["paragraphs"][0]["qas"][1]
+    qa["answers"][0]["text"] = "Atlantis"
+    path.write_text(json.dumps(data, indent=1))
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if qa["id"] in text)
+    with pytest.raises(ValueError, match=rf"{path} line {line}: question id '{qa['id']}': answer 'Atlantis' "
+                                         r"is not at answer_start"):
+        finetune(tiny, path, tmp_path / "out", task="qa", **QUIET)
