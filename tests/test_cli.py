@@ -1,0 +1,81 @@
+"""The `glassbert` command as a user types it: outputs, files, and one clear line on bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from glassbert.cli import main
+
+COMMANDS = ["demo", "tokenize", "trace", "embed", "similarity", "fill-mask", "vocab", "pretrain", "finetune",
+            "classify", "explore", "data"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    if command not in ("vocab", "data"):
+        assert "Examples:" in result.output and f"glassbert {command}" in result.output
+
+
+def test_tokenize(minilm_path):
+    result = run("tokenize", str(minilm_path), "I love cats!", "He hates pineapple pizza.")
+    assert result.exit_code == 0, result.output
+    assert "[1] [CLS] he hates pine ##apple pizza . [SEP]" in result.output
+    assert "attention_mask : tensor([[1, 1, 1, 1, 1, 1, 0, 0]," in result.output
+
+
+def test_trace_layers(minilm_path):
+    result = run("trace", "minilm", "I love cats!", "--layers", "6", "--values")
+    assert result.exit_code == 0, result.output
+    assert "----------------- BERT LAYER 1 -----------------\n\n...\n" in result.output
+    assert "Attention Scores Divided by Scalar:\ntorch.Size([1, 12, 6, 6])   mean" in result.output
+    assert "First Token [CLS] Tanh Activation Function:\ntorch.Size([1, 384])" in result.output
+    assert run("trace", "minilm", "x", "--layers", "9").exit_code != 0
+
+
+def test_embed_files_and_similarity(tmp_path):
+    npy, jsonl = tmp_path / "v.npy", tmp_path / "v.jsonl"
+    texts = ["nice movie indeed", "I love python programming"]
+    assert run("embed", "minilm", *texts, "--out", str(npy)).exit_code == 0
+    vectors = np.load(npy)
+    assert vectors.shape == (2, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    lines = tmp_path / "in.txt"
+    lines.write_text("\n".join(texts) + "\n")
+    assert run("embed", "minilm", "--input", str(lines), "--out", str(jsonl)).exit_code == 0
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["text"] for r in rows] == texts
+    assert np.allclose(np.array([r["vector"] for r in rows]), vectors, atol=1e-6)
+    result = run("similarity", "minilm", "The fair was packed with fun rides.", "We went to the carnival.",
+                 "The judge was fair.")
+    assert result.exit_code == 0 and "1.000" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("embed", "no-such-model", "x"), "no-such-model: no such model directory"),
+    (("embed", "minilm"), "give TEXTS or --input FILE"),
+    (("embed", "minilm", "x", "--out", "v.csv"), "use a .npy or .jsonl file name"),
+    (("similarity", "minilm", "only one"), "at least two texts"),
+    (("pretrain", "--steps", "3"), "missing --corpus, --vocab, --out"),
+    (("explore", "."), "holds no recording"),
+])
+def test_bad_input_is_one_clear_line(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_fill_mask_needs_a_mask(tmp_path):
+    from glassbert.demo import run_demo
+    run_demo(tmp_path / "demo", epochs=5, record=None, progress=False, echo=lambda s: None)
+    result = run("fill-mask", str(tmp_path / "demo"), "the cat chased the mouse")
+    assert result.exit_code != 0 and "no [MASK] in 'the cat chased the mouse'" in result.output
