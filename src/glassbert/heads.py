@@ -15,8 +15,7 @@ from torch import nn
 from .capture import tap
 from .config import BertConfig
 from .model import ACT2FN, BertModel, BertModelOutput, BertPreTrainedModel, pool
-
-IGNORE_INDEX = -100
+from .tokenizer import IGNORE_INDEX
 
 
 # ─── outputs ────────────────────────────────────────────────────────────────────────────────

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -17,6 +17,7 @@ from tokenizers import Tokenizer as Backend
 SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
                   "sep_token": "[SEP]", "mask_token": "[MASK]"}
 DEFAULT_MAX_LENGTH = 512
+IGNORE_INDEX = -100  # the label the losses skip (unmasked tokens, specials, padding): cross_entropy's default
 
 
 class Batch(dict):
@@ -301,6 +302,56 @@ class Tokenizer:
         return batch
 
 
+    # -- from token ids: the one place that packs [CLS] A [SEP] B [SEP] and pads ----------------
+    def pack(self, ids_a: Sequence[int], ids_b: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """[CLS] A [SEP] (B [SEP]) from word-piece ids, and its token_type_ids (0 … 0 (1 … 1))."""
+        input_ids = [self.cls_token_id, *ids_a, self.sep_token_id]
+        token_type_ids = [0] * len(input_ids)
+        if ids_b is not None:
+            input_ids += [*ids_b, self.sep_token_id]
+            token_type_ids += [1] * (len(ids_b) + 1)
+        return input_ids, token_type_ids
+
+    def pad(self, items: Sequence[Mapping[str, Sequence[int] | int | torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Stack un-padded rows into (B, T) LongTensors, T = the longest row.
+
+        Per-token fields are right-padded: ``input_ids`` with [PAD], ``labels`` with IGNORE_INDEX,
+        everything else (token_type_ids, attention_mask, …) with 0; ``attention_mask`` is made when
+        absent. Scalars (a class label, a start position) are stacked into (B,).
+        """
+        return pad_rows(items, self.pad_token_id)
+
+
+def pad_rows(items: Sequence[Mapping[str, Sequence[int] | int | torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
+    """:meth:`Tokenizer.pad` for code that holds only the pad id."""
+    if not items:
+        raise ValueError("cannot pad an empty batch")
+    keys = list(items[0].keys())
+    for n, item in enumerate(items):
+        if list(item.keys()) != keys:
+            raise ValueError(f"batch item {n} has keys {list(item.keys())}, item 0 has {keys}")
+    batch: dict[str, torch.Tensor] = {}
+    lengths = [len(item["input_ids"]) for item in items]  # type: ignore[arg-type]
+    longest = max(lengths)
+    for key in keys:
+        values = [torch.as_tensor(item[key], dtype=torch.long) for item in items]
+        if values[0].dim() == 0:
+            batch[key] = torch.stack(values)
+            continue
+        fill = pad_id if key == "input_ids" else IGNORE_INDEX if key == "labels" else 0
+        width = max(longest, max(v.shape[0] for v in values))
+        out = torch.full((len(values), width), fill, dtype=torch.long)
+        for row, value in enumerate(values):
+            out[row, : value.shape[0]] = value
+        batch[key] = out
+    if "attention_mask" not in batch:
+        mask = torch.zeros((len(items), longest), dtype=torch.long)
+        for row, n in enumerate(lengths):
+            mask[row, :n] = 1
+        batch["attention_mask"] = mask
+    return batch
+
+
 def _is_path(item: object) -> bool:
     """A Path, or a short one-line string naming an existing file (long texts are texts)."""
     if isinstance(item, Path):
@@ -319,4 +370,4 @@ def _check_text(text: object, index: int) -> str:
     return text
 
 
-__all__ = ["Tokenizer", "Batch", "SPECIAL_TOKENS"]
+__all__ = ["Tokenizer", "Batch", "SPECIAL_TOKENS", "IGNORE_INDEX", "pad_rows"]
