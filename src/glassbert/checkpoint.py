@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import safetensors.torch
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from .config import BertConfig
+from .runfiles import atomic_write_text, atomic_write_with
 
 log = logging.getLogger("glassbert")
 
@@ -168,15 +168,8 @@ def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> 
     atomic_write_text(d / "config.json", json.dumps(config, indent=2) + "\n")
     tied = _tied_keys(model)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
-    tmp = d / f".model.safetensors.tmp-{os.getpid()}"
-    safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, d / "model.safetensors")
+    atomic_write_with(d / "model.safetensors",
+                      lambda tmp: safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt"}))
     if tokenizer is not None:
         tokenizer.save_pretrained(d)
     return d
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 
 from . import finetune as ft
 from . import metrics as M
-from .checkpoint import atomic_write_text, read_state_dict, resolve_model_path
+from .checkpoint import read_state_dict, resolve_model_path
+from .runfiles import atomic_write_text
 from .config import CLASSIFIER_POOLING, BertConfig
 from .heads import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
 from .tokenizer import Tokenizer

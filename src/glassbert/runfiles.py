@@ -1,0 +1,157 @@
+"""A run directory's files, and the one way they are written: atomically.
+
+Every file a run leaves is written to a temp name beside its target and renamed over it, so a reader
+(or a resumed run after a kill) sees the old file or the new one, never half of one. Directories
+(checkpoints, the best model) are filled in a temp dir, marked complete with a list of their files,
+and swapped in; a crash mid-swap leaves ``<name>.old`` complete, which :func:`find_complete` finds.
+
+    RUN/
+      metrics.jsonl          one JSON row per log/eval (append; a torn last line is skipped on read)
+      metrics.png            the curves (plot_metrics)
+      trainer_config.json    the TrainConfig plus what the Trainer resolved (steps, warmup, device)
+      checkpoint/            model.safetensors + trainer_state.pt + checkpoint.json (resume)
+      best/                  the best model by the keep_best metric (+ best.json)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "trainer_state.pt"
+MARKER_FILE = "checkpoint.json"
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "metrics.png"
+CONFIG_FILE = "trainer_config.json"
+
+
+def _tmp_name(path: Path) -> Path:
+    """``.name.tmp-PID<suffix>`` beside ``path``: hidden, per-process, same suffix (savefig picks the format by it)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+
+
+def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` to fill a temp file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> Path:
+    """``obj`` as JSON (non-JSON numbers such as numpy floats through ``float``), newline-terminated."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, default=float) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a .jsonl file ([] when absent); a torn line (a kill mid-write) is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
+    """Append one row as one line (a single write, so a kill tears at most this line)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Replace a .jsonl file with ``rows``, atomically."""
+    return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# ─── directories ─────────────────────────────────────────────────────────────────────────────
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def is_complete(directory: str | Path) -> bool:
+    """True when ``directory`` has its marker and every file the marker lists."""
+    directory = Path(directory)
+    marker = directory / MARKER_FILE
+    if not marker.is_file():
+        return False
+    try:
+        files = json.loads(marker.read_text())["files"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return False
+    return all((directory / name).is_file() for name in files)
+
+
+def find_complete(target: str | Path) -> Path | None:
+    """``target`` when complete, else the ``target.old`` a crash mid-swap left, else None."""
+    target = Path(target)
+    for candidate in (target, target.with_name(f"{target.name}.old")):
+        if is_complete(candidate):
+            return candidate
+    return None
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Rename old → .old, tmp → target, drop .old; a crash in between leaves .old to load."""
+    old = target.with_name(f"{target.name}.old")
+    if target.exists():
+        if old.exists():
+            shutil.rmtree(old)  # target is complete, so .old is stale
+        os.replace(target, old)
+    os.replace(tmp, target)
+    _fsync_path(target.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def write_dir_atomically(target: str | Path, write: Callable[[Path], None]) -> Path:
+    """Fill a temp dir beside ``target`` with ``write(tmp)``, mark it complete, fsync, swap it in."""
+    target = Path(target)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed writer
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True)
+    write(tmp)
+    files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+    (tmp / MARKER_FILE).write_text(json.dumps({"files": files}))
+    for p in tmp.iterdir():
+        _fsync_path(p)
+    _fsync_path(tmp)
+    _swap_into_place(tmp, target)
+    return target
+
+
+__all__ = [
+    "CHECKPOINT_DIR", "BEST_DIR", "BEST_FILE", "MODEL_FILE", "STATE_FILE", "MARKER_FILE", "METRICS_FILE",
+    "PLOT_FILE", "CONFIG_FILE", "atomic_write_with", "atomic_write_bytes", "atomic_write_text",
+    "atomic_write_json", "read_jsonl", "append_jsonl", "write_jsonl", "is_complete", "find_complete",
+    "write_dir_atomically",
+]
