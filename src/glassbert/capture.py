@@ -1,24 +1,150 @@
 """Named capture points: the one mechanism behind `glassbert trace`, the explorer's recorder and tests.
 
-The model calls ``tap(self, "probs", probs)`` at each step of its forward pass. That costs one list
-check when nothing listens. Inside ``with Capture(model) as cap:`` every tap is recorded under its
-full module path, e.g. ``bert.encoder.layer.0.attention.self.probs``, in forward order, and the model
-takes its explicit (eager, padded) path so that every intermediate tensor exists to be seen.
+A module calls ``tap(self, "probs", probs)`` at each step of its forward pass, and declares every name
+it taps, once, in a table beside its ``forward``::
+
+    class BertSelfAttention(nn.Module):
+        capture = Points("attention", [
+            Point("probs", ("head", "token", "token"), "attention probabilities",
+                  step="Attention Probabilities Softmax Layer", priority=KEEP, role="attention"),
+            ...])
+
+That table is the catalogue: `trace` prints the points that have a reference/000 ``step``, the recorder
+stores their ``dims``/``label``/``priority`` in the run's manifest, and the explorer page draws its
+architecture diagram and picks its attention maps from it (``block``, ``group``, ``role``). A second
+architecture declares its own tables and needs no edit elsewhere.
+
+A tap costs one list check when nothing listens. Inside ``with Capture(model) as cap:`` every tap is
+recorded under its full module path, e.g. ``bert.encoder.layer.0.attention.self.probs``, in forward
+order, and the model takes its explicit (eager, padded) path so that every intermediate tensor exists.
 """
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+# explorer/recorder priorities: under a size bound, lower numbers are dropped first
+KEEP = 6        # never dropped: inputs, attention probabilities, layer outputs, predictions
+CORE = 5        # never dropped: the steps a reader follows (embeddings, per-head Q/K/V, add & norm …)
+DETAIL = 3      # the linear outputs before the head split, the FFN intermediates
+REDUNDANT = 2   # equal to a neighbour (dropout in eval mode, a block's input) or a layout change
+
 _ACTIVE: list["Capture"] = []
 
 
+@dataclass(frozen=True)
+class Point:
+    """One capture point of a module.
+
+    name: what the module passes to ``tap``. dims: the axes without the batch axis ("token", "head",
+    "hidden", "masked", …). label: what a person reads. step: the step's name in reference/000 for
+    `glassbert trace` (None: not traced); ``{act}`` is filled with the activation's name.
+    priority: KEEP … REDUNDANT. block: the label of its box in the explorer's architecture diagram
+    (None: not drawn); weight: a parameter of the module drawn just before it ("query.weight");
+    row/chain: where in its group the box sits (boxes of one chain are joined by arrows).
+    role: what the page and the recorder use it for ("attention", "attention_scores", "start",
+    "mlm_logits", "nsp_logits").
+    derive: computed by the recorder from a sibling point, not tapped: ("softmax" | "argmax", name).
+    show_values: trace prints the values, not only the shape (small integer tensors).
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    label: str
+    step: str | None = None
+    priority: int = DETAIL
+    block: str | None = None
+    weight: str | None = None
+    weight_block: str | None = None
+    row: int = 0
+    chain: int = 0
+    role: str | None = None
+    derive: tuple[str, str] | None = None
+    show_values: bool = False
+    group: str | None = None  # draw it in another group than its table's
+
+
+@dataclass(frozen=True)
+class Points:
+    """The table a module class declares as ``capture``: its explorer group and its points, in tap order.
+
+    group: the diagram box its blocks are drawn in; boxes of several modules with the same group title
+    share it. ``{layer}``, ``{layers}`` and ``{heads}`` in the title are filled by the page.
+    """
+
+    group: str
+    points: Sequence[Point] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "points", tuple(self.points))
+        names = [p.name for p in self.points]
+        if len(set(names)) != len(names):
+            raise ValueError(f"capture table {self.group!r} names a point twice: {names}")
+
+    def __getitem__(self, name: str) -> Point:
+        for p in self.points:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def __contains__(self, name: str) -> bool:
+        return any(p.name == name for p in self.points)
+
+
+def points_of(module: nn.Module) -> Points | None:
+    """The capture table of a module's class, if it declares one."""
+    table = getattr(type(module), "capture", None)
+    return table if isinstance(table, Points) else None
+
+
+_LAYER = re.compile(r"(?:^|\.)layer\.(\d+)(?:\.|$)")
+
+
+def layer_of(path: str) -> int | None:
+    """The encoder layer a module path belongs to (``….layer.3.…`` → 3), else None."""
+    m = _LAYER.search(path)
+    return int(m.group(1)) if m else None
+
+
+def catalogue(model: nn.Module) -> list[dict[str, Any]]:
+    """Every capture point of ``model`` under its full name, in module order, as JSON-ready dicts.
+
+    This is what the recorder writes into the manifest for the page. Weight names are resolved to the
+    name the parameter is stored under (a tied decoder points at the word embeddings).
+    """
+    param_names: dict[int, str] = {}
+    for pname, p in model.named_parameters(remove_duplicate=False):
+        param_names.setdefault(id(p), pname)
+    entries = []
+    for path, module in model.named_modules():
+        table = points_of(module)
+        if table is None:
+            continue
+        for p in table.points:
+            weight = None
+            if p.weight is not None:
+                param = module.get_parameter(p.weight)
+                weight = param_names.get(id(param))
+            entries.append({
+                "name": f"{path}.{p.name}" if path else p.name,
+                "module": path, "point": p.name, "dims": list(p.dims), "label": p.label,
+                "step": p.step, "priority": p.priority, "group": p.group or table.group, "layer": layer_of(path),
+                "block": p.block, "weight": weight, "weight_block": p.weight_block,
+                "row": p.row, "chain": p.chain, "role": p.role,
+                "derive": list(p.derive) if p.derive else None,
+            })
+    return entries
+
+
 def capturing() -> bool:
-    """True inside a `Capture` block: the model must run its explicit path."""
-    return bool(_ACTIVE)
+    """True inside a `Capture` block that asks for the explicit path."""
+    return any(c.explicit for c in _ACTIVE)
 
 
 def tap(module: nn.Module, name: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -28,15 +154,23 @@ def tap(module: nn.Module, name: str, tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+class UndeclaredTap(LookupError):
+    """A module tapped a name its capture table does not declare (a bug in the model code)."""
+
+
 class Capture:
     """Record the named tensors of one or more forward passes of `model`.
 
     include: None (everything), a list of fnmatch globs ("*.attention.self.probs"), or a predicate.
+    explicit: make the model take its explicit path (default); False leaves the fast path on, where
+    only the taps outside the encoder run. ``points[key]`` is the catalogue entry of each record.
+    A tap that its module's table does not declare raises :class:`UndeclaredTap`.
     """
 
     def __init__(self, model: nn.Module,
-                 include: None | Iterable[str] | Callable[[str], bool] = None):
+                 include: None | Iterable[str] | Callable[[str], bool] = None, explicit: bool = True):
         self.model = model
+        self.explicit = explicit
         if include is None:
             self._keep: Callable[[str], bool] = lambda name: True
         elif callable(include):
@@ -45,6 +179,7 @@ class Capture:
             patterns = list(include)
             self._keep = lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
         self.records: dict[str, torch.Tensor] = {}
+        self.points: dict[str, Point] = {}
         self._paths: dict[int, str] = {}
 
     def __enter__(self) -> "Capture":
@@ -59,6 +194,10 @@ class Capture:
         path = self._paths.get(id(module))
         if path is None:  # a module outside the captured model
             return
+        table = points_of(module)
+        if table is None or name not in table:
+            raise UndeclaredTap(f"{type(module).__name__} taps {name!r}, which its capture table does not "
+                                f"declare: add a Point({name!r}, …) to {type(module).__name__}.capture")
         full = f"{path}.{name}" if path else name
         if not self._keep(full):
             return
@@ -67,6 +206,7 @@ class Capture:
             n += 1
             key = f"{full}#{n}"
         self.records[key] = tensor.detach()
+        self.points[key] = table[name]
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:
@@ -79,4 +219,5 @@ class Capture:
         return name in self.records
 
 
-__all__ = ["Capture", "tap", "capturing"]
+__all__ = ["Capture", "Point", "Points", "tap", "capturing", "catalogue", "points_of", "layer_of",
+           "UndeclaredTap", "KEEP", "CORE", "DETAIL", "REDUNDANT"]

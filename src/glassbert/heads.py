@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .capture import tap
+from .capture import CORE, KEEP, Point, Points, tap
 from .config import BertConfig
-from .model import ACT2FN, BertModel, BertModelOutput, BertPreTrainedModel, pool
+from .model import ACT2FN, POOLER_GROUP, BertModel, BertModelOutput, BertPreTrainedModel, pool
 from .tokenizer import IGNORE_INDEX
 
 
@@ -53,12 +53,22 @@ class QuestionAnsweringOutput:
 
 
 # ─── head modules (key names as transformers) ───────────────────────────────────────────────
+MLM_GROUP = "MLM head (masked words)"
+
+
 class BertPredictionHeadTransform(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.act = ACT2FN[config.hidden_act]
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    capture = Points(MLM_GROUP, [
+        Point("dense", ("masked", "hidden"), "MLM transform dense", priority=CORE),
+        Point("activation", ("masked", "hidden"), "MLM transform GELU", priority=CORE, block="GELU",
+              weight="dense.weight", weight_block="W_t"),
+        Point("layernorm", ("masked", "hidden"), "MLM transform LayerNorm", priority=CORE, block="LayerNorm"),
+    ])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = tap(self, "dense", self.dense(x))                                     # (M, H)
@@ -73,6 +83,15 @@ class BertLMPredictionHead(nn.Module):
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)  # weight tied to word embeddings
         self.bias = self.decoder.bias                                   # transformers' name for the same vector
 
+    capture = Points(MLM_GROUP, [
+        Point("h_masked", ("masked", "hidden"), "h_masked", priority=CORE, block="h_masked"),
+        Point("logits", ("masked", "vocab"), "MLM logits", priority=CORE, block="logits_lm", weight="decoder.weight",
+              weight_block="decoder (tied W tok)", row=1, role="mlm_logits"),
+        Point("softmax", ("masked", "vocab"), "MLM softmax", priority=CORE, block="softmax", row=1,
+              derive=("softmax", "logits")),
+        Point("argmax", ("masked",), "MLM argmax", priority=KEEP, block="argmax", row=1, derive=("argmax", "logits")),
+    ])
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         tap(self, "h_masked", h)                                                  # (M, H)
         return tap(self, "logits", self.decoder(self.transform(h)))               # (M, V)
@@ -84,10 +103,20 @@ class BertOnlyMLMHead(nn.Module):
         self.predictions = BertLMPredictionHead(config)
 
 
+NSP_POINTS = Points(POOLER_GROUP, [
+    Point("seq_relationship.logits", ("nsp",), "NSP logits (IsNext, NotNext)", priority=KEEP, block="logits_clsf",
+          weight="seq_relationship.weight", weight_block="W_nsp", chain=1, role="nsp_logits"),
+    Point("seq_relationship.softmax", ("nsp",), "NSP softmax", priority=KEEP, block="softmax", chain=1,
+          derive=("softmax", "seq_relationship.logits")),
+])
+
+
 class BertOnlyNSPHead(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    capture = NSP_POINTS
 
 
 class BertPreTrainingHeads(nn.Module):
@@ -95,6 +124,8 @@ class BertPreTrainingHeads(nn.Module):
         super().__init__()
         self.predictions = BertLMPredictionHead(config)
         self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    capture = NSP_POINTS
 
 
 def _mlm(head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torch.Tensor | None):
@@ -115,8 +146,8 @@ def _mlm(head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torc
     return logits, masked_index, loss
 
 
-def _nsp(linear: nn.Linear, pooled: torch.Tensor, labels: torch.Tensor | None):
-    logits = tap(linear, "logits", linear(pooled))                               # (B, 2)
+def _nsp(head: BertOnlyNSPHead | BertPreTrainingHeads, pooled: torch.Tensor, labels: torch.Tensor | None):
+    logits = tap(head, "seq_relationship.logits", head.seq_relationship(pooled))  # (B, 2)
     loss = None if labels is None else F.cross_entropy(logits.float(), labels.view(-1))
     return logits, loss
 
@@ -138,7 +169,7 @@ class BertForPreTraining(BertPreTrainedModel):
                 next_sentence_label=None, output_attentions=False) -> PreTrainingOutput:
         out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
         logits, masked_index, mlm_loss = _mlm(self.cls.predictions, out.sequence_output, labels)
-        nsp_logits, nsp_loss = _nsp(self.cls.seq_relationship, out.pooled_output, next_sentence_label)
+        nsp_logits, nsp_loss = _nsp(self.cls, out.pooled_output, next_sentence_label)
         losses = [x for x in (mlm_loss, nsp_loss) if x is not None]
         loss = sum(losses) if losses else None
         return PreTrainingOutput(loss, mlm_loss, nsp_loss, logits, nsp_logits, masked_index, out)
@@ -171,7 +202,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, next_sentence_label=None,
                 output_attentions=False) -> PreTrainingOutput:
         out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
-        logits, loss = _nsp(self.cls.seq_relationship, out.pooled_output, next_sentence_label)
+        logits, loss = _nsp(self.cls, out.pooled_output, next_sentence_label)
         return PreTrainingOutput(loss, None, loss, None, logits, None, out)
 
 
@@ -192,6 +223,11 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.dropout = _dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
+
+    capture = Points("Classifier head", [
+        Point("logits", ("label",), "class logits", priority=KEEP, block="logits", weight="classifier.weight",
+              weight_block="W_clf"),
+    ])
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions=False) -> SequenceClassifierOutput:
@@ -218,6 +254,11 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
+    capture = Points("Token classifier head", [
+        Point("logits", ("token", "label"), "tag logits per token", priority=KEEP, block="logits",
+              weight="classifier.weight", weight_block="W_tag"),
+    ])
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions=False) -> TokenClassifierOutput:
         out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
@@ -238,6 +279,11 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         self.bert = BertModel(self.config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.init_weights()
+
+    capture = Points("Span head (question answering)", [
+        Point("logits", ("token", "start_end"), "start and end logits per token", priority=KEEP, block="logits",
+              weight="qa_outputs.weight", weight_block="W_span"),
+    ])
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None,
                 end_positions=None, output_attentions=False) -> QuestionAnsweringOutput:

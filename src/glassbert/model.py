@@ -11,8 +11,9 @@
     ─▶ BertPooler: [CLS] ─▶ dense ─▶ tanh                                   (B, H)
 
 Class names and parameter names are transformers' (`encoder.layer.0.attention.self.query.weight`), so
-published checkpoints load by name. Every step is offered to `capture.tap` under a name (`trace` and the
-explorer read them); when nothing captures, the fast path runs instead: padding tokens are removed before
+published checkpoints load by name. Every step is offered to `capture.tap` under a name, and each module
+declares the names it taps in its `capture` table just above its `forward` (`trace`, the recorder and the
+explorer read only those tables); when nothing captures, the fast path runs instead: padding tokens are removed before
 the linear layers (MosaicBERT's unpadding) and attention runs on `scaled_dot_product_attention`.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .capture import capturing, tap
+from .capture import CORE, DETAIL, KEEP, REDUNDANT, Point, Points, capturing, tap
 from .config import BertConfig
 
 ACT2FN = {
@@ -72,6 +73,24 @@ class BertEmbeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.register_buffer("position_ids", torch.arange(config.max_position_embeddings)[None], persistent=False)
 
+    capture = Points("Embeddings", [
+        Point("position_ids", ("token",), "position ids", "Created Tokens Positions IDs", KEEP,
+              block="position ids", chain=2, group="Input", show_values=True),
+        Point("input_ids", ("token",), "input ids", "Tokens IDs", KEEP, block="input ids", chain=0, group="Input"),
+        Point("token_type_ids", ("token",), "segment ids", "Tokens Type IDs", KEEP, block="segment ids", chain=1,
+              group="Input"),
+        Point("word", ("token", "hidden"), "token embedding", "Word Embeddings", CORE,
+              block="tok_embed", weight="word_embeddings.weight", weight_block="W tok", chain=0),
+        Point("position", ("token", "hidden"), "position embedding", "Position Embeddings", CORE,
+              block="pos_embed", weight="position_embeddings.weight", weight_block="W pos", chain=1),
+        Point("token_type", ("token", "hidden"), "segment embedding", "Token Types Embeddings", CORE,
+              block="seg_embed", weight="token_type_embeddings.weight", weight_block="W seg", chain=2),
+        Point("sum", ("token", "hidden"), "sum of embeddings", "Sum Up All Embeddings", CORE, block="sum", row=1),
+        Point("layernorm", ("token", "hidden"), "normalized embedding", "Embeddings Layer Normalization", CORE,
+              block="LayerNorm", row=1, role="start"),
+        Point("dropout", ("token", "hidden"), "embedding after dropout", "Embeddings Dropout Layer", REDUNDANT),
+    ])
+
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         T = input_ids.shape[1]
         position_ids = self.position_ids[:, :T]                              # (1, T)
@@ -87,6 +106,10 @@ class BertEmbeddings(nn.Module):
 
 
 # ─── self-attention ─────────────────────────────────────────────────────────────────────────
+ATTENTION_GROUP = "Encoder layer {layer} of {layers} · multi-head attention ({heads} heads)"
+FFN_GROUP = "Encoder layer {layer} · feed-forward"
+
+
 class BertSelfAttention(nn.Module):
     """Multi-head attention. Head size may differ from hidden/heads (the toy model: 7 → 5 × 4)."""
 
@@ -103,6 +126,32 @@ class BertSelfAttention(nn.Module):
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+
+    capture = Points(ATTENTION_GROUP, [
+        Point("hidden_states", ("token", "hidden"), "attention input", "Hidden States", REDUNDANT),
+        Point("query_linear", ("token", "all_head"), "Q = W_Q·x (all heads)", "Query Linear Layer", DETAIL,
+              block="W_Q(x)", weight="query.weight", weight_block="W_Q", chain=0),
+        Point("key_linear", ("token", "all_head"), "K = W_K·x (all heads)", "Key Linear Layer", DETAIL,
+              block="W_K(x)", weight="key.weight", weight_block="W_K", chain=1),
+        Point("value_linear", ("token", "all_head"), "V = W_V·x (all heads)", "Value Linear Layer", DETAIL,
+              block="W_V(x)", weight="value.weight", weight_block="W_V", chain=2),
+        Point("query", ("head", "token", "head_dim"), "Q per head", "Query", CORE, block="q_s (heads)", row=1, chain=0),
+        Point("key", ("head", "token", "head_dim"), "K per head", "Key", CORE, block="k_s (heads)", row=1, chain=1),
+        Point("value", ("head", "token", "head_dim"), "V per head", "Value", CORE, block="v_s (heads)", row=1, chain=2),
+        Point("key_transposed", ("head", "head_dim", "token"), "Kᵀ per head", "Key Transposed", REDUNDANT,
+              block="k_sᵀ", row=1, chain=1),
+        Point("scores", ("head", "token", "token"), "scores Q·Kᵀ", "Attention Scores", REDUNDANT, block="q·kᵀ", row=2),
+        Point("scores_scaled", ("head", "token", "token"), "scaled + masked scores",
+              "Attention Scores Divided by Scalar", CORE, block="÷√d + mask", row=2, role="attention_scores"),
+        Point("probs", ("head", "token", "token"), "attention probabilities", "Attention Probabilities Softmax Layer",
+              KEEP, block="softmax = attn", row=2, role="attention"),
+        Point("probs_dropout", ("head", "token", "token"), "attention after dropout",
+              "Attention Probabilities Dropout Layer", REDUNDANT),
+        Point("context", ("head", "token", "head_dim"), "context per head", "Context", CORE, block="ctx = attn·v", row=2),
+        Point("context_permute", ("token", "head", "head_dim"), "context, heads last", "Context Permute", REDUNDANT),
+        Point("context_reshaped", ("token", "all_head"), "context, heads concatenated", "Context Reshaped", DETAIL,
+              block="concat heads", row=3),
+    ])
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, packing: Unpadded | None = None,
                 explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -153,6 +202,15 @@ class BertSelfOutput(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
+    capture = Points(ATTENTION_GROUP, [
+        Point("hidden_states", ("token", "all_head"), "attention output input", "Hidden States", REDUNDANT),
+        Point("dense", ("token", "hidden"), "attention output W_O·ctx", "Hidden States Linear Layer", CORE,
+              block="output", weight="dense.weight", weight_block="W_O", row=3),
+        Point("dropout", ("token", "hidden"), "attention output after dropout", "Hidden States Dropout Layer", REDUNDANT),
+        Point("layernorm", ("token", "hidden"), "add & norm (attention)", "Hidden States Normalization Layer", CORE,
+              block="Add & Norm", row=3),
+    ])
+
     def forward(self, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         tap(self, "hidden_states", context)                                       # (B, T, A)
         x = tap(self, "dense", self.dense(context))                               # (B, T, H)
@@ -178,6 +236,14 @@ class BertIntermediate(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.act = ACT2FN[config.hidden_act]
 
+    capture = Points(FFN_GROUP, [
+        Point("hidden_states", ("token", "hidden"), "FFN input", "Hidden States", REDUNDANT),
+        Point("dense", ("token", "intermediate"), "FFN W_1·x", "Hidden States Linear Layer", DETAIL,
+              block="W_1·x", weight="dense.weight", weight_block="W_1"),
+        Point("activation", ("token", "intermediate"), "FFN activation (GELU)",
+              "Hidden States {act} Activation Function", DETAIL, block="GELU"),
+    ])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tap(self, "hidden_states", x)                                             # (B, T, H)
         x = tap(self, "dense", self.dense(x))                                     # (B, T, I)
@@ -190,6 +256,15 @@ class BertOutput(nn.Module):
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    capture = Points(FFN_GROUP, [
+        Point("hidden_states", ("token", "intermediate"), "FFN output input", "Hidden States", REDUNDANT),
+        Point("dense", ("token", "hidden"), "FFN W_2·h", "Hidden States Linear Layer", CORE,
+              block="W_2·h", weight="dense.weight", weight_block="W_2", chain=1),
+        Point("dropout", ("token", "hidden"), "FFN output after dropout", "Hidden States Dropout Layer", REDUNDANT),
+        Point("layernorm", ("token", "hidden"), "add & norm = layer output", "Hidden States Layer Normalization", KEEP,
+              block="Add & Norm", chain=1),
+    ])
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         tap(self, "hidden_states", x)                                             # (B, T, I)
@@ -225,11 +300,23 @@ class BertEncoder(nn.Module):
         return outputs, attentions
 
 
+POOLER_GROUP = "Pooler → NSP head (IsNext)"
+
+
 class BertPooler(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.activation = nn.Tanh()
+
+    capture = Points(POOLER_GROUP, [
+        Point("hidden_states", ("token", "hidden"), "pooler input", "Hidden States", REDUNDANT),
+        Point("first_token", ("hidden",), "[CLS] vector", "First Token [CLS]", CORE, block="[CLS] row"),
+        Point("dense", ("hidden",), "pooler W·[CLS]", "First Token [CLS] Linear Layer", CORE,
+              block="W_pool·x", weight="dense.weight", weight_block="W_pool"),
+        Point("activation", ("hidden",), "pooled (tanh)", "First Token [CLS] Tanh Activation Function", CORE,
+              block="tanh = h_pooled"),
+    ])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tap(self, "hidden_states", x)                                             # (B, T, H)
@@ -381,5 +468,5 @@ def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
     return (1.0 - keep) * torch.finfo(dtype).min
 
 
-__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder",
+__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder", "POOLER_GROUP",
            "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "pool", "ACT2FN"]

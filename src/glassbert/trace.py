@@ -1,75 +1,23 @@
 """`glassbert trace`: the forward pass step by step, read off the model's own capture points.
 
 Step names and order follow "Bert Inner Workings" (reference/000): Word Embeddings … Attention Scores
-Divided by Scalar … Context Reshaped … First Token [CLS] Tanh Activation Function.
+Divided by Scalar … Context Reshaped … First Token [CLS] Tanh Activation Function. They are not listed
+here: each module's capture table (``Point.step``) names its own steps.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 
 import torch
 
-from .capture import Capture
-
-# capture-point suffix → the step's name in reference/000
-STEP_NAMES = {
-    "embeddings.position_ids": "Created Tokens Positions IDs",
-    "embeddings.input_ids": "Tokens IDs",
-    "embeddings.token_type_ids": "Tokens Type IDs",
-    "embeddings.word": "Word Embeddings",
-    "embeddings.position": "Position Embeddings",
-    "embeddings.token_type": "Token Types Embeddings",
-    "embeddings.sum": "Sum Up All Embeddings",
-    "embeddings.layernorm": "Embeddings Layer Normalization",
-    "embeddings.dropout": "Embeddings Dropout Layer",
-    "attention.self.hidden_states": "Hidden States",
-    "attention.self.query_linear": "Query Linear Layer",
-    "attention.self.key_linear": "Key Linear Layer",
-    "attention.self.value_linear": "Value Linear Layer",
-    "attention.self.query": "Query",
-    "attention.self.key": "Key",
-    "attention.self.value": "Value",
-    "attention.self.key_transposed": "Key Transposed",
-    "attention.self.scores": "Attention Scores",
-    "attention.self.scores_scaled": "Attention Scores Divided by Scalar",
-    "attention.self.probs": "Attention Probabilities Softmax Layer",
-    "attention.self.probs_dropout": "Attention Probabilities Dropout Layer",
-    "attention.self.context": "Context",
-    "attention.self.context_permute": "Context Permute",
-    "attention.self.context_reshaped": "Context Reshaped",
-    "attention.output.hidden_states": "Hidden States",
-    "attention.output.dense": "Hidden States Linear Layer",
-    "attention.output.dropout": "Hidden States Dropout Layer",
-    "attention.output.layernorm": "Hidden States Normalization Layer",
-    "intermediate.hidden_states": "Hidden States",
-    "intermediate.dense": "Hidden States Linear Layer",
-    "intermediate.activation": "Hidden States {act} Activation Function",
-    "output.hidden_states": "Hidden States",
-    "output.dense": "Hidden States Linear Layer",
-    "output.dropout": "Hidden States Dropout Layer",
-    "output.layernorm": "Hidden States Layer Normalization",
-    "pooler.hidden_states": "Hidden States",
-    "pooler.first_token": "First Token [CLS]",
-    "pooler.dense": "First Token [CLS] Linear Layer",
-    "pooler.activation": "First Token [CLS] Tanh Activation Function",
-}
-_LAYER = re.compile(r"encoder\.layer\.(\d+)\.(.+)$")
-# steps whose values are small integer tensors worth printing whole
-_PRINT_VALUES = {"embeddings.position_ids"}
+from .capture import Capture, Point, layer_of
 
 
-def step_name(capture_name: str, act: str = "gelu") -> tuple[int | None, str] | None:
-    """(layer index or None, step name) for a capture point of the bare model, else None."""
-    name = capture_name.split("#")[0]
-    if name.startswith("bert."):
-        name = name[5:]
-    m = _LAYER.match(name)
-    layer, suffix = (int(m.group(1)), m.group(2)) if m else (None, name)
-    label = STEP_NAMES.get(suffix)
-    if label is None:
+def step_name(point: Point, path: str, act: str = "gelu") -> tuple[int | None, str] | None:
+    """(layer index or None, reference/000 step name) of a recorded point, None when it is not traced."""
+    if point.step is None:
         return None
-    return layer, label.format(act=act.split("_")[0].capitalize())
+    return layer_of(path), point.step.format(act=act.split("_")[0].capitalize())
 
 
 def _stats(t: torch.Tensor) -> str:
@@ -103,7 +51,8 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
     echo(f"Combined Attentions Head Size:\n{cfg.all_head_size}\n")
     current: int | None = None
     for name, tensor in cap.records.items():
-        step = step_name(name, cfg.hidden_act)
+        point = cap.points[name]
+        step = step_name(point, name, cfg.hidden_act)
         if step is None:
             continue
         layer, label = step
@@ -116,9 +65,8 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
         if layer is not None and layer + 1 not in chosen:
             continue
         shape = f"torch.Size({list(tensor.shape)})"
-        suffix = name.split(".", 1)[-1] if name.startswith("bert.") else name
         echo(f"{label}:")
-        if suffix in _PRINT_VALUES:
+        if point.show_values:
             echo(f"{tensor}\n")
             continue
         echo(shape + (f"   {_stats(tensor)}" if values and tensor.is_floating_point() else ""))
@@ -126,4 +74,4 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
     return cap
 
 
-__all__ = ["trace", "step_name", "STEP_NAMES"]
+__all__ = ["trace", "step_name"]
