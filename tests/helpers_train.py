@@ -1,15 +1,22 @@
 """A tiny tied-weight token model, synthetic data and a runner for the Trainer tests.
 
 Run as a script (for kill/resume and torchrun tests):
-    python tests/helpers_train.py OUT_DIR --max-steps N [--save-every K] [--sleep S]
+    python tests/helpers_train.py OUT_DIR --max-steps N [--save-every K] [--block-at K]
         [--resume] [--batch-size B] [--grad-accum A] [--eval-every E]
+    python tests/helpers_train.py cli --block-at K -- ARGS...   # `glassbert ARGS...`, blocked at step K
+
+With ``--block-at K`` the run prints ``BLOCKED <step>`` once a checkpoint of step >= K is written and
+then waits forever (for a file nobody creates), so a test can kill it at that point: it cannot finish
+first, whatever the machine's speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
-import time
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,17 +93,64 @@ def accuracy(output: TinyOutput, batch: dict[str, torch.Tensor]) -> dict[str, fl
     return {"acc": float((output.logits.argmax(-1)[keep] == batch["labels"][keep]).float().mean())}
 
 
-class Sleep(Callback):
-    """Slows every step so a test can kill the process mid-run."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def on_step_end(self, trainer: Trainer, loss: float) -> None:
-        time.sleep(self.seconds)
+BLOCKED = "BLOCKED"
 
 
-def make_trainer(out_dir: str | Path, model_seed: int = 0, sleep: float = 0.0, dropout: float = 0.1,
+def block_forever() -> None:
+    """Wait on an event nobody sets (the test kills this process)."""
+    threading.Event().wait()
+
+
+class BlockAfterCheckpoint(Callback):
+    """Once a checkpoint of step >= ``step`` is on disk: print ``BLOCKED <step>`` and wait to be killed."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, trainer: Trainer, path: Path) -> None:
+        if trainer.state.step >= self.step:
+            print(f"{BLOCKED} {trainer.state.step}", flush=True)
+            block_forever()
+
+
+class FakeClock(Callback):
+    """A clock for ``trainer.clock`` that advances ``tick`` seconds per optimizer step, not with real time."""
+
+    def __init__(self, tick: float) -> None:
+        self.tick, self.now = tick, 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def on_before_optimizer_step(self, trainer: Trainer) -> None:
+        self.now += self.tick
+
+
+def start_blocking(args: list[str], env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """Start ``python tests/helpers_train.py ARGS`` (which must include --block-at) and wait until it
+    prints BLOCKED; returns the process (still running, blocked) and the step it blocked at."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args],
+                            stdout=subprocess.PIPE, stderr=log, env=env, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(BLOCKED):
+            return proc, int(line.split()[1])
+    proc.wait()
+    log.seek(0)
+    raise AssertionError(f"the child ended (exit {proc.returncode}) before blocking:\n"
+                         + log.read().decode(errors="replace")[-3000:])
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL: no handler runs, no file is closed cleanly."""
+    proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def make_trainer(out_dir: str | Path, model_seed: int = 0, dropout: float = 0.1,
                  model: nn.Module | None = None, callbacks: tuple = (), eval_dataset: list | None = None,
                  eval_fn=None, data: list | None = None, collate_fn=collate, **overrides) -> Trainer:
     torch.manual_seed(model_seed)
@@ -106,22 +160,44 @@ def make_trainer(out_dir: str | Path, model_seed: int = 0, sleep: float = 0.0, d
     data = data if data is not None else make_dataset()
     return Trainer(model, data, collate_fn, TrainConfig(**cfg), metrics_fn=accuracy,
                    eval_dataset=eval_dataset, eval_fn=eval_fn,
-                   callbacks=[*callbacks, *([Sleep(sleep)] if sleep else [])])
+                   callbacks=list(callbacks))
+
+
+def run_cli_blocking(argv: list[str]) -> None:
+    """``glassbert ARGV`` in this process, every Trainer blocked after its checkpoint of step >= K."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--block-at", type=int, required=True)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    from glassbert.cli import main as cli
+
+    real_init = Trainer.__init__
+
+    def init(self, *a, **kw) -> None:
+        real_init(self, *a, **kw)
+        self.callbacks.append(BlockAfterCheckpoint(args.block_at))
+
+    Trainer.__init__ = init
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    cli.main(rest, prog_name="glassbert")
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["cli"]:
+        return run_cli_blocking(sys.argv[2:])
     parser = argparse.ArgumentParser()
     parser.add_argument("out_dir")
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--save-every", type=int, default=None)
-    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--block-at", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in the tests that compare against this run
-    trainer = make_trainer(args.out_dir, sleep=args.sleep, max_steps=args.max_steps, save_every=args.save_every,
+    blocks = (BlockAfterCheckpoint(args.block_at),) if args.block_at else ()
+    trainer = make_trainer(args.out_dir, callbacks=blocks, max_steps=args.max_steps, save_every=args.save_every,
                            batch_size=args.batch_size, grad_accum=args.grad_accum, eval_every=args.eval_every,
                            **(dict(eval_dataset=make_dataset(20, seed=9), keep_best="loss") if args.eval_every else {}))
     trainer.fit(resume=args.resume)

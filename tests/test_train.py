@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,9 @@ import safetensors.torch
 import torch
 
 import helpers_train as h
-from glassbert import train as train_mod
+from glassbert import runfiles
 from glassbert.train import (
-    Callback, NonFiniteLossError, TrainConfig, Trainer, find_checkpoint, lr_factor, read_metrics,
+    Callback, Evaluation, NonFiniteLossError, TrainConfig, Trainer, find_checkpoint, lr_factor, read_metrics,
 )
 
 HELPER = Path(h.__file__).resolve()
@@ -133,15 +131,10 @@ def test_resume_after_sigkill_follows_the_same_curve(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     h.make_trainer(a, max_steps=steps).fit()
 
-    proc = subprocess.Popen([PY, str(HELPER), str(b), "--max-steps", str(steps), "--save-every", "1", "--sleep", "0.08"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while len(read_metrics(b / "metrics.jsonl")) < 8:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() < deadline, "the subprocess made no progress"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # the child prints once its step-8 checkpoint is written, then blocks until killed
+    proc, blocked_at = h.start_blocking([str(b), "--max-steps", str(steps), "--save-every", "1", "--block-at", "8"])
+    h.kill(proc)
+    assert blocked_at == 8 and len(read_metrics(b / "metrics.jsonl")) >= 8
     ckpt = find_checkpoint(b)
     assert ckpt is not None
     resumed_from = torch.load(ckpt / "trainer_state.pt", weights_only=True)["state"]["step"]
@@ -159,7 +152,7 @@ def test_resume_after_sigkill_follows_the_same_curve(tmp_path):
 
 def test_crash_before_swap_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     trainer = h.make_trainer(tmp_path, max_steps=5, save_every=1)
-    real_swap, saves = train_mod._swap_into_place, []
+    real_swap, saves = runfiles._swap_into_place, []
 
     def crash_on_third(tmp: Path, target: Path) -> None:
         saves.append(tmp)
@@ -167,7 +160,7 @@ def test_crash_before_swap_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated kill after writing the temp dir")
         real_swap(tmp, target)
 
-    monkeypatch.setattr(train_mod, "_swap_into_place", crash_on_third)
+    monkeypatch.setattr(runfiles, "_swap_into_place", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     assert saves[2].is_dir()  # the fully written but never swapped-in step-3 checkpoint
@@ -287,10 +280,27 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
 
 
 def test_stop_by_minutes(tmp_path):
-    summary = h.make_trainer(tmp_path, max_steps=10_000, minutes=0.3 / 60, sleep=0.05).fit()
+    clock = h.FakeClock(tick=0.05)  # every step "takes" 0.05 s, however fast the machine is
+    trainer = h.make_trainer(tmp_path, max_steps=10_000, minutes=0.3 / 60, callbacks=(clock,))
+    trainer.clock = clock
+    summary = trainer.fit()
     assert summary.stopped_by == "minutes"
     assert 1 <= summary.step < 100 and summary.elapsed >= 0.3
+    assert summary.step == 6 and summary.elapsed == pytest.approx(0.3)  # the first step at which 0.3 s are spent
     assert find_checkpoint(tmp_path) is not None
+
+
+def test_minutes_add_up_over_a_resume(tmp_path):
+    clock = h.FakeClock(tick=0.05)
+    first = h.make_trainer(tmp_path, max_steps=4, schedule="constant", warmup_steps=0, callbacks=(clock,))
+    first.clock = clock
+    assert first.fit().elapsed == pytest.approx(0.2)
+    clock = h.FakeClock(tick=0.05)
+    second = h.make_trainer(tmp_path, max_steps=None, minutes=0.5 / 60, schedule="constant", warmup_steps=0,
+                            callbacks=(clock,))
+    second.clock = clock
+    summary = second.fit(resume=True)
+    assert summary.stopped_by == "minutes" and summary.step == 10 and summary.elapsed == pytest.approx(0.5)
 
 
 def test_stop_by_epochs_with_a_progress_bar(tmp_path, capsys):
@@ -317,6 +327,57 @@ def test_eval_rows_keep_best_and_early_stop(tmp_path):
     assert (tmp_path / "best" / "model.safetensors").is_file()
     evals = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
     assert [r["step"] for r in evals] == [2, 4, 6, 8]
+
+
+def test_eval_fn_may_return_an_evaluation_and_the_best_weights_are_restored(tmp_path):
+    scores = iter([0.5, 0.7, 0.6, 0.65])
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def eval_fn(model):
+        step = trainer.state.step
+        snapshots[step] = {k: v.clone() for k, v in model.state_dict().items()}
+        return Evaluation({"score": next(scores)}, details=f"details of step {step}")
+
+    trainer = h.make_trainer(tmp_path, max_steps=8, eval_every=2, keep_best="score", eval_fn=eval_fn)
+    summary = trainer.fit()
+    assert summary.best_step == 4 and summary.restored_best
+    assert trainer.last_evaluation == Evaluation({"score": 0.65}, "details of step 8")
+    assert trainer.best_evaluation == Evaluation({"score": 0.7}, "details of step 4")
+    assert_same_weights(trainer.model.state_dict(), snapshots[4])
+    assert not torch.equal(saved_weights(tmp_path)["dense.weight"], snapshots[4]["dense.weight"])  # checkpoint: last
+    evals = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "eval"]
+    assert [r["score"] for r in evals] == [0.5, 0.7, 0.6, 0.65]
+
+
+def test_restore_best_off_keeps_the_last_weights(tmp_path):
+    scores = iter([0.7, 0.1])
+    trainer = h.make_trainer(tmp_path, max_steps=4, eval_every=2, keep_best="score", restore_best=False,
+                             eval_fn=lambda model: {"score": next(scores)})
+    summary = trainer.fit()
+    assert summary.best_step == 2 and not summary.restored_best
+    last = saved_weights(tmp_path)  # the checkpoint holds the last step's weights (a tied weight once)
+    assert_same_weights({k: v for k, v in trainer.model.state_dict().items() if k in last}, last)
+    assert trainer.best_evaluation == Evaluation({"score": 0.7})
+
+
+def test_best_found_before_a_resume_is_restored_from_best_dir(tmp_path):
+    scores = iter([0.9, 0.1, 0.2])
+    first = h.make_trainer(tmp_path, max_steps=4, eval_every=2, keep_best="score",
+                           eval_fn=lambda model: {"score": next(scores)})
+    first.fit()
+    best = dict(first.model.state_dict())  # restored at the end: the step-2 weights
+    trainer = h.make_trainer(tmp_path, max_steps=6, eval_every=2, keep_best="score",
+                             eval_fn=lambda model: {"score": next(scores)})
+    summary = trainer.fit(resume=True)
+    assert summary.best_step == 2 and summary.restored_best
+    assert trainer.best_evaluation is not None and trainer.best_evaluation.metrics["score"] == 0.9
+    assert_same_weights(trainer.model.state_dict(), best)
+
+
+def test_eval_fn_must_return_metrics(tmp_path):
+    trainer = h.make_trainer(tmp_path, max_steps=2, eval_every=2, eval_fn=lambda model: 0.5)
+    with pytest.raises(TypeError, match="Mapping.*or an Evaluation"):
+        trainer.fit()
 
 
 def test_default_eval_is_mean_loss_and_metrics_over_eval_dataset(tmp_path):

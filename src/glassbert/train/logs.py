@@ -1,0 +1,50 @@
+"""The train log row: sums over the steps since the last row, then their means and throughput."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class LogWindow:
+    """Sums over the steps since the last train log row (``started``: the clock when it opened)."""
+
+    started: float
+    steps: int = 0
+    loss: float = 0.0
+    grad_norm: float = 0.0
+    tokens: int = 0
+    examples: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def add(self, loss: float, grad_norm: float, tokens: int, examples: int, metrics: dict[str, float]) -> None:
+        """One optimizer step: its global mean loss and metrics, its grad norm, tokens and examples."""
+        self.steps += 1
+        self.loss += loss
+        self.grad_norm += grad_norm
+        self.tokens += tokens
+        self.examples += examples
+        for k, v in metrics.items():
+            self.metrics[k] = self.metrics.get(k, 0.0) + v
+
+    def row(self, step: int, epoch: float, lr: float, elapsed: float, now: float) -> dict[str, Any]:
+        """The metrics.jsonl row: means over the window's steps, examples (and tokens) per second."""
+        seconds = max(now - self.started, 1e-9)
+        row: dict[str, Any] = {
+            "split": "train",
+            "step": step,
+            "epoch": epoch,
+            "loss": self.loss / self.steps,
+            "lr": lr,
+            "grad_norm": self.grad_norm / self.steps,
+            "examples_per_s": self.examples / seconds,
+            "elapsed": elapsed,
+            **{k: v / self.steps for k, v in self.metrics.items()},
+        }
+        if self.tokens:
+            row["tokens_per_s"] = self.tokens / seconds
+        return row
+
+
+__all__ = ["LogWindow"]

@@ -1,0 +1,41 @@
+"""The optimizer and its schedule: AdamW without decay on 1-D parameters, warmup then linear decay."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int | None, schedule: str) -> float:
+    """Multiplier of the base lr for 0-based optimizer step ``step``.
+
+    Warmup: (step + 1) / warmup_steps. Then 'constant' stays at 1; 'linear' decays as
+    (total - step) / (total - warmup), reaching 0 after the last step.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    assert total_steps is not None
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def build_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float, fused: bool = False
+) -> torch.optim.AdamW:
+    """AdamW with decay on matrices only: biases, LayerNorm weights (all 1-D params) get none."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "name": "decay"},
+        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise InputError("the model has no trainable parameters (all requires_grad=False)")
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
+
+
+__all__ = ["lr_factor", "build_optimizer"]

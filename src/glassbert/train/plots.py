@@ -1,0 +1,39 @@
+"""The curves of a run: metrics.jsonl → metrics.png, one panel per metric."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..runfiles import atomic_write_with, read_jsonl
+
+
+def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> None:
+    """One panel per metric (loss first) over steps, train and eval lines; written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = read_jsonl(metrics_path)
+    skip = {"split", "step", "epoch", "elapsed"}
+    keys = sorted({k for r in rows for k, v in r.items() if k not in skip and isinstance(v, (int, float))})
+    keys.sort(key=lambda k: k != "loss")
+    if not keys:
+        return
+    cols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / cols)
+    fig = Figure(figsize=(4.5 * cols, 3.2 * nrows))
+    FigureCanvasAgg(fig)
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        for split, style in (("train", "-"), ("eval", "o-")):
+            points = [(r["step"], r[key]) for r in rows if r.get("split") == split and key in r]
+            if points:
+                ax.plot(*zip(*points), style, label=split, markersize=3)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write_with(png_path, lambda tmp: fig.savefig(tmp, dpi=90))
+
+
+__all__ = ["plot_metrics"]
