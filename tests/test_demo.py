@@ -7,7 +7,7 @@ import torch
 
 import glassbert as gb
 from glassbert.demo import PAIRS, build_vocab, make_batch, run_demo
-from glassbert.record import load_manifest
+from glassbert.recording import load_manifest
 
 
 def test_demo_learns_every_sample_and_leaves_a_run(tmp_path):

@@ -14,9 +14,9 @@ import torch
 
 from glassbert.explorer import export_html, make_server
 from glassbert.explorer.server import format_values, safe_join, PathRefused
-from glassbert.record import load_manifest, load_tensor
+from glassbert.recording import MANIFEST_VERSION, load_manifest, load_tensor
 
-from test_record import toy_run
+from helpers_record import toy_model, toy_run, toy_tokenizer
 
 PROBS = "bert.encoder.layer.1.attention.self.probs"
 
@@ -138,7 +138,7 @@ def test_paths_leaving_the_run_dir_are_refused(server, path):
 
 def test_files_inside_the_run_dir_are_served_read_only(server, run):
     status, _, body = get(server, "/run/record/manifest.json")
-    assert status == 200 and json.loads(body)["version"] == 1
+    assert status == 200 and json.loads(body)["version"] == MANIFEST_VERSION
     status, _, body = get(server, "/run/config.json")
     assert status == 200 and body == b"{}"
     for method in ("POST", "PUT", "DELETE", "PATCH"):
@@ -198,8 +198,7 @@ def test_export_size_bound_leaves_out_weights_first(run, tmp_path):
 
 
 def test_export_escapes_urls_and_script_tags_in_texts(tmp_path):
-    from test_record import toy_model, toy_tokenizer
-    from glassbert.record import record_once
+    from glassbert.recording import record_once
 
     tok = toy_tokenizer()
     text = "visit https://example.com </script><script>alert(1)</script>"

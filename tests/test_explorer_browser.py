@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from glassbert.explorer import export_html, make_server
-from glassbert.record import load_manifest, load_tensor
+from glassbert.recording import load_manifest, load_tensor
 
 from glassbert.demo import run_demo
 
@@ -146,7 +146,7 @@ def test_minilm_page(browser, minilm_path, tmp_path):
     import torch
 
     from glassbert.model import BertModel
-    from glassbert.record import record_once
+    from glassbert.recording import record_once
     from glassbert.tokenizer import Tokenizer
 
     torch.manual_seed(0)

@@ -15,71 +15,10 @@ from glassbert.capture import Capture
 from glassbert.config import BertConfig
 from glassbert.heads import BertForMaskedLM, BertForPreTraining
 from glassbert.model import BertModel
-from glassbert.record import (Recorder, RecordSpec, describe_activation, load_manifest, load_tensor,
-                              parse_record_spec, record_once)
+from glassbert.recording import MANIFEST_VERSION, Recorder, RecordSpec, load_manifest, load_tensor, parse_record_spec, record_once
 from glassbert.tokenizer import Tokenizer
+from helpers_record import PAIRS, toy_batch, toy_model, toy_run, toy_tokenizer
 
-# The sentence pairs of "Exploring BERT" (reference/002) + two NotNext pairs; the masked words as there.
-PAIRS = [
-    ("The cat chased the mouse.", "It was a fast chase.", ("cat", "chase"), True),
-    ("I need to buy milk.", "Please go to the store.", ("buy", "go"), True),
-    ("Buy me some milk.", "Please visit the shop.", ("milk", "shop"), True),
-    ("The mouse ran quickly.", "It was too fast.", ("mouse", "fast"), True),
-    ("The sun is hot.", "He hates pineapple pizza.", ("sun", "pizza"), False),
-    ("I love cats.", "The stars are bright.", ("love", "stars"), False),
-]
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def toy_tokenizer() -> Tokenizer:
-    words = sorted({w for a, b, _, _ in PAIRS for w in f"{a} {b}".lower().replace(".", " .").split()})
-    return Tokenizer.from_vocab(SPECIALS + words)
-
-
-def toy_batch(tok: Tokenizer) -> dict[str, torch.Tensor]:
-    """The six pairs, padded, with the two named words of each pair masked (labels -100 elsewhere)."""
-    enc = tok([a for a, *_ in PAIRS], text_pair=[b for _, b, *_ in PAIRS], padding=True)
-    ids = enc["input_ids"].clone()
-    labels = torch.full_like(ids, -100)
-    for i, (_, _, words, _) in enumerate(PAIRS):
-        tokens = tok.convert_ids_to_tokens(ids[i].tolist())
-        for w in words:
-            p = tokens.index(w, 1)
-            labels[i, p] = ids[i, p]
-            ids[i, p] = tok.mask_token_id
-    nsp = torch.tensor([0 if is_next else 1 for *_, is_next in PAIRS])
-    return {"input_ids": ids, "token_type_ids": enc["token_type_ids"], "attention_mask": enc["attention_mask"],
-            "labels": labels, "next_sentence_label": nsp}
-
-
-def toy_model(tok: Tokenizer, seed: int = 0, **overrides) -> BertForPreTraining:
-    torch.manual_seed(seed)
-    cfg = BertConfig.preset("toy", vocab_size=tok.vocab_size, max_position_embeddings=16, **overrides)
-    return BertForPreTraining(cfg)
-
-
-def toy_run(run_dir: Path, epochs: int = 60, spec: str = "epochs=0,5,20,last", lr: float = 3e-2,
-            max_bytes: float = 50e6, seed: int = 0, **model_overrides) -> tuple[BertForPreTraining, Recorder]:
-    """Pretrain the toy model on the six pairs with a plain loop, recording as the demo does."""
-    tok = toy_tokenizer()
-    batch = toy_batch(tok)
-    model = toy_model(tok, seed, **model_overrides)
-    rec = Recorder(run_dir, batch, tok, spec, max_bytes=max_bytes)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "metrics.jsonl", "w") as f:
-        for epoch in range(epochs + 1):
-            rec.maybe_record(epoch, epoch, model, last=epoch == epochs)
-            if epoch == epochs:
-                break
-            model.train()
-            opt.zero_grad()
-            out = model(**batch)
-            out.loss.backward()
-            opt.step()
-            f.write(json.dumps({"epoch": epoch, "step": epoch + 1, "loss": out.loss.item(),
-                                "mlm_loss": out.mlm_loss.item(), "nsp_loss": out.nsp_loss.item()}) + "\n")
-    return model, rec
 
 
 # ------------------------------------------------------------------------------- the spec
@@ -305,7 +244,7 @@ def test_manifest_round_trip_and_resume(tmp_path):
     on_disk = json.loads((tmp_path / "record" / "manifest.json").read_text())
     assert on_disk == load_manifest(tmp_path) == load_manifest(tmp_path / "record")
     assert json.loads(json.dumps(rec.manifest)) == on_disk
-    assert on_disk["version"] == 1 and on_disk["config"]["hidden_size"] == 7
+    assert on_disk["version"] == MANIFEST_VERSION and on_disk["config"]["hidden_size"] == 7
     assert BertConfig.from_dict(on_disk["config"]) == model.config
     # a resumed run appends and does not re-record epoch 0
     again = Recorder(tmp_path, batch, tok, "epochs=0,1,2", resume=True)
@@ -341,7 +280,30 @@ def test_record_once_any_checkpoint_with_pairs_and_masks(tmp_path):
     assert not any(n.startswith("cls.") for n in m2["tensors"])
 
 
-def test_describe_names():
-    assert describe_activation("bert.encoder.layer.3.attention.self.key", 3)[:2] == (["head", "token", "head_dim"], "K per head")
-    assert describe_activation("encoder.layer.0.attention.self.probs", 3)[0] == ["head", "token", "token"]
-    assert describe_activation("something.new", 2)[0] == ["d0", "d1"]
+def test_manifest_describes_tensors_from_the_capture_tables(recorded):
+    run, model, _ = recorded
+    m = load_manifest(run)
+    key = m["tensors"]["bert.encoder.layer.1.attention.self.key"]
+    assert (key["dims"], key["label"]) == (["head", "token", "head_dim"], "K per head")
+    assert m["tensors"]["bert.encoder.layer.0.attention.self.probs"]["dims"] == ["head", "token", "token"]
+    assert m["tensors"]["cls.predictions.argmax"]["dims"] == ["masked"]  # derived by the recorder
+    cat = {e["name"]: e for e in m["catalogue"]}
+    assert cat["bert.encoder.layer.1.attention.self.probs"]["role"] == "attention"
+    assert cat["bert.encoder.layer.1.attention.self.probs"]["layer"] == 1
+    # the tied decoder's weight is the word embedding table, under the name it is stored as
+    assert cat["cls.predictions.logits"]["weight"] == "bert.embeddings.word_embeddings.weight"
+    assert set(m["tensors"]) - {n for n, t in m["tensors"].items() if t["kind"] == "weight"} <= set(cat)
+
+
+def test_a_record_of_the_previous_version_still_opens(tmp_path):
+    """tests/data/v1-run was recorded by glassbert before the catalogue (manifest version 1)."""
+    import shutil
+    run = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent / "data" / "v1-run", run)
+    before = (run / "record" / "manifest.json").read_bytes()
+    m = load_manifest(run)
+    assert m["version"] == 1 and m["catalogue"]  # rebuilt in memory from the model class and config
+    names = {e["name"] for e in m["catalogue"]}
+    assert "bert.encoder.layer.1.attention.self.probs" in names and "cls.seq_relationship.softmax" in names
+    assert load_tensor(run, 1, "bert.encoder.layer.0.attention.self.probs", 0).shape == (5, 14, 14)
+    assert (run / "record" / "manifest.json").read_bytes() == before  # read-only

@@ -163,7 +163,8 @@ class Capture:
 
     include: None (everything), a list of fnmatch globs ("*.attention.self.probs"), or a predicate.
     explicit: make the model take its explicit path (default); False leaves the fast path on, where
-    only the taps outside the encoder run. ``points[key]`` is the catalogue entry of each record.
+    only the taps outside the encoder run. ``points[key]`` is the catalogue entry of each record and
+    ``owners[key]`` the module that tapped it.
     A tap that its module's table does not declare raises :class:`UndeclaredTap`.
     """
 
@@ -180,6 +181,7 @@ class Capture:
             self._keep = lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
         self.records: dict[str, torch.Tensor] = {}
         self.points: dict[str, Point] = {}
+        self.owners: dict[str, nn.Module] = {}
         self._paths: dict[int, str] = {}
 
     def __enter__(self) -> "Capture":
@@ -207,6 +209,7 @@ class Capture:
             key = f"{full}#{n}"
         self.records[key] = tensor.detach()
         self.points[key] = table[name]
+        self.owners[key] = module
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:

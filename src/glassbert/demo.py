@@ -139,7 +139,7 @@ class _RecordEachEpoch:
 def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, lr: float = 0.01,
              record: str | None = DEFAULT_RECORD, progress: bool = True,
              echo: Callable[[str], None] = print) -> DemoResult:
-    from .record import Recorder
+    from .recording import Recorder
     from .train import Trainer, TrainConfig
 
     run_dir = Path(out)

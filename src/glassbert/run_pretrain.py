@@ -151,7 +151,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True) ->
         save_every=args.save_every, amp=args.amp, progress=progress, overwrite=not resume)
     callbacks = []
     if args.record:
-        from .record import Recorder, RecordSpec
+        from .recording import Recorder, RecordSpec
         spec = RecordSpec.parse(args.record)
         source = eval_ds or train_ds
         rows = list(spec.samples) if spec.samples else [0, 1]

@@ -4,9 +4,10 @@
     serve("runs/demo")                          # http://127.0.0.1:PORT/ until Ctrl-C
     export_html("runs/demo", "demo.html")       # one self-contained file, works offline
 
-Recording is :mod:`glassbert.record` (``Recorder`` during training, ``record_once`` for any checkpoint).
+Recording is :mod:`glassbert.recording` (``Recorder`` during training, ``record_once`` for any checkpoint).
 """
 from glassbert.explorer.export import export_html
-from glassbert.explorer.server import ExplorerServer, make_server, read_metrics, serve
+from glassbert.explorer.server import ExplorerServer, make_server, serve
+from glassbert.recording.store import read_metrics
 
 __all__ = ["serve", "make_server", "ExplorerServer", "export_html", "read_metrics"]

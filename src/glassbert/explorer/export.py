@@ -13,11 +13,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from glassbert.explorer.server import STATIC_DIR, read_metrics, safe_join
-from glassbert.record import load_manifest, record_dir
+from glassbert.capture import KEEP
+from glassbert.errors import InputError
+from glassbert.explorer.server import STATIC_DIR
+from glassbert.recording.store import RecordStore, choose_dropped
 
 DEFAULT_EXPORT_BYTES = 100_000_000
-_ESSENTIAL = 6
 _DTYPES = {"F16": "f16", "F32": "f32", "I32": "i32", "I64": "i64", "BF16": "bf16"}
 
 
@@ -28,36 +29,18 @@ def _json_for_script(obj: Any) -> str:
             .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def _read_raw(path: Path) -> dict[str, dict[str, Any]]:
-    """The tensors of a safetensors file as {name: {dtype, shape, raw bytes}} (no torch needed)."""
-    data = path.read_bytes()
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        out[name] = {"dtype": info["dtype"], "shape": info["shape"], "raw": data[base + a:base + b]}
-    return out
-
-
 def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | float = DEFAULT_EXPORT_BYTES) -> Path:
     """Write the explorer page for ``run_dir`` with all its data into the single file ``out_file``."""
-    rdir = record_dir(run_dir).resolve()
-    manifest = load_manifest(rdir)
-    run_root = rdir.parent if rdir.name == "record" else rdir
-    manifest.setdefault("run_name", run_root.name)
-    metrics = read_metrics(run_root, manifest)
+    store = RecordStore(run_dir)
+    manifest = store.manifest()
+    metrics = store.metrics(manifest)
 
     snaps: list[dict[str, dict[str, Any]]] = []
     for entry in manifest["snapshots"]:
-        path = safe_join(rdir, entry["file"])
-        tensors = _read_raw(path)
-        for t in tensors.values():
+        tensors = store.snapshot_raw(entry)
+        for name, t in tensors.items():
             if t["dtype"] not in _DTYPES:
-                raise ValueError(f"{path}: dtype {t['dtype']} cannot be exported")
+                raise InputError(f"{entry['file']}: {name} has dtype {t['dtype']}, which cannot be exported")
         snaps.append(tensors)
 
     # the size bound: leave out whole tensors, lowest priority and largest first
@@ -65,24 +48,12 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
     for tensors in snaps:
         for name, t in tensors.items():
             sizes[name] = sizes.get(name, 0) + (len(t["raw"]) + 2) // 3 * 4
-    meta = manifest["tensors"]
-
-    def rank(name: str) -> tuple:
-        m = meta.get(name, {"kind": "activation", "priority": 3})
-        return (0 if m["kind"] == "weight" else 1, m.get("priority", 3), -sizes[name], name)
-
+    meta = {name: manifest["tensors"].get(name, {"kind": "activation", "priority": 3}) for name in sizes}
     budget = int(max_bytes) - 2_000_000  # room for the page itself, the manifest and the metrics
-    total = sum(sizes.values())
-    left_out: list[str] = []
-    for name in sorted(sizes, key=rank):
-        if total <= budget:
-            break
-        if meta.get(name, {}).get("priority", 3) >= _ESSENTIAL:
-            continue
-        left_out.append(name)
-        total -= sizes[name]
+    left_out = choose_dropped(sizes, meta, budget, keep_from=KEEP, weights_first=True)
+    total = sum(sizes.values()) - sum(sizes[n] for n in left_out)
     if total > budget:
-        raise ValueError(f"the recording needs {total} bytes even without {len(left_out)} tensors; "
+        raise InputError(f"the recording needs {total} bytes even without {len(left_out)} tensors; "
                          f"raise max_bytes ({int(max_bytes)})")
     gone = set(left_out)
     # aliases of a left-out tensor go with it
@@ -90,7 +61,7 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
         gone.update(a for a, target in entry.get("aliases", {}).items() if target in gone)
     manifest["export_dropped"] = sorted(gone)
     for name in gone:
-        meta.pop(name, None)
+        manifest["tensors"].pop(name, None)
 
     payload_tensors = []
     for tensors in snaps:
@@ -104,16 +75,16 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
     css = (STATIC_DIR / "style.css").read_text(encoding="utf-8")
     js = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
     if re.search(r"</style", css, re.I) or re.search(r"</script", js, re.I):
-        raise ValueError("static assets cannot be inlined (they contain a closing tag)")
+        raise InputError("static assets cannot be inlined (they contain a closing tag)")
     link = re.compile(r'<link rel="stylesheet" href="static/style.css">')
     script = re.compile(r'<script src="static/app.js"></script>')
     if not link.search(html) or not script.search(html):
-        raise ValueError("index.html does not reference static/style.css and static/app.js as expected")
+        raise InputError("index.html does not reference static/style.css and static/app.js as expected")
     html = link.sub(lambda _: f"<style>\n{css}\n</style>", html, count=1)
     data = f'<script type="application/json" id="glassbert-data">{_json_for_script(payload)}</script>'
     html = script.sub(lambda _: f"{data}\n<script>\n{js}\n</script>", html, count=1)
     if "://" in html:
-        raise ValueError("export would contain a URL; refusing to write a page that is not self-contained")
+        raise InputError("export would contain a URL; refusing to write a page that is not self-contained")
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

@@ -31,60 +31,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
-from glassbert.record import MANIFEST, load_manifest, record_dir
+from glassbert.recording.store import PathRefused, RecordStore, safe_join
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
-
-
-class PathRefused(Exception):
-    """A request path that tries to leave its root."""
-
-
-def safe_join(root: Path, rel: str) -> Path:
-    """``root / rel`` if it stays inside ``root`` (symlinks resolved), else :class:`PathRefused`."""
-    if "\x00" in rel or "\\" in rel:
-        raise PathRefused(rel)
-    parts = rel.split("/")
-    if rel.startswith("/") or any(p == ".." for p in parts) or (parts and ":" in parts[0]):
-        raise PathRefused(rel)
-    root = root.resolve()
-    target = (root / rel).resolve()
-    if target != root and root not in target.parents:
-        raise PathRefused(rel)
-    return target
-
-
-def read_metrics(run_dir: str | Path, manifest: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The rows of the run's metrics file (JSON lines; unreadable lines are skipped)."""
-    run = Path(run_dir).resolve()
-    rel = (manifest or {}).get("metrics") or "metrics.jsonl"
-    try:
-        path = safe_join(run, rel)
-    except PathRefused:
-        return []
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows
-
-
-def _run_root(run_dir: Path) -> Path:
-    """The run directory: the parent of record/ (or the directory itself for a bare record dir)."""
-    d = record_dir(run_dir).resolve()
-    return d.parent if d.name == "record" and (d.parent / "record" / MANIFEST).is_file() else d
 
 
 def format_values(arr: np.ndarray) -> str:
@@ -100,60 +51,6 @@ def format_values(arr: np.ndarray) -> str:
     return "[" + ",".join(text.tolist()) + "]"
 
 
-class TensorStore:
-    """Lazy access to the snapshots of one recording."""
-
-    def __init__(self, run_dir: str | Path):
-        self.record_dir = record_dir(run_dir).resolve()
-        self.run_dir = _run_root(Path(run_dir))
-        self._lock = threading.Lock()
-
-    def manifest(self) -> dict[str, Any]:
-        return load_manifest(self.record_dir)
-
-    def tensor(self, snap: int, name: str, sample: int | None = None,
-               rows: tuple[int, int] | None = None) -> tuple[np.ndarray, str]:
-        from safetensors import safe_open
-
-        manifest = self.manifest()
-        snaps = manifest["snapshots"]
-        if not 0 <= snap < len(snaps):
-            raise LookupError(f"snapshot {snap} does not exist (this run has {len(snaps)}: 0..{len(snaps) - 1})")
-        meta = manifest["tensors"].get(name)
-        if meta is None:
-            hint = " (dropped to respect the size bound)" if name in manifest.get("dropped", []) else ""
-            raise LookupError(f"tensor {name!r} was not recorded{hint}")
-        entry = snaps[snap]
-        key = entry.get("aliases", {}).get(name, name)
-        path = safe_join(self.record_dir, entry["file"])
-        if not path.is_file():
-            raise LookupError(f"snapshot file {entry['file']} is missing")
-        with safe_open(str(path), framework="np") as f:
-            if key not in f.keys():
-                raise LookupError(f"tensor {name!r} is not in snapshot {snap}")
-            sl = f.get_slice(key)
-            shape = list(sl.get_shape())
-            dtype = str(sl.get_dtype())
-            index: list[slice] = []
-            if meta["kind"] == "activation" and len(shape) == len(meta["shape"]) + 1:
-                n = shape[0]
-                s = 0 if sample is None else sample
-                if not 0 <= s < n:
-                    raise LookupError(f"sample {s} does not exist (recorded samples: 0..{n - 1})")
-                index.append(slice(s, s + 1))
-                lead = True
-            else:
-                lead = False
-            if rows is not None:
-                start, stop = rows
-                index.append(slice(max(0, start), stop))
-            arr = sl[tuple(index)] if index else sl[:]
-        arr = np.asarray(arr)
-        if lead:
-            arr = arr[0]
-        return arr, dtype
-
-
 def _parse_rows(value: str) -> tuple[int, int]:
     a, _, b = value.partition(":")
     start, stop = int(a or 0), int(b) if b else 1 << 62
@@ -165,7 +62,7 @@ def _parse_rows(value: str) -> tuple[int, int]:
 class Handler(BaseHTTPRequestHandler):
     server_version = "glassbert-explorer"
     sys_version = ""
-    store: TensorStore  # set on the subclass made by make_server
+    store: RecordStore  # set on the subclass made by make_server
     quiet = True
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -233,11 +130,9 @@ class Handler(BaseHTTPRequestHandler):
                 target = safe_join(self.store.run_dir, path[len("/run/"):])
                 self._file(target)
             elif path == "/api/manifest":
-                manifest = self.store.manifest()
-                manifest.setdefault("run_name", self.store.run_dir.name)
-                self._json(manifest)
+                self._json(self.store.manifest())
             elif path == "/api/metrics":
-                self._json(read_metrics(self.store.run_dir, self.store.manifest()))
+                self._json(self.store.metrics())
             elif path == "/api/tensor":
                 self._tensor(parse_qs(parts.query))
             elif path == "/favicon.ico":
@@ -315,7 +210,7 @@ class ExplorerServer(ThreadingHTTPServer):
 def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
                 verbose: bool = False) -> ExplorerServer:
     """A server for one run directory (not started). ``port=0`` picks a free port."""
-    store = TensorStore(run_dir)
+    store = RecordStore(run_dir)
     handler = type("RunHandler", (Handler,), {"store": store, "quiet": not verbose})
     return ExplorerServer((host, port), handler)
 

@@ -1,16 +1,15 @@
 """Recorder: snapshots of every named tensor inside BERT, for chosen samples at chosen epochs/steps.
 
 A snapshot is one eval-mode forward pass under :class:`glassbert.capture.Capture` (the same capture
-points `trace` prints) plus the model's weights, written as one safetensors file. Layout::
+points `trace` prints) plus the model's weights, written as one safetensors file (the layout is in
+:mod:`glassbert.recording.store`). What each tensor is — its dims, label and priority — comes from the
+capture table of the module that tapped it; the manifest carries the model's whole catalogue for the
+page. Points a table marks ``derive=("softmax"|"argmax", source)`` are computed here from their source.
 
-    RUN/record/manifest.json              what was recorded (config, samples, snapshots, tensor index)
-    RUN/record/snap-000000.safetensors    snapshot 0: activations (leading sample axis) + weights
-    RUN/record/snap-000001.safetensors    ...
-    RUN/metrics.jsonl                     loss/accuracy rows written by the trainer (optional)
-
-Activations are stored under their capture name with a leading sample axis ``(S, ...)``; MLM-head
-tensors, which BERT computes for the masked tokens only, are split per sample and padded to the
-largest number of masked tokens (``samples[i]["masked_positions"]`` says how many rows are real).
+Activations are stored under their capture name with a leading sample axis ``(S, ...)``; tensors whose
+first dim is ``masked`` (the MLM head, which BERT computes for the masked tokens only) are split per
+sample and padded to the largest number of masked tokens (``samples[i]["masked_positions"]`` says how
+many rows are real).
 Weights are stored under their parameter names (``bert.encoder.layer.0.attention.self.query.weight``).
 A tensor that is bit-identical to an earlier one in the same snapshot (dropout in eval mode, a
 block's input that is the previous block's output) is stored once and listed in the snapshot's
@@ -41,9 +40,6 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import json
-import math
-import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,180 +47,19 @@ from typing import Any
 
 import torch
 
-RECORD_DIR = "record"
-MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+from glassbert.capture import CORE, Capture, Point, catalogue, points_of
+from glassbert.errors import InputError
+from glassbert.recording.spec import RecordSpec
+from glassbert.recording.store import (MANIFEST, MANIFEST_VERSION, RECORD_DIR, choose_dropped, load_manifest,
+                                       safetensors_bytes, tensor_bytes)
+from glassbert.runfiles import atomic_write_text, atomic_write_with
+from glassbert.tokenizer import IGNORE_INDEX
+
 DEFAULT_MAX_BYTES = 200_000_000
 DEFAULT_EXPECTED_SNAPSHOTS = 20
 FULL_VOCAB_LIMIT = 5000
 TOPK = 5
 _MANIFEST_RESERVE = 256_000  # room kept for the manifest inside the bound
-
-
-# ---------------------------------------------------------------------------------------------
-# the --record spec
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RecordSpec:
-    """Which samples and when. Parsed from ``"samples=0,1;epochs=0,10,100,last;every=5;steps=0,50"``.
-
-    A call to :meth:`Recorder.maybe_record` records when any condition matches: the epoch is in
-    ``epochs`` (each epoch once), ``last`` and the caller says this is the last call, the step is in
-    ``steps``, the epoch is a multiple of ``every`` (each epoch once), or the step is a multiple of
-    ``every_steps``. With no condition at all, every epoch is recorded once.
-    """
-
-    samples: tuple[int, ...] | None = None
-    epochs: tuple[int, ...] = ()
-    last: bool = False
-    steps: tuple[int, ...] = ()
-    every: int | None = None
-    every_steps: int | None = None
-
-    @classmethod
-    def parse(cls, spec: str | None) -> "RecordSpec":
-        if spec is None or not spec.strip():
-            return cls()
-        fields: dict[str, Any] = {}
-        for part in re.split(r"[;\s]+", spec.strip()):
-            if not part:
-                continue
-            if "=" not in part:
-                raise ValueError(f"--record: {part!r} is not key=value (keys: samples, epochs, steps, "
-                                 "every, every_steps)")
-            key, value = (s.strip() for s in part.split("=", 1))
-            key = key.replace("-", "_")
-            if key in fields or (key == "epochs" and "last" in fields):
-                raise ValueError(f"--record: {key!r} given twice")
-            if key in ("samples", "steps", "epochs"):
-                items = [v.strip() for v in value.split(",") if v.strip()]
-                if not items:
-                    raise ValueError(f"--record: {key}= needs at least one value")
-                numbers = []
-                for v in items:
-                    if key == "epochs" and v.lower() == "last":
-                        fields["last"] = True
-                        continue
-                    if not re.fullmatch(r"\d+", v):
-                        raise ValueError(f"--record: {key}= takes non-negative integers"
-                                         f"{' or last' if key == 'epochs' else ''}, got {v!r}")
-                    numbers.append(int(v))
-                fields[key] = tuple(sorted(set(numbers)))
-            elif key in ("every", "every_steps"):
-                if not re.fullmatch(r"\d+", value) or int(value) < 1:
-                    raise ValueError(f"--record: {key}= takes a positive integer, got {value!r}")
-                fields[key] = int(value)
-            else:
-                raise ValueError(f"--record: unknown key {key!r} (keys: samples, epochs, steps, every, "
-                                 "every_steps)")
-        return cls(**fields)
-
-    @property
-    def unconditional(self) -> bool:
-        return not (self.epochs or self.last or self.steps or self.every or self.every_steps)
-
-    def planned(self) -> int | None:
-        """How many snapshots the spec asks for, when that is known up front."""
-        if self.every or self.every_steps or self.unconditional:
-            return None
-        return len(self.epochs) + len(self.steps) + int(self.last)
-
-    def __str__(self) -> str:
-        parts = []
-        if self.samples is not None:
-            parts.append("samples=" + ",".join(map(str, self.samples)))
-        epochs = [str(e) for e in self.epochs] + (["last"] if self.last else [])
-        if epochs:
-            parts.append("epochs=" + ",".join(epochs))
-        if self.steps:
-            parts.append("steps=" + ",".join(map(str, self.steps)))
-        if self.every:
-            parts.append(f"every={self.every}")
-        if self.every_steps:
-            parts.append(f"every_steps={self.every_steps}")
-        return ";".join(parts)
-
-
-def parse_record_spec(spec: str | None) -> RecordSpec:
-    """Parse the CLI's ``--record`` string, e.g. ``"samples=0,1;epochs=0,10,100,1000,last"``."""
-    return RecordSpec.parse(spec)
-
-
-# ---------------------------------------------------------------------------------------------
-# what each capture point is
-# ---------------------------------------------------------------------------------------------
-_ESSENTIAL = 6  # never dropped
-_CORE = 5
-
-# (suffix regex after the optional "bert." prefix, dims without the sample axis, label, priority)
-_ACTIVATIONS: list[tuple[str, tuple[str, ...], str, int]] = [
-    (r"embeddings\.input_ids", ("token",), "input ids", _ESSENTIAL),
-    (r"embeddings\.token_type_ids", ("token",), "segment ids", _ESSENTIAL),
-    (r"embeddings\.position_ids", ("token",), "position ids", _ESSENTIAL),
-    (r"embeddings\.word", ("token", "hidden"), "token embedding", _CORE),
-    (r"embeddings\.position", ("token", "hidden"), "position embedding", _CORE),
-    (r"embeddings\.token_type", ("token", "hidden"), "segment embedding", _CORE),
-    (r"embeddings\.sum", ("token", "hidden"), "sum of embeddings", _CORE),
-    (r"embeddings\.layernorm", ("token", "hidden"), "normalized embedding", _CORE),
-    (r"embeddings\.dropout", ("token", "hidden"), "embedding after dropout", 2),
-    (r"encoder\.layer\.\d+\.attention\.self\.hidden_states", ("token", "hidden"), "attention input", 2),
-    (r"encoder\.layer\.\d+\.attention\.self\.(query|key|value)_linear", ("token", "all_head"),
-     "{qkv} = W_{QKV}·x (all heads)", 3),
-    (r"encoder\.layer\.\d+\.attention\.self\.(query|key|value)", ("head", "token", "head_dim"),
-     "{qkv} per head", _CORE),
-    (r"encoder\.layer\.\d+\.attention\.self\.key_transposed", ("head", "head_dim", "token"), "Kᵀ per head", 2),
-    (r"encoder\.layer\.\d+\.attention\.self\.scores", ("head", "token", "token"), "scores Q·Kᵀ", 2),
-    (r"encoder\.layer\.\d+\.attention\.self\.scores_scaled", ("head", "token", "token"),
-     "scaled + masked scores", _CORE),
-    (r"encoder\.layer\.\d+\.attention\.self\.probs", ("head", "token", "token"),
-     "attention probabilities", _ESSENTIAL),
-    (r"encoder\.layer\.\d+\.attention\.self\.probs_dropout", ("head", "token", "token"),
-     "attention after dropout", 2),
-    (r"encoder\.layer\.\d+\.attention\.self\.context", ("head", "token", "head_dim"), "context per head", _CORE),
-    (r"encoder\.layer\.\d+\.attention\.self\.context_permute", ("token", "head", "head_dim"),
-     "context, heads last", 2),
-    (r"encoder\.layer\.\d+\.attention\.self\.context_reshaped", ("token", "all_head"),
-     "context, heads concatenated", 3),
-    (r"encoder\.layer\.\d+\.attention\.output\.hidden_states", ("token", "all_head"), "attention output input", 2),
-    (r"encoder\.layer\.\d+\.attention\.output\.dense", ("token", "hidden"), "attention output W_O·ctx", _CORE),
-    (r"encoder\.layer\.\d+\.attention\.output\.dropout", ("token", "hidden"), "attention output after dropout", 2),
-    (r"encoder\.layer\.\d+\.attention\.output\.layernorm", ("token", "hidden"), "add & norm (attention)", _CORE),
-    (r"encoder\.layer\.\d+\.intermediate\.hidden_states", ("token", "hidden"), "FFN input", 2),
-    (r"encoder\.layer\.\d+\.intermediate\.dense", ("token", "intermediate"), "FFN W_1·x", 3),
-    (r"encoder\.layer\.\d+\.intermediate\.activation", ("token", "intermediate"), "FFN activation (GELU)", 3),
-    (r"encoder\.layer\.\d+\.output\.hidden_states", ("token", "intermediate"), "FFN output input", 2),
-    (r"encoder\.layer\.\d+\.output\.dense", ("token", "hidden"), "FFN W_2·h", _CORE),
-    (r"encoder\.layer\.\d+\.output\.dropout", ("token", "hidden"), "FFN output after dropout", 2),
-    (r"encoder\.layer\.\d+\.output\.layernorm", ("token", "hidden"), "add & norm = layer output", _ESSENTIAL),
-    (r"pooler\.hidden_states", ("token", "hidden"), "pooler input", 2),
-    (r"pooler\.first_token", ("hidden",), "[CLS] vector", _CORE),
-    (r"pooler\.dense", ("hidden",), "pooler W·[CLS]", _CORE),
-    (r"pooler\.activation", ("hidden",), "pooled (tanh)", _CORE),
-    (r"cls\.predictions\.h_masked", ("masked", "hidden"), "h_masked", _CORE),
-    (r"cls\.predictions\.transform\.dense", ("masked", "hidden"), "MLM transform dense", _CORE),
-    (r"cls\.predictions\.transform\.activation", ("masked", "hidden"), "MLM transform GELU", _CORE),
-    (r"cls\.predictions\.transform\.layernorm", ("masked", "hidden"), "MLM transform LayerNorm", _CORE),
-    (r"cls\.predictions\.logits", ("masked", "vocab"), "MLM logits", _CORE),
-    (r"cls\.predictions\.softmax", ("masked", "vocab"), "MLM softmax", _CORE),
-    (r"cls\.predictions\.argmax", ("masked",), "MLM argmax", _ESSENTIAL),
-    (r"cls\.seq_relationship\.logits", ("nsp",), "NSP logits (IsNext, NotNext)", _ESSENTIAL),
-    (r"cls\.seq_relationship\.softmax", ("nsp",), "NSP softmax", _ESSENTIAL),
-]
-_ACTIVATION_RES = [(re.compile(r"^(?:bert\.)?" + p + r"$"), d, l, pr) for p, d, l, pr in _ACTIVATIONS]
-
-
-def describe_activation(name: str, ndim: int) -> tuple[list[str], str, int]:
-    """(dims, human label, priority) of a capture point, ``ndim`` = rank without the sample axis."""
-    for rx, dims, label, prio in _ACTIVATION_RES:
-        m = rx.match(name)
-        if m:
-            if "{qkv}" in label:
-                which = m.group(1)
-                label = label.replace("{qkv}", which.capitalize()[0]).replace("{QKV}", which[0].upper())
-            if len(dims) != ndim:
-                dims = tuple(f"d{i}" for i in range(ndim))
-            return list(dims), label, prio
-    return [f"d{i}" for i in range(ndim)], name.rsplit(".", 1)[-1].replace("_", " "), 3
 
 
 def describe_weight(name: str, shape: Sequence[int], vocab_size: int) -> tuple[list[str], str, int]:
@@ -267,41 +102,17 @@ def _accepts(model: torch.nn.Module, arg: str) -> bool:
     return arg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _has_role(model: torch.nn.Module, role: str) -> bool:
+    """Does any module of ``model`` declare a capture point with this role (e.g. an MLM head's logits)?"""
+    return any(p.role == role for m in model.modules() if (t := points_of(m)) is not None for p in t.points)
+
+
 def _storage_dtype(dtype: str, config: Mapping[str, Any]) -> torch.dtype:
     if dtype == "auto":
         big = int(config.get("hidden_size", 0)) >= 256
         return torch.float16 if big else torch.float32
     return {"float16": torch.float16, "fp16": torch.float16, "float32": torch.float32,
             "fp32": torch.float32}[dtype]
-
-
-def _tensor_bytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
-def _safetensors_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> int:
-    """Exact size of the file safetensors will write (header JSON padded to 8 bytes + data)."""
-    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
-    offset = 0
-    dt = {torch.float16: "F16", torch.float32: "F32", torch.int32: "I32", torch.int64: "I64",
-          torch.bfloat16: "BF16", torch.float64: "F64", torch.bool: "BOOL", torch.uint8: "U8",
-          torch.int8: "I8", torch.int16: "I16"}
-    for name in sorted(tensors, key=lambda k: (-tensors[k].element_size(), k)):
-        t = tensors[name]
-        n = _tensor_bytes(t)
-        header[name] = {"dtype": dt[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    hlen = len(json.dumps(header, separators=(",", ":")).encode())
-    hlen += (-hlen) % 8
-    return 8 + hlen + offset
-
-
-def _atomic_write_json(path: Path, obj: Any) -> int:
-    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return len(data)
 
 
 @dataclass
@@ -315,7 +126,7 @@ class Recorder:
     """Record snapshots of a model's capture points for a fixed set of samples.
 
     ``samples`` is a batch dict (``input_ids``, ``token_type_ids``, ``attention_mask`` and, for
-    pretraining, ``labels`` with -100 on unmasked tokens and ``next_sentence_label``), e.g. the
+    pretraining, ``labels`` with IGNORE_INDEX (-100) on unmasked tokens and ``next_sentence_label``), e.g. the
     tokenizer's Batch or one pretraining batch. ``spec`` (a :class:`RecordSpec` or its string) picks
     rows (``samples=``) and the epochs/steps; ``include`` (fnmatch globs or a callable) restricts
     the activations and weights recorded. ``texts`` (one per row, optional) is shown as the input
@@ -334,7 +145,7 @@ class Recorder:
         self.tokenizer = tokenizer
         self.max_bytes = int(max_bytes)
         if self.max_bytes <= 0:
-            raise ValueError("max_bytes must be positive")
+            raise InputError("max_bytes must be positive")
         self.dtype_name = dtype
         self.expected_snapshots = expected_snapshots
         self.include = include
@@ -343,12 +154,12 @@ class Recorder:
 
         batch = _to_cpu_batch(samples)
         if "input_ids" not in batch:
-            raise ValueError("samples must contain input_ids")
+            raise InputError("samples must contain input_ids")
         n = batch["input_ids"].shape[0]
         rows = list(range(n)) if self.spec.samples is None else list(self.spec.samples)
         bad = [r for r in rows if not 0 <= r < n]
         if bad:
-            raise ValueError(f"--record samples {bad} outside the {n} samples available")
+            raise InputError(f"--record samples {bad} outside the {n} samples available")
         self.rows = rows
         idx = torch.tensor(rows, dtype=torch.long)
         self.batch = {k: v.index_select(0, idx) for k, v in batch.items() if v.dim() >= 1 and v.shape[0] == n}
@@ -381,7 +192,7 @@ class Recorder:
         out = []
         for i in range(ids.shape[0]):
             if labels is not None:
-                out.append([int(p) for p in (labels[i] != -100).nonzero().flatten()])
+                out.append([int(p) for p in (labels[i] != IGNORE_INDEX).nonzero().flatten()])
             elif mask_id is not None:
                 out.append([int(p) for p in (ids[i] == mask_id).nonzero().flatten()])
             else:
@@ -443,18 +254,15 @@ class Recorder:
         """
         if not self.wants(epoch, step, last):
             return False
+        snaps = self.manifest["snapshots"] if self.manifest is not None else []
+        if last and snaps and (snaps[-1]["epoch"], snaps[-1]["step"]) == (epoch, step):
+            return False  # the trained model is already the latest snapshot
         self._seen_epochs.add(epoch)
         self._seen_steps.add(step)
         self._wanted += 1
         if not last and (self._wanted - 1) % self._stride:
             return False
         return self.record(model, epoch, step)
-
-    def finish(self, epoch: int, step: int, model: torch.nn.Module) -> bool:
-        """The last call of a run: records when the spec says ``last`` (or records every epoch)."""
-        if self.spec.last or (self.spec.unconditional and epoch not in self._seen_epochs):
-            return self.maybe_record(epoch, step, model, last=True)
-        return False
 
     # -- capture -------------------------------------------------------------------------------
     def _included(self, name: str) -> bool:
@@ -465,14 +273,11 @@ class Recorder:
             return bool(inc(name))
         return any(fnmatch.fnmatchcase(name, g) for g in inc)
 
-    def _forward(self, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], Any]:
-        from glassbert.capture import Capture
-
+    def _forward(self, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Point], Any]:
         device = next(model.parameters()).device
         inputs = {k: self.batch[k].to(device) for k in ("input_ids", "token_type_ids", "attention_mask")}
         # MLM labels only for models with an MLM head (a classifier's `labels` mean something else)
-        cls = getattr(model, "cls", None)
-        if "labels" in self.batch and hasattr(cls, "predictions") and _accepts(model, "labels") \
+        if "labels" in self.batch and _has_role(model, "mlm_logits") and _accepts(model, "labels") \
                 and self.batch["labels"].shape == self.batch["input_ids"].shape:
             inputs["labels"] = self.batch["labels"].to(device)
         if "next_sentence_label" in self.batch and _accepts(model, "next_sentence_label"):
@@ -482,13 +287,13 @@ class Recorder:
         try:
             with torch.no_grad(), Capture(model) as cap:
                 out = model(**inputs)
-            records = dict(cap.records)
         finally:
             model.train(was_training)
-        return records, out
+        return dict(cap.records), dict(cap.points), out
 
-    def _per_sample(self, records: Mapping[str, torch.Tensor], out: Any) -> dict[str, torch.Tensor]:
-        """Capture records → tensors with a leading sample axis (MLM rows split per sample)."""
+    def _per_sample(self, records: Mapping[str, torch.Tensor], points: Mapping[str, Point],
+                    out: Any) -> dict[str, torch.Tensor]:
+        """Capture records → tensors with a leading sample axis (rows of ``masked`` points split per sample)."""
         B, T = self.batch["input_ids"].shape
         counts = [len(p) for p in self.masked_positions]
         mmax = max(counts) if counts else 0
@@ -502,7 +307,7 @@ class Recorder:
         result: dict[str, torch.Tensor] = {}
         for name, t in records.items():
             t = t.detach().cpu()
-            if re.match(r"^(?:.*\.)?cls\.predictions\.", name):
+            if points[name].dims[:1] == ("masked",):
                 if not gathered:  # the head ran on every token: (B, T, ...) or (B*T, ...)
                     if t.dim() >= 2 and t.shape[0] == B and t.shape[1] == T:
                         t = t.reshape(B * T, *t.shape[2:])
@@ -526,20 +331,30 @@ class Recorder:
                 result[name] = t.expand(B, *t.shape[1:]).contiguous()
             elif t.dim() == 1 and t.shape[0] == T:  # shared per-token vector (position ids)
                 result[name] = t.unsqueeze(0).expand(B, T).contiguous()
-        # derived tensors the explorer shows: softmax / argmax of the heads
-        for name in list(result):
-            if name.endswith("cls.predictions.logits"):
-                base = name[: -len("logits")]
-                result[base + "softmax"] = torch.softmax(result[name].float(), dim=-1)
-                result[base + "argmax"] = result[name].argmax(dim=-1).to(torch.int32)
-            elif name.endswith("cls.seq_relationship.logits"):
-                base = name[: -len("logits")]
-                result[base + "softmax"] = torch.softmax(result[name].float(), dim=-1)
         return result
 
-    def _snapshot_tensors(self, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict, Any]:
-        records, out = self._forward(model)
-        acts = self._per_sample(records, out)
+    def _derived(self, model: torch.nn.Module, acts: dict[str, torch.Tensor]) -> dict[str, Point]:
+        """Add the points the tables mark ``derive=(op, source)`` (softmax / argmax of a head's logits)."""
+        added: dict[str, Point] = {}
+        for path, module in model.named_modules():
+            table = points_of(module)
+            for point in table.points if table is not None else ():
+                if point.derive is None:
+                    continue
+                op, source = point.derive
+                key = f"{path}.{source}" if path else source
+                if key not in acts:
+                    continue
+                name = f"{path}.{point.name}" if path else point.name
+                x = acts[key]
+                acts[name] = torch.softmax(x.float(), dim=-1) if op == "softmax" else x.argmax(dim=-1).to(torch.int32)
+                added[name] = point
+        return added
+
+    def _snapshot_tensors(self, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict, Any, dict[str, str]]:
+        records, points, out = self._forward(model)
+        acts = self._per_sample(records, points, out)
+        points.update(self._derived(model, acts))
         dtype = _storage_dtype(self.dtype_name, self._config_dict(model))
         tensors: dict[str, torch.Tensor] = {}
         meta: dict[str, dict[str, Any]] = {}
@@ -548,23 +363,25 @@ class Recorder:
                 continue
             t = t.to(dtype) if t.is_floating_point() else t.to(torch.int32)
             tensors[name] = t.clone(memory_format=torch.contiguous_format)  # no shared storage (views)
-            dims, label, prio = describe_activation(name, t.dim() - 1)
+            point = points[name]
+            dims = list(point.dims) if len(point.dims) == t.dim() - 1 else [f"d{i}" for i in range(t.dim() - 1)]
             meta[name] = {"shape": list(t.shape[1:]), "dims": dims, "kind": "activation",
-                          "label": label, "priority": prio}
+                          "label": point.label, "priority": point.priority}
         if self.record_weights:
             vocab = int(self._config_dict(model).get("vocab_size", -1))
             for pname, p in model.named_parameters():
                 if not self._included(pname):
                     continue
                 if pname in tensors:
-                    raise ValueError(f"parameter name {pname!r} collides with a capture point")
+                    raise InputError(f"parameter name {pname!r} collides with a capture point")
                 w = p.detach().cpu()
                 w = w.to(dtype) if w.is_floating_point() else w
                 tensors[pname] = w.clone(memory_format=torch.contiguous_format)
                 dims, label, prio = describe_weight(pname, list(w.shape), vocab)
                 meta[pname] = {"shape": list(w.shape), "dims": dims, "kind": "weight", "label": label,
                                "priority": prio}
-        return tensors, meta, out
+        roles = {point.role: name for name, point in points.items() if point.role}
+        return tensors, meta, out, roles
 
     @staticmethod
     def _aliases(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, str]:
@@ -584,9 +401,9 @@ class Recorder:
         return aliases
 
     # -- predictions ---------------------------------------------------------------------------
-    def _predictions(self, acts: Mapping[str, torch.Tensor], out: Any) -> list[dict[str, Any]]:
-        logits_name = next((n for n in acts if n.endswith("cls.predictions.logits")), None)
-        nsp_name = next((n for n in acts if n.endswith("cls.seq_relationship.logits")), None)
+    def _predictions(self, acts: Mapping[str, torch.Tensor], roles: Mapping[str, str]) -> list[dict[str, Any]]:
+        logits_name = roles.get("mlm_logits") if roles.get("mlm_logits") in acts else None
+        nsp_name = roles.get("nsp_logits") if roles.get("nsp_logits") in acts else None
         preds = []
         for i, info in enumerate(self._sample_info):
             p: dict[str, Any] = {"masked_true_ids": info["masked_ids"]}
@@ -659,12 +476,13 @@ class Recorder:
             "dtype": str(_storage_dtype(self.dtype_name, cfg)).replace("torch.", ""),
             "dropped": [],
             "snapshot_bytes": 0,
+            "catalogue": catalogue(model),
         }
 
     def _resume(self) -> None:
         manifest = load_manifest(self.run_dir)
         if [s["input_ids"] for s in manifest["samples"]] != [s["input_ids"] for s in self._sample_info]:
-            raise ValueError(f"{self.dir}: an existing record has other samples; use another run dir")
+            raise InputError(f"{self.dir}: an existing record has other samples; use another run dir")
         self.manifest = manifest
         self._plan = _Plan(dropped=list(manifest["dropped"]), per_snapshot=0, expected=0)
         for s in manifest["snapshots"]:
@@ -675,21 +493,11 @@ class Recorder:
                     aliases: Mapping[str, str]) -> _Plan:
         expected = self.spec.planned() or self.expected_snapshots or DEFAULT_EXPECTED_SNAPSHOTS
         budget = (self.max_bytes - _MANIFEST_RESERVE) / max(1, expected)
-        stored = {n: _tensor_bytes(t) for n, t in tensors.items() if n not in aliases}
-        total = sum(stored.values())
-        order = sorted((n for n in stored if meta[n]["priority"] < _CORE),
-                       key=lambda n: (meta[n]["priority"], -stored[n], n))
-        needed_by = {}
-        for a, target in aliases.items():
-            needed_by.setdefault(target, []).append(meta[a]["priority"])
-        dropped = []
-        for name in order:
-            if total <= budget:
-                break
-            if max(needed_by.get(name, [0])) >= _CORE:
-                continue  # a core tensor is stored under this name
-            dropped.append(name)
-            total -= stored[name]
+        stored = {n: tensor_bytes(t) for n, t in tensors.items() if n not in aliases}
+        # a tensor that stores the values of a core alias stays
+        backs_core = frozenset(target for a, target in aliases.items() if meta[a]["priority"] >= CORE)
+        dropped = choose_dropped(stored, meta, budget, keep_from=CORE, protected=backs_core)
+        total = sum(stored.values()) - sum(stored[n] for n in dropped)
         # an alias of a dropped tensor must go too (its storage went with it)
         dropped += [a for a, target in aliases.items() if target in dropped]
         return _Plan(dropped=dropped, per_snapshot=int(total), expected=expected)
@@ -715,18 +523,20 @@ class Recorder:
 
     def record(self, model: torch.nn.Module, epoch: int = 0, step: int = 0) -> bool:
         """Record one snapshot now (whatever the spec says); False when the bound forced a skip."""
-        tensors, meta, out = self._snapshot_tensors(model)
+        tensors, meta, out, roles = self._snapshot_tensors(model)
         if self.manifest is None:
             self.dir.mkdir(parents=True, exist_ok=True)
             for old in self.dir.glob("snap-*.safetensors"):
                 old.unlink()
             self.manifest = self._new_manifest(model)
+        elif self.manifest["version"] != MANIFEST_VERSION:  # resuming a record of an older glassbert
+            self.manifest.update(version=MANIFEST_VERSION, catalogue=catalogue(model))
         aliases = self._aliases(tensors, meta)
         if self._plan is None:
             self._plan = self._plan_sizes(tensors, meta, aliases)
             self.manifest["dropped"] = sorted(self._plan.dropped)
         acts = {n: t for n, t in tensors.items() if meta[n]["kind"] == "activation"}
-        predictions = self._predictions(acts, out)
+        predictions = self._predictions(acts, roles)
         dropped = set(self._plan.dropped)
         aliases = {a: t for a, t in aliases.items() if a not in dropped and t not in dropped}
         store = {n: t for n, t in tensors.items() if n not in dropped and n not in aliases}
@@ -735,7 +545,7 @@ class Recorder:
                 continue
             self.manifest["tensors"].setdefault(n, dict(m))
         metadata = {"epoch": str(epoch), "step": str(step)}
-        size = _safetensors_bytes(store, metadata)
+        size = safetensors_bytes(store, metadata)
         entry = {"epoch": int(epoch), "step": int(step), "file": "", "bytes": size,
                  "aliases": aliases, "predictions": predictions}
 
@@ -748,7 +558,7 @@ class Recorder:
             self._thin()
         if not fits():
             if not self.manifest["snapshots"]:
-                raise ValueError(
+                raise InputError(
                     f"record size bound {self.max_bytes} bytes is too small for one snapshot "
                     f"({size} bytes after dropping {len(self._plan.dropped)} tensors); raise max_bytes "
                     "or record fewer samples")
@@ -760,7 +570,7 @@ class Recorder:
         self.manifest["next_index"] = index + 1
         from safetensors.torch import save_file
 
-        save_file(store, str(self.dir / entry["file"]), metadata=metadata)
+        atomic_write_with(self.dir / entry["file"], lambda tmp: save_file(store, str(tmp), metadata=metadata))
         actual = (self.dir / entry["file"]).stat().st_size
         entry["bytes"] = actual
         self.manifest["snapshots"].append(entry)
@@ -770,50 +580,8 @@ class Recorder:
     def _write_manifest(self) -> None:
         assert self.manifest is not None
         self.manifest["snapshot_bytes"] = self._bytes_on_disk()
-        _atomic_write_json(self.dir / MANIFEST, self.manifest)
-
-
-def load_manifest(run_dir: str | Path) -> dict[str, Any]:
-    """The manifest of a run directory (``RUN/record/manifest.json``) or of a record directory."""
-    p = Path(run_dir)
-    for candidate in (p / RECORD_DIR / MANIFEST, p / MANIFEST, p):
-        if candidate.is_file():
-            with open(candidate, encoding="utf-8") as f:
-                manifest = json.load(f)
-            if manifest.get("version") != MANIFEST_VERSION:
-                raise ValueError(f"{candidate}: manifest version {manifest.get('version')!r}, "
-                                 f"expected {MANIFEST_VERSION}")
-            return manifest
-    raise FileNotFoundError(f"no recording in {p} (expected {p / RECORD_DIR / MANIFEST}); record one with "
-                            "`glassbert demo`, `glassbert pretrain --record ...` or `glassbert explore MODEL --text ...`")
-
-
-def record_dir(run_dir: str | Path) -> Path:
-    """The directory that holds manifest.json for a run directory (or a record directory itself)."""
-    p = Path(run_dir)
-    if (p / RECORD_DIR / MANIFEST).is_file():
-        return p / RECORD_DIR
-    if (p / MANIFEST).is_file():
-        return p
-    raise FileNotFoundError(f"no recording in {p} (expected {p / RECORD_DIR / MANIFEST})")
-
-
-def load_tensor(run_dir: str | Path, snapshot: int, name: str, sample: int | None = None) -> torch.Tensor:
-    """One recorded tensor as float32/int (aliases resolved); ``sample`` = row among the recorded samples."""
-    from safetensors import safe_open
-
-    d = record_dir(run_dir)
-    manifest = load_manifest(run_dir)
-    snap = manifest["snapshots"][snapshot]
-    key = snap.get("aliases", {}).get(name, name)
-    with safe_open(str(d / snap["file"]), framework="pt") as f:
-        if key not in f.keys():
-            raise KeyError(f"{name!r} is not in snapshot {snapshot}")
-        if sample is not None and manifest["tensors"][name]["kind"] == "activation":
-            t = f.get_slice(key)[sample:sample + 1][0]
-        else:
-            t = f.get_tensor(key)
-    return t.float() if t.is_floating_point() else t
+        text = json.dumps(self.manifest, ensure_ascii=False, separators=(",", ":"))
+        atomic_write_text(self.dir / MANIFEST, text)
 
 
 def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tuple[str, str]],
@@ -826,7 +594,7 @@ def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tu
     Returns the run directory, ready for :func:`glassbert.explorer.serve` / ``export_html``.
     """
     if not texts:
-        raise ValueError("record_once needs at least one text")
+        raise InputError("record_once needs at least one text")
     firsts = [t[0] if isinstance(t, (tuple, list)) else t for t in texts]
     seconds = [t[1] if isinstance(t, (tuple, list)) else None for t in texts]
     kwargs: dict[str, Any] = {"padding": True}
@@ -834,7 +602,7 @@ def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tu
         kwargs.update(max_length=max_length, truncation=True)
     if any(s is not None for s in seconds):
         if not all(s is not None for s in seconds):
-            raise ValueError("mix of single texts and pairs: give all as pairs or all as single texts")
+            raise InputError("mix of single texts and pairs: give all as pairs or all as single texts")
         batch = tokenizer(firsts, text_pair=seconds, **kwargs)
     else:
         batch = tokenizer(firsts, **kwargs)
@@ -842,5 +610,29 @@ def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tu
     rec = Recorder(out_dir, dict(batch), tokenizer, RecordSpec(), include=include, max_bytes=max_bytes,
                    expected_snapshots=1, texts=shown, dtype=dtype, metrics=None)
     if not rec.record(model, epoch=0, step=0):
-        raise ValueError(f"the recording does not fit in {int(max_bytes)} bytes")
+        raise InputError(f"the recording does not fit in {int(max_bytes)} bytes")
     return Path(out_dir)
+
+
+class RecordCallback:
+    """The Trainer callback that feeds a :class:`Recorder`: pretraining, the demo and fine-tuning use it.
+
+    It offers every (epoch, step) to ``maybe_record`` — before the first step, after each step, and
+    at the end with ``last=True`` — on rank 0 only; the recorder's spec decides what is recorded.
+    """
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+
+    def _offer(self, trainer: Any, last: bool = False) -> None:
+        if trainer.is_main:
+            self.recorder.maybe_record(trainer.state.epoch, trainer.state.step, trainer.model, last=last)
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self._offer(trainer)
+
+    def on_step_end(self, trainer: Any, loss: float) -> None:
+        self._offer(trainer)
+
+    def on_train_end(self, trainer: Any, summary: Any) -> None:
+        self._offer(trainer, last=True)

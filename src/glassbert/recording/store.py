@@ -1,0 +1,259 @@
+"""A run's record on disk, read and sized in one place: the manifest, the tensors, the metrics.
+
+    RUN/record/manifest.json              what was recorded (config, samples, snapshots, tensor index,
+                                          the model's capture catalogue)
+    RUN/record/snap-000000.safetensors    snapshot 0: activations (leading sample axis) + weights
+    RUN/metrics.jsonl                     loss/accuracy rows written by the trainer (optional)
+
+The explorer's server and its single-file export both read through :class:`RecordStore`; the recorder
+and the export both choose what to leave out under a size bound with :func:`choose_dropped`.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from glassbert.capture import CORE, KEEP
+from glassbert.errors import InputError, MissingError
+from glassbert.runfiles import METRICS_FILE, read_jsonl
+
+RECORD_DIR = "record"
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 2  # 2: the manifest carries the model's capture catalogue
+READABLE_VERSIONS = (1, 2)
+_NO_RECORDING = ("record one with `glassbert demo`, `glassbert pretrain --record ...` or "
+                 "`glassbert explore MODEL --text ...`")
+
+
+class PathRefused(Exception):
+    """A request path that tries to leave its root."""
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """``root / rel`` if it stays inside ``root`` (symlinks resolved), else :class:`PathRefused`."""
+    if "\x00" in rel or "\\" in rel:
+        raise PathRefused(rel)
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p == ".." for p in parts) or (parts and ":" in parts[0]):
+        raise PathRefused(rel)
+    root = root.resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise PathRefused(rel)
+    return target
+
+
+# ─── where the record is ─────────────────────────────────────────────────────────────────────
+def record_dir(run_dir: str | Path) -> Path:
+    """The directory that holds manifest.json for a run directory (or a record directory itself)."""
+    p = Path(run_dir)
+    if (p / RECORD_DIR / MANIFEST).is_file():
+        return p / RECORD_DIR
+    if (p / MANIFEST).is_file():
+        return p
+    raise MissingError(f"no recording in {p} (expected {p / RECORD_DIR / MANIFEST}); {_NO_RECORDING}")
+
+
+def run_root(run_dir: str | Path) -> Path:
+    """The run directory: the parent of record/ (or the record directory itself when it stands alone)."""
+    d = record_dir(run_dir).resolve()
+    return d.parent if d.name == RECORD_DIR and (d.parent / RECORD_DIR / MANIFEST).is_file() else d
+
+
+def load_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a run directory (``RUN/record/manifest.json``), a record directory or the file itself.
+
+    A manifest written by an older glassbert (version 1, no catalogue) gets its catalogue rebuilt from
+    the model class and config it names, in memory; the file is not touched.
+    """
+    p = Path(run_dir)
+    for candidate in (p / RECORD_DIR / MANIFEST, p / MANIFEST, p):
+        if candidate.is_file():
+            try:
+                with open(candidate, encoding="utf-8") as f:
+                    manifest = json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise InputError(f"{candidate}: not a readable manifest ({e})") from None
+            version = manifest.get("version") if isinstance(manifest, dict) else None
+            if version not in READABLE_VERSIONS:
+                raise InputError(f"{candidate}: manifest version {version!r}; this glassbert reads versions "
+                                 f"{', '.join(map(str, READABLE_VERSIONS))}. Re-record the run with this version "
+                                 "(`glassbert demo --out DIR`, `glassbert explore MODEL --text ...`)")
+            if "catalogue" not in manifest:
+                manifest["catalogue"] = _rebuild_catalogue(manifest, candidate)
+            return manifest
+    raise MissingError(f"no recording in {p} (expected {p / RECORD_DIR / MANIFEST}); {_NO_RECORDING}")
+
+
+def _rebuild_catalogue(manifest: Mapping[str, Any], path: Path) -> list[dict[str, Any]]:
+    """The catalogue of a version-1 record: the named model class built on the meta device (no memory)."""
+    from glassbert.capture import catalogue
+    from glassbert.config import BertConfig
+    from glassbert.heads import TASK_MODELS
+
+    try:
+        cls = TASK_MODELS[manifest["model"]]
+        config = BertConfig.from_dict(dict(manifest["config"]), source=str(path))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{path}: recorded by an older glassbert and its model cannot be rebuilt ({e}); "
+                         f"re-record it: {_NO_RECORDING}") from None
+    with torch.device("meta"):
+        model = cls(config)
+    return catalogue(model)
+
+
+# ─── what fits ───────────────────────────────────────────────────────────────────────────────
+def tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+_SAFETENSORS_DTYPES = {torch.float16: "F16", torch.float32: "F32", torch.int32: "I32", torch.int64: "I64",
+                       torch.bfloat16: "BF16", torch.float64: "F64", torch.bool: "BOOL", torch.uint8: "U8",
+                       torch.int8: "I8", torch.int16: "I16"}
+
+
+def safetensors_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> int:
+    """Exact size of the file safetensors will write (header JSON padded to 8 bytes + data)."""
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    offset = 0
+    for name in sorted(tensors, key=lambda k: (-tensors[k].element_size(), k)):
+        t = tensors[name]
+        n = tensor_bytes(t)
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    hlen = len(json.dumps(header, separators=(",", ":")).encode())
+    hlen += (-hlen) % 8
+    return 8 + hlen + offset
+
+
+def choose_dropped(sizes: Mapping[str, int], meta: Mapping[str, Mapping[str, Any]], budget: float, *,
+                   keep_from: int, weights_first: bool = False, protected: frozenset[str] = frozenset()) -> list[str]:
+    """Whole tensors to leave out until the rest fits ``budget`` bytes.
+
+    Lowest priority first and, within a priority, the largest first (``weights_first``: every weight
+    before any activation). Tensors of priority ``keep_from`` or more, and ``protected`` ones, stay.
+    """
+    def rank(name: str) -> tuple:
+        m = meta[name]
+        return (0 if weights_first and m["kind"] == "weight" else 1, m["priority"], -sizes[name], name)
+
+    total = sum(sizes.values())
+    dropped = []
+    for name in sorted((n for n in sizes if meta[n]["priority"] < keep_from), key=rank):
+        if total <= budget:
+            break
+        if name in protected:
+            continue
+        dropped.append(name)
+        total -= sizes[name]
+    return dropped
+
+
+# ─── reading ─────────────────────────────────────────────────────────────────────────────────
+def read_metrics(run_dir: str | Path, manifest: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of the run's metrics file (JSON lines; unreadable lines are skipped)."""
+    rel = (manifest or {}).get("metrics") or METRICS_FILE
+    try:
+        path = safe_join(Path(run_dir).resolve(), rel)
+    except PathRefused:
+        return []
+    return [row for row in read_jsonl(path) if isinstance(row, dict)] if path.is_file() else []
+
+
+def read_safetensors_raw(path: Path) -> dict[str, dict[str, Any]]:
+    """The tensors of a safetensors file as {name: {dtype, shape, raw bytes}}: for copying, not computing."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        out[name] = {"dtype": info["dtype"], "shape": info["shape"], "raw": data[base + a:base + b]}
+    return out
+
+
+class RecordStore:
+    """Read access to one recording: manifest, metrics, one tensor (lazily), a whole snapshot (raw)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.record_dir = record_dir(run_dir).resolve()
+        self.run_dir = run_root(run_dir)
+
+    def manifest(self) -> dict[str, Any]:
+        manifest = load_manifest(self.record_dir)
+        manifest.setdefault("run_name", self.run_dir.name)
+        return manifest
+
+    def metrics(self, manifest: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return read_metrics(self.run_dir, manifest if manifest is not None else self.manifest())
+
+    def snapshot_path(self, entry: Mapping[str, Any]) -> Path:
+        path = safe_join(self.record_dir, entry["file"])
+        if not path.is_file():
+            raise MissingError(f"snapshot file {entry['file']} is missing from {self.record_dir}")
+        return path
+
+    def snapshot_raw(self, entry: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        return read_safetensors_raw(self.snapshot_path(entry))
+
+    def tensor(self, snap: int, name: str, sample: int | None = None, rows: tuple[int, int] | None = None,
+               manifest: Mapping[str, Any] | None = None, all_samples: bool = False) -> tuple[np.ndarray, str]:
+        """One recorded tensor (aliases resolved) as numpy: sample ``sample``'s (default 0) slice of an
+        activation, or every sample's with ``all_samples``; optionally rows ``rows`` of its first axis.
+        LookupError says what does not exist."""
+        from safetensors import safe_open
+
+        manifest = manifest if manifest is not None else self.manifest()
+        snaps = manifest["snapshots"]
+        if not 0 <= snap < len(snaps):
+            raise LookupError(f"snapshot {snap} does not exist (this run has {len(snaps)}: 0..{len(snaps) - 1})")
+        meta = manifest["tensors"].get(name)
+        if meta is None:
+            hint = " (dropped to respect the size bound)" if name in manifest.get("dropped", []) else ""
+            raise LookupError(f"tensor {name!r} was not recorded{hint}")
+        entry = snaps[snap]
+        key = entry.get("aliases", {}).get(name, name)
+        try:
+            path = self.snapshot_path(entry)
+        except MissingError as e:
+            raise LookupError(str(e)) from None
+        with safe_open(str(path), framework="np") as f:
+            if key not in f.keys():
+                raise LookupError(f"tensor {name!r} is not in snapshot {snap}")
+            sl = f.get_slice(key)
+            shape = list(sl.get_shape())
+            dtype = str(sl.get_dtype())
+            index: list[slice] = []
+            lead = meta["kind"] == "activation" and len(shape) == len(meta["shape"]) + 1 and not all_samples
+            if lead:
+                s = 0 if sample is None else sample
+                if not 0 <= s < shape[0]:
+                    raise LookupError(f"sample {s} does not exist (recorded samples: 0..{shape[0] - 1})")
+                index.append(slice(s, s + 1))
+            if rows is not None:
+                index.append(slice(max(0, rows[0]), rows[1]))
+            arr = np.asarray(sl[tuple(index)] if index else sl[:])
+        return (arr[0] if lead else arr), dtype
+
+
+def load_tensor(run_dir: str | Path, snapshot: int, name: str, sample: int | None = None) -> torch.Tensor:
+    """One recorded tensor as a float32 (or integer) torch tensor; ``sample`` = row among the recorded samples."""
+    try:
+        arr, _ = RecordStore(run_dir).tensor(snapshot, name, sample, all_samples=sample is None)
+    except LookupError as e:
+        raise KeyError(str(e.args[0] if e.args else e)) from None
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    return t.float() if t.is_floating_point() else t
+
+
+__all__ = ["RECORD_DIR", "MANIFEST", "MANIFEST_VERSION", "RecordStore", "load_manifest", "record_dir", "run_root",
+           "read_metrics", "load_tensor", "choose_dropped", "safetensors_bytes", "tensor_bytes", "safe_join",
+           "PathRefused", "KEEP", "CORE"]

@@ -1,0 +1,97 @@
+"""The catalogue of capture points: every tap is declared in its module's table, every declared point is
+tapped (or derived from one that is), on every task model and both attention paths."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from glassbert.capture import Capture, Point, Points, UndeclaredTap, catalogue, points_of, tap
+from glassbert.config import BertConfig
+from glassbert.heads import TASK_MODELS
+from glassbert.tokenizer import IGNORE_INDEX
+
+
+def _inputs(name: str, vocab: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    ids = torch.randint(5, vocab, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0  # padding: the fast path unpads
+    batch = {"input_ids": ids, "token_type_ids": torch.zeros_like(ids), "attention_mask": mask}
+    if name in ("BertForPreTraining", "BertForMaskedLM"):
+        labels = torch.full_like(ids, IGNORE_INDEX)
+        labels[:, 2] = ids[:, 2]
+        batch["labels"] = labels
+    if name in ("BertForPreTraining", "BertForNextSentencePrediction"):
+        batch["next_sentence_label"] = torch.tensor([0, 1])
+    if name == "BertForSequenceClassification":
+        batch["labels"] = torch.tensor([0, 1])
+    if name == "BertForTokenClassification":
+        batch["labels"] = torch.zeros_like(ids)
+    if name == "BertForQuestionAnswering":
+        batch.update(start_positions=torch.tensor([1, 2]), end_positions=torch.tensor([3, 4]))
+    return batch
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_every_tap_is_declared_and_every_declared_point_is_tapped(attn):
+    declared: dict[tuple[type, str], Point] = {}
+    seen: set[tuple[type, str]] = set()
+    for name, cls in TASK_MODELS.items():
+        cfg = BertConfig.preset("toy", vocab_size=40, num_labels=3, attn_implementation=attn)
+        model = cls(cfg).eval()
+        modules = dict(model.named_modules())
+        for module in modules.values():
+            table = points_of(module)
+            for point in table.points if table is not None else ():
+                declared[(type(module), point.name)] = point
+        for explicit in (True, False):  # explicit: every step; fast: only the taps outside the encoder
+            with torch.no_grad(), Capture(model, explicit=explicit) as cap:  # an undeclared tap raises
+                model(**_inputs(name, cfg.vocab_size))
+            assert cap.records, f"{name}: nothing was tapped"
+            for key, point in cap.points.items():
+                owner = cap.owners[key]
+                assert points_of(owner)[point.name] is point
+                seen.add((type(owner), point.name))
+    derived = {k for k, p in declared.items() if p.derive is not None}
+    for (owner, point_name), point in declared.items():
+        if point.derive is not None:
+            assert (owner, point.derive[1]) in seen, f"{owner.__name__}.{point_name} derives from an untapped point"
+    never = sorted(f"{owner.__name__}.{n}" for (owner, n) in set(declared) - seen - derived)
+    assert not never, f"declared in a capture table but never tapped: {never}"
+
+
+def test_an_undeclared_tap_is_an_error_naming_the_table():
+    class Odd(nn.Module):
+        capture = Points("Odd", [Point("known", ("hidden",), "a known point")])
+
+        def forward(self, x):
+            tap(self, "known", x)
+            return tap(self, "unknown", x * 2)
+
+    m = Odd()
+    m(torch.ones(3))  # nothing listens: taps cost nothing and check nothing
+    with pytest.raises(UndeclaredTap, match=r"Odd taps 'unknown'.*Odd\.capture"):
+        with Capture(m):
+            m(torch.ones(3))
+
+
+def test_the_catalogue_lists_every_point_with_its_explorer_facts():
+    cfg = BertConfig.preset("toy", vocab_size=40)
+    model = TASK_MODELS["BertForPreTraining"](cfg)
+    cat = {e["name"]: e for e in catalogue(model)}
+    probs = cat["bert.encoder.layer.1.attention.self.probs"]
+    assert (probs["layer"], probs["role"], probs["priority"], probs["dims"]) == (1, "attention", 6, ["head", "token", "token"])
+    assert probs["step"] == "Attention Probabilities Softmax Layer"
+    assert cat["bert.embeddings.word"]["weight"] == "bert.embeddings.word_embeddings.weight"
+    assert cat["cls.predictions.logits"]["weight"] == "bert.embeddings.word_embeddings.weight"  # tied
+    assert cat["bert.embeddings.input_ids"]["group"] == "Input"
+    assert cat["cls.seq_relationship.softmax"]["derive"] == ["softmax", "seq_relationship.logits"]
+    # one entry per layer for per-layer points, none twice
+    assert sum(1 for e in cat.values() if e["point"] == "probs") == cfg.num_hidden_layers
+    assert len(cat) == len(catalogue(model))
+
+
+def test_a_table_may_not_name_a_point_twice():
+    with pytest.raises(ValueError, match="twice"):
+        Points("Twice", [Point("a", (), "a"), Point("a", (), "a again")])
