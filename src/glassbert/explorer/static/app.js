@@ -13,7 +13,7 @@
     man: null, metrics: [], embedded: null,
     snap: 0, sample: 0,
     tensor: null, slice: {}, archLayer: 0,
-    layer: 0, head: 0, kind: 'probs', showPad: false,
+    layer: 0, head: 0, kind: 'attention', showPad: false,
     diffB: 0, diffA: 0, diffFollow: true,
     timer: null,
   };
@@ -186,7 +186,6 @@
   function hideTip() { tooltip.classList.remove('on'); }
   function setStatus(msg) { $('status').textContent = msg || ''; }
   function cfg(k, d) { const c = S.man.config || {}; return c[k] !== undefined && c[k] !== null ? c[k] : d; }
-  const P = () => S.man.prefix || '';
 
   // ------------------------------------------------------------------ colour
   const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137],
@@ -484,41 +483,43 @@
   }
 
   // ------------------------------------------------------------------ architecture
+  // The diagram is drawn from the model's capture catalogue (manifest.catalogue): each module's table
+  // says which of its points are boxes (block), in which group, row and chain, and which weight feeds it.
+  function catalogue() { return S.man.catalogue || []; }
+  function catEntry(name) { return catalogue().find((e) => e.name === name || e.weight === name) || null; }
+  function byRole(role, layer) {
+    const e = catalogue().find((x) => x.role === role && (layer === undefined || x.layer === layer));
+    return e ? e.name : null;
+  }
+
   function archSpec() {
-    const p = P(), l = S.archLayer, L = p + 'encoder.layer.' + l + '.';
-    const A = (name, label, op) => ({ name, label, op, kind: 'act' });
-    const W = (name, label) => ({ name, label, kind: 'weight' });
-    const nh = cfg('num_attention_heads', 1);
-    return [
-      { title: 'Input', rows: [[[A(p + 'embeddings.input_ids', 'input ids')], [A(p + 'embeddings.token_type_ids', 'segment ids')],
-        [A(p + 'embeddings.position_ids', 'position ids')]]] },
-      { title: 'Embeddings', rows: [
-        [[W(p + 'embeddings.word_embeddings.weight', 'W tok'), A(p + 'embeddings.word', 'tok_embed')],
-          [W(p + 'embeddings.position_embeddings.weight', 'W pos'), A(p + 'embeddings.position', 'pos_embed')],
-          [W(p + 'embeddings.token_type_embeddings.weight', 'W seg'), A(p + 'embeddings.token_type', 'seg_embed')]],
-        [[A(p + 'embeddings.sum', 'sum'), A(p + 'embeddings.layernorm', 'LayerNorm')]]] },
-      { title: 'Encoder layer ' + (l + 1) + ' of ' + cfg('num_hidden_layers') + ' · multi-head attention (' + nh + ' heads)', layer: true, rows: [
-        [[W(L + 'attention.self.query.weight', 'W_Q'), A(L + 'attention.self.query_linear', 'W_Q(x)')],
-          [W(L + 'attention.self.key.weight', 'W_K'), A(L + 'attention.self.key_linear', 'W_K(x)')],
-          [W(L + 'attention.self.value.weight', 'W_V'), A(L + 'attention.self.value_linear', 'W_V(x)')]],
-        [[A(L + 'attention.self.query', 'q_s (heads)')], [A(L + 'attention.self.key', 'k_s (heads)'), A(L + 'attention.self.key_transposed', 'k_sᵀ')],
-          [A(L + 'attention.self.value', 'v_s (heads)')]],
-        [[A(L + 'attention.self.scores', 'q·kᵀ'), A(L + 'attention.self.scores_scaled', '÷√d + mask'),
-          A(L + 'attention.self.probs', 'softmax = attn'), A(L + 'attention.self.context', 'ctx = attn·v')]],
-        [[A(L + 'attention.self.context_reshaped', 'concat heads'), W(L + 'attention.output.dense.weight', 'W_O'),
-          A(L + 'attention.output.dense', 'output'), A(L + 'attention.output.layernorm', 'Add & Norm')]]] },
-      { title: 'Encoder layer ' + (l + 1) + ' · feed-forward', layer: true, rows: [
-        [[W(L + 'intermediate.dense.weight', 'W_1'), A(L + 'intermediate.dense', 'W_1·x'), A(L + 'intermediate.activation', 'GELU')],
-          [W(L + 'output.dense.weight', 'W_2'), A(L + 'output.dense', 'W_2·h'), A(L + 'output.layernorm', 'Add & Norm')]]] },
-      { title: 'Pooler → NSP head (IsNext)', rows: [
-        [[A(p + 'pooler.first_token', '[CLS] row'), W(p + 'pooler.dense.weight', 'W_pool'), A(p + 'pooler.dense', 'W_pool·x'), A(p + 'pooler.activation', 'tanh = h_pooled')],
-          [W('cls.seq_relationship.weight', 'W_nsp'), A('cls.seq_relationship.logits', 'logits_clsf'), A('cls.seq_relationship.softmax', 'softmax')]]] },
-      { title: 'MLM head (masked words)', rows: [
-        [[A('cls.predictions.h_masked', 'h_masked'), W('cls.predictions.transform.dense.weight', 'W_t'),
-          A('cls.predictions.transform.activation', 'GELU'), A('cls.predictions.transform.layernorm', 'LayerNorm')]],
-        [[W(p + 'embeddings.word_embeddings.weight', 'decoder (tied W tok)'), A('cls.predictions.logits', 'logits_lm'),
-          A('cls.predictions.softmax', 'softmax'), A('cls.predictions.argmax', 'argmax')]]] },
-    ];
+    const l = S.archLayer;
+    const fill = (t) => t.replace('{layer}', String(l + 1)).replace('{layers}', String(cfg('num_hidden_layers', 1)))
+      .replace('{heads}', String(cfg('num_attention_heads', 1)));
+    const groups = new Map();
+    catalogue().forEach((e, i) => {
+      if (!e.block) return;
+      const layered = e.layer !== null && e.layer !== undefined;
+      if (layered && e.layer !== l) return;
+      if (!groups.has(e.group)) groups.set(e.group, { title: fill(e.group), layer: layered, entries: [] });
+      groups.get(e.group).entries.push([e, i]);
+    });
+    return [...groups.values()].map((g) => {
+      const rows = new Map();
+      for (const [e, i] of g.entries) {
+        if (!rows.has(e.row)) rows.set(e.row, new Map());
+        const chains = rows.get(e.row);
+        if (!chains.has(e.chain)) chains.set(e.chain, []);
+        chains.get(e.chain).push([e, i]);
+      }
+      const sorted = (m) => [...m.entries()].sort((x, y) => x[0] - y[0]).map((kv) => kv[1]);
+      return {
+        title: g.title, layer: g.layer,
+        rows: sorted(rows).map((chains) => sorted(chains).map((chain) => chain.sort((x, y) => x[1] - y[1])
+          .flatMap(([e]) => (e.weight ? [{ name: e.weight, label: e.weight_block || 'W', kind: 'weight' }] : [])
+            .concat([{ name: e.name, label: e.block, kind: 'act' }])))),
+      };
+    });
   }
 
   function renderArch() {
@@ -606,8 +607,8 @@
   function openTensor(name) {
     S.tensor = name;
     S.slice = {};
-    const m = /encoder\.layer\.(\d+)\./.exec(name);
-    if (m) S.archLayer = Number(m[1]);
+    const e = catEntry(name);
+    if (e && e.layer !== null && e.layer !== undefined) S.archLayer = e.layer;
     renderArch();
     renderMatrix();
     renderDiff();
@@ -669,12 +670,16 @@
 
   // ------------------------------------------------------------------ attention view
   let attnMapper = null, attnM = null;
-  function attnName(kind) { return P() + 'encoder.layer.' + S.layer + '.attention.self.' + (kind || S.kind); }
+  function attnName(role) { return byRole(role || S.kind, S.layer); }
 
   function setupAttentionControls() {
     const ls = $('layer-select'), hs = $('head-select');
     ls.innerHTML = ''; hs.innerHTML = '';
-    for (let l = 0; l < cfg('num_hidden_layers', 1); l++) ls.append(el('option', { value: l }, 'Layer ' + (l + 1) + ' (encoder.layer.' + l + ')'));
+    for (let l = 0; l < cfg('num_hidden_layers', 1); l++) {
+      const at = catalogue().find((e) => e.role === 'attention' && e.layer === l);
+      const where = at ? /^(.*?layers?\.\d+)/.exec(at.module.slice((S.man.prefix || '').length)) : null;
+      ls.append(el('option', { value: l }, 'Layer ' + (l + 1) + (where ? ' (' + where[1] + ')' : '')));
+    }
     for (let h = 0; h < cfg('num_attention_heads', 1); h++) hs.append(el('option', { value: h }, 'Head h' + h));
     ls.onchange = () => { S.layer = Number(ls.value); renderAttention(); };
     hs.onchange = () => { S.head = Number(hs.value); renderAttention(); };
@@ -691,8 +696,8 @@
     if (!tensorMeta(name)) { $('attention-hover').textContent = notRecordedWhy(name); return; }
     try {
       const t = await getTensor(S.snap, name, S.sample);
-      const probsName = attnName('probs');
-      const pt = S.kind === 'probs' ? t : (tensorMeta(probsName) ? await getTensor(S.snap, probsName, S.sample) : null);
+      const probsName = attnName('attention');
+      const pt = S.kind === 'attention' ? t : (tensorMeta(probsName) ? await getTensor(S.snap, probsName, S.sample) : null);
       if (!isCurrent('attention', g)) return;
       const nh = t.shape[0];
       // thumbnails: every head of this layer
@@ -927,7 +932,7 @@
 
   function prefetch(i) {
     if (i >= S.man.snapshots.length) return;
-    const names = [S.tensor, attnName(), attnName('probs')].filter((n) => n && tensorMeta(n));
+    const names = [S.tensor, attnName(), attnName('attention')].filter((n) => n && tensorMeta(n));
     for (const n of names) getTensor(i, n, S.sample, rowsWindow(tensorMeta(n))).catch(() => {});
   }
 
@@ -996,8 +1001,8 @@
     renderTicks();
     renderVocab();
     setupAttentionControls();
-    const p = P();
-    S.tensor = [p + 'embeddings.layernorm', p + 'embeddings.sum', p + 'embeddings.word'].find((n) => tensorMeta(n)) || Object.keys(man.tensors)[0];
+    S.tensor = [byRole('start')].concat(catalogue().filter((e) => e.block).map((e) => e.name))
+      .find((n) => n && tensorMeta(n)) || Object.keys(man.tensors)[0];
     renderInput();
     renderArch();
     selectSnap(man.snapshots.length - 1);
