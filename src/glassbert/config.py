@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError, MissingError
+
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
 ATTENTION_PATHS = ("sdpa", "eager")
 CLASSIFIER_POOLING = ("pooler", "cls", "mean")
@@ -70,7 +72,7 @@ class BertConfig:
             object.__setattr__(self, "num_labels", len(self.id2label))
         if self.attention_head_size is None:
             if self.num_attention_heads > 0 and self.hidden_size % self.num_attention_heads:
-                raise ValueError(
+                raise InputError(
                     f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
                     f"{self.num_attention_heads}; set attention_head_size explicitly")
             if self.num_attention_heads > 0:
@@ -84,24 +86,24 @@ class BertConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"config: {name} must be a positive integer, got {value!r}")
+                raise InputError(f"config: {name} must be a positive integer, got {value!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"config: {name} must be in [0, 1), got {value!r}")
+                raise InputError(f"config: {name} must be in [0, 1), got {value!r}")
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"config: hidden_act {self.hidden_act!r} is not one of {ACTIVATIONS}")
+            raise InputError(f"config: hidden_act {self.hidden_act!r} is not one of {ACTIVATIONS}")
         if self.attn_implementation not in ATTENTION_PATHS:
-            raise ValueError(f"config: attn_implementation {self.attn_implementation!r} "
+            raise InputError(f"config: attn_implementation {self.attn_implementation!r} "
                              f"is not one of {ATTENTION_PATHS}")
         if self.classifier_pooling not in CLASSIFIER_POOLING:
-            raise ValueError(f"config: classifier_pooling {self.classifier_pooling!r} "
+            raise InputError(f"config: classifier_pooling {self.classifier_pooling!r} "
                              f"is not one of {CLASSIFIER_POOLING}")
         if not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"config: pad_token_id {self.pad_token_id} outside the vocabulary "
+            raise InputError(f"config: pad_token_id {self.pad_token_id} outside the vocabulary "
                              f"(vocab_size {self.vocab_size})")
         if self.layer_norm_eps <= 0:
-            raise ValueError(f"config: layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+            raise InputError(f"config: layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
 
     # -- derived ---------------------------------------------------------------------------
     @property
@@ -123,7 +125,7 @@ class BertConfig:
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "BertConfig":
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
     def replace(self, **changes: Any) -> "BertConfig":
@@ -164,9 +166,9 @@ class BertConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> "BertConfig":
         if d.get("model_type", "bert") not in ("bert",):
-            raise ValueError(f"{source}: model_type {d.get('model_type')!r} is not 'bert'")
+            raise InputError(f"{source}: model_type {d.get('model_type')!r} is not 'bert'")
         if d.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"{source}: position_embedding_type "
+            raise InputError(f"{source}: position_embedding_type "
                              f"{d['position_embedding_type']!r} is not supported (only 'absolute')")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
@@ -187,7 +189,7 @@ class BertConfig:
         try:
             return cls(**kwargs)
         except TypeError as e:
-            raise ValueError(f"{source}: {e}") from None
+            raise InputError(f"{source}: {e}") from None
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / "config.json"
@@ -201,13 +203,13 @@ class BertConfig:
         if path.is_dir():
             path = path / "config.json"
         if not path.is_file():
-            raise FileNotFoundError(f"no config.json in {Path(directory)}: not a model directory")
+            raise MissingError(f"no config.json in {Path(directory)}: not a model directory")
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
+            raise InputError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object")
+            raise InputError(f"{path}: expected a JSON object")
         return cls.from_dict(data, source=str(path))
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .errors import InputError, MissingError
+
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 
 # --------------------------------------------------------------------------------------
@@ -43,7 +45,7 @@ def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or directory")
+        raise MissingError(f"{path}: no such file or directory")
     if path.is_dir():
         files = sorted(
             p
@@ -53,7 +55,7 @@ def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
         if not files:
-            raise ValueError(
+            raise InputError(
                 f"{path}: directory holds no {'/'.join(SUPPORTED_SUFFIXES)} files"
             )
         texts: list[str] = []
@@ -66,12 +68,12 @@ def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
 def _read_file(path: Path, text_column: str | None) -> list[str]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ValueError(
+        raise InputError(
             f"{path}: unsupported file type {suffix!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})"
         )
     content = _read_utf8(path)
     if not content.strip():
-        raise ValueError(f"{path}: file is empty")
+        raise InputError(f"{path}: file is empty")
     if suffix == ".txt":
         return _parse_txt(content)
     if suffix == ".jsonl":
@@ -85,7 +87,7 @@ def _read_utf8(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not valid UTF-8 ({err.reason})") from None
+        raise InputError(f"{path}:{line}: not valid UTF-8 ({err.reason})") from None
 
 
 def _parse_txt(content: str) -> list[str]:
@@ -110,14 +112,14 @@ def _parse_jsonl(path: Path, content: str, key: str) -> list[str]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: line is not valid JSON ({err.msg})") from None
+            raise InputError(f"{path}:{number}: line is not valid JSON ({err.msg})") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
         if key not in record:
-            raise ValueError(f"{path}:{number}: no key {key!r} (keys: {sorted(record)})")
+            raise InputError(f"{path}:{number}: no key {key!r} (keys: {sorted(record)})")
         value = record[key]
         if not isinstance(value, str):
-            raise ValueError(f"{path}:{number}: key {key!r} is {type(value).__name__}, not a string")
+            raise InputError(f"{path}:{number}: key {key!r} is {type(value).__name__}, not a string")
         if value.strip():
             texts.append(value)
     return texts
@@ -129,9 +131,9 @@ def _parse_delimited(path: Path, content: str, column: str, delimiter: str) -> l
     try:
         header = next(reader)
     except csv.Error as err:
-        raise ValueError(f"{path}:1: malformed header ({err})") from None
+        raise InputError(f"{path}:1: malformed header ({err})") from None
     if column not in header:
-        raise ValueError(
+        raise InputError(
             f"{path}: column {column!r} not in header {header}; pass text_column= one of them"
         )
     index = header.index(column)
@@ -141,13 +143,13 @@ def _parse_delimited(path: Path, content: str, column: str, delimiter: str) -> l
             if not row:
                 continue
             if len(row) <= index:
-                raise ValueError(
+                raise InputError(
                     f"{path}:{reader.line_num}: row has {len(row)} fields, column {column!r} is field {index + 1}"
                 )
             if row[index].strip():
                 texts.append(row[index])
     except csv.Error as err:
-        raise ValueError(f"{path}:{reader.line_num}: malformed row ({err})") from None
+        raise InputError(f"{path}:{reader.line_num}: malformed row ({err})") from None
     return texts
 
 
@@ -250,7 +252,7 @@ def fetch(name: str, dest: str | Path = "data", quiet: bool = False) -> Path:
     under ``dest/.cache``.
     """
     if name not in SOURCES:
-        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(sorted(SOURCES))}")
+        raise InputError(f"unknown corpus {name!r}; known: {', '.join(sorted(SOURCES))}")
     source = SOURCES[name]
     dest = Path(dest)
     out_dir = dest / name

@@ -5,14 +5,17 @@ run the batches (with a progress bar on large inputs), then restore the caller's
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from .batching import sorted_batches
+from .errors import InputError
 from .model import BertModel, pool
+from .runfiles import atomic_write_text, atomic_write_with
 from .tokenizer import Tokenizer
 
 POOLINGS = ("mean", "cls", "pooled")
@@ -25,7 +28,7 @@ class Embedder:
             tokenizer = tokenizer or Tokenizer.from_pretrained(model)
             model = BertModel.from_pretrained(model)
         if tokenizer is None:
-            raise ValueError("Embedder(model_object) needs tokenizer=")
+            raise InputError("Embedder(model_object) needs tokenizer=")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -39,29 +42,24 @@ class Embedder:
         if isinstance(texts, str):
             texts = [texts]
         if len(texts) == 0:
-            raise ValueError("no texts to embed: pass at least one string")
+            raise InputError("no texts to embed: pass at least one string")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-        lengths = [len(t) if isinstance(t, str) else 0 for t in texts]
-        order = np.argsort([-n for n in lengths], kind="stable")  # longest first: memory peaks early
+            raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
+        lengths = [len(t) if isinstance(t, str) else 0 for t in texts]  # longest first: memory peaks early
         if show_progress is None:
             show_progress = len(texts) >= 256
-        bar = tqdm(total=len(texts), desc="embedding", unit="text", disable=not show_progress)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
+        for idx in sorted_batches(lengths, batch_size, progress=show_progress, desc="embedding", unit="text"):
             batch = self.tokenizer([texts[i] for i in idx], padding=True, max_length=self.max_length)
             yield idx, batch
-            bar.update(len(idx))
-        bar.close()
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], pooling: str = "mean", normalize: bool = False,
                batch_size: int = 32, show_progress: bool | None = None) -> np.ndarray:
         """(N, H) float32 sentence vectors, in the order of `texts`."""
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+            raise InputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if pooling == "pooled" and self.model.pooler is None:
-            raise ValueError("pooling='pooled' needs a model with a pooler")
+            raise InputError("pooling='pooled' needs a model with a pooler")
         out = np.zeros((1 if isinstance(texts, str) else len(texts), self.dim), dtype=np.float32)
         for idx, batch in self._batches(texts, batch_size, show_progress):
             inputs = {k: v.to(self.device) for k, v in batch.items()}
@@ -86,9 +84,28 @@ class Embedder:
         return results
 
 
+VECTOR_FORMATS = (".npy", ".jsonl")
+
+
+def write_vectors(path: str | Path, texts: Sequence[str], vectors: np.ndarray) -> Path:
+    """Save sentence vectors: ``.npy`` (N, H) float32, or ``.jsonl`` with one {text, vector} per line."""
+    path = Path(path)
+    if path.suffix not in VECTOR_FORMATS:
+        raise InputError(f"{path}: use a file name ending in {' or '.join(VECTOR_FORMATS)}")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory: give a file name ending in {' or '.join(VECTOR_FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npy":
+        atomic_write_with(path, lambda tmp: np.save(tmp, vectors, allow_pickle=False))
+    else:
+        lines = (json.dumps({"text": t, "vector": [round(float(x), 7) for x in v]}) for t, v in zip(texts, vectors))
+        atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
 def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
     unit = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
     return unit @ unit.T
 
 
-__all__ = ["Embedder", "pool", "cosine_matrix", "POOLINGS"]
+__all__ = ["Embedder", "pool", "cosine_matrix", "write_vectors", "POOLINGS", "VECTOR_FORMATS"]

@@ -14,6 +14,7 @@ from torch import nn
 
 from .capture import CORE, KEEP, Point, Points, tap
 from .config import BertConfig
+from .errors import InputError
 from .model import ACT2FN, POOLER_GROUP, BertModel, BertModelOutput, BertPreTrainedModel, pool
 from .tokenizer import IGNORE_INDEX
 
@@ -134,7 +135,7 @@ def _mlm(head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torc
     if labels is None:
         return head(sequence_output.reshape(B * T, H)).view(B, T, -1), None, None
     if tuple(labels.shape) != (B, T):
-        raise ValueError(f"MLM labels have shape {tuple(labels.shape)}, expected {(B, T)}")
+        raise InputError(f"MLM labels have shape {tuple(labels.shape)}, expected {(B, T)}")
     flat = labels.reshape(-1)
     masked_index = (flat != IGNORE_INDEX).nonzero().squeeze(1)                   # (M,)
     logits = head(sequence_output.reshape(B * T, H).index_select(0, masked_index))  # (M, V)
@@ -306,5 +307,18 @@ TASK_MODELS = {cls.__name__: cls for cls in (
     BertModel, BertForPreTraining, BertForMaskedLM, BertForNextSentencePrediction,
     BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering)}
 
-__all__ = [*TASK_MODELS, "PreTrainingOutput", "SequenceClassifierOutput", "TokenClassifierOutput",
+
+
+def load_model(path, default: str = "BertModel") -> BertPreTrainedModel:
+    """The model a directory holds, as the class its config.json names in ``architectures``
+    (transformers' convention), else ``default``; a name we do not know falls back to ``default`` too."""
+    from .checkpoint import resolve_model_path
+    from .config import BertConfig
+
+    directory = resolve_model_path(path)
+    names = BertConfig.load(directory).to_dict().get("architectures") or [default]
+    return TASK_MODELS.get(names[0], TASK_MODELS[default]).from_pretrained(directory)
+
+
+__all__ = [*TASK_MODELS, "load_model", "PreTrainingOutput", "SequenceClassifierOutput", "TokenClassifierOutput",
            "QuestionAnsweringOutput", "IGNORE_INDEX", "TASK_MODELS"]

@@ -28,6 +28,7 @@ from torch import nn
 
 from .capture import CORE, DETAIL, KEEP, REDUNDANT, Point, Points, capturing, tap
 from .config import BertConfig
+from .errors import InputError
 
 ACT2FN = {
     "gelu": F.gelu,  # exact, erf-based: the original BERT's
@@ -423,15 +424,15 @@ class BertModel(BertPreTrainedModel):
         if input_ids.dim() == 1:
             input_ids = input_ids[None]
         if input_ids.dim() != 2 or input_ids.numel() == 0:
-            raise ValueError(f"input_ids must have shape (batch, length) with length ≥ 1, got {tuple(input_ids.shape)}")
+            raise InputError(f"input_ids must have shape (batch, length) with length ≥ 1, got {tuple(input_ids.shape)}")
         B, T = input_ids.shape
         cfg = self.config
         if T > cfg.max_position_embeddings:
-            raise ValueError(f"sequence length {T} exceeds max_position_embeddings {cfg.max_position_embeddings}: "
+            raise InputError(f"sequence length {T} exceeds max_position_embeddings {cfg.max_position_embeddings}: "
                              f"truncate the input (e.g. tokenizer max_length={cfg.max_position_embeddings})")
         lo, hi = int(input_ids.min()), int(input_ids.max())
         if lo < 0 or hi >= cfg.vocab_size:
-            raise ValueError(f"input_ids contain id {hi if hi >= cfg.vocab_size else lo} outside the vocabulary "
+            raise InputError(f"input_ids contain id {hi if hi >= cfg.vocab_size else lo} outside the vocabulary "
                              f"of {cfg.vocab_size}: was the text encoded with this model's tokenizer?")
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
@@ -441,11 +442,11 @@ class BertModel(BertPreTrainedModel):
             if t.dim() == 1:
                 t = t[None]
             if tuple(t.shape) != (B, T):
-                raise ValueError(f"{name} has shape {tuple(t.shape)} but input_ids has {(B, T)}")
+                raise InputError(f"{name} has shape {tuple(t.shape)} but input_ids has {(B, T)}")
         token_type_ids = token_type_ids.view(B, T)
         attention_mask = attention_mask.view(B, T)
         if int(token_type_ids.max()) >= cfg.type_vocab_size or int(token_type_ids.min()) < 0:
-            raise ValueError(f"token_type_ids must be in [0, {cfg.type_vocab_size}), got max {int(token_type_ids.max())}")
+            raise InputError(f"token_type_ids must be in [0, {cfg.type_vocab_size}), got max {int(token_type_ids.max())}")
         return input_ids, token_type_ids, attention_mask
 
 

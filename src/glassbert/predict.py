@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import InputError
 from .heads import BertForMaskedLM
 from .tokenizer import Tokenizer
 
@@ -21,12 +22,12 @@ def fill_mask(model: str | Path, texts: list[str], top_k: int = 5) -> list[MaskP
     tok = Tokenizer.from_pretrained(model)
     mlm = BertForMaskedLM.from_pretrained(model)
     if not hasattr(mlm.cls.predictions, "decoder"):
-        raise ValueError(f"{model}: no MLM head")
+        raise InputError(f"{model}: no MLM head")
     batch = tok(texts, padding=True)
     masks = batch["input_ids"] == tok.mask_token_id
     missing = [t for t, row in zip(texts, masks) if not row.any()]
     if missing:
-        raise ValueError(f"no [MASK] in {missing[0]!r}: write [MASK] where a word should be predicted")
+        raise InputError(f"no [MASK] in {missing[0]!r}: write [MASK] where a word should be predicted")
     with torch.no_grad():
         logits = mlm(**batch).prediction_logits                                   # (B, T, V)
     probs = logits[masks].softmax(-1)                                             # (M, V)

@@ -14,6 +14,8 @@ import torch
 from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tokenizers import Tokenizer as Backend
 
+from .errors import InputError, MissingError
+
 SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
                   "sep_token": "[SEP]", "mask_token": "[MASK]"}
 DEFAULT_MAX_LENGTH = 512
@@ -51,7 +53,7 @@ def _build_backend(vocab: dict[str, int], lowercase: bool, specials: dict[str, s
     """The pipeline BertTokenizerFast builds from a vocab.txt."""
     for name, token in specials.items():
         if token not in vocab:
-            raise ValueError(f"vocabulary has no {name} {token!r}")
+            raise InputError(f"vocabulary has no {name} {token!r}")
     backend = Backend(models.WordPiece(vocab, unk_token=specials["unk_token"], max_input_chars_per_word=100))
     backend.normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase)
@@ -81,7 +83,7 @@ def _read_vocab(path: Path) -> dict[str, int]:
                 continue
             vocab[token] = i
     if not vocab:
-        raise ValueError(f"{path}: empty vocabulary")
+        raise InputError(f"{path}: empty vocabulary")
     return vocab
 
 
@@ -99,7 +101,7 @@ class Tokenizer:
         self.vocab: dict[str, int] = backend.get_vocab(with_added_tokens=True)
         for name, token in self.specials.items():
             if token not in self.vocab:
-                raise ValueError(f"tokenizer has no {name} {token!r} in its vocabulary")
+                raise InputError(f"tokenizer has no {name} {token!r} in its vocabulary")
             setattr(self, f"{name}_id", self.vocab[token])
         self.special_ids = {self.vocab[t] for t in self.specials.values()}
         self._id_to_token = {i: t for t, i in self.vocab.items()}
@@ -138,7 +140,7 @@ class Tokenizer:
             try:
                 cfg = json.loads(cfg_path.read_text())
             except json.JSONDecodeError as e:
-                raise ValueError(f"{cfg_path}: not valid JSON ({e})") from None
+                raise InputError(f"{cfg_path}: not valid JSON ({e})") from None
         lowercase = bool(cfg.get("do_lower_case", True))
         max_len = cfg.get("model_max_length", DEFAULT_MAX_LENGTH)
         max_len = int(max_len) if isinstance(max_len, (int, float)) and max_len < 1e9 else DEFAULT_MAX_LENGTH
@@ -149,14 +151,14 @@ class Tokenizer:
             try:
                 backend = Backend.from_file(str(directory / "tokenizer.json"))
             except Exception as e:  # tokenizers raises a bare Exception on malformed files
-                raise ValueError(f"{directory / 'tokenizer.json'}: cannot be read ({e})") from None
+                raise InputError(f"{directory / 'tokenizer.json'}: cannot be read ({e})") from None
             if backend.normalizer is not None and "lowercase" in json.loads(backend.normalizer.__getstate__()):
                 lowercase = bool(json.loads(backend.normalizer.__getstate__())["lowercase"])
             return cls(backend, lowercase, specials, max_len)
         if (directory / "vocab.txt").is_file():
             table = _read_vocab(directory / "vocab.txt")
             return cls(_build_backend(table, lowercase, specials), lowercase, specials, max_len)
-        raise FileNotFoundError(f"{directory}: no tokenizer.json or vocab.txt found")
+        raise MissingError(f"{directory}: no tokenizer.json or vocab.txt found")
 
     @classmethod
     def train(cls, texts: Iterable[str] | Sequence[str | Path], vocab_size: int = 8000,
@@ -179,12 +181,12 @@ class Tokenizer:
         if files:
             missing = [str(p) for p in items if not Path(p).is_file()]
             if missing:
-                raise FileNotFoundError(f"cannot train a vocabulary: missing files {missing[:5]}")
+                raise MissingError(f"cannot train a vocabulary: missing files {missing[:5]}")
             backend.train([str(p) for p in items], trainer)
         else:
             backend.train_from_iterator(items, trainer)
         if backend.get_vocab_size() <= len(SPECIAL_TOKENS):
-            raise ValueError("cannot train a vocabulary: the training text is empty")
+            raise InputError("cannot train a vocabulary: the training text is empty")
         vocab = backend.get_vocab()
         return cls(_build_backend(vocab, lowercase, SPECIAL_TOKENS), lowercase)
 
@@ -245,18 +247,18 @@ class Tokenizer:
         """
         texts = [text] if isinstance(text, str) else list(text)
         if not texts:
-            raise ValueError("no texts given: pass at least one string")
+            raise InputError("no texts given: pass at least one string")
         pairs = None
         if text_pair is not None:
             pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
             if len(pairs) != len(texts):
-                raise ValueError(f"{len(texts)} texts but {len(pairs)} text pairs: give one pair per text")
+                raise InputError(f"{len(texts)} texts but {len(pairs)} text pairs: give one pair per text")
         texts = [_check_text(t, i) for i, t in enumerate(texts)]
         inputs = texts if pairs is None else [(a, _check_text(b, i)) for i, (a, b) in enumerate(zip(texts, pairs))]
 
         limit = max_length or self.model_max_length
         if padding == "max_length" and max_length is None:
-            raise ValueError("padding='max_length' needs max_length")
+            raise InputError("padding='max_length' needs max_length")
         if truncation:
             self.backend.enable_truncation(limit, strategy="longest_first")
         try:
@@ -274,11 +276,11 @@ class Tokenizer:
             width = max(max_length, max(lengths))
         elif padding in (False, None, "do_not_pad"):
             if len(set(lengths)) > 1:
-                raise ValueError(f"rows have different lengths {sorted(set(lengths))}: "
+                raise InputError(f"rows have different lengths {sorted(set(lengths))}: "
                                  f"use padding=True to pad them")
             width = lengths[0]
         else:
-            raise ValueError(f"padding must be True, False, 'longest' or 'max_length', got {padding!r}")
+            raise InputError(f"padding must be True, False, 'longest' or 'max_length', got {padding!r}")
 
         n = len(encodings)
         input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
@@ -325,11 +327,11 @@ class Tokenizer:
 def pad_rows(items: Sequence[Mapping[str, Sequence[int] | int | torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
     """:meth:`Tokenizer.pad` for code that holds only the pad id."""
     if not items:
-        raise ValueError("cannot pad an empty batch")
+        raise InputError("cannot pad an empty batch")
     keys = list(items[0].keys())
     for n, item in enumerate(items):
         if list(item.keys()) != keys:
-            raise ValueError(f"batch item {n} has keys {list(item.keys())}, item 0 has {keys}")
+            raise InputError(f"batch item {n} has keys {list(item.keys())}, item 0 has {keys}")
     batch: dict[str, torch.Tensor] = {}
     lengths = [len(item["input_ids"]) for item in items]  # type: ignore[arg-type]
     longest = max(lengths)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from .capture import Capture, Point, layer_of
+from .errors import InputError
 
 
 def step_name(point: Point, path: str, act: str = "gelu") -> tuple[int | None, str] | None:
@@ -37,7 +38,7 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
     chosen = set(layers) if layers is not None else set(range(1, cfg.num_hidden_layers + 1))
     bad = sorted(i for i in chosen if not 1 <= i <= cfg.num_hidden_layers)
     if bad:
-        raise ValueError(f"--layers {bad} outside 1..{cfg.num_hidden_layers}")
+        raise InputError(f"--layers {bad} outside 1..{cfg.num_hidden_layers}")
     was_training = model.training
     model.eval()
     with torch.no_grad(), Capture(model) as cap:

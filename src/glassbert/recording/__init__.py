@@ -7,11 +7,12 @@
     from glassbert.recording import Recorder, RecordCallback
     trainer = Trainer(..., callbacks=[RecordCallback(Recorder(run_dir, samples, tokenizer, "every_steps=100"))])
 """
-from glassbert.recording.recorder import DEFAULT_MAX_BYTES, RecordCallback, Recorder, describe_weight, record_once
+from glassbert.recording.recorder import (DEFAULT_MAX_BYTES, RecordCallback, Recorder, describe_weight, record_model,
+                                          record_once)
 from glassbert.recording.spec import RecordSpec, parse_record_spec
-from glassbert.recording.store import (MANIFEST_VERSION, RecordStore, load_manifest, load_tensor, read_metrics,
-                                       record_dir)
+from glassbert.recording.store import (MANIFEST_VERSION, RecordStore, has_recording, load_manifest, load_tensor,
+                                       read_metrics, record_dir)
 
-__all__ = ["Recorder", "RecordCallback", "RecordSpec", "RecordStore", "parse_record_spec", "record_once",
+__all__ = ["Recorder", "RecordCallback", "RecordSpec", "RecordStore", "parse_record_spec", "record_once", "record_model", "has_recording",
            "load_manifest", "load_tensor", "read_metrics", "record_dir", "describe_weight", "DEFAULT_MAX_BYTES",
            "MANIFEST_VERSION"]

@@ -614,6 +614,23 @@ def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tu
     return Path(out_dir)
 
 
+def record_model(model: str | Path, texts: Sequence[str], out_dir: str | Path, *, pair: bool = False) -> Path:
+    """Load a model directory (or an alias such as ``minilm``) as the class its config names, and record one
+    snapshot of it on ``texts`` (``pair``: the two texts are one sentence pair) into ``out_dir``."""
+    from glassbert.heads import load_model
+    from glassbert.tokenizer import Tokenizer
+
+    if not texts:
+        raise InputError(f"{model} holds no recording ({RECORD_DIR}/{MANIFEST}): give one or more texts to "
+                         "record a snapshot of the model, or record a run with `glassbert demo` / "
+                         "`glassbert pretrain --record ...`")
+    if pair and len(texts) != 2:
+        raise InputError(f"a pair is two texts, got {len(texts)}")
+    tokenizer = Tokenizer.from_pretrained(model)
+    items: list = [tuple(texts)] if pair else list(texts)
+    return record_once(load_model(model), tokenizer, items, out_dir)
+
+
 class RecordCallback:
     """The Trainer callback that feeds a :class:`Recorder`: pretraining, the demo and fine-tuning use it.
 

@@ -59,6 +59,12 @@ def record_dir(run_dir: str | Path) -> Path:
     raise MissingError(f"no recording in {p} (expected {p / RECORD_DIR / MANIFEST}); {_NO_RECORDING}")
 
 
+def has_recording(path: str | Path) -> bool:
+    """Does ``path`` hold a recording (a run directory with record/, or a record directory)?"""
+    p = Path(path)
+    return (p / RECORD_DIR / MANIFEST).is_file() or (p / MANIFEST).is_file()
+
+
 def run_root(run_dir: str | Path) -> Path:
     """The run directory: the parent of record/ (or the record directory itself when it stands alone)."""
     d = record_dir(run_dir).resolve()
@@ -254,6 +260,6 @@ def load_tensor(run_dir: str | Path, snapshot: int, name: str, sample: int | Non
     return t.float() if t.is_floating_point() else t
 
 
-__all__ = ["RECORD_DIR", "MANIFEST", "MANIFEST_VERSION", "RecordStore", "load_manifest", "record_dir", "run_root",
+__all__ = ["RECORD_DIR", "MANIFEST", "MANIFEST_VERSION", "RecordStore", "load_manifest", "record_dir", "run_root", "has_recording",
            "read_metrics", "load_tensor", "choose_dropped", "safetensors_bytes", "tensor_bytes", "safe_join",
            "PathRefused", "KEEP", "CORE"]
