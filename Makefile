@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install browser clean
+.PHONY: demo test test-fast bench install browser clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# Day-to-day: everything but the tests marked slow (learning runs, subprocess kills, the real browser).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) bench/inference.py

@@ -1,15 +1,10 @@
 """Recorder: snapshots of every named tensor inside BERT, for chosen samples at chosen epochs/steps.
 
-A snapshot is one eval-mode forward pass under :class:`glassbert.capture.Capture` (the same capture
-points `trace` prints) plus the model's weights, written as one safetensors file (the layout is in
-:mod:`glassbert.recording.store`). What each tensor is — its dims, label and priority — comes from the
-capture table of the module that tapped it; the manifest carries the model's whole catalogue for the
-page. Points a table marks ``derive=("softmax"|"argmax", source)`` are computed here from their source.
-
-Activations are stored under their capture name with a leading sample axis ``(S, ...)``; tensors whose
-first dim is ``masked`` (the MLM head, which BERT computes for the masked tokens only) are split per
-sample and padded to the largest number of masked tokens (``samples[i]["masked_positions"]`` says how
-many rows are real).
+A snapshot (:mod:`glassbert.recording.snapshot`) is one eval-mode forward pass under Capture plus the
+model's weights, written as one safetensors file (the layout is in :mod:`glassbert.recording.store`);
+the manifest carries what each tensor is and the model's whole capture catalogue for the page.
+Activations are stored under their capture name with a leading sample axis ``(S, ...)``; MLM rows are
+padded per sample (``samples[i]["masked_positions"]`` says how many rows are real).
 Weights are stored under their parameter names (``bert.encoder.layer.0.attention.self.query.weight``).
 A tensor that is bit-identical to an earlier one in the same snapshot (dropout in eval mode, a
 block's input that is the previous block's output) is stored once and listed in the snapshot's
@@ -37,8 +32,6 @@ Recording never touches the global torch RNG: the forward runs in eval mode unde
 """
 from __future__ import annotations
 
-import fnmatch
-import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,11 +40,19 @@ from typing import Any
 
 import torch
 
-from glassbert.capture import CORE, Capture, Point, catalogue, points_of
+from glassbert.capture import CORE, catalogue
 from glassbert.errors import InputError
+from glassbert.recording import snapshot
 from glassbert.recording.spec import RecordSpec
-from glassbert.recording.store import (MANIFEST, MANIFEST_VERSION, RECORD_DIR, choose_dropped, load_manifest,
-                                       safetensors_bytes, tensor_bytes)
+from glassbert.recording.store import (
+    MANIFEST,
+    MANIFEST_VERSION,
+    RECORD_DIR,
+    choose_dropped,
+    load_manifest,
+    safetensors_bytes,
+    tensor_bytes,
+)
 from glassbert.runfiles import atomic_write_text, atomic_write_with
 from glassbert.tokenizer import IGNORE_INDEX
 
@@ -60,59 +61,6 @@ DEFAULT_EXPECTED_SNAPSHOTS = 20
 FULL_VOCAB_LIMIT = 5000
 TOPK = 5
 _MANIFEST_RESERVE = 256_000  # room kept for the manifest inside the bound
-
-
-def describe_weight(name: str, shape: Sequence[int], vocab_size: int) -> tuple[list[str], str, int]:
-    """(dims, label, priority) of a parameter."""
-    leaf = name.rsplit(".", 2)
-    label = ".".join(leaf[-2:])
-    if "word_embeddings" in name:
-        return ["vocab", "hidden"], "token embedding table", 0
-    if "position_embeddings" in name:
-        return ["position", "hidden"], "position embedding table", 1
-    if "token_type_embeddings" in name:
-        return ["segment", "hidden"], "segment embedding table", 1
-    if len(shape) == 2:
-        prio = 0 if vocab_size in shape else 1
-        return ["out", "in"], f"W {label}", prio
-    if len(shape) == 1:
-        prio = 0 if shape[0] == vocab_size else 4
-        return ["out"], f"{label}", prio
-    return [f"d{i}" for i in range(len(shape))], label, 1
-
-
-# ---------------------------------------------------------------------------------------------
-# the recorder
-# ---------------------------------------------------------------------------------------------
-def _to_cpu_batch(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor):
-            out[k] = v.detach().cpu()
-        elif isinstance(v, (list, tuple)) and v and isinstance(v[0], (list, tuple, int)):
-            out[k] = torch.as_tensor(v)
-    return out
-
-
-def _accepts(model: torch.nn.Module, arg: str) -> bool:
-    try:
-        params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-    return arg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def _has_role(model: torch.nn.Module, role: str) -> bool:
-    """Does any module of ``model`` declare a capture point with this role (e.g. an MLM head's logits)?"""
-    return any(p.role == role for m in model.modules() if (t := points_of(m)) is not None for p in t.points)
-
-
-def _storage_dtype(dtype: str, config: Mapping[str, Any]) -> torch.dtype:
-    if dtype == "auto":
-        big = int(config.get("hidden_size", 0)) >= 256
-        return torch.float16 if big else torch.float32
-    return {"float16": torch.float16, "fp16": torch.float16, "float32": torch.float32,
-            "fp32": torch.float32}[dtype]
 
 
 @dataclass
@@ -152,7 +100,7 @@ class Recorder:
         self.record_weights = weights
         self.metrics = metrics
 
-        batch = _to_cpu_batch(samples)
+        batch = snapshot.to_cpu_batch(samples)
         if "input_ids" not in batch:
             raise InputError("samples must contain input_ids")
         n = batch["input_ids"].shape[0]
@@ -264,142 +212,6 @@ class Recorder:
             return False
         return self.record(model, epoch, step)
 
-    # -- capture -------------------------------------------------------------------------------
-    def _included(self, name: str) -> bool:
-        inc = self.include
-        if inc is None:
-            return True
-        if callable(inc):
-            return bool(inc(name))
-        return any(fnmatch.fnmatchcase(name, g) for g in inc)
-
-    def _forward(self, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Point], Any]:
-        device = next(model.parameters()).device
-        inputs = {k: self.batch[k].to(device) for k in ("input_ids", "token_type_ids", "attention_mask")}
-        # MLM labels only for models with an MLM head (a classifier's `labels` mean something else)
-        if "labels" in self.batch and _has_role(model, "mlm_logits") and _accepts(model, "labels") \
-                and self.batch["labels"].shape == self.batch["input_ids"].shape:
-            inputs["labels"] = self.batch["labels"].to(device)
-        if "next_sentence_label" in self.batch and _accepts(model, "next_sentence_label"):
-            inputs["next_sentence_label"] = self.batch["next_sentence_label"].to(device)
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), Capture(model) as cap:
-                out = model(**inputs)
-        finally:
-            model.train(was_training)
-        return dict(cap.records), dict(cap.points), out
-
-    def _per_sample(self, records: Mapping[str, torch.Tensor], points: Mapping[str, Point],
-                    out: Any) -> dict[str, torch.Tensor]:
-        """Capture records → tensors with a leading sample axis (rows of ``masked`` points split per sample)."""
-        B, T = self.batch["input_ids"].shape
-        counts = [len(p) for p in self.masked_positions]
-        mmax = max(counts) if counts else 0
-        # flat (b*T + t) index of every masked row, in the order BERT gathers them
-        masked_flat = getattr(out, "masked_index", None)
-        gathered = masked_flat is not None  # the MLM head ran on the masked rows only
-        if masked_flat is None:
-            masked_flat = torch.tensor([b * T + p for b, ps in enumerate(self.masked_positions) for p in ps],
-                                       dtype=torch.long)
-        masked_flat = masked_flat.detach().cpu().long()
-        result: dict[str, torch.Tensor] = {}
-        for name, t in records.items():
-            t = t.detach().cpu()
-            if points[name].dims[:1] == ("masked",):
-                if not gathered:  # the head ran on every token: (B, T, ...) or (B*T, ...)
-                    if t.dim() >= 2 and t.shape[0] == B and t.shape[1] == T:
-                        t = t.reshape(B * T, *t.shape[2:])
-                    if t.shape[0] != B * T:
-                        continue
-                    t = t.index_select(0, masked_flat)
-                if t.shape[0] != masked_flat.numel():
-                    continue  # not per masked token: nothing sensible to show per sample
-                if mmax == 0:
-                    continue
-                padded = t.new_zeros((B, mmax, *t.shape[1:]))
-                sample_of, fill = masked_flat // T, [0] * B
-                for r in range(t.shape[0]):
-                    b = int(sample_of[r])
-                    padded[b, fill[b]] = t[r]
-                    fill[b] += 1
-                result[name] = padded
-            elif t.dim() >= 1 and t.shape[0] == B:
-                result[name] = t
-            elif t.dim() >= 1 and t.shape[0] == 1:
-                result[name] = t.expand(B, *t.shape[1:]).contiguous()
-            elif t.dim() == 1 and t.shape[0] == T:  # shared per-token vector (position ids)
-                result[name] = t.unsqueeze(0).expand(B, T).contiguous()
-        return result
-
-    def _derived(self, model: torch.nn.Module, acts: dict[str, torch.Tensor]) -> dict[str, Point]:
-        """Add the points the tables mark ``derive=(op, source)`` (softmax / argmax of a head's logits)."""
-        added: dict[str, Point] = {}
-        for path, module in model.named_modules():
-            table = points_of(module)
-            for point in table.points if table is not None else ():
-                if point.derive is None:
-                    continue
-                op, source = point.derive
-                key = f"{path}.{source}" if path else source
-                if key not in acts:
-                    continue
-                name = f"{path}.{point.name}" if path else point.name
-                x = acts[key]
-                acts[name] = torch.softmax(x.float(), dim=-1) if op == "softmax" else x.argmax(dim=-1).to(torch.int32)
-                added[name] = point
-        return added
-
-    def _snapshot_tensors(self, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict, Any, dict[str, str]]:
-        records, points, out = self._forward(model)
-        acts = self._per_sample(records, points, out)
-        points.update(self._derived(model, acts))
-        dtype = _storage_dtype(self.dtype_name, self._config_dict(model))
-        tensors: dict[str, torch.Tensor] = {}
-        meta: dict[str, dict[str, Any]] = {}
-        for name, t in acts.items():
-            if not self._included(name):
-                continue
-            t = t.to(dtype) if t.is_floating_point() else t.to(torch.int32)
-            tensors[name] = t.clone(memory_format=torch.contiguous_format)  # no shared storage (views)
-            point = points[name]
-            dims = list(point.dims) if len(point.dims) == t.dim() - 1 else [f"d{i}" for i in range(t.dim() - 1)]
-            meta[name] = {"shape": list(t.shape[1:]), "dims": dims, "kind": "activation",
-                          "label": point.label, "priority": point.priority}
-        if self.record_weights:
-            vocab = int(self._config_dict(model).get("vocab_size", -1))
-            for pname, p in model.named_parameters():
-                if not self._included(pname):
-                    continue
-                if pname in tensors:
-                    raise InputError(f"parameter name {pname!r} collides with a capture point")
-                w = p.detach().cpu()
-                w = w.to(dtype) if w.is_floating_point() else w
-                tensors[pname] = w.clone(memory_format=torch.contiguous_format)
-                dims, label, prio = describe_weight(pname, list(w.shape), vocab)
-                meta[pname] = {"shape": list(w.shape), "dims": dims, "kind": "weight", "label": label,
-                               "priority": prio}
-        roles = {point.role: name for name, point in points.items() if point.role}
-        return tensors, meta, out, roles
-
-    @staticmethod
-    def _aliases(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, str]:
-        """name -> earlier name holding bit-identical values (stored once)."""
-        aliases: dict[str, str] = {}
-        seen: dict[tuple, list[str]] = {}
-        for name, t in tensors.items():
-            if meta[name]["kind"] != "activation":
-                continue
-            key = (tuple(t.shape), t.dtype)
-            for other in seen.get(key, []):
-                if torch.equal(tensors[other], t):
-                    aliases[name] = other
-                    break
-            else:
-                seen.setdefault(key, []).append(name)
-        return aliases
-
     # -- predictions ---------------------------------------------------------------------------
     def _predictions(self, acts: Mapping[str, torch.Tensor], roles: Mapping[str, str]) -> list[dict[str, Any]]:
         logits_name = roles.get("mlm_logits") if roles.get("mlm_logits") in acts else None
@@ -434,20 +246,8 @@ class Recorder:
             vocab[str(i)] = tok
 
     # -- manifest ------------------------------------------------------------------------------
-    @staticmethod
-    def _config_dict(model: torch.nn.Module) -> dict[str, Any]:
-        cfg = getattr(model, "config", None)
-        if cfg is None:
-            return {}
-        d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg))
-        d = dict(d)
-        for key in ("attention_head_size", "intermediate_size"):
-            if key not in d and hasattr(cfg, key):
-                d[key] = getattr(cfg, key)
-        return json.loads(json.dumps(d, default=str))
-
     def _new_manifest(self, model: torch.nn.Module) -> dict[str, Any]:
-        cfg = self._config_dict(model)
+        cfg = snapshot.config_dict(model)
         vocab_size = int(cfg.get("vocab_size", 0) or 0)
         tok = self.tokenizer
         if tok is not None and vocab_size and vocab_size <= FULL_VOCAB_LIMIT:
@@ -473,7 +273,7 @@ class Recorder:
             "tensors": {},
             "metrics": self.metrics,
             "size_limit_bytes": self.max_bytes,
-            "dtype": str(_storage_dtype(self.dtype_name, cfg)).replace("torch.", ""),
+            "dtype": str(snapshot.storage_dtype(self.dtype_name, cfg)).replace("torch.", ""),
             "dropped": [],
             "snapshot_bytes": 0,
             "catalogue": catalogue(model),
@@ -523,7 +323,9 @@ class Recorder:
 
     def record(self, model: torch.nn.Module, epoch: int = 0, step: int = 0) -> bool:
         """Record one snapshot now (whatever the spec says); False when the bound forced a skip."""
-        tensors, meta, out, roles = self._snapshot_tensors(model)
+        snap = snapshot.take(model, self.batch, self.masked_positions, include=self.include,
+                             dtype_name=self.dtype_name, weights=self.record_weights)
+        tensors, meta, roles = snap.tensors, snap.meta, snap.roles
         if self.manifest is None:
             self.dir.mkdir(parents=True, exist_ok=True)
             for old in self.dir.glob("snap-*.safetensors"):
@@ -531,7 +333,7 @@ class Recorder:
             self.manifest = self._new_manifest(model)
         elif self.manifest["version"] != MANIFEST_VERSION:  # resuming a record of an older glassbert
             self.manifest.update(version=MANIFEST_VERSION, catalogue=catalogue(model))
-        aliases = self._aliases(tensors, meta)
+        aliases = snapshot.aliases(tensors, meta)
         if self._plan is None:
             self._plan = self._plan_sizes(tensors, meta, aliases)
             self.manifest["dropped"] = sorted(self._plan.dropped)
