@@ -1,0 +1,55 @@
+"""The one length-sorted batcher: embedding and evaluation run their inputs longest first.
+
+Sorting by length means each batch pads little (and a long batch, the memory peak, comes first);
+callers put the results back in the caller's order by index. Both :class:`glassbert.embed.Embedder`
+and the fine-tuning tasks' evaluation go through here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
+
+from .errors import InputError
+
+T = TypeVar("T")
+
+
+def longest_first(lengths: Sequence[int]) -> list[int]:
+    """Indices of ``lengths`` from the longest to the shortest; equal lengths keep their order."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int, *, progress: bool = False, desc: str | None = None,
+                   unit: str = "it", leave: bool = True) -> Iterator[list[int]]:
+    """Batches of at most ``batch_size`` indices, longest items first (see :func:`longest_first`).
+
+    With ``progress``, a tqdm bar counts the items, advanced once the caller is done with a batch.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
+    order = longest_first(lengths)
+    with tqdm(total=len(order), desc=desc, unit=unit, disable=not progress, leave=leave,
+              dynamic_ncols=True) as bar:
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            yield rows
+            bar.update(len(rows))
+
+
+def map_sorted(lengths: Sequence[int], batch_size: int, run: Callable[[list[int]], Sequence[T]],
+               **bar: Any) -> list[T]:
+    """``run(indices)`` over :func:`sorted_batches` (one result per index, in the indices' order);
+    returns the results in the original order. ``bar`` takes sorted_batches' progress options."""
+    results: list[Any] = [None] * len(lengths)
+    for rows in sorted_batches(lengths, batch_size, **bar):
+        outputs = run(rows)
+        if len(outputs) != len(rows):
+            raise ValueError(f"run() returned {len(outputs)} results for a batch of {len(rows)}")
+        for index, output in zip(rows, outputs):
+            results[index] = output
+    return results
+
+
+__all__ = ["longest_first", "sorted_batches", "map_sorted"]
