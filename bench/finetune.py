@@ -4,7 +4,7 @@
     python bench/finetune.py --limit 800 --test-limit 300 --epochs 1   # a quick end-to-end check
     python bench/finetune.py --device cuda
 
-(a) glassbert: `glassbert.run_finetune.finetune` on the training CSV (the Trainer, our model).
+(a) glassbert: `glassbert.tasks.job.finetune` on the training CSV (the Trainer, our model).
 (b) transformers: BertForSequenceClassification from the same checkpoint, given glassbert's initial
     classifier weights, trained in a plain torch loop on the SAME batches in the same order (our
     tokenization, the Trainer's seeded shuffling and dynamic padding, the Trainer's dropout seeds),
@@ -33,9 +33,10 @@ sys.path.insert(0, str(ROOT / "src"))
 import glassbert as gb  # noqa: E402
 from glassbert import data as gdata  # noqa: E402
 from glassbert.checkpoint import resolve_model_path  # noqa: E402
-from glassbert.finetune import ClassificationData, encode_classification, pad_collate  # noqa: E402
-from glassbert.run_finetune import (build_task_model, evaluate_classification, finetune,  # noqa: E402
-                                    read_classification_file)
+from glassbert.tasks.classification import (ClassificationData, encode_classification,  # noqa: E402
+                                            evaluate_classification, read_classification)
+from glassbert.tasks.job import FinetuneArgs, build_task_model, finetune  # noqa: E402
+from glassbert.tokenizer import pad_rows  # noqa: E402
 from glassbert.train import build_optimizer, derive_seed, lr_factor  # noqa: E402
 
 TEXT, LABEL = "review", "score"
@@ -68,7 +69,7 @@ def train_transformers(model_dir: Path, labels: list[str], train_set, args, devi
         model_dir, id2label=id2label, label2id={v: k for k, v in id2label.items()}, attn_implementation="sdpa")
     ours = build_task_model("classify", model_dir, id2label, "pooler", seed=args.seed)  # finetune's init
     hf.classifier.load_state_dict(ours.classifier.state_dict())
-    probe = pad_collate([{k: v for k, v in train_set[i].items() if k != "labels"} for i in range(4)],
+    probe = pad_rows([{k: v for k, v in train_set[i].items() if k != "labels"} for i in range(4)],
                         train_set.pad_id)
     with torch.no_grad():
         gap = (hf.eval()(**probe).logits - ours.eval()(**probe).logits).abs().max().item()
@@ -92,7 +93,7 @@ def train_transformers(model_dir: Path, labels: list[str], train_set, args, devi
     for epoch in range(args.epochs):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(args.seed, "epoch", epoch)))
         for b in range(steps_per_epoch):
-            batch = pad_collate([train_set[i] for i in order[b * bs:(b + 1) * bs].tolist()], train_set.pad_id)
+            batch = pad_rows([train_set[i] for i in order[b * bs:(b + 1) * bs].tolist()], train_set.pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
             torch.manual_seed(derive_seed(args.seed, "dropout", step))  # the Trainer's dropout seed
             with autocast:
@@ -140,10 +141,10 @@ def main() -> None:
 
     model_dir = resolve_model_path("minilm")
     foods = gdata.fetch("fine-foods", ROOT / "data", quiet=True)
-    full_train = read_classification_file(foods / "train.csv", TEXT, LABEL)
+    full_train = read_classification(foods / "train.csv", TEXT, LABEL)
     labels = full_train.label_names
     train = subset(full_train, args.limit, args.seed)
-    test = subset(read_classification_file(foods / "test.csv", TEXT, LABEL, labels=labels), args.test_limit,
+    test = subset(read_classification(foods / "test.csv", TEXT, LABEL, labels=labels), args.test_limit,
                   args.seed + 1)
     tok = gb.Tokenizer.from_pretrained(model_dir)
     train_set = encode_classification(train, tok, args.max_length)
@@ -166,7 +167,7 @@ def main() -> None:
                       quiet=True, overwrite=True)
 
         def glassbert_run(name: str, out: str, **kw) -> None:
-            summary = finetune(model_dir, train_csv, work / out, **common, **kw)
+            summary = finetune(FinetuneArgs(model_dir, train_csv, work / out, **common, **kw))
             model = gb.BertForSequenceClassification.from_pretrained(work / out).to(device)
             scores = evaluate_classification(model, test_set, labels, batch_size=64)
             results.append((name, scores.metrics, summary["train_seconds"]))

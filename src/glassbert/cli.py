@@ -11,6 +11,9 @@ from pathlib import Path
 
 import click
 
+from .config import CLASSIFIER_POOLING
+from .tasks import FREEZE_MODES, TASK_NAMES
+
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
 
@@ -356,7 +359,7 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser) -> 
               help="CSV/TSV/JSONL (classify), CoNLL (token) or SQuAD v1.1 JSON (qa).")
 @click.option("--eval", "eval_file", type=click.Path(exists=True, dir_okay=False), help="Evaluated every epoch; the best epoch is kept.")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--task", type=click.Choice(["classify", "token", "qa"]), default="classify", show_default=True)
+@click.option("--task", type=click.Choice(TASK_NAMES), default=TASK_NAMES[0], show_default=True)
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--text-pair-column", default=None, help="A second text column: classify sentence pairs.")
 @click.option("--label-column", default="label", show_default=True)
@@ -365,21 +368,26 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser) -> 
 @click.option("--lr", default=5e-5, show_default=True, type=float)
 @click.option("--max-length", type=click.IntRange(8), help="Tokens per input (default 128; qa 384).")
 @click.option("--doc-stride", default=128, show_default=True, type=click.IntRange(1), help="qa: overlap of context windows.")
-@click.option("--freeze", default="none", show_default=True, help="none | embeddings | encoder | N (the first N layers).")
-@click.option("--pooling", type=click.Choice(["pooler", "cls", "mean"]), help="How the classifier pools (default: pooler, or mean when only the head trains on an untrained pooler).")
+@click.option("--freeze", default=FREEZE_MODES[0], show_default=True,
+              help=f"{' | '.join(FREEZE_MODES)} | N (the first N layers).")
+@click.option("--pooling", type=click.Choice(CLASSIFIER_POOLING), help="How the classifier pools (default: pooler, or mean when only the head trains on an untrained pooler).")
 @click.option("--early-stop", "patience", type=click.IntRange(1), help="Stop after this many epochs without a better eval.")
 @click.option("--minutes", type=float, help="Stop after this much wall time.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start over in an --out that holds a run.")
+@click.option("--record", default=None,
+              help="Record tensors of eval (or train) examples for the explorer, e.g. 'samples=0,1;every_steps=50'.")
 def finetune(model, train_file, eval_file, out, task, text_column, text_pair_column, label_column, epochs, batch_size,
-             lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite) -> None:
+             lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite, record) -> None:
     """Fine-tune MODEL for classification, token tagging or question answering."""
-    from .run_finetune import finetune as run
-    summary = run(model, train_file, out, task=task, eval=eval_file, text_column=text_column,
-                  label_column=label_column, text_pair_column=text_pair_column, epochs=epochs, batch_size=batch_size,
-                  lr=lr, max_length=max_length, doc_stride=doc_stride, freeze=freeze, pooling=pooling,
-                  early_stop_patience=patience, minutes=minutes, seed=seed, resume=resume, overwrite=overwrite)
+    from .tasks.job import FinetuneArgs
+    from .tasks.job import finetune as run
+    summary = run(FinetuneArgs(
+        model, train_file, out, task=task, eval=eval_file, text_column=text_column, label_column=label_column,
+        text_pair_column=text_pair_column, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+        doc_stride=doc_stride, freeze=freeze, pooling=pooling, early_stop_patience=patience, minutes=minutes,
+        seed=seed, resume=resume, overwrite=overwrite, record=record))
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("metrics", {}).items() if isinstance(v, float))
     click.echo(f"done: {out}" + (f" ({metrics})" if metrics else ""))
 
@@ -395,7 +403,7 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 def classify(model, texts, input_file, output, text_column, batch_size) -> None:
     """Label TEXTS (or the rows of --input) with a fine-tuned classifier."""
-    from .run_finetune import classify as run, format_table
+    from .tasks.predict import classify as run, format_table
     if not texts and not input_file:
         raise click.UsageError("give TEXTS or --input FILE")
     rows = run(model, texts=list(texts) or None, input=input_file, output=output, text_column=text_column,

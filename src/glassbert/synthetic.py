@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from glassbert.finetune import SquadExample
+from .tasks.qa import SquadExample
 
 # ---------------------------------------------------------------------------------------------
 # Gazetteers

@@ -1,4 +1,4 @@
-"""finetune() and classify(): each task learns its synthetic set, the saved classifier is a
+"""The finetune job and classify(): each task learns its synthetic set, the saved classifier is a
 transformers model, freezing freezes, and bad input is reported with its file and line."""
 from __future__ import annotations
 
@@ -13,12 +13,18 @@ import torch
 import glassbert as gb
 from glassbert import synthetic as S
 from glassbert.checkpoint import read_state_dict
-from glassbert.run_finetune import (
-    EVAL_FILE, TASK_FILE, build_task_model, choose_pooling, classify, evaluate_classification, finetune,
-    format_table, freeze_parameters, parse_freeze, read_classification_file,
-)
+from glassbert.tasks.classification import encode_classification, evaluate_classification, read_classification
+from glassbert.tasks.common import EVAL_FILE, TASK_FILE, choose_pooling, freeze_parameters, parse_freeze
+from glassbert.tasks.job import FinetuneArgs, build_task_model, finetune
+from glassbert.tasks.predict import classify, format_table
+from helpers_tasks import write_csv
 
 QUIET = dict(progress=False, quiet=True)
+
+
+def run(*args, **kwargs) -> dict:
+    """finetune(FinetuneArgs(...))"""
+    return finetune(FinetuneArgs(*args, **kwargs))
 
 
 # ─── a tiny BERT with a vocabulary learned from the synthetic tasks ─────────────────────────
@@ -32,14 +38,6 @@ def tiny(tmp_path_factory) -> Path:
     return gb.BertModel(config).save_pretrained(tmp_path_factory.mktemp("tiny") / "base", tokenizer=tok)
 
 
-def write_csv(path: Path, header: list[str], rows) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
 @pytest.fixture(scope="module")
 def sentiment(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("sentiment")
@@ -51,7 +49,7 @@ def sentiment(tmp_path_factory) -> tuple[Path, Path]:
 def classifier(tiny, sentiment, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("run") / "sentiment"
     train, test = sentiment
-    summary = finetune(tiny, train, out, eval=test, epochs=3, batch_size=16, lr=1e-3, max_length=32, **QUIET)
+    summary = run(tiny, train, out, eval=test, epochs=3, batch_size=16, lr=1e-3, max_length=32, **QUIET)
     return summary, out
 
 
@@ -82,8 +80,7 @@ def test_classifier_learns_sentiment_and_keeps_the_best_epoch(classifier, sentim
     # out/ holds the best epoch's weights: evaluating them again gives the best accuracy
     model = gb.BertForSequenceClassification.from_pretrained(out)
     tok = gb.Tokenizer.from_pretrained(out)
-    data = read_classification_file(sentiment[1], "text", "label", labels=summary["labels"])
-    from glassbert.finetune import encode_classification
+    data = read_classification(sentiment[1], "text", "label", labels=summary["labels"])
     again = evaluate_classification(model, encode_classification(data, tok, 32), summary["labels"])
     assert again.metrics["accuracy"] == pytest.approx(best["accuracy"])
 
@@ -141,7 +138,7 @@ def test_text_pairs(tiny, tmp_path):
         a, b = rng.choice(words), rng.choice(words)
         rows.append([f"the {a} was fine .", f"the {b} was fine .", "same" if a == b else "different"])
     train = write_csv(tmp_path / "pairs.csv", ["first", "second", "label"], rows)
-    summary = finetune(tiny, train, tmp_path / "out", text_column="first", text_pair_column="second",
+    summary = run(tiny, train, tmp_path / "out", text_column="first", text_pair_column="second",
                        epochs=1, batch_size=16, lr=1e-3, **QUIET)
     assert summary["labels"] == ["different", "same"] and summary["steps"] == 3
     result = classify(tmp_path / "out", texts=["the tea was fine ."], text_pairs=["the tea was fine ."])
@@ -156,7 +153,7 @@ def test_text_pairs(tiny, tmp_path):
 ])
 def test_freezing_leaves_frozen_weights_bit_identical(tiny, sentiment, tmp_path, freeze, frozen_prefixes):
     out = tmp_path / "frozen"
-    summary = finetune(tiny, sentiment[0], out, freeze=freeze, epochs=1, batch_size=16, lr=1e-2,
+    summary = run(tiny, sentiment[0], out, freeze=freeze, epochs=1, batch_size=16, lr=1e-2,
                        max_length=32, **QUIET)
     assert summary["steps"] == 25 and summary["freeze"] == freeze
     before = {k: v for k, v in build_task_model("classify", tiny, {0: "negative", 1: "positive"},
@@ -204,7 +201,7 @@ def test_freeze_values_and_pooling_choice(tiny, tmp_path):
 
 
 def test_early_stop(tiny, sentiment, tmp_path):
-    summary = finetune(tiny, sentiment[0], tmp_path / "out", eval=sentiment[1], freeze="encoder", epochs=6,
+    summary = run(tiny, sentiment[0], tmp_path / "out", eval=sentiment[1], freeze="encoder", epochs=6,
                        batch_size=16, lr=1e-9, max_length=32, early_stop_patience=1, **QUIET)
     assert summary["stopped_by"] == "early_stop"
     assert summary["steps"] == 2 * 25 and summary["best_step"] == 25
@@ -214,7 +211,7 @@ def test_early_stop(tiny, sentiment, tmp_path):
 def test_token_tagger_learns_ner(tiny, tmp_path):
     train = S.write_conll(S.make_ner(600, 1), tmp_path / "train.conll")
     test = S.write_conll(S.make_ner(200, 2), tmp_path / "test.conll")
-    summary = finetune(tiny, train, tmp_path / "ner", task="token", eval=test, epochs=5, batch_size=16,
+    summary = run(tiny, train, tmp_path / "ner", task="token", eval=test, epochs=5, batch_size=16,
                        lr=2e-3, max_length=48, **QUIET)
     assert summary["metrics"]["f1"] >= 0.8
     assert summary["labels"][0] == "O" and "B-PER" in summary["labels"]
@@ -232,7 +229,7 @@ def test_qa_learns_synthetic_squad(minilm_path, tmp_path):
     # EM 100 after 100 steps of 16 (400 questions, lr 3e-4), so this is the smallest setup that passes.
     train = S.write_squad(S.make_qa(400, 1), tmp_path / "train.json")
     test = S.write_squad(S.make_qa(100, 2), tmp_path / "test.json")
-    summary = finetune(minilm_path, train, tmp_path / "qa", task="qa", eval=test, epochs=5, batch_size=16,
+    summary = run(minilm_path, train, tmp_path / "qa", task="qa", eval=test, epochs=5, batch_size=16,
                        lr=3e-4, max_length=128, doc_stride=32, **QUIET)
     assert summary["metrics"]["exact_match"] >= 80
     assert json.loads((tmp_path / "qa" / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
@@ -243,14 +240,14 @@ def test_qa_learns_synthetic_squad(minilm_path, tmp_path):
 def test_missing_column(tiny, tmp_path):
     train = write_csv(tmp_path / "train.csv", ["review", "score"], [["good", "great"], ["bad", "other"]])
     with pytest.raises(ValueError, match=rf"{train} line 2: no column 'text'"):
-        finetune(tiny, train, tmp_path / "out", **QUIET)
+        run(tiny, train, tmp_path / "out", **QUIET)
 
 
 def test_unknown_label_at_eval(tiny, sentiment, tmp_path):
     test = write_csv(tmp_path / "test.csv", ["text", "label"],
                      [["the soup was great .", "positive"], ["the soup was fine .", "neutral"]])
     with pytest.raises(ValueError, match=rf"{test} line 3: unknown label 'neutral'"):
-        finetune(tiny, sentiment[0], tmp_path / "out", eval=test, **QUIET)
+        run(tiny, sentiment[0], tmp_path / "out", eval=test, **QUIET)
 
 
 @pytest.mark.parametrize("task, name", [("classify", "train.csv"), ("classify", "train.jsonl"),
@@ -259,22 +256,22 @@ def test_empty_file(tiny, tmp_path, task, name):
     train = tmp_path / name
     train.write_text("")
     with pytest.raises(ValueError, match=rf"{train}.*empty|{train}: no examples"):
-        finetune(tiny, train, tmp_path / "out", task=task, **QUIET)
+        run(tiny, train, tmp_path / "out", task=task, **QUIET)
 
 
 def test_conll_errors(tiny, tmp_path):
     bad = tmp_path / "bad.conll"
     bad.write_text("Alice B-PER\nflew O\n\nBob B-PER\nParis B-LOC extra\n")
     with pytest.raises(ValueError, match=rf"{bad} line 5: expected 2 fields"):
-        finetune(tiny, bad, tmp_path / "out", task="token", **QUIET)
+        run(tiny, bad, tmp_path / "out", task="token", **QUIET)
     train = S.write_conll(S.make_ner(40, 1), tmp_path / "train.conll")
     test = tmp_path / "test.conll"
     test.write_text("Alice B-PER\nflew O\n\nBob B-PER\nsang O\nin O\nRome B-CITY\n")
     with pytest.raises(ValueError, match=rf"{test} line 7: unknown tag 'B-CITY'"):
-        finetune(tiny, train, tmp_path / "out", task="token", eval=test, **QUIET)
+        run(tiny, train, tmp_path / "out", task="token", eval=test, **QUIET)
     test.write_text("Alice B-PER\nflew O\nhome PER\n")
     with pytest.raises(ValueError, match=rf"{test} line 3: tag 'PER' is not BIO"):
-        finetune(tiny, train, tmp_path / "out", task="token", eval=test, **QUIET)
+        run(tiny, train, tmp_path / "out", task="token", eval=test, **QUIET)
 
 
 def test_squad_answer_not_in_context(tiny, tmp_path):
@@ -287,4 +284,23 @@ def test_squad_answer_not_in_context(tiny, tmp_path):
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if qa["id"] in text)
     with pytest.raises(ValueError, match=rf"{path} line {line}: question id '{qa['id']}': answer 'Atlantis' "
                                          r"is not at answer_start"):
-        finetune(tiny, path, tmp_path / "out", task="qa", **QUIET)
+        run(tiny, path, tmp_path / "out", task="qa", **QUIET)
+
+
+# ─── --record: the explorer's record of a fine-tuning run ──────────────────────────────────
+def test_record_eval_examples(tiny, sentiment, tmp_path):
+    from glassbert.recording import load_manifest
+    out = tmp_path / "rec"
+    summary = run(tiny, sentiment[0], out, eval=sentiment[1], epochs=1, batch_size=16, lr=1e-3, max_length=32,
+                  record="samples=0,2;every_steps=10;epochs=last", **QUIET)
+    assert summary["steps"] == 25
+    manifest = load_manifest(out)
+    assert [s["index"] for s in manifest["samples"]] == [0, 2]
+    with sentiment[1].open(newline="") as f:
+        first_eval_text = list(csv.reader(f))[1][0]  # row 0 of the eval set, decoded from its word pieces
+    assert manifest["samples"][0]["text"].split() == first_eval_text.replace(" .", ".").split()
+    steps = [snap["step"] for snap in manifest["snapshots"]]
+    assert 0 in steps and 10 in steps and 20 in steps and steps[-1] == 25
+    with pytest.raises(ValueError, match=r"--record samples \[500\]"):
+        run(tiny, sentiment[0], tmp_path / "bad", eval=sentiment[1], epochs=1, batch_size=16,
+            record="samples=500", **QUIET)

@@ -1,0 +1,33 @@
+"""Fine-tuning, one module per task. What `glassbert finetune` and `glassbert classify` run.
+
+    classification.py  CSV/TSV/JSONL texts (and pairs) → labels: reader, encoding, accuracy/macro-F1, confusion
+    tagging.py         CoNLL → BIO tags on each word's first piece: reader, alignment, entity F1
+    qa.py              SQuAD v1.1 → [CLS] Q [SEP] C [SEP] windows: reader, features, n-best span decoding, EM/F1
+    common.py          what the tasks share: encoded datasets, the task model from a model dir, pooling, freezing,
+                       batched inference, TaskData
+    job.py             the `finetune` job: FinetuneArgs → Trainer → out/ (a model dir transformers loads)
+    predict.py         `classify`: apply a fine-tuned classifier to texts or a file (CSV of predictions)
+
+Readers keep the line of everything they read, so an error names the file and the line.
+This module holds only the names the CLI needs (no torch import); the rest loads on first use:
+``from glassbert.tasks import finetune, FinetuneArgs, classify``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+TASK_NAMES = ("classify", "token", "qa")            # the `--task` choices; job.TASKS maps each to its module
+FREEZE_MODES = ("none", "embeddings", "encoder")    # or a number N: the embeddings and the first N layers
+
+_LAZY = {"finetune": "job", "FinetuneArgs": "job", "TASKS": "job", "build_task_model": "job",
+         "classify": "predict", "write_predictions": "predict", "format_table": "predict"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["TASK_NAMES", "FREEZE_MODES", *_LAZY]

@@ -1,0 +1,233 @@
+"""Sequence classification: CSV/TSV/JSONL rows of text (and a second text) with a label.
+
+    read_classification (each row's line kept) ─▶ encode_classification ─▶ BertForSequenceClassification
+    ─▶ evaluate_classification: labels by argmax; accuracy, macro-F1, loss and the confusion matrix
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import metrics as M
+from ..errors import InputError
+from ..heads import BertForSequenceClassification
+from ..tokenizer import Tokenizer
+from .common import EncodedDataset, Evaluation, TaskData, existing_file, forward_sorted, pad_id_of, truncating_copy
+
+NAME = "classify"
+MODEL = BertForSequenceClassification
+KEEP_BEST = "accuracy"
+DEFAULT_MAX_LENGTH = 128
+CONFUSION_FILE = "confusion.png"
+
+
+# ─── reading ────────────────────────────────────────────────────────────────────────────────
+@dataclass
+class ClassificationData:
+    """Texts (and optional second texts) with integer labels; ``label_names[id]`` names each id.
+
+    ``lines[i]`` is the line of row i in ``path`` (None for data not read from a file).
+    """
+
+    texts: list[str]
+    pairs: list[str] | None
+    label_ids: list[int]
+    label_names: list[str]
+    lines: list[int] | None = None
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.label_names)}
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.label_names))
+
+
+def iter_table(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
+    """Yield (line number, row, header) from a CSV, TSV or JSON-lines file."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv", ".tab"):
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter="," if suffix == ".csv" else "\t")
+            header: list[str] | None = None
+            line = 1
+            for row in reader:
+                start_line, line = line, reader.line_num + 1
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if header is None:
+                    header = [cell.strip() for cell in row]
+                    continue
+                if len(row) != len(header):
+                    raise InputError(f"{path} line {start_line}: expected {len(header)} fields "
+                                     f"({', '.join(header)}), got {len(row)}")
+                yield start_line, dict(zip(header, row)), header
+        if header is None:
+            raise InputError(f"{path}: file is empty (expected a header line and rows)")
+    elif suffix in (".jsonl", ".ndjson", ".json"):
+        with path.open(encoding="utf-8-sig") as handle:
+            for line_no, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise InputError(f"{path} line {line_no}: invalid JSON ({error.msg}); "
+                                     f"expected one object per line") from None
+                if not isinstance(row, dict):
+                    raise InputError(f"{path} line {line_no}: expected a JSON object, got {type(row).__name__}")
+                yield line_no, row, list(row.keys())
+    else:
+        raise InputError(f"{path}: unknown table format {suffix!r}; use .csv, .tsv or .jsonl")
+
+
+def cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str]) -> str:
+    """The text in ``column`` of one row; errors name the file, the line and the header."""
+    if column not in row:
+        what = "column" if path.suffix.lower() in (".csv", ".tsv", ".tab") else "key"
+        raise InputError(f"{path} line {line}: no {what} {column!r}; the header is {header}")
+    value = row[column]
+    if value is None or isinstance(value, (dict, list)):
+        raise InputError(f"{path} line {line}: {column!r} must be text, got {value!r}")
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _sorted_label_names(names: set[str]) -> list[str]:
+    """Sorted label names; numerically when they are all integers ('2' before '10')."""
+    try:
+        return sorted(names, key=int)
+    except ValueError:
+        return sorted(names)
+
+
+def read_classification(path: str | Path, text_column: str, label_column: str,
+                        text_pair_column: str | None = None,
+                        labels: Sequence[str] | None = None) -> ClassificationData:
+    """Read a CSV/TSV/JSONL classification file.
+
+    ``labels`` fixes the id of each label name (pass the training set's ``label_names`` when
+    reading the evaluation set; an unknown label is then an error naming its line); when omitted,
+    the names found are sorted into ids.
+    """
+    path = existing_file(path, "data")
+    rows: list[tuple[int, str, str | None, str]] = []
+    for line, row, header in iter_table(path):
+        text = cell(path, line, row, text_column, header)
+        pair = cell(path, line, row, text_pair_column, header) if text_pair_column else None
+        label = cell(path, line, row, label_column, header).strip()
+        rows.append((line, text, pair, label))
+    if not rows:
+        raise InputError(f"{path}: no examples (the file has no data rows)")
+    if labels is None:
+        label_names = _sorted_label_names({label for *_, label in rows})
+    else:
+        label_names = [str(name) for name in labels]
+        if len(set(label_names)) != len(label_names):
+            raise InputError(f"duplicate label names in {label_names}")
+    label2id = {name: i for i, name in enumerate(label_names)}
+    for line, _, _, label in rows:
+        if label not in label2id:
+            raise InputError(f"{path} line {line}: unknown label {label!r}; known labels: {label_names}")
+    return ClassificationData(
+        texts=[text for _, text, _, _ in rows],
+        pairs=[pair for _, _, pair, _ in rows] if text_pair_column else None,  # type: ignore[misc]
+        label_ids=[label2id[label] for *_, label in rows],
+        label_names=label_names,
+        lines=[line for line, *_ in rows],
+        path=path,
+    )
+
+
+# ─── encoding ───────────────────────────────────────────────────────────────────────────────
+def encode_classification(data: ClassificationData, tokenizer: Any, max_length: int) -> EncodedDataset:
+    """Tokenize every text (pair) to at most ``max_length`` tokens; items carry ``labels``."""
+    backend = truncating_copy(tokenizer, max_length)
+    inputs = list(zip(data.texts, data.pairs)) if data.pairs is not None else data.texts
+    items: list[dict[str, list[int] | int]] = [
+        {"input_ids": enc.ids, "token_type_ids": enc.type_ids, "attention_mask": [1] * len(enc.ids),
+         "labels": label}
+        for enc, label in zip(backend.encode_batch(inputs), data.label_ids)
+    ]
+    return EncodedDataset(items, pad_id_of(tokenizer))
+
+
+# ─── evaluation and decoding ────────────────────────────────────────────────────────────────
+def class_logits(model: nn.Module, dataset: EncodedDataset, batch_size: int = 64, progress: bool = False,
+                 desc: str = "eval") -> np.ndarray:
+    """(N, num_labels) logits of every item, in the dataset's order."""
+    items = [dataset[i] for i in range(len(dataset))]
+    return np.stack(forward_sorted(model, items, dataset.pad_id, batch_size,
+                                   lambda output, row, length: output.logits[row].float().cpu().numpy(),
+                                   progress, desc))
+
+
+def evaluate_classification(model: nn.Module, dataset: EncodedDataset, label_names: Sequence[str],
+                            batch_size: int = 64, progress: bool = False) -> Evaluation:
+    """Accuracy, macro-F1, mean loss and the confusion matrix of ``model`` on ``dataset``.
+
+    ``details``: report (per-class scores, for eval.json), confusion (the matrix), text (printable).
+    """
+    logits = class_logits(model, dataset, batch_size, progress)
+    gold = np.array([int(item["labels"]) for item in dataset.items])  # type: ignore[arg-type]
+    loss = float(F.cross_entropy(torch.from_numpy(logits).double(), torch.from_numpy(gold)))
+    report = M.classification_report(gold, logits.argmax(-1), label_names=list(label_names))
+    return Evaluation(
+        {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "loss": loss},
+        {"report": report.to_dict(), "confusion": report.confusion,
+         "text": f"accuracy {report.accuracy:.4f}  macro-F1 {report.macro_f1:.4f}  loss {loss:.4f}\n"
+                 + format_confusion(report.confusion, list(label_names))},
+    )
+
+
+def format_confusion(matrix: np.ndarray, labels: Sequence[str]) -> str:
+    """The confusion matrix as text: rows gold, columns predicted."""
+    width = max(7, *(len(str(x)) + 1 for x in labels), len(str(int(matrix.max(initial=0)))) + 2)
+    lines = ["confusion matrix (rows: gold, columns: predicted)",
+             " " * width + "".join(f"{label:>{width}}" for label in labels)]
+    for label, row in zip(labels, matrix):
+        lines.append(f"{label:>{width}}" + "".join(f"{int(n):>{width}}" for n in row))
+    return "\n".join(lines)
+
+
+# ─── the task, for the job ──────────────────────────────────────────────────────────────────
+def prepare(args: Any, tok: Tokenizer, max_length: int) -> TaskData:
+    """Read and encode ``args.train`` (and ``args.eval``, with the training labels)."""
+    data = read_classification(args.train, args.text_column, args.label_column, args.text_pair_column)
+    if len(data.label_names) < 2:
+        raise InputError(f"{data.path}: every row has the label {data.label_names[0]!r}; a classifier "
+                         f"needs at least two labels")
+    dataset = encode_classification(data, tok, max_length)
+    if args.eval is None:
+        return TaskData(dataset, data.id2label, None, len(data))
+    eval_data = read_classification(args.eval, args.text_column, args.label_column, args.text_pair_column,
+                                    labels=data.label_names)
+    eval_set = encode_classification(eval_data, tok, max_length)
+
+    def evaluate(model: nn.Module, progress: bool) -> Evaluation:
+        return evaluate_classification(model, eval_set, data.label_names, 2 * args.batch_size, progress)
+    return TaskData(dataset, data.id2label, evaluate, len(data), len(eval_data), eval_set)
+
+
+def eval_record(final: Evaluation, out: Path, labels: list[str], step: int | None) -> dict[str, Any]:
+    """What eval.json adds for this task (the per-class report); draws out/confusion.png."""
+    M.plot_confusion(final.details["confusion"], labels, out / CONFUSION_FILE, title=f"confusion matrix (step {step})")
+    return {"classification": final.details["report"]}
+
+
+__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "CONFUSION_FILE", "ClassificationData",
+           "iter_table", "cell", "read_classification", "encode_classification", "class_logits",
+           "evaluate_classification", "format_confusion", "prepare", "eval_record"]

@@ -1,0 +1,241 @@
+"""What the fine-tuning tasks share: encoded datasets, the task model from a model dir, pooling,
+freezing, and batched inference (length-sorted, through :mod:`glassbert.batching`)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tokenizers
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..batching import map_sorted
+from ..checkpoint import read_state_dict
+from ..config import CLASSIFIER_POOLING, BertConfig
+from ..errors import InputError, MissingError
+from ..tokenizer import pad_rows
+from ..train import Evaluation  # what every task's evaluate returns: metrics, and details["text"] to print
+from . import FREEZE_MODES
+
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+TASK_FILE = "glassbert_task.json"  # in a fine-tuned model dir: the task and how its inputs were read
+EVAL_FILE = "eval.json"           # the final evaluation and the run's summary
+
+
+# ─── files and tokenizers ───────────────────────────────────────────────────────────────────
+def existing_file(path: str | Path, what: str) -> Path:
+    """``path`` as a Path; MissingError when there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingError(f"{path}: no such {what} file")
+    return path
+
+
+@contextlib.contextmanager
+def about(path: Path) -> Iterator[None]:
+    """Prefix an InputError raised inside with ``path`` (for errors that do not name it yet)."""
+    try:
+        yield
+    except ValueError as error:
+        message = str(error)
+        if str(path) in message:
+            raise
+        raise InputError(f"{path}: {message}") from None
+
+
+def backend_of(tokenizer: Any) -> tokenizers.Tokenizer:
+    """The ``tokenizers.Tokenizer`` behind a glassbert Tokenizer (or the object itself)."""
+    backend = getattr(tokenizer, "backend", tokenizer)
+    if not isinstance(backend, tokenizers.Tokenizer):
+        raise TypeError(f"expected a glassbert Tokenizer or a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
+    return backend
+
+
+def pad_id_of(tokenizer: Any) -> int:
+    """The tokenizer's [PAD] id (``pad_token_id``, else looked up in the vocabulary)."""
+    value = getattr(tokenizer, "pad_token_id", None)
+    if value is None:
+        value = backend_of(tokenizer).token_to_id("[PAD]")
+    if value is None:
+        raise InputError("the tokenizer has no [PAD] token")
+    return int(value)
+
+
+def truncating_copy(tokenizer: Any, max_length: int, strategy: str = "longest_first") -> tokenizers.Tokenizer:
+    """A copy of the backend that truncates to ``max_length`` (the original stays untouched)."""
+    if max_length < 3:
+        raise InputError(f"max_length must be at least 3 ([CLS] x [SEP]), got {max_length}")
+    copy = tokenizers.Tokenizer.from_str(backend_of(tokenizer).to_str())
+    copy.no_padding()
+    copy.enable_truncation(max_length, strategy=strategy)
+    return copy
+
+
+# ─── datasets and dynamic padding ───────────────────────────────────────────────────────────
+@dataclass(frozen=True)
+class Collator:
+    """``collate(items, generator=None)`` → :func:`glassbert.tokenizer.pad_rows` with the pad id bound
+    (the Trainer passes a generator)."""
+
+    pad_id: int
+
+    def __call__(self, items: Sequence[Mapping[str, Any]], generator: torch.Generator | None = None
+                 ) -> dict[str, torch.Tensor]:
+        return pad_rows(items, self.pad_id)
+
+
+class EncodedDataset(Dataset):
+    """Encoded, un-padded examples; ``dataset[i]`` is a dict of LongTensors ready for the model."""
+
+    def __init__(self, items: list[dict[str, list[int] | int]], pad_id: int) -> None:
+        self.items = items
+        self.pad_id = pad_id
+        self.collate = Collator(pad_id)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: torch.tensor(value, dtype=torch.long) for key, value in self.items[index].items()}
+
+    @property
+    def lengths(self) -> list[int]:
+        """Token count of every item (for length-bucketed batching)."""
+        return [len(item["input_ids"]) for item in self.items]  # type: ignore[arg-type]
+
+
+@dataclass
+class TaskData:
+    """A task's training set, its labels and its evaluation (``evaluate(model, progress)``); ``eval_set``
+    (the encoded eval file) is where ``--record`` picks its samples."""
+
+    train: EncodedDataset
+    id2label: dict[int, str] | None
+    evaluate: Callable[[nn.Module, bool], Evaluation] | None
+    train_examples: int
+    eval_examples: int = 0
+    eval_set: EncodedDataset | None = None
+
+
+# ─── batched inference ──────────────────────────────────────────────────────────────────────
+@torch.no_grad()
+def forward_sorted(model: nn.Module, items: Sequence[Mapping[str, Any]], pad_id: int, batch_size: int,
+                   read: Callable[[Any, int, int], Any], progress: bool = False, desc: str = "eval") -> list:
+    """``read(output, row, length)`` for every item, in the items' order.
+
+    Items run longest first in batches padded to their longest (:func:`glassbert.batching.map_sorted`):
+    little padding, and the model's fast path skips what is left. The model is put in eval mode and
+    left as it was.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    lengths = [len(item["input_ids"]) for item in items]
+
+    def run(rows: list[int]) -> list[Any]:
+        batch = pad_rows([{k: items[i][k] for k in MODEL_INPUTS} for i in rows], pad_id)
+        output = model(**{k: v.to(device) for k, v in batch.items()})
+        return [read(output, r, lengths[i]) for r, i in enumerate(rows)]
+
+    try:
+        return map_sorted(lengths, batch_size, run, progress=progress, desc=desc, leave=False)
+    finally:
+        model.train(was_training)
+
+
+# ─── the task model: build, pool, freeze ────────────────────────────────────────────────────
+def load_task_model(model_class: type[nn.Module], model_dir: str | Path, id2label: Mapping[int, str] | None = None,
+                    pooling: str | None = None, seed: int = 0) -> nn.Module:
+    """``model_class`` on a pretrained body; the new head is initialized from ``seed``."""
+    overrides: dict[str, Any] = {}
+    if id2label is not None:
+        overrides["id2label"] = dict(id2label)
+    if pooling is not None:
+        overrides["classifier_pooling"] = pooling
+    torch.manual_seed(seed)
+    log = logging.getLogger("glassbert")
+    level = log.level
+    log.setLevel(logging.ERROR)  # "newly initialized: classifier.*" is the point of fine-tuning
+    try:
+        return model_class.from_pretrained(model_dir, **overrides)
+    finally:
+        log.setLevel(level)
+
+
+def _untrained_pooler(model_dir: Path) -> str | None:
+    """Why the checkpoint's pooler cannot be used as a frozen sentence vector, or None.
+
+    A sentence-transformers checkpoint (modules.json) was trained through its own pooling (mean for
+    MiniLM), never through the pooler; a checkpoint without pooler weights has a random one.
+    """
+    if (model_dir / "modules.json").is_file():
+        return "it is a sentence-transformers checkpoint, trained through its own pooling"
+    try:
+        state, _ = read_state_dict(model_dir)
+    except (FileNotFoundError, ValueError):
+        return None
+    if not any(key.endswith("pooler.dense.weight") for key in state):
+        return "the checkpoint has no pooler weights"
+    return None
+
+
+def choose_pooling(model_dir: Path, freeze: str, pooling: str | None) -> tuple[str, str]:
+    """(classifier_pooling, reason). An explicit ``pooling`` wins; with the encoder frozen on a
+    checkpoint whose pooler was never trained, mean pooling (the pooler would give a fixed, useless
+    vector); else the checkpoint's own setting (transformers' pooler by default)."""
+    if pooling is not None:
+        if pooling not in CLASSIFIER_POOLING:
+            raise InputError(f"pooling {pooling!r} is not one of {CLASSIFIER_POOLING}")
+        return pooling, "asked for"
+    configured = BertConfig.load(model_dir).classifier_pooling
+    why = _untrained_pooler(model_dir) if freeze == "encoder" and configured == "pooler" else None
+    if why:
+        return "mean", f"head-only training and {why}"
+    return configured, "the checkpoint's setting"
+
+
+def parse_freeze(freeze: str | int | None, num_layers: int) -> str:
+    """'none' | 'embeddings' | 'encoder' | 'N' (embeddings + the first N of ``num_layers`` layers)."""
+    value = "none" if freeze is None else str(freeze).strip().lower()
+    if value in FREEZE_MODES:
+        return value
+    if value.isdigit():
+        n = int(value)
+        if not 1 <= n <= num_layers:
+            raise InputError(f"freeze={value}: the model has {num_layers} layers; freeze 1 to {num_layers} "
+                             f"of them, or use 'embeddings' / 'encoder'")
+        return str(n)
+    raise InputError(f"freeze={freeze!r}: expected {', '.join(FREEZE_MODES)}, or a number of layers")
+
+
+def freeze_parameters(model: nn.Module, freeze: str | int | None) -> list[str]:
+    """Set requires_grad=False on the frozen part of ``model.bert``; returns the frozen names.
+
+    embeddings: the embedding tables and their LayerNorm; encoder: all of BERT (embeddings,
+    every layer, the pooler), so only the head trains; N: the embeddings and layers 0..N-1.
+    """
+    value = parse_freeze(freeze, model.config.num_hidden_layers)
+    if value == "none":
+        return []
+    if value == "encoder":
+        prefixes: tuple[str, ...] = ("bert.",)
+    elif value == "embeddings":
+        prefixes = ("bert.embeddings.",)
+    else:
+        prefixes = ("bert.embeddings.", *(f"bert.encoder.layer.{i}." for i in range(int(value))))
+    frozen = []
+    for name, parameter in model.named_parameters():
+        if name.startswith(prefixes):
+            parameter.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
+__all__ = ["MODEL_INPUTS", "TASK_FILE", "EVAL_FILE", "existing_file", "about", "backend_of", "pad_id_of", "truncating_copy", "Collator",
+           "EncodedDataset", "Evaluation", "TaskData", "forward_sorted", "load_task_model", "choose_pooling", "parse_freeze",
+           "freeze_parameters"]

@@ -1,0 +1,219 @@
+"""The `finetune` job: a BERT fine-tuned on one task, written as a model directory.
+
+    FinetuneArgs ─▶ task module (classification / tagging / qa): read (errors name file and line),
+    encode ─▶ task model from_pretrained ─▶ freeze ─▶ Trainer: an evaluation every epoch, the best kept,
+    early stop ─▶ out/ : config.json (+ id2label) · model.safetensors · tokenizer files (transformers loads it)
+                        eval.json · glassbert_task.json · metrics.jsonl/png · confusion.png · checkpoint/ · best/
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..checkpoint import resolve_model_path
+from ..config import BertConfig
+from ..errors import InputError
+from ..runfiles import atomic_write_text
+from ..tokenizer import Tokenizer, pad_rows
+from ..train import Callback, Evaluation, TrainConfig, Trainer
+from . import TASK_NAMES, classification, qa, tagging
+from .common import (EVAL_FILE, MODEL_INPUTS, TASK_FILE, TaskData, choose_pooling, freeze_parameters, load_task_model,
+                     parse_freeze)
+
+TASKS = {module.NAME: module for module in (classification, tagging, qa)}
+assert tuple(TASKS) == TASK_NAMES, "tasks/__init__.TASK_NAMES must list the task modules' names"
+CONFUSION_FILE = classification.CONFUSION_FILE
+
+
+@dataclass
+class FinetuneArgs:
+    """Everything `glassbert finetune` takes. ``model``: a model directory, a glassbert run or an alias
+    ("minilm"); ``train``/``eval``: CSV/TSV/JSONL (classify), CoNLL (token) or SQuAD v1.1 JSON (qa)."""
+
+    model: str | Path
+    train: str | Path
+    out: str | Path
+    task: str = "classify"
+    eval: str | Path | None = None
+    # classify: the columns (or JSONL keys) to read
+    text_column: str = "text"
+    label_column: str = "label"
+    text_pair_column: str | None = None
+    # training
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 0
+    early_stop_patience: int | None = None
+    minutes: float | None = None
+    max_length: int | None = None    # default: the task's (128; qa 384), at most the model's positions
+    freeze: str | int | None = "none"  # none | embeddings | encoder | N (the first N layers)
+    pooling: str | None = None       # classify: pooler | cls | mean (default: see common.choose_pooling)
+    # qa
+    doc_stride: int = 128
+    n_best: int = 20
+    max_answer_length: int = 30
+    # the run
+    record: str | None = None        # what the explorer records, e.g. "samples=0,1;every_steps=50" (as pretrain's)
+    resume: bool = False
+    overwrite: bool = False
+    device: str = "auto"
+    progress: bool = True
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise InputError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.epochs < 1:
+            raise InputError(f"epochs must be >= 1, got {self.epochs}")
+        if self.early_stop_patience is not None and self.eval is None:
+            raise InputError("early_stop_patience needs an eval file to watch")
+        if self.pooling is not None and self.task != "classify":
+            raise InputError(f"pooling applies to task 'classify' only, not {self.task!r}")
+        self.train, self.out = Path(self.train), Path(self.out)
+        self.eval = Path(self.eval) if self.eval is not None else None
+
+
+def build_task_model(task: str, model_dir: str | Path, id2label: Mapping[int, str] | None = None,
+                     pooling: str | None = None, seed: int = 0) -> nn.Module:
+    """The ``task``'s model on a pretrained body; the new head is initialized from ``seed``."""
+    if task not in TASKS:
+        raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return load_task_model(TASKS[task].MODEL, model_dir, id2label, pooling, seed)
+
+
+class _SayEvaluation(Callback):
+    """Prints every evaluation (its ``details["text"]``) with its epoch and step."""
+
+    def __init__(self, steps_per_epoch: int, say: Callable[[str], None]) -> None:
+        self.steps_per_epoch, self.say = steps_per_epoch, say
+
+    def on_evaluate(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        evaluation = trainer.last_evaluation
+        if evaluation is None or not isinstance(evaluation.details, dict):
+            return
+        step = int(row["step"])
+        epoch = step / self.steps_per_epoch
+        label = f"epoch {epoch:g}" if epoch == int(epoch) else f"epoch {epoch:.2f}"
+        self.say(f"[eval] {label} (step {step}): {evaluation.details['text']}")
+
+
+def _record_callback(args: FinetuneArgs, data: TaskData, tok: Tokenizer, out: Path) -> Callback:
+    """``--record``: snapshots of the chosen eval examples (train examples without an eval file)."""
+    from ..recording import RecordCallback, Recorder, RecordSpec
+    spec = RecordSpec.parse(args.record)
+    source = data.eval_set if data.eval_set is not None else data.train
+    rows = list(spec.samples) if spec.samples else [0, 1]
+    if max(rows) >= len(source):
+        raise InputError(f"--record samples {[r for r in rows if r >= len(source)]}: the "
+                         f"{'eval' if data.eval_set is not None else 'training'} set has {len(source)} items")
+    picked = [{k: source.items[i][k] for k in MODEL_INPUTS} for i in range(max(rows) + 1)]
+    return RecordCallback(Recorder(out, pad_rows(picked, source.pad_id), tok, spec, resume=args.resume))
+
+
+def finetune(args: FinetuneArgs) -> dict[str, Any]:
+    """Fine-tune ``args.model`` on ``args.train`` and write the result to ``args.out``; returns a
+    summary (also in out/eval.json).
+
+    With ``args.eval``, the model is evaluated every epoch and the best epoch's weights (accuracy,
+    entity F1 or exact match) become the final model; ``early_stop_patience`` stops after that many
+    evaluations without a better score. ``out`` is then a model directory that the task's model class
+    (ours or transformers') loads as is.
+    """
+    say = (lambda text: None) if args.quiet else (lambda text: tqdm.write(text))
+    task = TASKS[args.task]
+    model_dir = resolve_model_path(args.model)
+    out = Path(args.out)
+    config = BertConfig.load(model_dir)
+    freeze = parse_freeze(args.freeze, config.num_hidden_layers)
+    max_length = args.max_length or task.DEFAULT_MAX_LENGTH
+    if max_length > config.max_position_embeddings:
+        say(f"max_length {max_length} is more than the model's {config.max_position_embeddings} positions; "
+            f"using {config.max_position_embeddings}")
+        max_length = config.max_position_embeddings
+    tok = Tokenizer.from_pretrained(model_dir)
+    data = task.prepare(args, tok, max_length)
+    if len(data.train) < args.batch_size:
+        raise InputError(f"{args.train}: {len(data.train)} training items, fewer than one batch of "
+                         f"{args.batch_size}; lower batch_size")
+
+    pooling, pooling_reason = None, ""
+    if args.task == "classify":
+        pooling, pooling_reason = choose_pooling(model_dir, freeze, args.pooling)
+    net = load_task_model(task.MODEL, model_dir, data.id2label, pooling, args.seed)
+    frozen = set(freeze_parameters(net, freeze))
+    n_frozen = sum(p.numel() for n, p in net.named_parameters() if n in frozen)
+    n_trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+    steps_per_epoch = len(data.train) // args.batch_size
+    eval_fn = None
+    if data.evaluate is not None:
+        evaluate = data.evaluate
+
+        def eval_fn(m: nn.Module) -> Evaluation:
+            return evaluate(m, args.progress)
+    keep_best = task.KEEP_BEST if eval_fn is not None else None
+    train_config = TrainConfig(
+        out_dir=out, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay, seed=args.seed, eval_every=steps_per_epoch if eval_fn else None,
+        keep_best=keep_best, keep_best_mode="max", early_stop_patience=args.early_stop_patience,
+        minutes=args.minutes, progress=args.progress, overwrite=args.overwrite, device=args.device,
+        log_every=max(1, min(10, steps_per_epoch)),
+    )
+    callbacks = [_SayEvaluation(steps_per_epoch, say)]
+    if args.record:
+        callbacks.append(_record_callback(args, data, tok, out))
+    trainer = Trainer(net, data.train, data.train.collate, train_config, eval_fn=eval_fn, callbacks=callbacks)
+    say(f"finetune {args.task}: {model_dir} on {args.train} ({data.train_examples} examples, {len(data.train)} "
+        f"items{f'; eval {data.eval_examples} examples' if eval_fn else ''}), {args.epochs} epochs × "
+        f"{steps_per_epoch} steps of {args.batch_size}, lr {args.lr:g}, freeze {freeze} ({n_trainable:,} "
+        f"trainable / {n_frozen:,} frozen parameters)"
+        + (f", pooling {pooling} ({pooling_reason})" if pooling else ""))
+    started = time.perf_counter()
+    fit = trainer.fit(resume=args.resume)  # with an eval, the model now holds the best evaluation's weights
+    wall = time.perf_counter() - started
+
+    final = trainer.best_evaluation
+    if data.evaluate is not None and (final is None or final.details is None):
+        final = data.evaluate(net, args.progress)  # e.g. a resumed run: best/ keeps the metrics, not the details
+    net.eval()
+    net.save_pretrained(out, tokenizer=tok)
+    is_qa = args.task == "qa"
+    task_info = {
+        "task": args.task, "base_model": str(model_dir), "max_length": max_length,
+        "text_column": args.text_column, "label_column": args.label_column,
+        "text_pair_column": args.text_pair_column, "freeze": freeze, "pooling": pooling,
+        "doc_stride": args.doc_stride if is_qa else None, "n_best": args.n_best if is_qa else None,
+        "max_answer_length": args.max_answer_length if is_qa else None,
+    }
+    atomic_write_text(out / TASK_FILE, json.dumps(task_info, indent=2) + "\n")
+    summary: dict[str, Any] = {
+        "task": args.task, "out": str(out), "model": str(model_dir), "train_examples": data.train_examples,
+        "eval_examples": data.eval_examples, "steps": fit.step, "epochs": fit.epoch,
+        "stopped_by": fit.stopped_by, "train_seconds": fit.elapsed, "wall_seconds": wall,
+        "best_metric": keep_best, "best_step": fit.best_step, "freeze": freeze,
+        "frozen_parameters": n_frozen, "trainable_parameters": n_trainable, "pooling": pooling,
+        "last_train_loss": fit.train.get("loss"), "metrics": final.metrics if final else {},
+    }
+    if data.id2label is not None:
+        summary["labels"] = [data.id2label[i] for i in range(len(data.id2label))]
+    eval_record = dict(summary)
+    if final is not None:
+        eval_record.update(task.eval_record(final, out, summary.get("labels"), fit.best_step))
+    atomic_write_text(out / EVAL_FILE, json.dumps(eval_record, indent=2) + "\n")
+    if final is not None:
+        say(f"[final] {'best ' if fit.best_step is not None else ''}model (step {fit.best_step}): "
+            f"{final.details['text']}")
+    say(f"wrote {out} ({fit.step} steps in {fit.elapsed:.1f} s, stopped by {fit.stopped_by})")
+    return summary
+
+
+__all__ = ["TASKS", "TASK_FILE", "EVAL_FILE", "CONFUSION_FILE", "FinetuneArgs", "build_task_model", "finetune"]

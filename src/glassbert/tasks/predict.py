@@ -1,0 +1,133 @@
+"""`glassbert classify`: a fine-tuned classifier applied to texts or to the rows of a file.
+
+    texts | CSV/TSV/JSONL/.txt ─▶ encode_classification ─▶ BertForSequenceClassification (length-sorted
+    batches) ─▶ softmax ─▶ rows of text, label, probability, probs ─▶ (CSV: prob_<label> columns)
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import resolve_model_path
+from ..config import BertConfig
+from ..errors import InputError
+from ..heads import BertForSequenceClassification
+from ..tokenizer import Tokenizer
+from .classification import ClassificationData, cell, class_logits, encode_classification, iter_table
+from .common import TASK_FILE, existing_file
+
+
+def read_texts(path: Path, text_column: str, text_pair_column: str | None) -> tuple[list[str], list[str] | None]:
+    """Texts (and second texts) from a .txt file (one per non-blank line) or a CSV/TSV/JSONL table."""
+    if path.suffix.lower() == ".txt":
+        texts = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        if not texts:
+            raise InputError(f"{path}: file is empty (expected one text per line)")
+        if text_pair_column:
+            raise InputError(f"{path}: a .txt file holds one text per line; pairs need a CSV/TSV/JSONL file")
+        return texts, None
+    texts, pairs = [], []
+    for line, row, header in iter_table(path):
+        texts.append(cell(path, line, row, text_column, header))
+        if text_pair_column:
+            pairs.append(cell(path, line, row, text_pair_column, header))
+    if not texts:
+        raise InputError(f"{path}: no rows to classify")
+    return texts, (pairs if text_pair_column else None)
+
+
+def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: str | Path | None = None,
+             output: str | Path | None = None, text_column: str = "text", text_pair_column: str | None = None,
+             text_pairs: Sequence[str] | None = None, batch_size: int = 64, max_length: int | None = None,
+             progress: bool | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+    """Labels and probabilities for ``texts`` or the rows of ``input`` (CSV/TSV/JSONL or .txt).
+
+    Returns one dict per text, in input order: text (and text_pair), label, probability (of that
+    label) and probs (label → probability). With ``output``, also writes them as CSV: text, label,
+    probability and one ``prob_<label>`` column per label.
+    """
+    directory = resolve_model_path(model_dir)
+    task_file = directory / TASK_FILE
+    info: dict[str, Any] = {}
+    if task_file.is_file():
+        info = json.loads(task_file.read_text())
+        if info.get("task") != "classify":
+            raise InputError(f"{directory} was fine-tuned for task {info.get('task')!r}, not 'classify'")
+    config = BertConfig.load(directory)
+    if config.id2label is None:
+        raise InputError(f"{directory / 'config.json'}: no id2label; this is not a fine-tuned classifier")
+    if (texts is None) == (input is None):
+        raise InputError("give texts or an input file (one of them)")
+    if input is not None:
+        texts, text_pairs = read_texts(existing_file(input, "input"), text_column, text_pair_column)
+        progress = True if progress is None else progress
+    else:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise InputError("no texts to classify")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"text {i} is a {type(text).__name__}, not a string")
+        if text_pairs is not None:
+            text_pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
+            if len(text_pairs) != len(texts):
+                raise InputError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+        progress = False if progress is None else progress
+    limit = min(max_length or info.get("max_length") or 512, config.max_position_embeddings)
+
+    tok = Tokenizer.from_pretrained(directory)
+    model = BertForSequenceClassification.from_pretrained(directory).to(device).eval()
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    data = ClassificationData(list(texts), list(text_pairs) if text_pairs is not None else None,
+                              [0] * len(texts), labels)
+    logits = class_logits(model, encode_classification(data, tok, limit), batch_size, progress, "classify")
+    probs = torch.from_numpy(logits).double().softmax(-1).numpy()
+    rows = []
+    for i, p in enumerate(probs):
+        best = int(p.argmax())
+        row: dict[str, Any] = {"text": texts[i]}
+        if text_pairs is not None:
+            row["text_pair"] = text_pairs[i]
+        row.update(label=labels[best], probability=float(p[best]),
+                   probs={label: float(p[k]) for k, label in enumerate(labels)})
+        rows.append(row)
+    if output is not None:
+        write_predictions(rows, labels, output)
+    return rows
+
+
+def write_predictions(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], path: str | Path) -> Path:
+    """rows of :func:`classify` as CSV: text[, text_pair], label, probability, prob_<label>…"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pair = bool(rows) and "text_pair" in rows[0]
+    header = ["text", *(["text_pair"] if pair else []), "label", "probability", *(f"prob_{x}" for x in labels)]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([row["text"], *([row["text_pair"]] if pair else []), row["label"],
+                             f"{row['probability']:.6f}", *(f"{row['probs'][x]:.6f}" for x in labels)])
+    return path
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], width: int = 60) -> str:
+    """rows of :func:`classify` as an aligned text table (texts cut to ``width`` characters)."""
+    def cut(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    shown = [(cut(r["text"]), str(r["label"]), f"{r['probability']:.3f}") for r in rows]
+    w_text = max([4, *(len(t) for t, _, _ in shown)])
+    w_label = max([5, *(len(lab) for _, lab, _ in shown)])
+    lines = [f"{'text':<{w_text}}  {'label':<{w_label}}  probability"]
+    lines += [f"{t:<{w_text}}  {lab:<{w_label}}  {p:>11}" for t, lab, p in shown]
+    return "\n".join(lines)
+
+
+__all__ = ["classify", "read_texts", "write_predictions", "format_table"]
