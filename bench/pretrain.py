@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import glassbert as gb  # noqa: E402
 from glassbert.data import fetch, read_texts  # noqa: E402
-from glassbert.run_pretrain import PretrainArgs, build_datasets, pretraining_metrics  # noqa: E402
+from glassbert.pretrain import PretrainArgs, build_datasets, pretraining_metrics  # noqa: E402
 from glassbert.train import build_optimizer, lr_factor  # noqa: E402
 
 

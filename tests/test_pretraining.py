@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from glassbert.data import read_texts
-from glassbert.pretraining import (
-    IGNORE_INDEX,
+from glassbert.pretrain import (
     Instance,
     MaskingVocab,
     PretrainingCollator,
@@ -18,10 +17,9 @@ from glassbert.pretraining import (
     PretrainingDataset,
     build_instances,
     mask_tokens,
-    pack,
     tokenize_documents,
 )
-from glassbert.tokenizer import Tokenizer
+from glassbert.tokenizer import IGNORE_INDEX, Tokenizer
 
 TINY_CORPUS = Path(__file__).parent / "data" / "tiny_corpus.txt"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -211,7 +209,8 @@ def test_nsp_needs_two_documents() -> None:
 
 
 def test_pack_layout(tok: Tokenizer) -> None:
-    ids, types = pack(Instance([10, 11], [12, 13, 14], False), tok)
+    instance = Instance([10, 11], [12, 13, 14], False)
+    ids, types = tok.pack(instance.tokens_a, instance.tokens_b)  # how PretrainingDataset packs
     assert ids == [tok.cls_token_id, 10, 11, tok.sep_token_id, 12, 13, 14, tok.sep_token_id]
     assert types == [0, 0, 0, 0, 1, 1, 1, 1]
 

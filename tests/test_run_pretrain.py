@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import helpers_train as h
 from glassbert.cli import main
 
 CORPUS = Path(__file__).parent / "data" / "tiny_corpus.txt"
@@ -68,16 +65,11 @@ def test_killed_run_resumes_on_the_same_curve(vocab_dir, tmp_path):
 
     killed = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "glassbert", *pretrain_args(vocab_dir, killed, steps, log_every=1)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait for the second checkpoint (step 10), then kill without warning
-        state = killed / "checkpoint" / "trainer_state.pt"
-        if state.exists() and (killed / "metrics.jsonl").exists() and max(train_losses(killed) or [0]) >= 12:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # the child runs the real CLI, prints once the step-10 checkpoint is written, then blocks until killed
+    proc, blocked_at = h.start_blocking(["cli", "--block-at", "10", "--",
+                                         *pretrain_args(vocab_dir, killed, steps, log_every=1)], env=env)
+    h.kill(proc)
+    assert blocked_at == 10 and max(train_losses(killed)) >= 10
     done = max(train_losses(killed))
     assert done < steps, "the run finished before it could be killed"
 

@@ -8,7 +8,6 @@ The run directory it leaves (config, vocabulary, checkpoint, metrics, explorer r
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +17,8 @@ import torch
 
 from .config import BertConfig
 from .heads import BertForPreTraining
-from .pretraining import PretrainingConfig, mask_tokens
-from .run_pretrain import pretraining_metrics
+from .pretrain import PretrainingConfig, mask_tokens, pretraining_metrics
+from .runfiles import atomic_write_json
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
 # (first sentence, second sentence, IsNext). The first four are the article's; IsNext follows its
@@ -124,22 +123,10 @@ class _Collate:
         return {k: v.index_select(0, idx) for k, v in self.batch.items()}
 
 
-class _RecordEachEpoch:
-    def __init__(self, recorder, total_epochs: int):
-        self.recorder, self.total = recorder, total_epochs
-
-    def on_train_begin(self, trainer) -> None:
-        self.recorder.maybe_record(0, 0, trainer.model)
-
-    def on_step_end(self, trainer, loss: float) -> None:
-        epoch = trainer.state.step  # one step per epoch: the whole dataset is one batch
-        self.recorder.maybe_record(epoch, trainer.state.step, trainer.model, last=epoch >= self.total)
-
-
 def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, lr: float = 0.01,
              record: str | None = DEFAULT_RECORD, progress: bool = True,
              echo: Callable[[str], None] = print) -> DemoResult:
-    from .recording import Recorder
+    from .recording import Recorder, RecordCallback
     from .train import Trainer, TrainConfig
 
     run_dir = Path(out)
@@ -163,7 +150,7 @@ def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, l
     if record:
         recorder = Recorder(run_dir, batch, tok, record, texts=[f"{a} {b}" for a, b, _ in PAIRS],
                             max_bytes=50_000_000)
-        callbacks.append(_RecordEachEpoch(recorder, epochs))
+        callbacks.append(RecordCallback(recorder))  # one step per epoch: the whole dataset is one batch
     train_cfg = TrainConfig(out_dir=run_dir, batch_size=len(PAIRS), lr=lr, weight_decay=0.0,
                             schedule="constant", max_grad_norm=None, epochs=epochs, seed=seed,
                             log_every=10, save_every=max(1, epochs // 4), progress=progress,
@@ -175,9 +162,9 @@ def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, l
     rows = summarize(model, batch, tok)
     model.save_pretrained(run_dir, tokenizer=tok)
     final_loss = float(summary.train.get("loss", float("nan"))) if summary.train else float("nan")
-    (run_dir / "demo.json").write_text(json.dumps({
+    atomic_write_json(run_dir / "demo.json", {
         "pairs": [{"first": a, "second": b, "is_next": n} for a, b, n in PAIRS],
-        "epochs": epochs, "seed": seed, "lr": lr, "final_loss": final_loss, "summary": rows}, indent=2) + "\n")
+        "epochs": epochs, "seed": seed, "lr": lr, "final_loss": final_loss, "summary": rows}, indent=2)
     echo(f"\nAfter {epochs} epochs (loss {final_loss:.4f}), the article's summary table:\n")
     echo(format_table(rows))
     result = DemoResult(run_dir, epochs, final_loss, rows)

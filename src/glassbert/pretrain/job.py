@@ -1,9 +1,10 @@
-"""`glassbert pretrain`: MLM + NSP from raw text, into a run directory that resumes and scales out.
+"""`glassbert pretrain`: MLM + NSP/SOP from raw text, into a run directory that resumes and scales out.
 
     corpus (txt/jsonl/csv, file or folder) ─▶ documents ─▶ held-out split ─▶ sentences ─▶ token ids
-    ─▶ NSP/SOP instances ─▶ dynamic 80/10/10 masking per batch ─▶ Trainer(BertForPreTraining)
+    ─▶ NSP/SOP instances (instances.py) ─▶ dynamic 80/10/10 masking per batch (masking.py)
+    ─▶ Trainer(BertForPreTraining)
     ─▶ RUN/: config.json, model.safetensors, vocab (a transformers-style dir), metrics.jsonl/.png,
-             checkpoint/ (resume), pretrain_args.json, record/ (explorer, with --record)
+             checkpoint/ (resume), pretrain_args.json, pretrain_result.json, record/ (explorer, with --record)
 """
 from __future__ import annotations
 
@@ -15,14 +16,19 @@ from pathlib import Path
 
 import torch
 
-from .config import BertConfig
-from .data import read_texts
-from .heads import BertForPreTraining
-from .pretraining import (PretrainingCollator, PretrainingConfig, PretrainingDataset, build_instances,
-                          tokenize_documents)
-from .tokenizer import Tokenizer
+from ..config import BertConfig
+from ..data import read_texts
+from ..errors import InputError, MissingError
+from ..heads import BertForPreTraining
+from ..runfiles import PLOT_FILE, atomic_write_json
+from ..tokenizer import Tokenizer
+from ..train import Trainer, TrainConfig
+from .config import PretrainingConfig
+from .instances import PretrainingDataset, build_instances, tokenize_documents
+from .masking import PretrainingCollator
 
 ARGS_FILE = "pretrain_args.json"
+RESULT_FILE = "pretrain_result.json"
 
 
 @dataclass
@@ -74,9 +80,10 @@ def split_documents(texts: list[str], fraction: float, seed: int) -> tuple[list[
 
 
 def build_datasets(args: PretrainArgs, tok: Tokenizer):
+    """(train, eval or None, collator, PretrainingConfig, train documents, held-out documents)."""
     texts = read_texts(args.corpus, text_column=args.text_column)
     if not texts:
-        raise ValueError(f"{args.corpus}: no text found")
+        raise InputError(f"{args.corpus}: no text found")
     train_texts, eval_texts = split_documents(texts, args.eval_fraction, args.seed)
     cfg = PretrainingConfig(max_seq_length=args.max_seq_length, masked_lm_prob=args.masked_lm_prob,
                             max_predictions_per_seq=args.max_predictions_per_seq,
@@ -85,7 +92,7 @@ def build_datasets(args: PretrainArgs, tok: Tokenizer):
     train = build_instances(tokenize_documents(train_texts, tok), cfg, rng)
     evaluation = build_instances(tokenize_documents(eval_texts, tok), cfg, rng) if eval_texts else []
     if not train:
-        raise ValueError(f"{args.corpus}: the corpus gave no training pairs (is it too small?)")
+        raise InputError(f"{args.corpus}: the corpus gave no training pairs (is it too small?)")
     return (PretrainingDataset(train, tok), PretrainingDataset(evaluation, tok) if evaluation else None,
             PretrainingCollator(tok, cfg, seed=args.seed), cfg, len(train_texts), len(eval_texts))
 
@@ -104,28 +111,20 @@ def pretraining_metrics(out, batch) -> dict[str, float]:
     return metrics
 
 
-class _RecordCallback:
-    """Feeds the explorer's recorder once per epoch (and at the end) from inside the Trainer."""
+def _record_callback(args: PretrainArgs, out: Path, train_ds, eval_ds, collate, tok: Tokenizer, resume: bool):
+    """The explorer's recorder over the first held-out (else training) pairs, masked with the run's seed."""
+    from ..recording import Recorder, RecordCallback, RecordSpec
 
-    def __init__(self, recorder):
-        self.recorder = recorder
-
-    def on_train_begin(self, trainer) -> None:
-        if trainer.is_main:
-            self.recorder.maybe_record(trainer.state.epoch, trainer.state.step, trainer.model)
-
-    def on_step_end(self, trainer, loss: float) -> None:
-        if trainer.is_main:
-            self.recorder.maybe_record(trainer.state.epoch, trainer.state.step, trainer.model)
-
-    def on_train_end(self, trainer, summary) -> None:
-        if trainer.is_main:
-            self.recorder.maybe_record(trainer.state.epoch, trainer.state.step, trainer.model, last=True)
+    spec = RecordSpec.parse(args.record)
+    source = eval_ds or train_ds
+    rows = list(spec.samples) if spec.samples else [0, 1]
+    picked = [source[i] for i in range(min(len(source), max(rows) + 1))]
+    samples = collate(picked, torch.Generator().manual_seed(args.seed))
+    return RecordCallback(Recorder(out, samples, tok, spec, resume=resume))
 
 
 def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True) -> dict:
-    from .train import Trainer, TrainConfig
-
+    """Pretrain a BertForPreTraining as ``args`` say; ``resume`` continues ``args.out``'s checkpoint."""
     out = Path(args.out)
     tok = Tokenizer.from_pretrained(args.vocab)
     train_ds, eval_ds, collate, cfg, n_train_docs, n_eval_docs = build_datasets(args, tok)
@@ -140,7 +139,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True) ->
 
     if is_main_process():
         out.mkdir(parents=True, exist_ok=True)
-        (out / ARGS_FILE).write_text(json.dumps(asdict(args), indent=2) + "\n")
+        atomic_write_json(out / ARGS_FILE, asdict(args), indent=2)
     schedule = "linear" if (args.steps or args.epochs) else "constant"
     train_cfg = TrainConfig(
         out_dir=out, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
@@ -149,41 +148,34 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True) ->
         max_steps=args.steps, epochs=args.epochs, minutes=args.minutes, seed=args.seed,
         log_every=args.log_every, eval_every=args.eval_every if eval_ds else None,
         save_every=args.save_every, amp=args.amp, progress=progress, overwrite=not resume)
-    callbacks = []
-    if args.record:
-        from .recording import Recorder, RecordSpec
-        spec = RecordSpec.parse(args.record)
-        source = eval_ds or train_ds
-        rows = list(spec.samples) if spec.samples else [0, 1]
-        picked = [source[i] for i in range(min(len(source), max(rows) + 1))]
-        samples = collate(picked, torch.Generator().manual_seed(args.seed))
-        callbacks.append(_RecordCallback(Recorder(out, samples, tok, spec, resume=resume)))
+    callbacks = [_record_callback(args, out, train_ds, eval_ds, collate, tok, resume)] if args.record else []
     trainer = Trainer(model, train_ds, collate, train_cfg, eval_dataset=eval_ds,
                       metrics_fn=pretraining_metrics, callbacks=callbacks)
     summary = trainer.fit(resume=resume)
     final_eval = summary.eval or {}  # the Trainer evaluates at the end (on every rank, before leaving DDP)
-    if is_main_process():
-        model.save_pretrained(out, tokenizer=tok)
-        result = {"step": summary.step, "stopped_by": summary.stopped_by, "elapsed_s": round(summary.elapsed, 1),
-                  "train": summary.train, "eval": final_eval}
-        (out / "pretrain_result.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-        say(f"stopped after step {summary.step} ({summary.stopped_by}), {summary.elapsed / 60:.1f} min")
-        if final_eval:
-            say(f"held-out: loss {final_eval['loss']:.3f}, MLM accuracy {final_eval.get('mlm_acc', 0):.3f}, "
-                f"NSP accuracy {final_eval.get('nsp_acc', 0):.3f}")
-        say(f"model: {out} (transformers-style dir); curves: {out / 'metrics.png'}")
-        return result
-    return {}
+    if not is_main_process():
+        return {}
+    model.save_pretrained(out, tokenizer=tok)
+    result = {"step": summary.step, "stopped_by": summary.stopped_by, "elapsed_s": round(summary.elapsed, 1),
+              "train": summary.train, "eval": final_eval}
+    atomic_write_json(out / RESULT_FILE, result, indent=2)
+    say(f"stopped after step {summary.step} ({summary.stopped_by}), {summary.elapsed / 60:.1f} min")
+    if final_eval:
+        say(f"held-out: loss {final_eval['loss']:.3f}, MLM accuracy {final_eval.get('mlm_acc', 0):.3f}, "
+            f"NSP accuracy {final_eval.get('nsp_acc', 0):.3f}")
+    say(f"model: {out} (transformers-style dir); curves: {out / PLOT_FILE}")
+    return result
 
 
 def resume_pretraining(run_dir: str | Path, progress: bool = True, **changes) -> dict:
     """Continue a run from its last checkpoint with the arguments it was started with."""
     path = Path(run_dir) / ARGS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no {ARGS_FILE}: not a glassbert pretraining run")
+        raise MissingError(f"{run_dir}: no {ARGS_FILE}: not a glassbert pretraining run")
     saved = json.loads(path.read_text())
     saved.update({k: v for k, v in changes.items() if v is not None})
     return pretrain(PretrainArgs(**saved), resume=True, progress=progress)
 
 
-__all__ = ["PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents"]
+__all__ = ["PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents",
+           "build_datasets", "ARGS_FILE", "RESULT_FILE"]
