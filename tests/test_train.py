@@ -152,7 +152,7 @@ def test_resume_after_sigkill_follows_the_same_curve(tmp_path):
 
 def test_crash_before_swap_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     trainer = h.make_trainer(tmp_path, max_steps=5, save_every=1)
-    real_swap, saves = runfiles._swap_into_place, []
+    real_swap, saves = runfiles.swap_dir_into_place, []
 
     def crash_on_third(tmp: Path, target: Path) -> None:
         saves.append(tmp)
@@ -160,7 +160,7 @@ def test_crash_before_swap_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated kill after writing the temp dir")
         real_swap(tmp, target)
 
-    monkeypatch.setattr(runfiles, "_swap_into_place", crash_on_third)
+    monkeypatch.setattr(runfiles, "swap_dir_into_place", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     assert saves[2].is_dir()  # the fully written but never swapped-in step-3 checkpoint

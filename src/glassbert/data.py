@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .corpus import SUPPORTED_SUFFIXES, read_texts, split_sentences  # re-exported
 from .errors import GlassbertError, InputError
+from .runfiles import swap_dir_into_place
 
 # --------------------------------------------------------------------------------------
 # Fetching public corpora
@@ -78,9 +79,7 @@ def fetch(name: str, dest: str | Path = "data", quiet: bool = False) -> Path:
         summary = source.build(partial, cache_dir)
         summary["bytes"] = sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
         (partial / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        partial.rename(out_dir)
+        swap_dir_into_place(partial, out_dir)
     finally:
         if partial.exists():
             shutil.rmtree(partial)

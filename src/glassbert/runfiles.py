@@ -119,8 +119,11 @@ def find_complete(target: str | Path) -> Path | None:
     return None
 
 
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename old → .old, tmp → target, drop .old; a crash in between leaves .old to load."""
+def swap_dir_into_place(tmp: Path, target: Path) -> None:
+    """Put the finished dir ``tmp`` at ``target``: rename old → .old, tmp → target, drop .old.
+
+    A crash in between leaves ``target.old`` (complete) for :func:`find_complete`.
+    """
     old = target.with_name(f"{target.name}.old")
     if target.exists():
         if old.exists():
@@ -145,7 +148,7 @@ def write_dir_atomically(target: str | Path, write: Callable[[Path], None]) -> P
     for p in tmp.iterdir():
         _fsync_path(p)
     _fsync_path(tmp)
-    _swap_into_place(tmp, target)
+    swap_dir_into_place(tmp, target)
     return target
 
 
@@ -153,5 +156,5 @@ __all__ = [
     "CHECKPOINT_DIR", "BEST_DIR", "BEST_FILE", "MODEL_FILE", "STATE_FILE", "MARKER_FILE", "METRICS_FILE",
     "PLOT_FILE", "CONFIG_FILE", "atomic_write_with", "atomic_write_bytes", "atomic_write_text",
     "atomic_write_json", "read_jsonl", "append_jsonl", "write_jsonl", "is_complete", "find_complete",
-    "write_dir_atomically",
+    "swap_dir_into_place", "write_dir_atomically",
 ]
