@@ -48,7 +48,7 @@ def load_json_with_lines(text: str) -> Any:
         return bisect.bisect_left(newlines, index) + 1
 
     def parse_object(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo=None):
-        s, start = s_and_end
+        _, start = s_and_end
         starts: list[int] = []
 
         def scan(string: str, index: int):  # the values of this object (nested ones use scan_once)
