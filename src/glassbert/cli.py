@@ -275,7 +275,8 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column) -> None:
 def pretrain(corpus, vocab, out, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
              task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record) -> None:
     """Pretrain BERT with MLM + NSP on your own text; checkpoints resume exactly."""
-    from .run_pretrain import PretrainArgs, pretrain as run, resume_pretraining
+    from .pretrain import PretrainArgs, resume_pretraining
+    from .pretrain import pretrain as run
     if resume_dir:
         resume_pretraining(resume_dir)
         return
