@@ -42,7 +42,7 @@ import torch
 
 from glassbert.capture import CORE, catalogue
 from glassbert.errors import InputError
-from glassbert.recording import snapshot
+from glassbert.recording.snapshot import config_dict, find_aliases, storage_dtype, take, to_cpu_batch
 from glassbert.recording.spec import RecordSpec
 from glassbert.recording.store import (
     MANIFEST,
@@ -100,7 +100,7 @@ class Recorder:
         self.record_weights = weights
         self.metrics = metrics
 
-        batch = snapshot.to_cpu_batch(samples)
+        batch = to_cpu_batch(samples)
         if "input_ids" not in batch:
             raise InputError("samples must contain input_ids")
         n = batch["input_ids"].shape[0]
@@ -247,7 +247,7 @@ class Recorder:
 
     # -- manifest ------------------------------------------------------------------------------
     def _new_manifest(self, model: torch.nn.Module) -> dict[str, Any]:
-        cfg = snapshot.config_dict(model)
+        cfg = config_dict(model)
         vocab_size = int(cfg.get("vocab_size", 0) or 0)
         tok = self.tokenizer
         if tok is not None and vocab_size and vocab_size <= FULL_VOCAB_LIMIT:
@@ -273,7 +273,7 @@ class Recorder:
             "tensors": {},
             "metrics": self.metrics,
             "size_limit_bytes": self.max_bytes,
-            "dtype": str(snapshot.storage_dtype(self.dtype_name, cfg)).replace("torch.", ""),
+            "dtype": str(storage_dtype(self.dtype_name, cfg)).replace("torch.", ""),
             "dropped": [],
             "snapshot_bytes": 0,
             "catalogue": catalogue(model),
@@ -323,7 +323,7 @@ class Recorder:
 
     def record(self, model: torch.nn.Module, epoch: int = 0, step: int = 0) -> bool:
         """Record one snapshot now (whatever the spec says); False when the bound forced a skip."""
-        snap = snapshot.take(model, self.batch, self.masked_positions, include=self.include,
+        snap = take(model, self.batch, self.masked_positions, include=self.include,
                              dtype_name=self.dtype_name, weights=self.record_weights)
         tensors, meta, roles = snap.tensors, snap.meta, snap.roles
         if self.manifest is None:
@@ -333,7 +333,7 @@ class Recorder:
             self.manifest = self._new_manifest(model)
         elif self.manifest["version"] != MANIFEST_VERSION:  # resuming a record of an older glassbert
             self.manifest.update(version=MANIFEST_VERSION, catalogue=catalogue(model))
-        aliases = snapshot.aliases(tensors, meta)
+        aliases = find_aliases(tensors, meta)
         if self._plan is None:
             self._plan = self._plan_sizes(tensors, meta, aliases)
             self.manifest["dropped"] = sorted(self._plan.dropped)

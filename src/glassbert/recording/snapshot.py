@@ -214,7 +214,7 @@ def take(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], masked_posit
     roles = {point.role: name for name, point in points.items() if point.role}
     return Snapshot(tensors, meta, roles, getattr(out, "masked_index", None))
 
-def aliases(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, str]:
+def find_aliases(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, str]:
     """name -> earlier name holding bit-identical values (stored once)."""
     aliases: dict[str, str] = {}
     seen: dict[tuple, list[str]] = {}
