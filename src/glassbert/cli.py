@@ -11,7 +11,9 @@ from pathlib import Path
 
 import click
 
-from .config import CLASSIFIER_POOLING
+from .config import CLASSIFIER_POOLING, PRESETS
+from .embed import POOLINGS, VECTOR_FORMATS
+from .errors import GlassbertError
 from .tasks import FREEZE_MODES, TASK_NAMES
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
@@ -21,15 +23,19 @@ def _examples(*lines: str) -> str:
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+# What a user can fix: the library's own errors and the OS's word on a file. Anything else is a bug
+# and keeps its traceback.
+USER_ERRORS = (GlassbertError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+               PermissionError)
+
+
 class _Group(click.Group):
     """Turns our clear errors (bad paths, bad input) into one red line instead of a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (FileNotFoundError, ValueError, TypeError, KeyError, RuntimeError) as e:
-            if isinstance(e, (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)):
-                raise
+        except USER_ERRORS as e:
             if logging.getLogger("glassbert").isEnabledFor(logging.DEBUG):
                 raise
             raise click.ClickException(str(e)) from None
@@ -119,7 +125,7 @@ def trace(model: str, texts: tuple[str, ...], values: bool, layers: str | None) 
 
 
 # ─── embed / similarity ─────────────────────────────────────────────────────────────────────
-_pooling = click.option("--pooling", type=click.Choice(["mean", "cls", "pooled"]), default="mean",
+_pooling = click.option("--pooling", type=click.Choice(POOLINGS), default="mean",
                         show_default=True, help="How token vectors become one sentence vector.")
 
 
@@ -135,28 +141,19 @@ _pooling = click.option("--pooling", type=click.Choice(["mean", "cls", "pooled"]
 @click.option("--batch-size", type=int, default=32, show_default=True)
 def embed(model, texts, input_file, out, pooling, normalize, batch_size) -> None:
     """Sentence embeddings of TEXTS (or of --input's lines)."""
-    import numpy as np
-
-    from .embed import Embedder
+    from .embed import Embedder, write_vectors
     items = list(texts) + _read_lines(input_file)
     if not items:
         raise click.UsageError("give TEXTS or --input FILE")
+    if out is not None and Path(out).suffix not in VECTOR_FORMATS:  # before the work, not after
+        raise click.BadParameter(f"{out}: use a {' or '.join(VECTOR_FORMATS)} file name", param_hint="--out")
     vectors = Embedder(model).encode(items, pooling=pooling, normalize=normalize, batch_size=batch_size)
     if out is None:
         for text, v in zip(items, vectors):
             head = " ".join(f"{x:+.4f}" for x in v[:6])
             click.echo(f"{text[:50]!r:54} ({v.shape[0]},) [{head} …]")
         return
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".npy":
-        np.save(path, vectors)
-    elif path.suffix == ".jsonl":
-        with open(path, "w", encoding="utf-8") as f:
-            for text, v in zip(items, vectors):
-                f.write(json.dumps({"text": text, "vector": [round(float(x), 7) for x in v]}) + "\n")
-    else:
-        raise click.BadParameter(f"{out}: use a .npy or .jsonl file name", param_hint="--out")
+    path = write_vectors(out, items, vectors)
     click.echo(f"wrote {len(items)} × {vectors.shape[1]} vectors to {path}")
 
 
@@ -257,7 +254,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column) -> None:
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
               help="Continue this run exactly where it stopped.")
 @click.option("--preset", default="mini", show_default=True,
-              type=click.Choice(["toy", "tiny", "mini", "small", "medium", "base", "large"]))
+              type=click.Choice(list(PRESETS)))
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(8))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Global batch size.")
 @click.option("--lr", default=5e-4, show_default=True, type=float)
@@ -278,6 +275,13 @@ def pretrain(corpus, vocab, out, resume_dir, preset, max_seq_length, batch_size,
     from .pretrain import PretrainArgs, resume_pretraining
     from .pretrain import pretrain as run
     if resume_dir:
+        ctx = click.get_current_context()
+        given = [f"--{p.name.replace('_', '-')}" for p in ctx.command.params
+                 if p.name != "resume_dir" and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"--resume continues {resume_dir} with the options it was started with "
+                                   f"(its pretrain_args.json); {', '.join(given)} cannot be changed on resume: "
+                                   "drop them, or start a new run with --out")
         resume_pretraining(resume_dir)
         return
     missing = [n for n, v in (("--corpus", corpus), ("--vocab", vocab), ("--out", out)) if not v]
@@ -322,25 +326,12 @@ def fill_mask(model, texts, top_k) -> None:
 def explore(target, texts, pair, out, port, host, export_file, open_browser) -> None:
     """Watch every tensor of a recorded run (or of a model on --text) in the browser."""
     from .explorer import export_html, serve
-    from .record import MANIFEST, RECORD_DIR, record_once
+    from .recording import has_recording, record_model
     run_dir = Path(target)
-    if not (run_dir / RECORD_DIR / MANIFEST).is_file():
-        if not texts:
-            raise click.UsageError(f"{target} holds no recording ({RECORD_DIR}/{MANIFEST}): give --text "
-                                   "(one or more) to record a snapshot of a model, or record a run with "
-                                   "`glassbert demo` / `glassbert pretrain --record ...`")
-        from . import heads
-        from .checkpoint import resolve_model_path
-        from .config import BertConfig
-        from .tokenizer import Tokenizer
-        path = resolve_model_path(target)
-        arch = (BertConfig.load(path).to_dict().get("architectures") or ["BertModel"])[0]
-        tok = Tokenizer.from_pretrained(path)
-        model = heads.TASK_MODELS.get(arch, heads.BertModel).from_pretrained(path)
-        items = [tuple(texts[:2])] if pair and len(texts) == 2 else list(texts)
+    if texts or not has_recording(run_dir):
         run_dir = Path(out or Path("runs") / f"explore-{Path(str(target)).name}")
-        record_once(model, tok, items, run_dir)
-        click.echo(f"recorded one snapshot of {target} on {len(items)} input(s) in {run_dir}")
+        record_model(target, list(texts), run_dir, pair=pair)
+        click.echo(f"recorded one snapshot of {target} on {len(texts)} input(s) in {run_dir}")
     if export_file:
         path = export_html(run_dir, export_file)
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, no network needed")
@@ -404,7 +395,8 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 def classify(model, texts, input_file, output, text_column, batch_size) -> None:
     """Label TEXTS (or the rows of --input) with a fine-tuned classifier."""
-    from .tasks.predict import classify as run, format_table
+    from .tasks.predict import classify as run
+    from .tasks.predict import format_table
     if not texts and not input_file:
         raise click.UsageError("give TEXTS or --input FILE")
     rows = run(model, texts=list(texts) or None, input=input_file, output=output, text_column=text_column,
