@@ -18,6 +18,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .errors import InputError
+
 # ---------------------------------------------------------------------------------------------
 # Classification
 # ---------------------------------------------------------------------------------------------
@@ -26,9 +28,9 @@ import numpy as np
 def _as_int_array(values: Iterable[int], name: str) -> np.ndarray:
     array = np.asarray(list(values) if not isinstance(values, np.ndarray) else values)
     if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+        raise InputError(f"{name} must be 1-D, got shape {array.shape}")
     if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer class ids, got dtype {array.dtype}")
+        raise InputError(f"{name} must hold integer class ids, got dtype {array.dtype}")
     return array.astype(np.int64)
 
 
@@ -36,9 +38,9 @@ def _check_pair(y_true: Iterable[int], y_pred: Iterable[int]) -> tuple[np.ndarra
     true = _as_int_array(y_true, "y_true")
     pred = _as_int_array(y_pred, "y_pred")
     if true.shape != pred.shape:
-        raise ValueError(f"y_true has {true.size} items but y_pred has {pred.size}")
+        raise InputError(f"y_true has {true.size} items but y_pred has {pred.size}")
     if true.size == 0:
-        raise ValueError("cannot score an empty set of predictions")
+        raise InputError("cannot score an empty set of predictions")
     return true, pred
 
 
@@ -54,12 +56,12 @@ def confusion_matrix(
     """Counts (num_labels, num_labels): row = gold class, column = predicted class."""
     true, pred = _check_pair(y_true, y_pred)
     if min(true.min(), pred.min()) < 0:
-        raise ValueError("class ids must be >= 0")
+        raise InputError("class ids must be >= 0")
     needed = int(max(true.max(), pred.max())) + 1
     if num_labels is None:
         num_labels = needed
     elif needed > num_labels:
-        raise ValueError(f"class id {needed - 1} is out of range for num_labels={num_labels}")
+        raise InputError(f"class id {needed - 1} is out of range for num_labels={num_labels}")
     matrix = np.zeros((num_labels, num_labels), dtype=np.int64)
     np.add.at(matrix, (true, pred), 1)
     return matrix
@@ -153,9 +155,9 @@ def plot_confusion(
 
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"confusion matrix must be square, got shape {matrix.shape}")
+        raise InputError(f"confusion matrix must be square, got shape {matrix.shape}")
     if len(labels) != matrix.shape[0]:
-        raise ValueError(f"{len(labels)} labels for a {matrix.shape[0]}x{matrix.shape[0]} matrix")
+        raise InputError(f"{len(labels)} labels for a {matrix.shape[0]}x{matrix.shape[0]} matrix")
     n = matrix.shape[0]
     size = max(4.0, 0.6 * n + 2.5)
     fig, ax = plt.subplots(figsize=(size, size), dpi=100)
@@ -194,7 +196,7 @@ def _split_tag(tag: str) -> tuple[str, str]:
         return "O", ""
     if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIES":
         return tag[0], tag[2:]
-    raise ValueError(f"tag {tag!r} is neither 'O' nor a B-/I-/E-/S- prefixed entity tag")
+    raise InputError(f"tag {tag!r} is neither 'O' nor a B-/I-/E-/S- prefixed entity tag")
 
 
 def _chunk_ends(prev_prefix: str, prev_type: str, prefix: str, type_: str) -> bool:
@@ -271,12 +273,12 @@ def entity_scores(
 ) -> EntityScores:
     """Entity-level P/R/F1: a predicted entity counts only if type, start and end all match."""
     if len(true_tags) != len(pred_tags):
-        raise ValueError(f"{len(true_tags)} gold sentences but {len(pred_tags)} predicted")
+        raise InputError(f"{len(true_tags)} gold sentences but {len(pred_tags)} predicted")
     gold: set[tuple[int, str, int, int]] = set()
     pred: set[tuple[int, str, int, int]] = set()
     for n, (t, p) in enumerate(zip(true_tags, pred_tags)):
         if len(t) != len(p):
-            raise ValueError(f"sentence {n}: {len(t)} gold tags but {len(p)} predicted")
+            raise InputError(f"sentence {n}: {len(t)} gold tags but {len(p)} predicted")
         gold.update((n, *entity) for entity in get_entities(t))
         pred.update((n, *entity) for entity in get_entities(p))
     correct = gold & pred
@@ -347,7 +349,7 @@ def squad_evaluate(
         exact += _max_over_ground_truths(squad_exact_match, predictions[qid], truths)
         f1 += _max_over_ground_truths(squad_f1, predictions[qid], truths)
     if total == 0:
-        raise ValueError("no gold answers to evaluate against")
+        raise InputError("no gold answers to evaluate against")
     return {"exact_match": 100.0 * exact / total, "f1": 100.0 * f1 / total}
 
 

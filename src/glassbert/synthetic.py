@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .errors import InputError
 from .tasks.qa import SquadExample
 
 # ---------------------------------------------------------------------------------------------
@@ -92,13 +93,13 @@ def _entity(kind: str, rng: random.Random) -> list[str]:
         return [rng.choice(DAYS)]
     if kind == "NAT":
         return [rng.choice(NATIONALITIES)]
-    raise ValueError(f"unknown template slot {{{kind}}}")
+    raise InputError(f"unknown template slot {{{kind}}}")
 
 
 def make_ner(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
     """``n`` tagged sentences (BIO tags over PER, LOC, ORG) from varied templates."""
     if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise InputError(f"n must be >= 0, got {n}")
     rng = random.Random(seed)
     sentences = []
     for _ in range(n):
@@ -127,10 +128,10 @@ def write_conll(examples: Sequence[tuple[Sequence[str], Sequence[str]]], path: s
     lines: list[str] = []
     for n, (tokens, tags) in enumerate(examples):
         if len(tokens) != len(tags):
-            raise ValueError(f"sentence {n}: {len(tokens)} tokens but {len(tags)} tags")
+            raise InputError(f"sentence {n}: {len(tokens)} tokens but {len(tags)} tags")
         for token, tag in zip(tokens, tags):
             if not token or any(ch.isspace() for ch in token):
-                raise ValueError(f"sentence {n}: token {token!r} is empty or contains whitespace")
+                raise InputError(f"sentence {n}: token {token!r} is empty or contains whitespace")
             lines.append(f"{token} {tag}")
         lines.append("")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -218,7 +219,7 @@ def _passage(rng: random.Random) -> tuple[str, list[tuple[str, str, int]]]:
 def make_qa(n: int, seed: int = 0) -> list[SquadExample]:
     """``n`` questions over templated passages; every answer is a span of its context."""
     if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise InputError(f"n must be >= 0, got {n}")
     rng = random.Random(seed)
     examples: list[SquadExample] = []
     passage = 0
@@ -285,7 +286,7 @@ def make_sentiment(n: int, seed: int = 0) -> list[tuple[str, str]]:
     enough: the label follows the final, un-negated adjective.
     """
     if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise InputError(f"n must be >= 0, got {n}")
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
