@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 import glassbert as gb
@@ -10,6 +11,7 @@ from glassbert.demo import PAIRS, build_vocab, make_batch, run_demo
 from glassbert.recording import load_manifest
 
 
+@pytest.mark.slow
 def test_demo_learns_every_sample_and_leaves_a_run(tmp_path):
     lines: list[str] = []
     result = run_demo(tmp_path / "demo", progress=False, echo=lines.append)

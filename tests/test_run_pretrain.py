@@ -41,6 +41,7 @@ def test_vocab_train_command(vocab_dir):
     assert 400 < len((vocab_dir / "vocab.txt").read_text().splitlines()) <= 600
 
 
+@pytest.mark.slow
 def test_pretraining_loss_falls_and_fill_mask_runs(vocab_dir, tmp_path):
     run = tmp_path / "run"
     result = CliRunner().invoke(main, pretrain_args(vocab_dir, run, 250, log_every=1))
@@ -57,6 +58,7 @@ def test_pretraining_loss_falls_and_fill_mask_runs(vocab_dir, tmp_path):
     assert result.output.count("%") == 5
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_on_the_same_curve(vocab_dir, tmp_path):
     """Kill a real `glassbert pretrain` mid-run, resume it: the loss curve equals an uninterrupted run's."""
     steps = 30

@@ -208,6 +208,7 @@ def test_early_stop(tiny, sentiment, tmp_path):
 
 
 # ─── token classification and QA ───────────────────────────────────────────────────────────
+@pytest.mark.slow
 def test_token_tagger_learns_ner(tiny, tmp_path):
     train = S.write_conll(S.make_ner(600, 1), tmp_path / "train.conll")
     test = S.write_conll(S.make_ner(200, 2), tmp_path / "test.conll")

@@ -126,6 +126,7 @@ def test_accumulation_equals_one_big_batch(tmp_path):
 # ----------------------------------------------------------------------------- resume & checkpoints
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_follows_the_same_curve(tmp_path):
     steps = 20
     a, b = tmp_path / "a", tmp_path / "b"
