@@ -43,7 +43,8 @@ def load_sentences(n: int, seed: int = 0, group: bool = True) -> list[str]:
 def make_models(name: str, device: str, tmp: Path):
     import transformers
     if name == "minilm":
-        path = gb.checkpoint.resolve_model_path("minilm")
+        from glassbert.checkpoint import resolve_model_path
+        path = resolve_model_path("minilm")
     else:
         torch.manual_seed(0)
         hf_cfg = transformers.BertConfig(**{k: v for k, v in gb.BertConfig.preset(name).to_dict().items()
