@@ -162,10 +162,8 @@ def test_minilm_page(browser, minilm_path, tmp_path):
     try:
         page, errors, _ = open_page(browser, srv.url)
         check_head(page, run, 0, layer=1, head=7)
-        started = time.time()
         page.select_option("#sample-select", "1")
         wait_for(page, lambda: len(shown_attention(page).get("values", [])) == 128, "the 128-token sample")
-        assert time.time() - started < 10
         check_head(page, run, 0, layer=5, head=11, sample=1)
         page.locator('#arch-svg g.blk[data-name="encoder.layer.0.intermediate.activation"]').click(timeout=5000)
         wait_for(page, lambda: page.locator("#matrix-shape").text_content() == "shape [128, 1536]", "the FFN tensor")
