@@ -43,8 +43,6 @@ class Embedder:
             texts = [texts]
         if len(texts) == 0:
             raise InputError("no texts to embed: pass at least one string")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
         lengths = [len(t) if isinstance(t, str) else 0 for t in texts]  # longest first: memory peaks early
         if show_progress is None:
             show_progress = len(texts) >= 256
