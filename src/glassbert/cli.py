@@ -232,7 +232,7 @@ def vocab() -> None:
 @click.option("--text-column", default=None, help="Column/field for CSV/JSONL corpora.")
 def vocab_train(corpus, size, out, cased, min_frequency, text_column) -> None:
     """Learn a WordPiece vocabulary from a corpus (written as vocab.txt + tokenizer.json)."""
-    from .data import read_texts
+    from .corpus import read_texts
     from .tokenizer import Tokenizer
     texts = read_texts(corpus, text_column=text_column)
     tok = Tokenizer.train(texts, vocab_size=size, lowercase=not cased, min_frequency=min_frequency, files=False)

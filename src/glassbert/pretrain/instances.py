@@ -16,7 +16,7 @@ from typing import Any
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..data import split_sentences
+from ..corpus import split_sentences
 from ..errors import InputError
 from .config import PretrainingConfig, TokenizerLike
 

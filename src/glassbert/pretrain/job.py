@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..config import BertConfig
-from ..data import read_texts
+from ..corpus import read_texts
 from ..errors import InputError, MissingError
 from ..heads import BertForPreTraining
 from ..runfiles import PLOT_FILE, atomic_write_json
