@@ -207,3 +207,14 @@ def test_export_escapes_urls_and_script_tags_in_texts(tmp_path):
     html = export_html(run, tmp_path / "url.html").read_text(encoding="utf-8")
     assert "https://" not in html and "<script>alert" not in html
     assert _embedded(html)["manifest"]["samples"][0]["text"] == text
+
+
+def test_a_busy_port_is_a_clear_error(run):
+    from glassbert.errors import InputError
+    first = make_server(run)
+    try:
+        port = first.server_address[1]
+        with pytest.raises(InputError, match=f"127.0.0.1:{port}.*another --port"):
+            make_server(run, port=port)
+    finally:
+        first.server_close()

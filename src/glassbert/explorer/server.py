@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
+from glassbert.errors import InputError
 from glassbert.recording.store import PathRefused, RecordStore, safe_join
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -212,7 +213,11 @@ def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
     """A server for one run directory (not started). ``port=0`` picks a free port."""
     store = RecordStore(run_dir)
     handler = type("RunHandler", (Handler,), {"store": store, "quiet": not verbose})
-    return ExplorerServer((host, port), handler)
+    try:
+        return ExplorerServer((host, port), handler)
+    except OSError as e:
+        raise InputError(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port "
+                         "(0 picks a free one)") from None
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, open_browser: bool = False,
