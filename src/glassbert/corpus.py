@@ -9,12 +9,12 @@ a whole speech (sotu), a chapter (moby-dick, books).
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
 
 from .errors import InputError, MissingError
+from .textfiles import csv_rows, read_text, split_lines
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 
@@ -57,7 +57,7 @@ def _read_file(path: Path, text_column: str | None) -> list[str]:
         raise InputError(
             f"{path}: unsupported file type {suffix!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})"
         )
-    content = _read_utf8(path)
+    content = read_text(path)
     if not content.strip():
         raise InputError(f"{path}: file is empty")
     if suffix == ".txt":
@@ -65,15 +65,6 @@ def _read_file(path: Path, text_column: str | None) -> list[str]:
     if suffix == ".jsonl":
         return _parse_jsonl(path, content, text_column or "text")
     return _parse_delimited(path, content, text_column or "text", "\t" if suffix == ".tsv" else ",")
-
-
-def _read_utf8(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not valid UTF-8 ({err.reason})") from None
 
 
 def _parse_txt(content: str) -> list[str]:
@@ -92,50 +83,41 @@ def _parse_txt(content: str) -> list[str]:
 
 def _parse_jsonl(path: Path, content: str, key: str) -> list[str]:
     texts: list[str] = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(split_lines(content), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise InputError(f"{path}:{number}: line is not valid JSON ({err.msg})") from None
+            raise InputError(f"{path} line {number}: invalid JSON ({err.msg}); expected one object per line") from None
         if not isinstance(record, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            raise InputError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}")
         if key not in record:
-            raise InputError(f"{path}:{number}: no key {key!r} (keys: {sorted(record)})")
+            raise InputError(f"{path} line {number}: no key {key!r} (keys: {sorted(record)})")
         value = record[key]
         if not isinstance(value, str):
-            raise InputError(f"{path}:{number}: key {key!r} is {type(value).__name__}, not a string")
+            raise InputError(f"{path} line {number}: key {key!r} is {type(value).__name__}, not a string")
         if value.strip():
             texts.append(value)
     return texts
 
 
 def _parse_delimited(path: Path, content: str, column: str, delimiter: str) -> list[str]:
-    csv.field_size_limit(2**31 - 1)  # long documents in one cell are fine
-    reader = csv.reader(content.splitlines(), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except csv.Error as err:
-        raise InputError(f"{path}:1: malformed header ({err})") from None
+    rows = csv_rows(content, path, delimiter)  # long documents in one cell are fine
+    header = next((row for _, row in rows if row), [])
     if column not in header:
         raise InputError(
             f"{path}: column {column!r} not in header {header}; pass text_column= one of them"
         )
     index = header.index(column)
     texts: list[str] = []
-    try:
-        for row in reader:
-            if not row:
-                continue
-            if len(row) <= index:
-                raise InputError(
-                    f"{path}:{reader.line_num}: row has {len(row)} fields, column {column!r} is field {index + 1}"
-                )
-            if row[index].strip():
-                texts.append(row[index])
-    except csv.Error as err:
-        raise InputError(f"{path}:{reader.line_num}: malformed row ({err})") from None
+    for line, row in rows:
+        if not row:
+            continue
+        if len(row) <= index:
+            raise InputError(f"{path} line {line}: row has {len(row)} fields, column {column!r} is field {index + 1}")
+        if row[index].strip():
+            texts.append(row[index])
     return texts
 
 
