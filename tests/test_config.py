@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 
 import pytest
 
 import glassbert as gb
 from glassbert.config import PRESETS
+from glassbert.errors import InputError
 
 
 def test_presets_as_issue_specifies():
@@ -49,3 +52,59 @@ def test_unknown_preset_and_model_type():
         gb.BertConfig.preset("huge")
     with pytest.raises(ValueError, match="model_type 'gpt2' is not 'bert'"):
         gb.BertConfig.from_dict({"model_type": "gpt2"})
+
+
+# ─── config.json from a user: wrong types and broken files name the file and the key ─────────
+def _write_config(tmp_path, **changes):
+    data = {**gb.BertConfig.preset("toy").to_dict(), **changes}
+    (tmp_path / "config.json").write_text(json.dumps(data, indent=2))
+    return tmp_path / "config.json"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("hidden_size", "big", r"key 'hidden_size' is \"big\" \(a string\), expected an integer"),
+    ("num_hidden_layers", True, r"key 'num_hidden_layers' is true \(a boolean\), expected an integer"),
+    ("vocab_size", 64.0, r"key 'vocab_size' is 64\.0 \(a number\), expected an integer"),
+    ("intermediate_size", [28], r"key 'intermediate_size' is \[28\] \(a list\), expected an integer or null"),
+    ("hidden_dropout_prob", "0.1", r"key 'hidden_dropout_prob' is \"0\.1\" \(a string\), expected a number"),
+    ("layer_norm_eps", None, r"key 'layer_norm_eps' is null, expected a number"),
+    ("hidden_act", 3, r"key 'hidden_act' is 3 \(an integer\), expected a string"),
+    ("id2label", ["neg", "pos"], r"key 'id2label' is \[\"neg\", \"pos\"\] \(a list\), expected an object of label ids"),
+    ("id2label", {"a": "neg"}, r"key 'id2label' is \{\"a\": \"neg\"\} \(an object\), expected an object of label ids"),
+])
+def test_config_json_field_types(tmp_path, key, value, message):
+    path = _write_config(tmp_path, **{key: value})
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: {message}"):
+        gb.BertConfig.load(tmp_path)
+
+
+def test_config_json_values_and_direct_construction_name_their_source(tmp_path):
+    path = _write_config(tmp_path, hidden_dropout_prob=1.5)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: hidden_dropout_prob must be in \[0, 1\)"):
+        gb.BertConfig.load(tmp_path)
+    path = _write_config(tmp_path, id2label={"0": "neg", "2": "pos"})
+    with pytest.raises(InputError, match=r"config\.json: id2label must number the labels 0 to 1, got ids \[0, 2\]"):
+        gb.BertConfig.load(tmp_path)
+    with pytest.raises(InputError, match=r"^config: key 'hidden_size' is \"big\" \(a string\), expected an integer"):
+        gb.BertConfig(hidden_size="big")
+    assert gb.BertConfig.load(_write_config(tmp_path, classifier_dropout=None)).classifier_dropout is None
+    assert gb.BertConfig.load(_write_config(tmp_path, hidden_dropout_prob=0)).hidden_dropout_prob == 0
+
+
+def test_config_json_broken_files_name_file_and_line(tmp_path):
+    (tmp_path / "config.json").write_text('{\n  "hidden_size": 7,\n  "vocab_size": 64,,\n}')
+    with pytest.raises(InputError, match=r"config\.json line 3 column 20: invalid JSON \(Expecting"):
+        gb.BertConfig.load(tmp_path)
+    (tmp_path / "config.json").write_bytes(b'{\n  "hidden_act": "gel\xfc"\n}')
+    with pytest.raises(InputError, match=r"config\.json line 2: byte 0xfc at column 21 is not UTF-8"):
+        gb.BertConfig.load(tmp_path)
+    (tmp_path / "config.json").write_text('["not", "an", "object"]')
+    with pytest.raises(InputError, match=r"config\.json: expected a JSON object \{\.\.\.\}, got list"):
+        gb.BertConfig.load(tmp_path)
+
+
+def test_unknown_config_keys_are_logged_once_without_source_lines(tmp_path, caplog):
+    path = _write_config(tmp_path, mystery=1)
+    with caplog.at_level(logging.WARNING, logger="glassbert"):
+        gb.BertConfig.load(tmp_path)
+    assert [r.getMessage() for r in caplog.records] == [f"{path}: ignoring unknown config keys ['mystery']"]

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError, MissingError
+from .textfiles import read_json_object
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
 ATTENTION_PATHS = ("sdpa", "eager")
@@ -65,6 +69,7 @@ class BertConfig:
     classifier_dropout: float | None = None
 
     def __post_init__(self) -> None:
+        _check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "config")
         if self.intermediate_size is None:
             object.__setattr__(self, "intermediate_size", 4 * self.hidden_size)
         if self.id2label is not None:
@@ -73,7 +78,7 @@ class BertConfig:
         if self.attention_head_size is None:
             if self.num_attention_heads > 0 and self.hidden_size % self.num_attention_heads:
                 raise InputError(
-                    f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                    f"config: hidden_size {self.hidden_size} is not divisible by num_attention_heads "
                     f"{self.num_attention_heads}; set attention_head_size explicitly")
             if self.num_attention_heads > 0:
                 object.__setattr__(self, "attention_head_size", self.hidden_size // self.num_attention_heads)
@@ -104,6 +109,9 @@ class BertConfig:
                              f"(vocab_size {self.vocab_size})")
         if self.layer_norm_eps <= 0:
             raise InputError(f"config: layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        if self.id2label is not None and sorted(self.id2label) != list(range(len(self.id2label))):
+            raise InputError(f"config: id2label must number the labels 0 to {len(self.id2label) - 1}, "
+                             f"got ids {sorted(self.id2label)}")
 
     # -- derived ---------------------------------------------------------------------------
     @property
@@ -165,6 +173,7 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> "BertConfig":
+        """From transformers' config.json keys; errors start with ``source`` (the file's path)."""
         if d.get("model_type", "bert") not in ("bert",):
             raise InputError(f"{source}: model_type {d.get('model_type')!r} is not 'bert'")
         if d.get("position_embedding_type", "absolute") != "absolute":
@@ -184,12 +193,12 @@ class BertConfig:
             kwargs["classifier_dropout"] = d["classifier_dropout"]
         kwargs.pop("attn_implementation", None)
         if unknown:
-            import warnings
-            warnings.warn(f"{source}: ignoring unknown config keys {sorted(unknown)}", stacklevel=2)
+            logging.getLogger("glassbert").warning("%s: ignoring unknown config keys %s", source, sorted(unknown))
+        _check_types(kwargs, source)
         try:
             return cls(**kwargs)
-        except TypeError as e:
-            raise InputError(f"{source}: {e}") from None
+        except InputError as e:  # the checks in __post_init__ say "config: …"; say which file
+            raise InputError(f"{source}: {str(e).removeprefix('config: ')}") from None
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / "config.json"
@@ -204,13 +213,58 @@ class BertConfig:
             path = path / "config.json"
         if not path.is_file():
             raise MissingError(f"no config.json in {Path(directory)}: not a model directory")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: expected a JSON object")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json_object(path), source=str(path))
+
+
+# ─── field types: a config.json value of the wrong JSON type is a one-line error ──────────────
+_EXPECTED = {"int": "an integer", "float": "a number", "str": "a string",
+             "dict[int, str]": "an object of label ids to names"}
+
+
+def _json_type(value: object) -> str:
+    """What a value is, in JSON's words."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+                       (Mapping, "an object"), (list, "a list")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
+
+
+def _fits(kind: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind == "int":
+        return isinstance(value, int)
+    if kind == "float":
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    return isinstance(value, Mapping) and all(
+        ((isinstance(k, int) and not isinstance(k, bool)) or (isinstance(k, str) and k.isascii() and k.isdigit()))
+        and isinstance(v, str) for k, v in value.items())
+
+
+def _check_types(values: Mapping[str, Any], source: str) -> None:
+    """Every known field holds its annotated type (int not bool; float any finite number; None only
+    where the field allows it): else InputError naming ``source``, the key, the value and the type."""
+    for name, value in values.items():
+        annotation = _ANNOTATIONS.get(name)
+        if annotation is None:
+            continue
+        kind, _, rest = annotation.partition(" | ")
+        if value is None and rest == "None":
+            continue
+        if not _fits(kind, value):
+            shown = json.dumps(value, default=repr)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            what = "" if value is None else f" ({_json_type(value)})"
+            expected = _EXPECTED[kind] + (" or null" if rest == "None" else "")
+            raise InputError(f"{source}: key {name!r} is {shown}{what}, expected {expected}")
+
+
+_ANNOTATIONS = {f.name: str(f.type) for f in dataclasses.fields(BertConfig)}
 
 
 __all__ = ["BertConfig", "PRESETS"]
