@@ -1,8 +1,8 @@
 """Tokenizer: ids identical to transformers' BertTokenizerFast on the MiniLM vocab; batches; training."""
 from __future__ import annotations
 
+import logging
 import shutil
-import warnings
 
 import pytest
 import torch
@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import glassbert as gb
+from glassbert.errors import InputError
 
 transformers = pytest.importorskip("transformers")
 
@@ -50,16 +51,21 @@ def test_pairs_and_batches_match_transformers(pair):
         assert torch.equal(ours[key], ref[key]), key
 
 
-def test_truncation_longest_first_with_warning(pair):
+def test_truncation_longest_first_with_warning(pair, caplog):
     tok, _, hf = pair
     long_a, long_b = "word " * 300, "other " * 50
-    with pytest.warns(UserWarning, match="truncated"):
+    with caplog.at_level(logging.WARNING, logger="glassbert"):
         ours = tok([long_a], [long_b], max_length=64)
+    # a logged line (no source line of the caller under it, as warnings.warn printed from the CLI)
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("glassbert", "WARNING", "1 of 1 inputs were longer than 64 tokens and were truncated (longest first)")]
     ref = hf([long_a], [long_b], max_length=64, truncation="longest_first", return_tensors="pt")
     assert ours["input_ids"].shape == (1, 64)
     assert torch.equal(ours["input_ids"], ref["input_ids"])
-    with pytest.warns(UserWarning):
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="glassbert"):
         assert tok("x " * 2000)["input_ids"].shape == (1, 512)  # never an index error
+    assert "longer than 512 tokens and were truncated" in caplog.text
 
 
 def test_padding_modes_and_extras(pair):
@@ -74,7 +80,7 @@ def test_padding_modes_and_extras(pair):
         tok(["a", "a b c"], padding=False)
     with pytest.raises(ValueError, match="no texts given"):
         tok([])
-    with pytest.raises(TypeError, match="input 1 is a int"):
+    with pytest.raises(TypeError, match="text 1 is a int"):
         tok(["ok", 3])
     with pytest.raises(ValueError, match="2 texts but 1 text pairs"):
         tok(["a", "b"], ["c"])
@@ -123,8 +129,96 @@ def test_train_from_strings_and_bad_input(tmp_path):
         gb.Tokenizer.from_pretrained(tmp_path)
 
 
-def test_word_level_vocab_for_toy_models():
+def test_word_level_vocab_for_toy_models(caplog):
     tok = gb.Tokenizer.from_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "chased"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with caplog.at_level(logging.WARNING, logger="glassbert"):
         assert tok("the cat chased the dog")["input_ids"].tolist() == [[2, 5, 6, 7, 5, 1, 3]]
+    assert caplog.records == []
+
+
+# ─── bad input: one InputError that says what and where ─────────────────────────────────────
+@pytest.mark.parametrize("max_length, pair_text, message", [
+    (0, None, r"max_length must be an integer >= 2 \(\[CLS\] text \[SEP\]\), got 0"),
+    (-1, None, r"max_length must be an integer >= 2 .*got -1"),
+    (1, None, r"max_length must be an integer >= 2 .*got 1"),
+    (2, "b", r"max_length must be an integer >= 3 \(\[CLS\] text \[SEP\] pair \[SEP\]\), got 2"),
+    (True, None, r"max_length must be an integer >= 2 .*got True"),
+    (8.0, None, r"max_length must be an integer >= 2 .*got 8\.0"),
+])
+def test_max_length_is_none_or_enough_for_the_special_tokens(pair, max_length, pair_text, message):
+    tok = pair[0]
+    with pytest.raises(InputError, match=message):
+        tok(["a"], None if pair_text is None else [pair_text], max_length=max_length)
+
+
+def test_smallest_max_length_keeps_the_special_tokens(pair, caplog):
+    tok = pair[0]
+    with caplog.at_level(logging.WARNING, logger="glassbert"):
+        assert tok.convert_ids_to_tokens(tok(["hello world"], max_length=2)["input_ids"][0]) == ["[CLS]", "[SEP]"]
+        assert tok.convert_ids_to_tokens(tok(["hello"], ["world"], max_length=3)["input_ids"][0]) == \
+            ["[CLS]", "[SEP]", "[SEP]"]
+
+
+def test_text_with_bytes_that_are_not_utf8_names_the_text(pair):
+    tok = pair[0]
+    broken = b"caf\xff".decode("utf-8", "surrogateescape")  # how Python hands over such a CLI argument
+    with pytest.raises(InputError, match=r"text 1 holds bytes that are not UTF-8 \(byte 0xff at character 3\)"):
+        tok(["fine", broken])
+    with pytest.raises(InputError, match=r"text pair 0 holds bytes that are not UTF-8"):
+        tok(["fine"], [broken])
+    with pytest.raises(InputError, match=r"text 0 holds bytes that are not UTF-8"):
+        tok.encode(broken)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("vocab.txt", b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncaf\xe9\n",
+     r"vocab\.txt line 7: byte 0xe9 at column 4 is not UTF-8"),
+    ("tokenizer_config.json", b'{"do_lower_case": true,\n "model_max_length": 512,,}',
+     r"tokenizer_config\.json line 2 column 26: invalid JSON"),
+    ("tokenizer_config.json", b'{"unk_token": "[UNK\xff]"}', r"tokenizer_config\.json line 1: byte 0xff"),
+    ("tokenizer_config.json", b'{"model_max_length": 0}',
+     r"tokenizer_config\.json: key 'model_max_length' is 0, expected an integer >= 2"),
+    ("tokenizer_config.json", b'{"model_max_length": "big"}', r"key 'model_max_length' is 'big', expected an integer"),
+    ("tokenizer_config.json", b'{"model_max_length": 1.5}', r"key 'model_max_length' is 1\.5, expected an integer"),
+    ("tokenizer_config.json", b'{"model_max_length": NaN}', r"key 'model_max_length' is nan, expected an integer"),
+    ("tokenizer_config.json", b'{"unk_token": ["[UNK]"]}', r"tokenizer_config\.json: key 'unk_token' is \['\[UNK\]'\]"),
+    ("tokenizer.json", b'{\n"version": "1.0",\n"x": "\xff"}',
+     r"tokenizer\.json line 3: byte 0xff at column 7 is not UTF-8"),
+    ("tokenizer.json", b'{\n"version": "1.0"\n"x": 1}', r"tokenizer\.json line 3 column 1: invalid JSON"),
+])
+def test_tokenizer_files_errors_name_file_and_line(minilm_path, tmp_path, name, content, message):
+    shutil.copy(minilm_path / "vocab.txt", tmp_path / "vocab.txt")
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        gb.Tokenizer.from_pretrained(tmp_path)
+
+
+def test_transformers_no_limit_model_max_length_means_512(minilm_path, tmp_path):
+    shutil.copy(minilm_path / "vocab.txt", tmp_path / "vocab.txt")
+    (tmp_path / "tokenizer_config.json").write_text('{"model_max_length": 1000000000000000019884624838656}')
+    assert gb.Tokenizer.from_pretrained(tmp_path).model_max_length == 512
+
+
+def test_duplicate_vocab_token_is_logged_with_its_line(tmp_path, caplog):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ncat\ncat\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="glassbert"):
+        tok = gb.Tokenizer.from_vocab(vocab)
+    assert tok.vocab["cat"] == 5
+    assert f"{vocab} line 7: duplicate token 'cat'" in caplog.text
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(vocab_size=5), r"vocab_size must be an integer >= 6 \(the 5 special tokens and at least one word piece\), "
+                         r"got 5"),
+    (dict(vocab_size="8000"), r"vocab_size must be an integer >= 6 .*got '8000'"),
+    (dict(min_frequency=-1), r"min_frequency must be an integer >= 0, got -1"),
+])
+def test_train_checks_its_numbers(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        gb.Tokenizer.train(["hello world"] * 5, show_progress=False, **kwargs)
+
+
+def test_model_max_length_must_fit_the_special_tokens():
+    with pytest.raises(InputError, match=r"model_max_length must be an integer >= 2, got 0"):
+        gb.Tokenizer.from_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"], model_max_length=0)

@@ -6,7 +6,8 @@ text ──normalize (clean, CJK spacing, lower-case, accents)──▶ pre-toke
 from __future__ import annotations
 
 import json
-import warnings
+import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -15,11 +16,13 @@ from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers
 from tokenizers import Tokenizer as Backend
 
 from .errors import InputError, MissingError
+from .textfiles import parse_json, read_json_object, read_lines, read_text
 
 SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
                   "sep_token": "[SEP]", "mask_token": "[MASK]"}
 DEFAULT_MAX_LENGTH = 512
 IGNORE_INDEX = -100  # the label the losses skip (unmasked tokens, specials, padding): cross_entropy's default
+log = logging.getLogger("glassbert")
 
 
 class Batch(dict):
@@ -73,15 +76,33 @@ def _set_post_processor(backend: Backend, specials: dict[str, str]) -> None:
     )
 
 
+def _model_max_length(path: Path, value: object) -> int:
+    """tokenizer_config.json's model_max_length: absent, null or transformers' huge "no limit"
+    (int(1e30)) mean DEFAULT_MAX_LENGTH."""
+    if value is None:
+        return DEFAULT_MAX_LENGTH
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 2 \
+            or (value < 1e9 and value != int(value)):
+        raise InputError(f"{path}: key 'model_max_length' is {value!r}, expected an integer >= 2")
+    return DEFAULT_MAX_LENGTH if value >= 1e9 else int(value)
+
+
+def _special_token(path: Path, name: str, value: object) -> str:
+    """A special token of tokenizer_config.json: a string, or transformers' {"content": …} form."""
+    if isinstance(value, dict):
+        value = value.get("content", SPECIAL_TOKENS[name])
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{path}: key {name!r} is {value!r}, expected a token (a non-empty string)")
+    return value
+
+
 def _read_vocab(path: Path) -> dict[str, int]:
     vocab: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            token = line.rstrip("\n")
-            if token in vocab:
-                warnings.warn(f"{path}: line {i + 1}: duplicate token {token!r}", stacklevel=3)
-                continue
-            vocab[token] = i
+    for i, token in enumerate(read_lines(path)):
+        if token in vocab:
+            log.warning("%s line %d: duplicate token %r (the first one keeps its id)", path, i + 1, token)
+            continue
+        vocab[token] = i
     if not vocab:
         raise InputError(f"{path}: empty vocabulary")
     return vocab
@@ -97,7 +118,7 @@ class Tokenizer:
         self.backend.no_padding()
         self.backend.no_truncation()
         self.do_lower_case = lowercase
-        self.model_max_length = model_max_length
+        self.model_max_length = check_count("model_max_length", model_max_length, 2)
         self.vocab: dict[str, int] = backend.get_vocab(with_added_tokens=True)
         for name, token in self.specials.items():
             if token not in self.vocab:
@@ -135,23 +156,19 @@ class Tokenizer:
         if directory.is_file() and directory.suffix == ".txt":
             return cls.from_vocab(directory)
         cfg_path = directory / "tokenizer_config.json"
-        cfg = {}
-        if cfg_path.is_file():
-            try:
-                cfg = json.loads(cfg_path.read_text())
-            except json.JSONDecodeError as e:
-                raise InputError(f"{cfg_path}: not valid JSON ({e})") from None
+        cfg = read_json_object(cfg_path) if cfg_path.is_file() else {}
         lowercase = bool(cfg.get("do_lower_case", True))
-        max_len = cfg.get("model_max_length", DEFAULT_MAX_LENGTH)
-        max_len = int(max_len) if isinstance(max_len, (int, float)) and max_len < 1e9 else DEFAULT_MAX_LENGTH
-        specials = {k: v if isinstance(v, str) else v.get("content", SPECIAL_TOKENS[k])
-                    for k, v in cfg.items() if k in SPECIAL_TOKENS}
-        specials = dict(SPECIAL_TOKENS, **specials)
-        if (directory / "tokenizer.json").is_file():
+        max_len = _model_max_length(cfg_path, cfg.get("model_max_length"))
+        specials = dict(SPECIAL_TOKENS, **{k: _special_token(cfg_path, k, v) for k, v in cfg.items()
+                                           if k in SPECIAL_TOKENS})
+        json_path = directory / "tokenizer.json"
+        if json_path.is_file():
+            text = read_text(json_path)
+            parse_json(text, json_path)  # a syntax error names its line and column
             try:
-                backend = Backend.from_file(str(directory / "tokenizer.json"))
+                backend = Backend.from_str(text)
             except Exception as e:  # tokenizers raises a bare Exception on malformed files
-                raise InputError(f"{directory / 'tokenizer.json'}: cannot be read ({e})") from None
+                raise InputError(f"{json_path}: not a tokenizers file ({e})") from None
             if backend.normalizer is not None and "lowercase" in json.loads(backend.normalizer.__getstate__()):
                 lowercase = bool(json.loads(backend.normalizer.__getstate__())["lowercase"])
             return cls(backend, lowercase, specials, max_len)
@@ -165,6 +182,9 @@ class Tokenizer:
               lowercase: bool = True, min_frequency: int = 2, files: bool | None = None,
               show_progress: bool = True) -> "Tokenizer":
         """Learn a WordPiece vocabulary from text files (paths) or an iterator of strings."""
+        check_count("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1,
+                    f"the {len(SPECIAL_TOKENS)} special tokens and at least one word piece")
+        check_count("min_frequency", min_frequency, 0)
         backend = Backend(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"], max_input_chars_per_word=100))
         backend.normalizer = normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase)
@@ -214,12 +234,12 @@ class Tokenizer:
         return self.vocab_size
 
     def tokenize(self, text: str) -> list[str]:
-        return self.backend.encode(_check_text(text, 0), add_special_tokens=False).tokens
+        return self.backend.encode(check_text(text, 0), add_special_tokens=False).tokens
 
     def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True) -> list[int]:
         if pair is None:
-            return self.backend.encode(_check_text(text, 0), add_special_tokens=add_special_tokens).ids
-        return self.backend.encode(_check_text(text, 0), _check_text(pair, 0),
+            return self.backend.encode(check_text(text, 0), add_special_tokens=add_special_tokens).ids
+        return self.backend.encode(check_text(text, 0), check_text(pair, 0, "text pair"),
                                    add_special_tokens=add_special_tokens).ids
 
     def convert_tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
@@ -253,10 +273,15 @@ class Tokenizer:
             pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
             if len(pairs) != len(texts):
                 raise InputError(f"{len(texts)} texts but {len(pairs)} text pairs: give one pair per text")
-        texts = [_check_text(t, i) for i, t in enumerate(texts)]
-        inputs = texts if pairs is None else [(a, _check_text(b, i)) for i, (a, b) in enumerate(zip(texts, pairs))]
+        texts = [check_text(t, i) for i, t in enumerate(texts)]
+        if pairs is not None:
+            pairs = [check_text(b, i, "text pair") for i, b in enumerate(pairs)]
+        inputs = texts if pairs is None else list(zip(texts, pairs))
 
-        limit = max_length or self.model_max_length
+        if max_length is not None:  # room for [CLS] A [SEP] (B [SEP])
+            check_count("max_length", max_length, 2 if pairs is None else 3,
+                        "[CLS] text [SEP]" if pairs is None else "[CLS] text [SEP] pair [SEP]")
+        limit = self.model_max_length if max_length is None else max_length
         if padding == "max_length" and max_length is None:
             raise InputError("padding='max_length' needs max_length")
         if truncation:
@@ -267,8 +292,8 @@ class Tokenizer:
             self.backend.no_truncation()
         truncated = sum(1 for e in encodings if e.overflowing)
         if truncated:
-            warnings.warn(f"{truncated} of {len(encodings)} inputs were longer than {limit} tokens "
-                          f"and were truncated (longest first)", stacklevel=2)
+            log.warning("%d of %d inputs were longer than %d tokens and were truncated (longest first)",
+                        truncated, len(encodings), limit)
         lengths = [len(e.ids) for e in encodings]
         if padding in (True, "longest"):
             width = max(lengths)
@@ -366,10 +391,30 @@ def _is_path(item: object) -> bool:
         return False
 
 
-def _check_text(text: object, index: int) -> str:
+def check_text(text: object, index: int, what: str = "text") -> str:
+    """``text`` itself when it is a string of UTF-8-encodable characters.
+
+    A str made from bytes that are not UTF-8 (Python turns a command-line argument's b'\\xff' into
+    the lone surrogate '\\udcff') is InputError naming ``what`` ``index`` and the byte.
+    """
     if not isinstance(text, str):
-        raise TypeError(f"input {index} is a {type(text).__name__}, not a string")
+        raise TypeError(f"{what} {index} is a {type(text).__name__}, not a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        char = text[err.start]
+        shown = f"byte 0x{ord(char) - 0xDC00:02x}" if 0xDC80 <= ord(char) <= 0xDCFF else f"{char!r}"
+        raise InputError(f"{what} {index} holds bytes that are not UTF-8 ({shown} at character {err.start}); "
+                         f"pass UTF-8 text") from None
     return text
 
 
-__all__ = ["Tokenizer", "Batch", "SPECIAL_TOKENS", "IGNORE_INDEX", "pad_rows"]
+def check_count(name: str, value: object, minimum: int, why: str = "") -> int:
+    """``value`` itself when it is an int (not a bool) >= ``minimum``; else InputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        because = f" ({why})" if why else ""
+        raise InputError(f"{name} must be an integer >= {minimum}{because}, got {value!r}")
+    return value
+
+
+__all__ = ["Tokenizer", "Batch", "SPECIAL_TOKENS", "IGNORE_INDEX", "pad_rows", "check_text", "check_count"]
