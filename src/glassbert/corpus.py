@@ -9,12 +9,11 @@ a whole speech (sotu), a chapter (moby-dick, books).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from .errors import InputError, MissingError
-from .textfiles import csv_rows, read_text, split_lines
+from .textfiles import csv_rows, jsonl_rows, read_text
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 
@@ -83,15 +82,7 @@ def _parse_txt(content: str) -> list[str]:
 
 def _parse_jsonl(path: Path, content: str, key: str) -> list[str]:
     texts: list[str] = []
-    for number, line in enumerate(split_lines(content), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path} line {number}: invalid JSON ({err.msg}); expected one object per line") from None
-        if not isinstance(record, dict):
-            raise InputError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}")
+    for number, record in jsonl_rows(content, path):
         if key not in record:
             raise InputError(f"{path} line {number}: no key {key!r} (keys: {sorted(record)})")
         value = record[key]

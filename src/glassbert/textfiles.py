@@ -72,6 +72,21 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def jsonl_rows(text: str, path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) of every non-blank line of a JSON-lines text; a line that is not a JSON object
+    is InputError ``<path> line <n>: …``."""
+    for number, line in enumerate(split_lines(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path} line {number}: invalid JSON ({err.msg}); expected one object per line") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
+
+
 def csv_rows(text: str, path: str | Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
     """(line where the row starts, fields) of every row of a CSV/TSV text, blank rows included.
 
@@ -93,4 +108,4 @@ def csv_rows(text: str, path: str | Path, delimiter: str = ",") -> Iterator[tupl
 
 
 __all__ = ["CSV_FIELD_LIMIT", "read_text", "read_lines", "split_lines", "parse_json", "read_json", "read_json_object",
-           "csv_rows"]
+           "jsonl_rows", "csv_rows"]
