@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from glassbert.errors import InputError
 from glassbert.synthetic import make_sentiment
 from glassbert.tasks.classification import encode_classification, read_classification
 from glassbert.tasks.common import Collator
@@ -146,3 +147,104 @@ def test_make_sentiment_labels_follow_the_final_adjective() -> None:
     for text, label in rows:
         last = [w for w in text.split() if w in POSITIVE or w in NEGATIVE][-1]
         assert (last in POSITIVE) == (label == "positive")
+
+
+# ─── bad tables: one InputError naming file, line and column ────────────────────────────────
+LONG = "word " * 40_000  # 200,000 characters: over csv's default field limit of 131,072
+
+
+def _toy_classifier(directory: Path) -> Path:
+    """A tiny untrained classifier directory (config with id2label, weights, vocabulary)."""
+    from glassbert.config import BertConfig
+    from glassbert.heads import BertForSequenceClassification
+    from glassbert.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "word", "good", "bad"])
+    config = BertConfig.preset("toy", vocab_size=8, max_position_embeddings=32, id2label={0: "neg", 1: "pos"})
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(directory, tokenizer=tokenizer)
+    return directory
+
+
+def test_csv_cells_longer_than_csvs_default_limit(tmp_path: Path) -> None:
+    from glassbert.tasks.predict import read_texts
+
+    path = write(tmp_path / "long.csv", f'text,label\n"{LONG}",pos\nshort,neg\n')
+    data = read_classification(path, "text", "label")
+    assert data.texts == [LONG, "short"] and data.lines == [2, 3]
+    assert read_texts(path, "text", None) == ([LONG, "short"], None)
+
+
+def test_classify_reads_long_cells_and_keeps_empty_texts(tmp_path: Path) -> None:
+    from glassbert.tasks.predict import classify
+
+    model = _toy_classifier(tmp_path / "model")
+    path = write(tmp_path / "in.csv", f'text,other\n"{LONG}",x\n,y\ngood,z\n')
+    rows = classify(model, input=path, output=tmp_path / "out.csv", progress=False)
+    assert [row["text"] for row in rows] == [LONG, "", "good"]  # an empty text gets its prediction too
+    assert all(row["label"] in ("neg", "pos") for row in rows)
+
+
+def test_classify_checks_max_length_and_text_bytes(tmp_path: Path) -> None:
+    from glassbert.tasks.predict import classify
+
+    model = _toy_classifier(tmp_path / "model")
+    for bad in (0, -1, 2):
+        with pytest.raises(InputError, match=rf"max_length must be an integer >= 3 .*got {bad}"):
+            classify(model, texts=["good"], max_length=bad)
+    broken = b"bad \xff".decode("utf-8", "surrogateescape")
+    with pytest.raises(InputError, match=r"text 1 holds bytes that are not UTF-8 \(byte 0xff at character 4\)"):
+        classify(model, texts=["good", broken])
+    with pytest.raises(InputError, match=r"text pair 0 holds bytes that are not UTF-8"):
+        classify(model, texts=["good"], text_pairs=[broken])
+
+
+@pytest.mark.parametrize(("name", "text", "pattern"), [
+    ("empty.csv", "text,label\ngood,pos\nbad,\n", r"empty\.csv line 3: empty label in column 'label'; every row needs"),
+    ("blank.tsv", "text\tlabel\ngood\tpos\nbad\t  \n", r"blank\.tsv line 3: empty label in column 'label'"),
+    ("empty.jsonl", '{"text": "a", "label": "pos"}\n{"text": "b", "label": ""}\n',
+     r"empty\.jsonl line 2: empty label in key 'label'"),
+    ("null.jsonl", '{"text": "a", "label": "pos"}\n\n{"text": "b", "label": null}\n',
+     r"null\.jsonl line 3: empty label in key 'label'"),
+    ("missing.jsonl", '{"text": "a", "label": "pos"}\n{"text": "b"}\n', r"missing\.jsonl line 2: no key 'label'"),
+])
+def test_empty_label_is_refused_not_a_class_named_empty(tmp_path: Path, name: str, text: str, pattern: str) -> None:
+    path = write(tmp_path / name, text)
+    with pytest.raises(InputError, match=pattern):
+        read_classification(path, "text", "label")
+    with pytest.raises(InputError, match=pattern):  # an evaluation file needs its gold labels just the same
+        read_classification(path, "text", "label", labels=["neg", "pos"])
+
+
+def test_empty_text_is_an_input_like_any_other(tmp_path: Path, tok) -> None:
+    path = write(tmp_path / "train.csv", 'text,label\n"",neg\ngood,pos\n')
+    data = read_classification(path, "text", "label")
+    assert data.texts == ["", "good"] and data.label_ids == [0, 1]
+    assert tok.convert_ids_to_tokens(encode_classification(data, tok, 16).items[0]["input_ids"]) == ["[CLS]", "[SEP]"]
+
+
+@pytest.mark.parametrize(("name", "content", "pattern"), [
+    ("latin.csv", b"text,label\ngood,pos\ncaf\xe9,neg\n", r"latin\.csv line 3: byte 0xe9 at column 4 is not UTF-8"),
+    ("latin.jsonl", b'{"text": "a", "label": "pos"}\n{"text": "\xe9", "label": "neg"}\n',
+     r"latin\.jsonl line 2: byte 0xe9 at column 11 is not UTF-8"),
+])
+def test_invalid_utf8_in_a_table_names_file_and_line(tmp_path: Path, name: str, content: bytes, pattern: str) -> None:
+    from glassbert.tasks.predict import read_texts
+
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InputError, match=pattern):
+        read_classification(tmp_path / name, "text", "label")
+    with pytest.raises(InputError, match=pattern):
+        read_texts(tmp_path / name, "text", None)
+    (tmp_path / "in.txt").write_bytes(b"one\ntwo\n\nthr\xffee\n")
+    with pytest.raises(InputError, match=r"in\.txt line 4: byte 0xff at column 4 is not UTF-8"):
+        read_texts(tmp_path / "in.txt", "text", None)
+
+
+def test_a_row_csv_cannot_parse_names_file_and_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from glassbert import textfiles
+
+    monkeypatch.setattr(textfiles, "CSV_FIELD_LIMIT", 20)  # the one csv.Error left: a cell over the limit
+    path = write(tmp_path / "c.csv", 'text,label\nok,pos\n"far too long\nfor this limit",neg\n')
+    with pytest.raises(InputError, match=r"c\.csv line 3: malformed row \(field larger than field limit \(20\)\)"):
+        read_classification(path, "text", "label")

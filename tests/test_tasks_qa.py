@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from glassbert.errors import InputError
 from glassbert.synthetic import make_qa, write_squad
 from glassbert.tasks.qa import (
     SquadExample, decode_nbest, decode_spans, load_json_with_lines, prepare_qa_features, qa_dataset, read_squad,
@@ -47,7 +48,7 @@ def test_squad_structural_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"dev-v1\.1\.json line {id_line}: question id 'q-7': missing key 'answer_start'"):
         read_squad(path)
     bad = write(tmp_path / "broken.json", '{"data": [\n  {"title": \n')
-    with pytest.raises(ValueError, match=r"broken\.json line 3: invalid JSON"):
+    with pytest.raises(ValueError, match=r"broken\.json line 3 column 1: invalid JSON \(Expecting value\)"):
         read_squad(bad)
     with pytest.raises(ValueError, match=r"empty\.json: file is empty"):
         read_squad(write(tmp_path / "empty.json", ""))
@@ -203,3 +204,42 @@ def test_make_qa_answers_depend_on_the_question() -> None:
     assert len(by_context) < 60 and sum(len(a) >= 3 for a in by_context.values()) > 0.8 * len(by_context)
     kinds = {("year" if t.isdigit() else "name") for e in examples for t, _ in e.answers}
     assert kinds == {"year", "name"}
+
+
+def test_squad_invalid_utf8_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "train.json"
+    path.write_bytes(b'{"data": [\n  {"title": "caf\xe9",\n   "paragraphs": []}]}\n')
+    with pytest.raises(InputError, match=r"train\.json line 2: byte 0xe9 at column 17 is not UTF-8"):
+        read_squad(path)
+
+
+@pytest.mark.parametrize(("kwargs", "pattern"), [
+    (dict(max_length=3), r"max_length must be an integer >= 4 \(\[CLS\] question \[SEP\] context \[SEP\]\), got 3"),
+    (dict(max_length=0), r"max_length must be an integer >= 4 .*got 0"),
+    (dict(doc_stride=-8), r"doc_stride must be an integer >= 0, got -8"),
+    (dict(max_query_length=0), r"max_query_length must be an integer >= 1, got 0"),
+])
+def test_qa_lengths_are_checked(tok, kwargs, pattern) -> None:
+    with pytest.raises(InputError, match=pattern):
+        prepare_qa_features(make_qa(1, seed=0), tok, **{"max_length": 96, "doc_stride": 24, **kwargs})
+
+
+@pytest.mark.parametrize(("kwargs", "pattern"), [
+    (dict(n_best=0), r"n_best must be an integer >= 1, got 0"),
+    (dict(max_answer_length=-1), r"max_answer_length must be an integer >= 1, got -1"),
+])
+def test_decode_lengths_are_checked(tok, kwargs, pattern) -> None:
+    example, features, start, end = _two_window_setup(tok)
+    with pytest.raises(InputError, match=pattern):
+        decode_spans(start, end, features, [example, make_qa(1, seed=5)[0]], **kwargs)
+
+
+def test_prepare_says_a_bad_option_is_the_options_fault(tok, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from glassbert.tasks.qa import prepare
+
+    train = write_squad(make_qa(4, seed=1), tmp_path / "train.json")
+    args = SimpleNamespace(train=train, eval=None, doc_stride=-1, batch_size=2)
+    with pytest.raises(InputError, match=r"^doc_stride must be an integer >= 0, got -1$"):
+        prepare(args, tok, 96)

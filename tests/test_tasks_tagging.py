@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from glassbert.errors import InputError
 from glassbert.synthetic import make_ner, write_conll
 from glassbert.tasks.tagging import (
     align_labels, check_tags, encode_token_classification, first_piece_tags, read_conll, tag_names,
@@ -134,3 +135,13 @@ def test_sentences_keep_their_lines_and_tag_errors_name_them(tmp_path: Path) -> 
     bad = write(tmp_path / "bad.conll", "Alice B-PER\nflew O\nhome PER\n")
     with pytest.raises(ValueError, match=rf"{bad} line 3: tag 'PER' is not BIO"):
         check_tags(read_conll(bad))
+
+
+def test_read_conll_invalid_utf8_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "train.conll"
+    path.write_bytes(b"EU B-ORG\r\nrejects O\r\n\r\nM\xfcller B-PER\r\n")
+    with pytest.raises(InputError, match=r"train\.conll line 4: byte 0xfc at column 2 is not UTF-8"):
+        read_conll(path)
+    path.write_bytes(b"EU B-ORG\r\nrejects O\r\n\r\nM\xc3\xbcller B-PER\r\n")
+    assert read_conll(path) == [(["EU", "rejects"], ["B-ORG", "O"]), (["M\u00fcller"], ["B-PER"])]
+    assert read_conll(path)[1].lines == [4]

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from torch import nn
 from .. import metrics as M
 from ..errors import InputError
 from ..heads import BertForSequenceClassification
+from ..textfiles import csv_rows, jsonl_rows, read_text
 from ..tokenizer import Tokenizer
 from .common import EncodedDataset, Evaluation, TaskData, existing_file, forward_sorted, pad_id_of, truncating_copy
 
@@ -58,52 +58,56 @@ class ClassificationData:
 
 
 def iter_table(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
-    """Yield (line number, row, header) from a CSV, TSV or JSON-lines file."""
+    """Yield (line number, row, header) from a CSV, TSV or JSON-lines file (UTF-8; a cell may be
+    of any length); errors name the file and the line."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".tab"):
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter="," if suffix == ".csv" else "\t")
-            header: list[str] | None = None
-            line = 1
-            for row in reader:
-                start_line, line = line, reader.line_num + 1
-                if not row or all(not cell.strip() for cell in row):
-                    continue
-                if header is None:
-                    header = [cell.strip() for cell in row]
-                    continue
-                if len(row) != len(header):
-                    raise InputError(f"{path} line {start_line}: expected {len(header)} fields "
-                                     f"({', '.join(header)}), got {len(row)}")
-                yield start_line, dict(zip(header, row)), header
+        header: list[str] | None = None
+        for start_line, row in csv_rows(read_text(path), path, "," if suffix == ".csv" else "\t"):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = [cell.strip() for cell in row]
+                continue
+            if len(row) != len(header):
+                raise InputError(f"{path} line {start_line}: expected {len(header)} fields "
+                                 f"({', '.join(header)}), got {len(row)}")
+            yield start_line, dict(zip(header, row)), header
         if header is None:
             raise InputError(f"{path}: file is empty (expected a header line and rows)")
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        with path.open(encoding="utf-8-sig") as handle:
-            for line_no, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise InputError(f"{path} line {line_no}: invalid JSON ({error.msg}); "
-                                     f"expected one object per line") from None
-                if not isinstance(row, dict):
-                    raise InputError(f"{path} line {line_no}: expected a JSON object, got {type(row).__name__}")
-                yield line_no, row, list(row.keys())
+        for line_no, row in jsonl_rows(read_text(path), path):
+            yield line_no, row, list(row.keys())
     else:
         raise InputError(f"{path}: unknown table format {suffix!r}; use .csv, .tsv or .jsonl")
 
 
 def cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str]) -> str:
-    """The text in ``column`` of one row; errors name the file, the line and the header."""
+    """The text in ``column`` of one row (it may be empty); errors name the file, the line and the header."""
     if column not in row:
-        what = "column" if path.suffix.lower() in (".csv", ".tsv", ".tab") else "key"
-        raise InputError(f"{path} line {line}: no {what} {column!r}; the header is {header}")
+        raise InputError(f"{path} line {line}: no {_field(path)} {column!r}; the header is {header}")
     value = row[column]
     if value is None or isinstance(value, (dict, list)):
-        raise InputError(f"{path} line {line}: {column!r} must be text, got {value!r}")
+        raise InputError(f"{path} line {line}: {column!r} must be text, got {json.dumps(value)}")
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def label_cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str]) -> str:
+    """The label in ``column`` of one row, stripped; an empty cell (or JSON null) is an error, not a
+    class named ''."""
+    if column in row and row[column] is None:
+        label = ""
+    else:
+        label = cell(path, line, row, column, header).strip()
+    if not label:
+        raise InputError(f"{path} line {line}: empty label in {_field(path)} {column!r}; every row needs a "
+                         f"label (fill it in or remove the row)")
+    return label
+
+
+def _field(path: Path) -> str:
+    """What a table calls a field: a CSV/TSV column or a JSON key."""
+    return "column" if path.suffix.lower() in (".csv", ".tsv", ".tab") else "key"
 
 
 def _sorted_label_names(names: set[str]) -> list[str]:
@@ -119,16 +123,17 @@ def read_classification(path: str | Path, text_column: str, label_column: str,
                         labels: Sequence[str] | None = None) -> ClassificationData:
     """Read a CSV/TSV/JSONL classification file.
 
-    ``labels`` fixes the id of each label name (pass the training set's ``label_names`` when
-    reading the evaluation set; an unknown label is then an error naming its line); when omitted,
-    the names found are sorted into ids.
+    Texts may be empty ([CLS] [SEP] is an input like any other); labels may not. ``labels`` fixes
+    the id of each label name (pass the training set's ``label_names`` when reading the evaluation
+    set; an unknown label is then an error naming its line); when omitted, the names found are
+    sorted into ids.
     """
     path = existing_file(path, "data")
     rows: list[tuple[int, str, str | None, str]] = []
     for line, row, header in iter_table(path):
         text = cell(path, line, row, text_column, header)
         pair = cell(path, line, row, text_pair_column, header) if text_pair_column else None
-        label = cell(path, line, row, label_column, header).strip()
+        label = label_cell(path, line, row, label_column, header)
         rows.append((line, text, pair, label))
     if not rows:
         raise InputError(f"{path}: no examples (the file has no data rows)")
@@ -229,5 +234,5 @@ def eval_record(final: Evaluation, out: Path, labels: list[str], step: int | Non
 
 
 __all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "CONFUSION_FILE", "ClassificationData",
-           "iter_table", "cell", "read_classification", "encode_classification", "class_logits",
+           "iter_table", "cell", "label_cell", "read_classification", "encode_classification", "class_logits",
            "evaluate_classification", "format_confusion", "prepare", "eval_record"]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,17 @@ from ..checkpoint import resolve_model_path
 from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForSequenceClassification
-from ..tokenizer import Tokenizer
+from ..textfiles import read_json_object, read_lines
+from ..tokenizer import Tokenizer, check_count, check_text
 from .classification import ClassificationData, cell, class_logits, encode_classification, iter_table
 from .common import TASK_FILE, existing_file
 
 
 def read_texts(path: Path, text_column: str, text_pair_column: str | None) -> tuple[list[str], list[str] | None]:
-    """Texts (and second texts) from a .txt file (one per non-blank line) or a CSV/TSV/JSONL table."""
+    """Texts (and second texts) from a .txt file (one per non-blank line) or a CSV/TSV/JSONL table
+    (where a text may be empty: every row gets its prediction)."""
     if path.suffix.lower() == ".txt":
-        texts = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        texts = [line.strip() for line in read_lines(path) if line.strip()]
         if not texts:
             raise InputError(f"{path}: file is empty (expected one text per line)")
         if text_pair_column:
@@ -55,7 +56,7 @@ def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: s
     task_file = directory / TASK_FILE
     info: dict[str, Any] = {}
     if task_file.is_file():
-        info = json.loads(task_file.read_text())
+        info = read_json_object(task_file)
         if info.get("task") != "classify":
             raise InputError(f"{directory} was fine-tuned for task {info.get('task')!r}, not 'classify'")
     config = BertConfig.load(directory)
@@ -63,6 +64,8 @@ def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: s
         raise InputError(f"{directory / 'config.json'}: no id2label; this is not a fine-tuned classifier")
     if (texts is None) == (input is None):
         raise InputError("give texts or an input file (one of them)")
+    if max_length is not None:
+        check_count("max_length", max_length, 3, "[CLS] text [SEP]")
     if input is not None:
         texts, text_pairs = read_texts(existing_file(input, "input"), text_column, text_pair_column)
         progress = True if progress is None else progress
@@ -70,15 +73,14 @@ def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: s
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             raise InputError("no texts to classify")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputError(f"text {i} is a {type(text).__name__}, not a string")
+        texts = [check_text(text, i) for i, text in enumerate(texts)]
         if text_pairs is not None:
             text_pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
             if len(text_pairs) != len(texts):
                 raise InputError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+            text_pairs = [check_text(pair, i, "text pair") for i, pair in enumerate(text_pairs)]
         progress = False if progress is None else progress
-    limit = min(max_length or info.get("max_length") or 512, config.max_position_embeddings)
+    limit = min((info.get("max_length") or 512) if max_length is None else max_length, config.max_position_embeddings)
 
     tok = Tokenizer.from_pretrained(directory)
     model = BertForSequenceClassification.from_pretrained(directory).to(device).eval()

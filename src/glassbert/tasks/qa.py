@@ -23,13 +23,15 @@ from torch import nn
 from .. import metrics as M
 from ..errors import InputError
 from ..heads import BertForQuestionAnswering
-from ..tokenizer import Tokenizer
+from ..textfiles import parse_json, read_text
+from ..tokenizer import Tokenizer, check_count
 from .common import EncodedDataset, Evaluation, TaskData, about, existing_file, forward_sorted, pad_id_of
 
 NAME = "qa"
 MODEL = BertForQuestionAnswering
 KEEP_BEST = "exact_match"
 DEFAULT_MAX_LENGTH = 384
+MAX_QUERY_LENGTH = 64  # question word pieces kept, as the original BERT does
 
 
 # ─── reading: JSON that remembers lines ─────────────────────────────────────────────────────
@@ -108,13 +110,10 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     Errors about a question name the line of its id: ``<file> line <n>: question id '<id>': …``.
     """
     path = existing_file(path, "SQuAD")
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: file is empty")
-    try:
-        root = load_json_with_lines(text)
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path} line {error.lineno}: invalid JSON ({error.msg})") from None
+    root = parse_json(text, path, load_json_with_lines)
     examples: list[SquadExample] = []
     seen: set[str] = set()
     for a, article in enumerate(_require(root, "data", list, str(path))):
@@ -196,7 +195,7 @@ def _answer_tokens(answers: Sequence[tuple[str, int]], offsets: Sequence[tuple[i
 
 
 def prepare_qa_features(examples: Sequence[SquadExample], tokenizer: Tokenizer, max_length: int = 384,
-                        doc_stride: int = 128, max_query_length: int = 64) -> list[QAFeature]:
+                        doc_stride: int = 128, max_query_length: int = MAX_QUERY_LENGTH) -> list[QAFeature]:
     """Split each example into overlapping windows of at most ``max_length`` tokens.
 
     Windows are exactly those of transformers' ``BertTokenizerFast(question, context,
@@ -205,6 +204,7 @@ def prepare_qa_features(examples: Sequence[SquadExample], tokenizer: Tokenizer, 
     neighbouring windows share (transformers' meaning, not the original BERT's step size).
     Questions are first cut to ``max_query_length`` word pieces, as the original BERT does.
     """
+    _check_windows(max_length, doc_stride, max_query_length)
     backend = tokenizer.backend
     features: list[QAFeature] = []
     for index, example in enumerate(examples):
@@ -228,6 +228,13 @@ def prepare_qa_features(examples: Sequence[SquadExample], tokenizer: Tokenizer, 
                 offsets=[None] * head + span_offsets + [None],  # type: ignore[list-item]
             ))
     return features
+
+
+def _check_windows(max_length: int, doc_stride: int, max_query_length: int) -> None:
+    """The window options are whole numbers that leave room for [CLS] question [SEP] context [SEP]."""
+    check_count("max_length", max_length, 4, "[CLS] question [SEP] context [SEP]")
+    check_count("doc_stride", doc_stride, 0)
+    check_count("max_query_length", max_query_length, 1)
 
 
 def qa_dataset(features: Sequence[QAFeature], tokenizer: Any) -> EncodedDataset:
@@ -267,6 +274,8 @@ def decode_nbest(start_logits: Sequence[Sequence[float]] | np.ndarray | torch.Te
     rank what is left across all windows by start + end logit. An example with no valid span
     gets one empty candidate ("").
     """
+    check_count("n_best", n_best, 1)
+    check_count("max_answer_length", max_answer_length, 1)
     if len(start_logits) != len(features) or len(end_logits) != len(features):
         raise InputError(f"{len(features)} features but {len(start_logits)} start and {len(end_logits)} "
                          f"end logit rows")
@@ -341,6 +350,7 @@ def evaluate_qa(model: nn.Module, features: Sequence[QAFeature], examples: Seque
 # ─── the task, for the job ──────────────────────────────────────────────────────────────────
 def prepare(args: Any, tok: Tokenizer, max_length: int) -> TaskData:
     """Read ``args.train`` (the answered questions) and ``args.eval`` into overlapping windows."""
+    _check_windows(max_length, args.doc_stride, MAX_QUERY_LENGTH)  # an option's error, not the data file's
     examples = read_squad(args.train)
     answered = [ex for ex in examples if ex.answers]
     if not answered:

@@ -20,6 +20,7 @@ from torch import nn
 from .. import metrics as M
 from ..errors import InputError
 from ..heads import BertForTokenClassification
+from ..textfiles import read_lines
 from ..tokenizer import IGNORE_INDEX, Tokenizer
 from .common import EncodedDataset, Evaluation, TaskData, existing_file, forward_sorted, pad_id_of, truncating_copy
 
@@ -68,25 +69,24 @@ def read_conll(path: str | Path) -> list[TaggedSentence]:
     lines: list[int] = []
     width: int | None = None
     width_line = 0
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields or fields[0] == "-DOCSTART-":
-                if words:
-                    sentences.append(TaggedSentence(words, tags, lines, path))
-                    words, tags, lines = [], [], []
-                continue
-            if len(fields) not in (2, 4):
-                raise InputError(f"{path} line {line_no}: expected 2 fields (token tag) or 4 fields "
-                                 f"(token POS chunk NER), got {len(fields)}")
-            if width is None:
-                width, width_line = len(fields), line_no
-            elif len(fields) != width:
-                raise InputError(f"{path} line {line_no}: expected {width} fields like line {width_line}, "
-                                 f"got {len(fields)}")
-            words.append(fields[0])
-            tags.append(fields[-1])
-            lines.append(line_no)
+    for line_no, line in enumerate(read_lines(path), start=1):
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            if words:
+                sentences.append(TaggedSentence(words, tags, lines, path))
+                words, tags, lines = [], [], []
+            continue
+        if len(fields) not in (2, 4):
+            raise InputError(f"{path} line {line_no}: expected 2 fields (token tag) or 4 fields "
+                             f"(token POS chunk NER), got {len(fields)}")
+        if width is None:
+            width, width_line = len(fields), line_no
+        elif len(fields) != width:
+            raise InputError(f"{path} line {line_no}: expected {width} fields like line {width_line}, "
+                             f"got {len(fields)}")
+        words.append(fields[0])
+        tags.append(fields[-1])
+        lines.append(line_no)
     if words:
         sentences.append(TaggedSentence(words, tags, lines, path))
     if not sentences:
