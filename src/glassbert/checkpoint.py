@@ -112,6 +112,9 @@ def load_pretrained(cls, path: str | Path, **config_overrides):
     model = cls(config)
     raw, weights_path = read_state_dict(directory)
     state, dropped = _align_prefix(_normalize_keys(raw), model)
+    as_saved = getattr(model, "state_dict_as_saved", None)  # a head saved under a name of its own (heads.py)
+    if as_saved is not None:
+        state = as_saved(state)
 
     own = model.state_dict()
     tied = _tied_keys(model)

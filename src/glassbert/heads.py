@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +15,7 @@ from torch import nn
 
 from .capture import CORE, KEEP, Point, Points, tap
 from .config import BertConfig
-from .errors import InputError
+from .errors import InputError, MissingError
 from .model import ACT2FN, POOLER_GROUP, BertModel, BertModelOutput, BertPreTrainedModel, pool
 from .tokenizer import IGNORE_INDEX
 
@@ -212,10 +213,47 @@ def _dropout(config: BertConfig) -> nn.Dropout:
     return nn.Dropout(p)
 
 
+# ─── the classifier's name in a saved state_dict ────────────────────────────────────────────
+# transformers' BertForSequenceClassification always feeds its classifier the pooler's output. A classifier
+# trained on another pooling is therefore saved under a name transformers does not know: loading it there
+# reports `classifier.weight`/`classifier.bias` as MISSING (newly initialized) instead of silently predicting
+# other labels. This is the one place that maps between the module (always `classifier`) and the file.
+MODULE_CLASSIFIER = "classifier"
+SAVED_CLASSIFIER = {"pooler": MODULE_CLASSIFIER, "cls": "classifier_cls_pooling", "mean": "classifier_mean_pooling"}
+
+
+def _rename_prefix(state: dict, old: str, new: str) -> None:
+    """In place: ``old.*`` → ``new.*`` (exact first components: ``classifier.`` is not ``classifier_x.``)."""
+    if old == new:
+        return
+    for key in [k for k in state if k.startswith(old + ".")]:
+        state[new + key[len(old):]] = state.pop(key)
+
+
+def classifier_keys_as_saved(state: dict, pooling: str, prefix: str = "") -> dict:
+    """``state`` (in place, and returned) with the head under its saved name for ``pooling``. Also upgrades
+    a directory written before the saved names existed (``classifier.*`` whatever the pooling)."""
+    _rename_prefix(state, prefix + MODULE_CLASSIFIER, prefix + SAVED_CLASSIFIER[pooling])
+    return state
+
+
+def _save_classifier_as(module: "BertForSequenceClassification", state: dict, prefix: str, _metadata) -> None:
+    classifier_keys_as_saved(state, module.config.classifier_pooling, prefix)
+
+
+def _load_classifier_from(module: "BertForSequenceClassification", state: dict, prefix: str, *_args) -> None:
+    # the saved name for this pooling, or `classifier.*` as older glassbert wrote it for every pooling
+    saved = SAVED_CLASSIFIER[module.config.classifier_pooling]
+    _rename_prefix(state, prefix + saved, prefix + MODULE_CLASSIFIER)
+
+
 class BertForSequenceClassification(BertPreTrainedModel):
     """A linear classifier on a pooled sentence vector: the pooler (transformers' default), [CLS], or the
     mean of the real tokens — the last two let head-only training work on checkpoints (like MiniLM)
-    whose pooler was never trained."""
+    whose pooler was never trained.
+
+    Its ``state_dict`` (so model.safetensors, the Trainer's checkpoints) names the head after the pooling
+    (:data:`SAVED_CLASSIFIER`): only the pooler's head is the ``classifier`` transformers would use."""
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
@@ -224,6 +262,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.dropout = _dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
+        self.register_state_dict_post_hook(_save_classifier_as)
+        self.register_load_state_dict_pre_hook(_load_classifier_from)
+
+    def state_dict_as_saved(self, state: dict) -> dict:
+        """A loaded checkpoint's tensors under the names this model's ``state_dict`` uses."""
+        return classifier_keys_as_saved(dict(state), self.config.classifier_pooling)
 
     capture = Points("Classifier head", [
         Point("logits", ("label",), "class logits", priority=KEEP, block="logits", weight="classifier.weight",
@@ -313,12 +357,15 @@ def load_model(path, default: str = "BertModel") -> BertPreTrainedModel:
     """The model a directory holds, as the class its config.json names in ``architectures``
     (transformers' convention), else ``default``; a name we do not know falls back to ``default`` too."""
     from .checkpoint import resolve_model_path
-    from .config import BertConfig
 
     directory = resolve_model_path(path)
-    names = BertConfig.load(directory).to_dict().get("architectures") or [default]
-    return TASK_MODELS.get(names[0], TASK_MODELS[default]).from_pretrained(directory)
+    if not directory.is_dir():
+        raise MissingError(f"{directory}: not a directory (expected config.json + weights)")
+    BertConfig.load(directory)  # a missing or broken config.json is an error that names it
+    names = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("architectures")
+    name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else default
+    return TASK_MODELS.get(name, TASK_MODELS[default]).from_pretrained(directory)
 
 
 __all__ = [*TASK_MODELS, "load_model", "PreTrainingOutput", "SequenceClassifierOutput", "TokenClassifierOutput",
-           "QuestionAnsweringOutput", "IGNORE_INDEX", "TASK_MODELS"]
+           "QuestionAnsweringOutput", "IGNORE_INDEX", "TASK_MODELS", "SAVED_CLASSIFIER", "classifier_keys_as_saved"]

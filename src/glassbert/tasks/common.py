@@ -191,12 +191,20 @@ def choose_pooling(model_dir: Path, freeze: str, pooling: str | None) -> tuple[s
     if pooling is not None:
         if pooling not in CLASSIFIER_POOLING:
             raise InputError(f"pooling {pooling!r} is not one of {CLASSIFIER_POOLING}")
-        return pooling, "asked for"
+        return pooling, _with_transformers_note(pooling, "asked for")
     configured = BertConfig.load(model_dir).classifier_pooling
     why = _untrained_pooler(model_dir) if freeze == "encoder" and configured == "pooler" else None
     if why:
-        return "mean", f"head-only training and {why}"
-    return configured, "the checkpoint's setting"
+        return "mean", _with_transformers_note("mean", f"head-only training and {why}")
+    return configured, _with_transformers_note(configured, "the checkpoint's setting")
+
+
+def _with_transformers_note(pooling: str, reason: str) -> str:
+    """``reason``, and for a pooling transformers cannot do, that the saved head is not one it loads."""
+    if pooling == "pooler":
+        return reason
+    return (f"{reason}; transformers pools with the pooler only, so it will load this classifier with a new, "
+            f"untrained head: --pooling pooler makes one it loads as is")
 
 
 def parse_freeze(freeze: str | int | None, num_layers: int) -> str:
