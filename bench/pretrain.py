@@ -99,7 +99,8 @@ def main() -> None:
     vocab = vocabulary(corpus, args.vocab_size, Path(args.data) / ".cache" / f"sotu-vocab-{args.vocab_size}")
     tok = gb.Tokenizer.from_pretrained(vocab)
     pargs = PretrainArgs(corpus=str(corpus), vocab=str(vocab), out="", max_seq_length=args.max_seq_length)
-    train_ds, eval_ds, collate, _, n_train, n_eval = build_datasets(pargs, tok)
+    data = build_datasets(pargs, tok)
+    train_ds, eval_ds, collate, n_train, n_eval = data.train, data.eval, data.collate, data.train_documents, data.eval_documents
     batches = batches_for(train_ds, collate, args.steps, args.batch_size, seed=0)
     eval_batches = batches_for(eval_ds, collate, 20, args.batch_size, seed=10_000)
     real = sum(int(b["attention_mask"][:].sum()) for b in batches[args.warmup_steps:])

@@ -158,7 +158,7 @@ def test_incomplete_checkpoint_named(tmp_path):
 
 def test_invalid_json_config(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="config.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"config\.json line 1 column 2: invalid JSON"):
         gb.BertModel.from_pretrained(tmp_path)
 
 

@@ -52,17 +52,17 @@ def test_directory_reads_supported_files_sorted_and_skips_hidden(tmp_path: Path)
 def test_bad_json_line_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "ok"}\n' * 6 + "{not json\n")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:7: line is not valid JSON"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl line 7: invalid JSON"):
         read_texts(path)
 
 
 def test_jsonl_missing_key_and_wrong_type(tmp_path: Path) -> None:
     path = tmp_path / "k.jsonl"
     path.write_text('{"text": "ok"}\n{"body": "x"}\n')
-    with pytest.raises(ValueError, match=r"k\.jsonl:2: no key 'text' \(keys: \['body'\]\)"):
+    with pytest.raises(ValueError, match=r"k\.jsonl line 2: no key 'text' \(keys: \['body'\]\)"):
         read_texts(path)
     path.write_text('{"text": 3}\n')
-    with pytest.raises(ValueError, match=r"k\.jsonl:1: key 'text' is int"):
+    with pytest.raises(ValueError, match=r"k\.jsonl line 1: key 'text' is int"):
         read_texts(path)
 
 
@@ -76,7 +76,7 @@ def test_missing_column_lists_header(tmp_path: Path) -> None:
 def test_short_csv_row_names_line(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     path.write_text("id,text\n1,hi\n2\n")
-    with pytest.raises(ValueError, match=r"s\.csv:3: row has 1 fields"):
+    with pytest.raises(ValueError, match=r"s\.csv line 3: row has 1 fields"):
         read_texts(path)
 
 
@@ -93,7 +93,7 @@ def test_empty_missing_unsupported_and_non_utf8(tmp_path: Path) -> None:
         read_texts(pdf)
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"fine\nalso fine\ncaf\xe9\n")
-    with pytest.raises(ValueError, match=r"latin\.txt:3: not valid UTF-8"):
+    with pytest.raises(ValueError, match=r"latin\.txt line 3: byte 0xe9 at column 4 is not UTF-8"):
         read_texts(latin)
     (tmp_path / "only.md").write_text("x")
     sub = tmp_path / "d"

@@ -7,6 +7,7 @@ exported single file (offline, file://), and on the real MiniLM checkpoint (6 la
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -142,7 +143,7 @@ def test_exported_file_works_offline(browser, demo_run, tmp_path):
     page.close()
 
 
-def test_minilm_page(browser, minilm_path, tmp_path):
+def test_minilm_page(browser, minilm_path, tmp_path, caplog):
     import torch
 
     from glassbert.model import BertModel
@@ -154,9 +155,10 @@ def test_minilm_page(browser, minilm_path, tmp_path):
     model = BertModel.from_pretrained(minilm_path)
     long = ("The cat chased the mouse across the kitchen, under the table and out through the garden door "
             "while the dog slept by the fire. ") * 5
-    with pytest.warns(UserWarning, match="truncated"):
+    with caplog.at_level(logging.WARNING, logger="glassbert"):
         run = record_once(model, tok, ["The cat chased the mouse. It was a fast chase.", long],
                           tmp_path / "minilm", max_length=128)
+    assert "truncated" in caplog.text
     assert load_manifest(run)["samples"][1]["length"] == 128
     srv = make_server(run).start()
     try:

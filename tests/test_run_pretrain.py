@@ -59,7 +59,7 @@ def test_pretraining_loss_falls_and_fill_mask_runs(vocab_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_on_the_same_curve(vocab_dir, tmp_path):
+def test_killed_run_resumes_on_the_same_curve(vocab_dir, tmp_path, monkeypatch):
     """Kill a real `glassbert pretrain` mid-run, resume it: the loss curve equals an uninterrupted run's."""
     steps = 30
     whole = tmp_path / "whole"
@@ -75,8 +75,14 @@ def test_killed_run_resumes_on_the_same_curve(vocab_dir, tmp_path):
     done = max(train_losses(killed))
     assert done < steps, "the run finished before it could be killed"
 
-    result = CliRunner().invoke(main, ["pretrain", "--resume", str(killed)])
+    # the killed run is moved, and resumed from another working directory: it continues where it now is
+    moved = tmp_path / "moved" / "run"
+    moved.parent.mkdir()
+    killed.rename(moved)
+    monkeypatch.chdir(moved.parent)
+    result = CliRunner().invoke(main, ["pretrain", "--resume", "run"])
     assert result.exit_code == 0, result.output
-    a, b = train_losses(whole), train_losses(killed)
+    assert not killed.exists()
+    a, b = train_losses(whole), train_losses(moved)
     assert sorted(a) == sorted(b)
     assert all(a[s] == b[s] for s in a), [(s, a[s], b[s]) for s in a if a[s] != b[s]][:5]

@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .corpus import SUPPORTED_SUFFIXES, read_texts, split_sentences  # re-exported
-from .errors import GlassbertError, InputError
+from .errors import ExistsError, GlassbertError, InputError
 from .runfiles import swap_dir_into_place
 
 # --------------------------------------------------------------------------------------
@@ -53,22 +53,33 @@ DEBIAN_PACKAGE = "r-cran-tidytext"
 SPAM_MAX_CHARS = 20_000  # a few emails carry >100 KB of markup; a model reads 512 tokens at most
 
 
-def fetch(name: str, dest: str | Path = "data", quiet: bool = False) -> Path:
+def fetch(name: str, dest: str | Path = "data", quiet: bool = False, overwrite: bool = False) -> Path:
     """Fetch corpus ``name`` into ``dest/name`` and return that directory.
 
     Idempotent: when ``dest/name`` is complete, nothing is downloaded. Downloads are cached
-    under ``dest/.cache``.
+    under ``dest/.cache``. A ``dest/name`` that holds other files (not a finished fetch) is refused
+    unless ``overwrite``; with ``overwrite`` a finished fetch is made again.
     """
     if name not in SOURCES:
         raise InputError(f"unknown corpus {name!r}; known: {', '.join(sorted(SOURCES))}")
     source = SOURCES[name]
     dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"--dest {dest} is a file: give a directory")
     out_dir = dest / name
     marker = out_dir / MARKER
-    if marker.exists():
-        summary = json.loads(marker.read_text())
+    if marker.is_file() and not overwrite:
+        try:
+            summary = json.loads(marker.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            summary = {}
         _say(quiet, f"{name}: already present at {out_dir} ({_describe(summary)}); nothing to do")
         return out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} is a file: move it, or fetch into another --dest")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ExistsError(f"{out_dir} already holds files that are not a finished fetch of {name}: pass "
+                          "--overwrite to replace them, or fetch into another --dest")
     cache_dir = dest / ".cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = dest / f".{name}.partial"

@@ -18,7 +18,7 @@ import torch
 from .config import BertConfig
 from .heads import BertForPreTraining
 from .pretrain import PretrainingConfig, mask_tokens, pretraining_metrics
-from .runfiles import atomic_write_json
+from .runfiles import atomic_write_json, check_target_dir, replace_dir
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
 # (first sentence, second sentence, IsNext). The first four are the article's; IsNext follows its
@@ -125,12 +125,13 @@ class _Collate:
 
 def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, lr: float = 0.01,
              record: str | None = DEFAULT_RECORD, progress: bool = True,
-             echo: Callable[[str], None] = print) -> DemoResult:
+             echo: Callable[[str], None] = print, overwrite: bool = False) -> DemoResult:
+    """Train the toy in ``out``; an ``out`` that holds files is refused unless ``overwrite`` (then replaced)."""
     from .recording import Recorder, RecordCallback
     from .train import Trainer, TrainConfig
 
-    run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = check_target_dir(out, overwrite=overwrite)
+    replace_dir(run_dir)
     torch.manual_seed(seed)
     tok = Tokenizer.from_vocab(build_vocab(), lowercase=True, model_max_length=14)
     batch = make_batch(tok, seed)

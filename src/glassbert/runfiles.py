@@ -20,6 +20,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import ExistsError, InputError
+from .textfiles import read_text
+
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
 BEST_FILE = "best.json"
@@ -62,16 +65,22 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> 
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a .jsonl file ([] when absent); a torn line (a kill mid-write) is skipped."""
+    """Rows of a .jsonl file ([] when absent); a torn line (a kill mid-write) is skipped.
+
+    The rows are ASCII (json.dumps escapes the rest), so a byte that is not UTF-8 is damage, not a torn
+    write: an InputError that names the file and line.
+    """
     path = Path(path)
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text(path).splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
 
 
@@ -104,8 +113,8 @@ def is_complete(directory: str | Path) -> bool:
     if not marker.is_file():
         return False
     try:
-        files = json.loads(marker.read_text())["files"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+        files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         return False
     return all((directory / name).is_file() for name in files)
 
@@ -152,9 +161,73 @@ def write_dir_atomically(target: str | Path, write: Callable[[Path], None]) -> P
     return target
 
 
+# ─── targets: the one rule for every command that writes ─────────────────────────────────────
+#
+# An existing non-empty target is refused unless the caller says --overwrite (replace it whole: the old
+# contents go before the first new file is written, so a directory never mixes two runs) or --resume
+# (continue what is there). Check early, before the work; replace late, once the inputs have been read.
+
+# Files that mark a directory as something glassbert (or transformers) wrote, so that --overwrite may
+# replace it. A folder with none of them (a home dir, a source tree, ".") is never emptied.
+_OURS = ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", METRICS_FILE, CONFIG_FILE,
+         "pretrain_args.json", "demo.json", "glassbert_task.json", "record", CHECKPOINT_DIR)
+
+
+def _is_nonempty_dir(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def check_target_dir(path: str | Path, *, overwrite: bool = False, resume: bool = False,
+                     option: str = "--out", resume_hint: str | None = None) -> Path:
+    """Refuse a directory target that holds files, unless ``overwrite`` or ``resume``; returns the path.
+
+    Call it before any work. ``resume_hint`` (e.g. "--resume") is offered in the message when the
+    directory holds a checkpoint that could be continued. With ``overwrite``, the directory must look like one glassbert writes (a run,
+    a model, a recording, a vocabulary), so a mistyped ``--out .`` never empties a folder of other files.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path} is a file: give a directory")
+    if not _is_nonempty_dir(path) or resume:
+        return path
+    if not overwrite:
+        can_resume = resume_hint and (path / CHECKPOINT_DIR).is_dir()
+        raise ExistsError(f"{option} {path} already holds files: pass --overwrite to replace it whole, "
+                          "or choose another directory" + (f" ({resume_hint} continues it)" if can_resume else ""))
+    resolved = path.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents or resolved == Path.home():
+        raise InputError(f"{option} {path} is the working directory, one of its parents or the home "
+                         "directory: --overwrite will not empty it; choose a directory of its own")
+    if not any((path / name).exists() for name in _OURS):
+        raise InputError(f"{option} {path} holds files glassbert did not write (no model, run or vocabulary "
+                         "files): --overwrite will not empty it; choose another directory")
+    return path
+
+
+def replace_dir(path: str | Path) -> Path:
+    """Empty ``path`` (checked by :func:`check_target_dir`) and recreate it: rename, then delete."""
+    path = Path(path).resolve()
+    if _is_nonempty_dir(path):
+        trash = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+        os.replace(path, trash)
+        shutil.rmtree(trash)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_target_file(path: str | Path, *, overwrite: bool = False, option: str = "--out") -> Path:
+    """Refuse an existing file target unless ``overwrite`` (the caller then writes it atomically)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a directory: give a file name")
+    if path.exists() and not overwrite:
+        raise ExistsError(f"{option} {path} already exists: pass --overwrite to replace it, or choose another name")
+    return path
+
+
 __all__ = [
     "CHECKPOINT_DIR", "BEST_DIR", "BEST_FILE", "MODEL_FILE", "STATE_FILE", "MARKER_FILE", "METRICS_FILE",
     "PLOT_FILE", "CONFIG_FILE", "atomic_write_with", "atomic_write_bytes", "atomic_write_text",
     "atomic_write_json", "read_jsonl", "append_jsonl", "write_jsonl", "is_complete", "find_complete",
-    "swap_dir_into_place", "write_dir_atomically",
+    "swap_dir_into_place", "write_dir_atomically", "check_target_dir", "check_target_file", "replace_dir",
 ]

@@ -4,14 +4,20 @@
     ─▶ NSP/SOP instances (instances.py) ─▶ dynamic 80/10/10 masking per batch (masking.py)
     ─▶ Trainer(BertForPreTraining)
     ─▶ RUN/: config.json, model.safetensors, vocab (a transformers-style dir), metrics.jsonl/.png,
-             checkpoint/ (resume), pretrain_args.json, pretrain_result.json, record/ (explorer, with --record)
+             checkpoint/ (resume), pretrain_args.json, pretrain_data.json, pretrain_result.json,
+             record/ (explorer, with --record)
+
+A run directory is self-contained: its vocabulary is copied in at the start, and a resume writes where it
+is told (the directory given), never where the run was first started; the corpus is recorded by absolute
+path and fingerprint (pretrain_data.json), so a moved corpus can be named again on resume and a changed
+one is refused.
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -20,7 +26,8 @@ from ..config import BertConfig
 from ..corpus import read_texts
 from ..errors import InputError, MissingError
 from ..heads import BertForPreTraining
-from ..runfiles import PLOT_FILE, atomic_write_json
+from ..runfiles import PLOT_FILE, atomic_write_json, check_target_dir, replace_dir
+from ..textfiles import read_json_object
 from ..tokenizer import Tokenizer
 from ..train import Trainer, TrainConfig
 from .config import PretrainingConfig
@@ -28,6 +35,7 @@ from .instances import PretrainingDataset, build_instances, tokenize_documents
 from .masking import PretrainingCollator
 
 ARGS_FILE = "pretrain_args.json"
+DATA_FILE = "pretrain_data.json"
 RESULT_FILE = "pretrain_result.json"
 
 
@@ -58,6 +66,7 @@ class PretrainArgs:
     amp: str = "auto"
     record: str | None = None
     config_overrides: dict = field(default_factory=dict)
+    overwrite: bool = False  # replace a non-empty ``out`` whole (otherwise it is refused)
 
 
 def is_main_process() -> bool:
@@ -79,11 +88,41 @@ def split_documents(texts: list[str], fraction: float, seed: int) -> tuple[list[
     return [texts[i] for i in range(len(texts)) if i not in held_set], [texts[i] for i in held]
 
 
-def build_datasets(args: PretrainArgs, tok: Tokenizer):
-    """(train, eval or None, collator, PretrainingConfig, train documents, held-out documents)."""
+def corpus_fingerprint(texts: list[str]) -> dict[str, object]:
+    """What identifies a corpus's text: its document count and a SHA-256 over the documents."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return {"documents": len(texts), "sha256": digest.hexdigest()}
+
+
+@dataclass
+class PretrainData:
+    """What :func:`build_datasets` makes of a corpus."""
+
+    train: PretrainingDataset
+    eval: PretrainingDataset | None
+    collate: PretrainingCollator
+    config: PretrainingConfig
+    train_documents: int
+    eval_documents: int
+    fingerprint: dict  # corpus_fingerprint of all the corpus's documents
+
+
+def build_datasets(args: PretrainArgs, tok: Tokenizer, expect: dict | None = None) -> PretrainData:
+    """The training and held-out pairs of ``args.corpus``, and the collator that masks them.
+
+    ``expect``: the fingerprint a resumed run was started on; a corpus whose text differs is refused.
+    """
     texts = read_texts(args.corpus, text_column=args.text_column)
     if not texts:
         raise InputError(f"{args.corpus}: no text found")
+    fingerprint = corpus_fingerprint(texts)
+    if expect and (expect.get("documents"), expect.get("sha256")) != (fingerprint["documents"], fingerprint["sha256"]):
+        raise InputError(f"{args.corpus}: this is not the text the run was started on ({expect.get('documents')} "
+                         f"documents then, {fingerprint['documents']} now, and different content): resuming would "
+                         "not continue the same data; give the original corpus with --corpus, or start a new run")
     train_texts, eval_texts = split_documents(texts, args.eval_fraction, args.seed)
     cfg = PretrainingConfig(max_seq_length=args.max_seq_length, masked_lm_prob=args.masked_lm_prob,
                             max_predictions_per_seq=args.max_predictions_per_seq,
@@ -93,8 +132,9 @@ def build_datasets(args: PretrainArgs, tok: Tokenizer):
     evaluation = build_instances(tokenize_documents(eval_texts, tok), cfg, rng) if eval_texts else []
     if not train:
         raise InputError(f"{args.corpus}: the corpus gave no training pairs (is it too small?)")
-    return (PretrainingDataset(train, tok), PretrainingDataset(evaluation, tok) if evaluation else None,
-            PretrainingCollator(tok, cfg, seed=args.seed), cfg, len(train_texts), len(eval_texts))
+    return PretrainData(PretrainingDataset(train, tok), PretrainingDataset(evaluation, tok) if evaluation else None,
+                        PretrainingCollator(tok, cfg, seed=args.seed), cfg, len(train_texts), len(eval_texts),
+                        fingerprint)
 
 
 def pretraining_metrics(out, batch) -> dict[str, float]:
@@ -123,23 +163,38 @@ def _record_callback(args: PretrainArgs, out: Path, train_ds, eval_ds, collate, 
     return RecordCallback(Recorder(out, samples, tok, spec, resume=resume))
 
 
-def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True) -> dict:
-    """Pretrain a BertForPreTraining as ``args`` say; ``resume`` continues ``args.out``'s checkpoint."""
+def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, expect: dict | None = None) -> dict:
+    """Pretrain a BertForPreTraining as ``args`` say; ``resume`` continues ``args.out``'s checkpoint.
+
+    A new run refuses an ``out`` that holds files unless ``args.overwrite`` (then it is replaced whole,
+    once the corpus and vocabulary have been read). ``expect``: see :func:`build_datasets`.
+    """
     out = Path(args.out)
+    if not resume:
+        check_target_dir(out, overwrite=args.overwrite, resume_hint=f"--resume {out}")
+        args.corpus = str(Path(args.corpus).resolve())  # so a resume from anywhere finds it
+        args.vocab = str(Path(args.vocab).resolve()) if Path(args.vocab).exists() else args.vocab
     tok = Tokenizer.from_pretrained(args.vocab)
-    train_ds, eval_ds, collate, cfg, n_train_docs, n_eval_docs = build_datasets(args, tok)
+    data = build_datasets(args, tok, expect)
+    train_ds, eval_ds, collate = data.train, data.eval, data.collate
     overrides = dict(args.config_overrides)
     overrides.setdefault("max_position_embeddings", max(512, args.max_seq_length))
     config = BertConfig.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, **overrides)
     torch.manual_seed(args.seed)
     model = BertForPreTraining(config)
     say(f"pretraining {args.preset} ({model.num_parameters() / 1e6:.1f} M parameters) on {args.corpus}: "
-        f"{n_train_docs} documents → {len(train_ds)} pairs; held out {n_eval_docs} documents → "
+        f"{data.train_documents} documents → {len(train_ds)} pairs; held out {data.eval_documents} documents → "
         f"{len(eval_ds) if eval_ds else 0} pairs; vocabulary {tok.vocab_size}")
 
     if is_main_process():
+        if not resume and args.overwrite:
+            replace_dir(out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / ARGS_FILE, asdict(args), indent=2)
+        if not resume:
+            tok.save_pretrained(out)  # the run's own copy of its vocabulary: resume reads it from here
+        atomic_write_json(out / ARGS_FILE, {k: v for k, v in asdict(args).items() if k not in ("out", "overwrite")},
+                          indent=2)
+        atomic_write_json(out / DATA_FILE, {"corpus": args.corpus, **data.fingerprint}, indent=2)
     schedule = "linear" if (args.steps or args.epochs) else "constant"
     train_cfg = TrainConfig(
         out_dir=out, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
@@ -167,15 +222,38 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True) ->
     return result
 
 
-def resume_pretraining(run_dir: str | Path, progress: bool = True, **changes) -> dict:
-    """Continue a run from its last checkpoint with the arguments it was started with."""
-    path = Path(run_dir) / ARGS_FILE
+def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str | None = None, **changes) -> dict:
+    """Continue the run in ``run_dir`` from its last checkpoint with the arguments it was started with.
+
+    The run continues in ``run_dir`` wherever it now is (a copied or moved run resumes in place). Its
+    vocabulary is read from ``run_dir``; ``corpus`` names the corpus again when it has moved (it must be
+    the same text: its fingerprint is checked).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / ARGS_FILE
     if not path.is_file():
         raise MissingError(f"{run_dir}: no {ARGS_FILE}: not a glassbert pretraining run")
-    saved = json.loads(path.read_text())
+    saved = read_json_object(path)
+    unknown = sorted(set(saved) - {f.name for f in fields(PretrainArgs)})
+    if unknown:
+        raise InputError(f"{path}: unknown keys {unknown}: was it written by a newer glassbert?")
     saved.update({k: v for k, v in changes.items() if v is not None})
-    return pretrain(PretrainArgs(**saved), resume=True, progress=progress)
+    saved["out"] = str(run_dir)
+    data_file = run_dir / DATA_FILE
+    expect = read_json_object(data_file) if data_file.is_file() else None
+    if corpus is not None:
+        saved["corpus"] = str(Path(corpus).resolve())
+    elif not Path(saved.get("corpus", "")).exists():
+        raise MissingError(f"{run_dir} was trained on {saved.get('corpus')!r}, which is not there any more: "
+                           "pass --corpus PATH to resume on the same text in its new place")
+    if (run_dir / "vocab.txt").is_file() or (run_dir / "tokenizer.json").is_file():
+        saved["vocab"] = str(run_dir)
+    try:
+        args = PretrainArgs(**saved)
+    except TypeError as e:
+        raise InputError(f"{path}: {e}") from None
+    return pretrain(args, resume=True, progress=progress, expect=expect)
 
 
 __all__ = ["PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents",
-           "build_datasets", "ARGS_FILE", "RESULT_FILE"]
+           "build_datasets", "PretrainData", "corpus_fingerprint", "ARGS_FILE", "DATA_FILE", "RESULT_FILE"]

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import resolve_model_path
 from ..config import BertConfig
 from ..errors import InputError
-from ..runfiles import atomic_write_text
+from ..runfiles import atomic_write_text, check_target_dir, replace_dir
 from ..tokenizer import Tokenizer, pad_rows
 from ..train import Callback, Evaluation, TrainConfig, Trainer
 from . import TASK_NAMES, classification, qa, tagging
@@ -131,8 +131,10 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
     """
     say = (lambda text: None) if args.quiet else (lambda text: tqdm.write(text))
     task = TASKS[args.task]
+    if args.resume and args.overwrite:
+        raise InputError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    out = check_target_dir(args.out, overwrite=args.overwrite, resume=args.resume, resume_hint="--resume")
     model_dir = resolve_model_path(args.model)
-    out = Path(args.out)
     config = BertConfig.load(model_dir)
     freeze = parse_freeze(args.freeze, config.num_hidden_layers)
     max_length = args.max_length or task.DEFAULT_MAX_LENGTH
@@ -172,6 +174,8 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
     callbacks = [_SayEvaluation(steps_per_epoch, say)]
     if args.record:
         callbacks.append(_record_callback(args, data, tok, out))
+    if args.overwrite:
+        replace_dir(out)  # the inputs have been read: now the old run goes, whole
     trainer = Trainer(net, data.train, data.train.collate, train_config, eval_fn=eval_fn, callbacks=callbacks)
     say(f"finetune {args.task}: {model_dir} on {args.train} ({data.train_examples} examples, {len(data.train)} "
         f"items{f'; eval {data.eval_examples} examples' if eval_fn else ''}), {args.epochs} epochs × "

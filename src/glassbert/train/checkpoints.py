@@ -4,7 +4,9 @@ model, both written as complete directories through :mod:`glassbert.runfiles`.""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from ..errors import InputError, MissingError
 from ..runfiles import (BEST_DIR, BEST_FILE, CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE,
                         atomic_write_json, find_complete, is_complete, read_jsonl, write_dir_atomically,
                         write_jsonl)
+from ..textfiles import read_json_object
 from .config import TrainConfig, TrainState
 from .rng import get_rng_state
 
@@ -46,8 +49,25 @@ def read_checkpoint(ckpt: Path | None, model: nn.Module, config: TrainConfig, de
     against ``config`` (a different batch size, seed or shuffle would not continue the same data)."""
     if ckpt is None or not is_complete(ckpt):
         raise MissingError(f"no complete checkpoint in {ckpt or CHECKPOINT_DIR}")
-    safetensors.torch.load_model(model, ckpt / MODEL_FILE, strict=True, device=str(device))
-    saved = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
+    damaged = ("is damaged and cannot be resumed from ({}): restore it from a copy, or start the run "
+               "again with --overwrite")
+    try:
+        safetensors.torch.load_model(model, ckpt / MODEL_FILE, strict=True, device=str(device))
+    except (safetensors.SafetensorError, OSError) as e:
+        raise InputError(f"{ckpt / MODEL_FILE} " + damaged.format(str(e).splitlines()[0][:120])) from None
+    except RuntimeError as e:  # the right format, the wrong model (missing/unexpected keys, shapes)
+        raise InputError(f"{ckpt / MODEL_FILE} does not fit this model "
+                         f"({str(e).splitlines()[0][:200]}): was the run started with other settings?") from None
+    try:
+        with warnings.catch_warnings():  # a damaged file draws pickle-protocol warnings before the error
+            warnings.simplefilter("ignore")
+            saved = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError) as e:
+        # torch's own message advises weights_only=False: never pass that on for an untrusted file
+        raise InputError(f"{ckpt / STATE_FILE} " + damaged.format(f"not a readable torch state file: "
+                                                                   f"{type(e).__name__}")) from None
+    if not isinstance(saved, dict) or not {"state", "optimizer", "rng", "config"} <= set(saved):
+        raise InputError(f"{ckpt / STATE_FILE} " + damaged.format("keys missing"))
     if saved.get("format") != STATE_FORMAT:
         raise InputError(f"{ckpt / STATE_FILE} has format {saved.get('format')}, expected {STATE_FORMAT}")
     for key in RESUME_KEYS:
@@ -89,7 +109,7 @@ def write_best(target: Path, model: nn.Module, metric: str, row: dict[str, Any])
 def read_best_row(target: Path) -> dict[str, Any] | None:
     """The eval row best.json holds, or None when there is no complete best dir."""
     found = find_complete(target)
-    return json.loads((found / BEST_FILE).read_text()) if found is not None else None
+    return read_json_object(found / BEST_FILE) if found is not None else None
 
 
 def load_best_weights(target: Path, model: nn.Module, device: torch.device) -> None:
