@@ -6,6 +6,7 @@ run the batches (with a progress bar on large inputs), then restore the caller's
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from .errors import InputError
 from .model import BertModel, pool
 from .runfiles import atomic_write_text, atomic_write_with
 from .tokenizer import Tokenizer
+
+log = logging.getLogger("glassbert")
 
 POOLINGS = ("mean", "cls", "pooled")
 
@@ -46,9 +49,15 @@ class Embedder:
         lengths = [len(t) if isinstance(t, str) else 0 for t in texts]  # longest first: memory peaks early
         if show_progress is None:
             show_progress = len(texts) >= 256
+        truncated = 0
         for idx in sorted_batches(lengths, batch_size, progress=show_progress, desc="embedding", unit="text"):
-            batch = self.tokenizer([texts[i] for i in idx], padding=True, max_length=self.max_length)
+            batch = self.tokenizer([texts[i] for i in idx], padding=True, max_length=self.max_length,
+                                   warn_truncation=False)
+            truncated += batch.truncated
             yield idx, batch
+        if truncated:  # once for the whole call, not once per batch
+            log.warning("%d of %d texts were longer than %d tokens and were truncated (longest first)",
+                        truncated, len(texts), self.max_length or self.tokenizer.model_max_length)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], pooling: str = "mean", normalize: bool = False,

@@ -258,12 +258,13 @@ class Tokenizer:
     # -- batches ---------------------------------------------------------------------------
     def __call__(self, text: str | Sequence[str], text_pair: str | Sequence[str] | None = None, *,
                  padding: bool | str = True, max_length: int | None = None, truncation: bool = True,
-                 return_offsets: bool = False) -> Batch:
+                 return_offsets: bool = False, warn_truncation: bool = True) -> Batch:
         """Encode one text, a list of texts, or pairs → Batch of (B, T) tensors.
 
         padding: True/"longest" pads to the longest row, "max_length" to `max_length`, False
         requires rows of one length. truncation cuts longest-first to `max_length` (default the
-        model's 512) and warns how many rows were cut.
+        model's 512) and logs how many rows were cut (``warn_truncation=False``: the caller, which
+        encodes in many batches, says it once from ``Batch.truncated``).
         """
         texts = [text] if isinstance(text, str) else list(text)
         if not texts:
@@ -291,7 +292,7 @@ class Tokenizer:
         finally:
             self.backend.no_truncation()
         truncated = sum(1 for e in encodings if e.overflowing)
-        if truncated:
+        if truncated and warn_truncation:
             log.warning("%d of %d inputs were longer than %d tokens and were truncated (longest first)",
                         truncated, len(encodings), limit)
         lengths = [len(e.ids) for e in encodings]
