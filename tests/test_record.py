@@ -6,6 +6,8 @@ pairs of reference/002 on the "toy" preset) is also the demo run of the explorer
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,9 @@ from glassbert.capture import Capture
 from glassbert.config import BertConfig
 from glassbert.heads import BertForMaskedLM, BertForPreTraining
 from glassbert.model import BertModel
-from glassbert.recording import MANIFEST_VERSION, Recorder, RecordSpec, load_manifest, load_tensor, parse_record_spec, record_once
+from glassbert.errors import ExistsError, InputError
+from glassbert.recording import (MANIFEST_VERSION, Recorder, RecordSpec, RecordStore, load_manifest, load_tensor,
+                                 parse_record_spec, read_metrics, record_once)
 from glassbert.tokenizer import Tokenizer
 from helpers_record import PAIRS, toy_batch, toy_model, toy_run, toy_tokenizer
 
@@ -307,3 +311,123 @@ def test_a_record_of_the_previous_version_still_opens(tmp_path):
     assert "bert.encoder.layer.1.attention.self.probs" in names and "cls.seq_relationship.softmax" in names
     assert load_tensor(run, 1, "bert.encoder.layer.0.attention.self.probs", 0).shape == (5, 14, 14)
     assert (run / "record" / "manifest.json").read_bytes() == before  # read-only
+
+
+# ------------------------------------------------------------------------------- damaged files say which
+def _copy_of(recorded, tmp_path) -> Path:
+    run, _, _ = recorded
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"version": 2,\n  "snapshots": [1,,]}', "manifest.json line 2 column 19: invalid JSON"),
+    ("", "manifest.json line 1 column 1: invalid JSON"),
+    ('{"version": 2, "tensors": {}, "samples": []}', "manifest.json: key 'snapshots' is missing"),
+    ('{"version": 2, "snapshots": {}, "tensors": {}, "samples": []}', "key 'snapshots' is a dict, not a JSON list"),
+])
+def test_a_damaged_manifest_names_the_file_and_where(recorded, tmp_path, text, fragment):
+    copy = _copy_of(recorded, tmp_path)
+    (copy / "record" / "manifest.json").write_text(text)
+    with pytest.raises(InputError) as e:
+        load_manifest(copy)
+    assert fragment in str(e.value) and str(copy / "record" / "manifest.json") in str(e.value)
+    assert "re-record" in str(e.value)
+
+
+def test_a_manifest_that_is_not_utf8_names_the_byte(recorded, tmp_path):
+    copy = _copy_of(recorded, tmp_path)
+    (copy / "record" / "manifest.json").write_bytes(b'{"version": 2, "x": "\xff"}')
+    with pytest.raises(InputError, match=r"manifest\.json line 1: byte 0xff at column 22 is not UTF-8"):
+        load_manifest(copy)
+
+
+def test_metrics_skip_a_torn_last_line_but_name_a_file_that_is_not_text(recorded, tmp_path):
+    copy = _copy_of(recorded, tmp_path)
+    metrics = copy / "metrics.jsonl"
+    rows = read_metrics(copy)
+    with open(metrics, "a") as f:
+        f.write('{"step": 99, "mlm_lo')  # a kill mid-append
+    assert read_metrics(copy) == rows
+    metrics.write_bytes(metrics.read_bytes() + b"\n\xff\xfe\n")
+    with pytest.raises(InputError, match=rf"metrics\.jsonl line {len(rows) + 2}: byte 0xff at column 1 is not UTF-8"):
+        read_metrics(copy)
+
+
+def test_a_cut_snapshot_file_names_the_file(recorded, tmp_path):
+    """Reading a tensor (the server) and reading whole snapshots (the export) both say which file is damaged."""
+    copy = _copy_of(recorded, tmp_path)
+    entry = load_manifest(copy)["snapshots"][0]
+    snap = copy / "record" / entry["file"]
+    whole = snap.read_bytes()
+    store = RecordStore(copy)
+    for cut in (whole[:4], whole[:100], whole[:len(whole) // 2]):
+        snap.write_bytes(cut)
+        with pytest.raises(InputError, match=re.escape(entry["file"]) + ": not a (complete|readable) safetensors"):
+            store.snapshot_raw(entry)
+        with pytest.raises(InputError, match=re.escape(entry["file"])):
+            store.tensor(0, "bert.encoder.layer.0.attention.self.probs", 0)
+
+
+# ------------------------------------------------------------------------------- record_model targets
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from glassbert.checkpoint import save_pretrained
+
+    tok = toy_tokenizer()
+    return save_pretrained(toy_model(tok), tmp_path_factory.mktemp("model") / "toy", tokenizer=tok)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_record_model_refuses_a_directory_that_holds_files(model_dir, tmp_path):
+    from glassbert.recording import record_model
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    with pytest.raises(ExistsError, match="already holds files: pass --overwrite"):
+        record_model(model_dir, ["the cat chased the mouse ."], out)
+    assert _files(out) == {"notes.txt": b"my notes"}
+    with pytest.raises(InputError, match="holds the model being recorded"):
+        record_model(model_dir, ["the cat ."], model_dir, overwrite=True)
+    assert (model_dir / "model.safetensors").is_file()
+    fresh = record_model(model_dir, ["the cat chased the mouse ."], tmp_path / "new" / "rec")
+    assert len(load_manifest(fresh)["snapshots"]) == 1
+
+
+def test_record_model_overwrite_replaces_a_recording_whole(model_dir, recorded, tmp_path):
+    from glassbert.recording import record_model
+
+    out = _copy_of(recorded, tmp_path)  # a run: three snapshots, metrics
+    record_model(model_dir, ["the sun is hot ."], out, overwrite=True)
+    m = load_manifest(out)
+    assert [s["file"] for s in m["snapshots"]] == ["snap-000000.safetensors"]
+    assert sorted(p.name for p in (out / "record").iterdir()) == ["manifest.json", "snap-000000.safetensors"]
+    assert not (out / "metrics.jsonl").exists(), "nothing of the old run is left beside the new recording"
+    assert m["samples"][0]["text"] == "the sun is hot ."
+    assert [p.name for p in tmp_path.iterdir()] == ["run"], "no temp directory is left behind"
+
+
+def test_record_model_overwrite_that_fails_keeps_the_old_recording(model_dir, recorded, tmp_path, monkeypatch):
+    from glassbert.recording import recorder
+
+    out = _copy_of(recorded, tmp_path)
+    before = _files(out)
+
+    def fails(*args, **kwargs):
+        raise InputError("the recording does not fit")
+    monkeypatch.setattr(recorder, "record_once", fails)
+    with pytest.raises(InputError, match="does not fit"):
+        recorder.record_model(model_dir, ["the sun is hot ."], out, overwrite=True)
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_renamed_run_shows_its_new_name(recorded, tmp_path):
+    copy = _copy_of(recorded, tmp_path)
+    moved = copy.rename(tmp_path / "renamed")
+    assert RecordStore(moved).manifest()["run_name"] == "renamed"

@@ -17,6 +17,7 @@ from glassbert.capture import KEEP
 from glassbert.errors import InputError
 from glassbert.explorer.server import STATIC_DIR
 from glassbert.recording.store import RecordStore, choose_dropped
+from glassbert.runfiles import atomic_write_text, check_target_file
 
 DEFAULT_EXPORT_BYTES = 100_000_000
 _DTYPES = {"F16": "f16", "F32": "f32", "I32": "i32", "I64": "i64", "BF16": "bf16"}
@@ -29,8 +30,14 @@ def _json_for_script(obj: Any) -> str:
             .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | float = DEFAULT_EXPORT_BYTES) -> Path:
-    """Write the explorer page for ``run_dir`` with all its data into the single file ``out_file``."""
+def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | float = DEFAULT_EXPORT_BYTES, *,
+                overwrite: bool = False) -> Path:
+    """Write the explorer page for ``run_dir`` with all its data into the single file ``out_file``.
+
+    An existing ``out_file`` is refused (ExistsError) unless ``overwrite``; the file is written atomically,
+    so a failed or interrupted export leaves the old file (or none), never half a page.
+    """
+    out = check_target_file(out_file, overwrite=overwrite, option="--export")
     store = RecordStore(run_dir)
     manifest = store.manifest()
     metrics = store.metrics(manifest)
@@ -85,7 +92,6 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
     html = script.sub(lambda _: f"{data}\n<script>\n{js}\n</script>", html, count=1)
     if "://" in html:
         raise InputError("export would contain a URL; refusing to write a page that is not self-contained")
-    out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    atomic_write_text(out, html)
     return out

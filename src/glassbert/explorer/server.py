@@ -8,35 +8,64 @@ Routes (GET and HEAD only; anything else is 405):
     /api/metrics            RUN/metrics.jsonl as a JSON list of rows
     /api/tensor?snap=K&name=NAME[&sample=I][&rows=A:B][&format=json|bin]
                             one recorded tensor, read lazily from snapshot K's safetensors file
-                            (only sample I's slice, optionally rows A:B of its first axis);
-                            json: {name, snap, sample, shape, dtype, data (flat, 4 significant digits)};
-                            bin: little-endian float32 bytes, shape in the X-Shape header
+                            (only sample I's slice, optionally rows A..B-1 of its first axis; B past
+                            the end means "to the end"); json: {name, snap, sample, shape, dtype, data
+                            (flat, 4 significant digits)}; bin: little-endian float32 bytes, shape in
+                            the X-Shape header
     /run/<path>             a raw file of the run directory (e.g. record/snap-000000.safetensors)
 
-A path with a ``..`` segment, an absolute path, a NUL, or a file that resolves (symlinks included)
-outside the run directory or the static folder is refused with 403; an unknown file, tensor or
-route is a 404 with a JSON message saying what was not found.
+Every answer that is not a 200 is JSON ``{error, status, message, path}`` whose message says what was
+wrong: a bad query parameter (not a whole number, negative, too large, given twice, unknown, a
+``rows`` range that selects nothing) is a 400; an unknown file, tensor, snapshot, sample, row range
+or route is a 404. A path with a ``..`` segment, an absolute path, a NUL, or a file that resolves
+(symlinks included) outside the run directory or the static folder is refused with 403. Anything
+else that goes wrong inside a handler is a bug: it answers 500 with a JSON message and logs its
+traceback on the server (logger ``glassbert.explorer``); the connection is never just dropped.
+
+Host names (DNS rebinding). A page on another site can make its own host name resolve to 127.0.0.1
+and then read this server as if it were that site; the one thing it cannot change is the ``Host``
+header, which carries *its* name. So every request's Host must be one the server was started for:
+``localhost``, ``127.0.0.1``, ``[::1]`` and the ``host`` it was given (each with any port: a port
+forwarded by ``ssh -L`` arrives under another number). Anything else is answered 403 naming the host
+refused. Bound to all interfaces (``0.0.0.0``, ``::`` or ``""``) the user asked for remote access:
+then the machine's own names (``socket.gethostname()``, ``socket.getfqdn()``) and any IP-address
+literal are accepted too. An address literal is safe to accept: rebinding needs a name the attacker
+controls, and a browser that sends ``Host: 192.0.2.7`` is showing a page that came from this server
+at that address. To reach it under another name, start it with that name as the host.
 """
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
+import logging
 import mimetypes
+import re
+import socket
 import threading
 import webbrowser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
 from glassbert.errors import InputError
-from glassbert.recording.store import PathRefused, RecordStore, safe_join
+from glassbert.recording.store import PathRefused, RecordStore, quoted, safe_join
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+TENSOR_PARAMS = ("snap", "name", "sample", "rows", "format")
+_MAX_DIGITS = 18        # a count with more digits is refused as too large (it could never exist)
+_MAX_NAME_BYTES = 255   # the longest file name (one path segment) a file system holds
+_MAX_PATH_CHARS = 4096
+
+log = logging.getLogger("glassbert.explorer")
 
 
 def format_values(arr: np.ndarray) -> str:
@@ -52,18 +81,78 @@ def format_values(arr: np.ndarray) -> str:
     return "[" + ",".join(text.tolist()) + "]"
 
 
-def _parse_rows(value: str) -> tuple[int, int]:
-    a, _, b = value.partition(":")
-    start, stop = int(a or 0), int(b) if b else 1 << 62
-    if start < 0 or stop < start:
-        raise ValueError(value)
+class _Reply(Exception):
+    """An answer other than 200, raised inside a route: the status and the message saying why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _count(key: str, text: str) -> int:
+    """A query parameter that counts from 0 (snap, sample, a row): digits only, at most 18 of them."""
+    if re.fullmatch(r"[0-9]+", text):
+        if len(text) > _MAX_DIGITS:
+            raise _Reply(400, f"{key}={quoted(text, 30)} is too large: give a whole number from 0 "
+                              f"(at most {_MAX_DIGITS} digits)")
+        return int(text)
+    what = "negative" if re.fullmatch(r"-[0-9]+", text) else "not a whole number"
+    raise _Reply(400, f"{key}={quoted(text, 30)} is {what}: give a whole number from 0 (digits only)")
+
+
+def _parse_rows(text: str) -> tuple[int, int]:
+    """``A:B`` (either side may be left out: ``:B`` from 0, ``A:`` to the end) → (start, stop), start < stop."""
+    a, colon, b = text.partition(":")
+    if not colon:
+        raise _Reply(400, f"rows={quoted(text, 30)} is not a range: give rows=A:B (rows A to B-1)")
+    start = _count("rows start", a) if a else 0
+    stop = _count("rows stop", b) if b else 10 ** _MAX_DIGITS
+    if stop <= start:
+        raise _Reply(400, f"rows={quoted(text, 30)} selects no rows: B must be greater than A in rows=A:B")
     return start, stop
+
+
+def _check_file_name(rel: str, shown: str) -> None:
+    """A name no file system could hold is simply not there (and must not reach the OS as one)."""
+    if len(rel) > _MAX_PATH_CHARS or any(len(seg.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES
+                                         for seg in rel.split("/")):
+        raise _Reply(404, f"no such file: {shown} (a name longer than a file system allows)")
+
+
+def _host_name(value: str) -> str | None:
+    """The name in a Host header (``name``, ``name:port``, ``[v6]``, ``[v6]:port``), lower-case, without
+    port, brackets or one trailing dot; None when it is not of that form."""
+    value = value.strip()
+    if value.startswith("["):
+        inside, bracket, rest = value[1:].partition("]")
+        name = inside if bracket and ":" in inside else None
+    else:
+        name, colon, port = value.partition(":")
+        if ":" in port:
+            return None
+        rest = colon + port
+    if name is None or (rest and not re.fullmatch(r":[0-9]{1,5}", rest)):
+        return None
+    name = name.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    return name if name and re.fullmatch(r"[a-z0-9._:%-]+", name) else None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "glassbert-explorer"
     sys_version = ""
     store: RecordStore  # set on the subclass made by make_server
+    server: "ExplorerServer"
     quiet = True
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -72,6 +161,7 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(fmt, *args)
 
     def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self._answered = True
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -85,113 +175,210 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, obj: Any, status: int = 200) -> None:
-        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
-
-    def _error(self, status: int, message: str) -> None:
-        self._send(status, json.dumps({"error": HTTPStatus(status).phrase, "status": status,
-                                       "message": message, "path": self.path}).encode("utf-8"),
-                   "application/json; charset=utf-8")
-
-    def _file(self, path: Path) -> None:
-        if not path.is_file():
-            self._error(404, f"no such file: {self.path}")
-            return
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
-            ctype += "; charset=utf-8"
-        self._send(200, path.read_bytes(), ctype)
-
-    def _refuse_write(self) -> None:
-        self.send_response(405)
-        body = json.dumps({"error": "Method Not Allowed", "status": 405,
-                           "message": "the explorer is read-only: GET and HEAD only"}).encode()
-        self.send_header("Allow", "GET, HEAD")
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a malformed request line or header, a request line over
+        64 KiB, an HTTP version it does not speak) as JSON too, then the connection is closed."""
+        phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
+        self.log_error("code %d, message %s", code, message)
+        body = json.dumps({"error": phrase, "status": code, "message": message or explain or phrase}).encode("utf-8")
+        if self.request_version == "HTTP/0.9":  # a request line it could not read: answer with a status line
+            self.request_version = "HTTP/1.0"
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD" and code >= 200 and code not in (204, 205, 304):
+            self.wfile.write(body)
+        self.close_connection = True
+
+    def _json(self, obj: Any, status: int = 200) -> None:
+        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
+
+    def _error(self, status: int, message: str, extra: dict[str, str] | None = None) -> None:
+        path = self.path if len(self.path) <= 200 else self.path[:200] + "…"
+        self._send(status, json.dumps({"error": HTTPStatus(status).phrase, "status": status,
+                                       "message": message, "path": path}).encode("utf-8"),
+                   "application/json; charset=utf-8", extra)
+
+    def _file(self, path: Path, shown: str) -> None:
+        try:
+            if not path.is_file():
+                raise _Reply(404, f"no such file: {shown}")
+            body = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise _Reply(404, f"no such file: {shown}") from None
+        except PermissionError:
+            raise _Reply(403, f"{shown} is not readable by the server") from None
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise _Reply(404, f"no such file: {shown} (a name longer than a file system allows)") from None
+            raise
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+            ctype += "; charset=utf-8"
+        self._send(200, body, ctype)
+
+    def _answer(self, route) -> None:
+        """Check the Host, then answer with ``route``; every failure becomes a JSON answer, never a drop."""
+        self._answered = False
+        try:
+            self._check_host()
+            route()
+        except _Reply as r:
+            self._error(r.status, r.message)
+        except PathRefused:
+            self._error(403, "path refused: it leaves the served directory")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except InputError as e:  # the run's own files are broken (changed on disk while serving)
+            log.error("explorer: %s: %s", self.path[:200], e)
+            self._fail(f"the run's files cannot be read: {e}")
+        except Exception as e:  # a bug: say so, log the traceback, keep the server answering
+            log.exception("explorer: unexpected error while answering %s %s", self.command, self.path[:200])
+            self._fail(f"internal error while answering this request ({type(e).__name__}); "
+                       "the server's log has the traceback")
+
+    def _fail(self, message: str) -> None:
+        if self._answered:  # the status line is out already: all that is left is to end the connection
+            self.close_connection = True
+            return
+        try:
+            self._error(500, message)
+        except OSError:
+            self.close_connection = True
+
+    def _check_host(self) -> None:
+        values = self.headers.get_all("Host") or []
+        if len(values) > 1:
+            raise _Reply(400, "more than one Host header")
+        if not values:
+            if self.request_version == "HTTP/1.1":
+                raise _Reply(400, "no Host header: an HTTP/1.1 request must carry one")
+            return  # an HTTP/1.0 client (every browser sends a Host)
+        name = _host_name(values[0])
+        if name is None or not self.server.host_allowed(name):
+            raise _Reply(403, f"host {quoted(values[0], 100)} refused: this server answers only to "
+                              f"{', '.join(self.server.host_names())} (a page from another site must not "
+                              f"read the run); open {self.server.url}, or start the server with --host NAME to "
+                              "serve it under another name")
+
+    def _refuse_write(self) -> None:
+        def refuse() -> None:
+            self._error(405, "the explorer is read-only: GET and HEAD only", {"Allow": "GET, HEAD"})
+        self._answer(refuse)
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_write  # type: ignore[assignment]
 
     def do_HEAD(self) -> None:
-        self.do_GET()
+        self._answer(self._route)
+
+    def do_GET(self) -> None:
+        self._answer(self._route)
 
     # -- routes --------------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        try:
-            parts = urlsplit(self.path)
-            raw = parts.path
-            path = unquote(raw)
-            if path in ("/", "/index.html"):
-                self._file(STATIC_DIR / "index.html")
-            elif path.startswith("/static/"):
-                self._file(safe_join(STATIC_DIR, path[len("/static/"):]))
-            elif path.startswith("/run/"):
-                target = safe_join(self.store.run_dir, path[len("/run/"):])
-                self._file(target)
-            elif path == "/api/manifest":
-                self._json(self.store.manifest())
-            elif path == "/api/metrics":
-                self._json(self.store.metrics())
-            elif path == "/api/tensor":
-                self._tensor(parse_qs(parts.query))
-            elif path == "/favicon.ico":
-                self._send(204, b"", "image/x-icon")
-            else:
-                self._error(404, f"no such route: {path} (routes: /, /static/…, /api/manifest, "
-                                 "/api/metrics, /api/tensor, /run/…)")
-        except PathRefused:
-            self._error(403, "path refused: it leaves the served directory")
-        except FileNotFoundError as e:
-            self._error(404, str(e))
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+    def _route(self) -> None:
+        if not self.path.startswith("/"):
+            raise _Reply(400, f"request target {quoted(self.path)} is not a path: ask for /, /api/… or /run/…")
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        if path in ("/", "/index.html"):
+            self._file(STATIC_DIR / "index.html", "/index.html")
+        elif path.startswith("/static/"):
+            rel = path[len("/static/"):]
+            _check_file_name(rel, quoted(path))
+            self._file(safe_join(STATIC_DIR, rel), quoted(path))
+        elif path.startswith("/run/"):
+            rel = path[len("/run/"):]
+            _check_file_name(rel, quoted(path))
+            self._file(safe_join(self.store.run_dir, rel), quoted(path))
+        elif path == "/api/manifest":
+            self._json(self.store.manifest())
+        elif path == "/api/metrics":
+            self._json(self.store.metrics())
+        elif path == "/api/tensor":
+            self._tensor(self._query(parts.query))
+        elif path == "/favicon.ico":
+            self._send(204, b"", "image/x-icon")
+        else:
+            raise _Reply(404, f"no such route: {quoted(path)} (routes: /, /static/…, /api/manifest, "
+                              "/api/metrics, /api/tensor, /run/…)")
 
-    def _tensor(self, q: dict[str, list[str]]) -> None:
-        def one(key: str, default: str | None = None) -> str | None:
-            v = q.get(key)
-            return v[0] if v else default
-
-        name = one("name")
-        if not name:
-            self._error(400, "missing name= (a tensor name from /api/manifest)")
-            return
+    @staticmethod
+    def _query(query: str) -> dict[str, str]:
         try:
-            snap = int(one("snap", "0"))
-            s = one("sample")
-            sample = None if s is None or s == "" else int(s)
-            r = one("rows")
-            rows = _parse_rows(r) if r else None
+            pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=2 * len(TENSOR_PARAMS))
         except ValueError:
-            self._error(400, "snap, sample must be integers and rows A:B")
-            return
-        fmt = one("format", "json")
+            raise _Reply(400, "too many query parameters: /api/tensor takes snap, name, sample, rows, format") from None
+        q: dict[str, str] = {}
+        for key, value in pairs:
+            if key not in TENSOR_PARAMS:
+                raise _Reply(400, f"unknown parameter {quoted(key, 30)}: /api/tensor takes "
+                                  f"{', '.join(TENSOR_PARAMS)}")
+            if key in q:
+                raise _Reply(400, f"{key} is given more than once: give each parameter once")
+            q[key] = value
+        return q
+
+    def _tensor(self, q: dict[str, str]) -> None:
+        name = q.get("name", "")
+        if not name:
+            raise _Reply(400, "missing name= (a tensor name from /api/manifest)")
+        snap = _count("snap", q.get("snap") or "0")
+        sample = _count("sample", q["sample"]) if q.get("sample") else None
+        rows = _parse_rows(q["rows"]) if q.get("rows") else None
+        fmt = q.get("format") or "json"
+        if fmt not in ("json", "bin"):
+            raise _Reply(400, f"format={quoted(fmt, 30)}: format must be json or bin")
         try:
             arr, dtype = self.store.tensor(snap, name, sample, rows)
         except LookupError as e:
-            self._error(404, str(e.args[0] if e.args else e))
-            return
+            raise _Reply(404, str(e.args[0] if e.args else e)) from None
         shape = list(arr.shape)
         if fmt == "bin":
             body = np.ascontiguousarray(arr, dtype="<f4").tobytes()
             self._send(200, body, "application/octet-stream",
                        {"X-Shape": ",".join(map(str, shape)), "X-Dtype": dtype})
-        elif fmt == "json":
+        else:
             head = json.dumps({"name": name, "snap": snap, "sample": sample, "shape": shape, "dtype": dtype})
             body = head[:-1] + ',"data":' + format_values(arr) + "}"
             self._send(200, body.encode("utf-8"), "application/json; charset=utf-8")
-        else:
-            self._error(400, f"format must be json or bin, not {fmt!r}")
 
 
 class ExplorerServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    given_host = "127.0.0.1"      # what make_server was asked to bind
+    _names: frozenset[str] = frozenset(LOOPBACK_NAMES)
+    _any_ip = False               # bound to all interfaces: every IP-address literal is a fine Host
+
+    def allow_hosts(self, given: str) -> None:
+        """Accept the loopback names, ``given`` and, when ``given`` means all interfaces, this machine's names
+        and any IP-address literal (see the module docstring)."""
+        self.given_host = given
+        names = set(LOOPBACK_NAMES)
+        if given:
+            names.add(_host_name(f"[{given}]" if ":" in given else given) or given.lower())
+        self._any_ip = given in ALL_INTERFACES
+        if self._any_ip:
+            for own in (socket.gethostname(), socket.getfqdn()):
+                if own:
+                    names.add(own.lower().rstrip("."))
+        self._names = frozenset(names)
+
+    def host_allowed(self, name: str) -> bool:
+        return name in self._names or (self._any_ip and _is_ip(name))
+
+    def host_names(self) -> list[str]:
+        """The accepted names as a user would type them (IPv6 literals in brackets)."""
+        shown = [f"[{n}]" if ":" in n else n for n in sorted(self._names, key=lambda n: (n not in LOOPBACK_NAMES, n))]
+        return shown + (["any IP address"] if self._any_ip else [])
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if host in ALL_INTERFACES:  # bound everywhere: this machine reaches it on loopback
+            host = "::1" if host == "::" else "127.0.0.1"
         if ":" in str(host):
             host = f"[{host}]"
         return f"http://{host}:{port}/"
@@ -208,16 +395,53 @@ class ExplorerServer(ThreadingHTTPServer):
         self.server_close()
 
 
+class _ExplorerServer6(ExplorerServer):
+    address_family = socket.AF_INET6
+
+
+def _bind_address(host: str, port: int) -> tuple[type[ExplorerServer], str]:
+    """The server class (IPv4 or IPv6) and the numeric address that ``host`` names; InputError when none."""
+    if host == "":
+        return ExplorerServer, ""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        detail = e.strerror if isinstance(e, socket.gaierror) and e.strerror else str(e)
+        raise InputError(f"--host {quoted(host)} is not an address or a name this machine can resolve ({detail}); "
+                         "give --host 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)") from None
+    for family, cls in ((socket.AF_INET, ExplorerServer), (socket.AF_INET6, _ExplorerServer6)):
+        for info in infos:
+            if info[0] == family:
+                return cls, str(info[4][0])
+    raise InputError(f"--host {quoted(host)} names no IPv4 or IPv6 address; give --host 127.0.0.1 "
+                     "(this machine only) or 0.0.0.0 (all interfaces)")
+
+
 def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
                 verbose: bool = False) -> ExplorerServer:
-    """A server for one run directory (not started). ``port=0`` picks a free port."""
+    """A server for one run directory (not started). ``port=0`` picks a free port.
+
+    InputError (one line, naming what to change) for a broken manifest, a port outside 0..65535, a host
+    that names no address, an address that is not this machine's, or a port already in use.
+    """
     store = RecordStore(run_dir)
+    store.manifest()  # a broken manifest is one clear error now, not a failed request later
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InputError(f"--port {port!r}: a port is a whole number from 0 to 65535 (0 picks a free one)")
+    host = str(host).strip()
+    cls, address = _bind_address(host, port)
     handler = type("RunHandler", (Handler,), {"store": store, "quiet": not verbose})
     try:
-        return ExplorerServer((host, port), handler)
+        server = cls((address, port), handler)
     except OSError as e:
-        raise InputError(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port "
+        where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise InputError(f"cannot serve on {where}: {host} is not an address of this machine; give --host "
+                             "127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)") from None
+        raise InputError(f"cannot serve on {where}: {e.strerror or e}; choose another --port "
                          "(0 picks a free one)") from None
+    server.allow_hosts(host)
+    return server
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, open_browser: bool = False,

@@ -33,6 +33,8 @@ Recording never touches the global torch RNG: the forward runs in eval mode unde
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +55,7 @@ from glassbert.recording.store import (
     safetensors_bytes,
     tensor_bytes,
 )
-from glassbert.runfiles import atomic_write_text, atomic_write_with
+from glassbert.runfiles import atomic_write_text, atomic_write_with, check_target_dir
 from glassbert.tokenizer import IGNORE_INDEX
 
 DEFAULT_MAX_BYTES = 200_000_000
@@ -416,9 +418,15 @@ def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tu
     return Path(out_dir)
 
 
-def record_model(model: str | Path, texts: Sequence[str], out_dir: str | Path, *, pair: bool = False) -> Path:
+def record_model(model: str | Path, texts: Sequence[str], out_dir: str | Path, *, pair: bool = False,
+                 overwrite: bool = False) -> Path:
     """Load a model directory (or an alias such as ``minilm``) as the class its config names, and record one
-    snapshot of it on ``texts`` (``pair``: the two texts are one sentence pair) into ``out_dir``."""
+    snapshot of it on ``texts`` (``pair``: the two texts are one sentence pair) into ``out_dir``.
+
+    An ``out_dir`` that already holds files is refused (ExistsError) unless ``overwrite``; then it is replaced
+    whole: the recording is made in a temp directory beside it and swapped in, so ``out_dir`` never mixes
+    old and new snapshots, and a recording that fails leaves the old contents as they were.
+    """
     from glassbert.heads import load_model
     from glassbert.tokenizer import Tokenizer
 
@@ -428,9 +436,35 @@ def record_model(model: str | Path, texts: Sequence[str], out_dir: str | Path, *
                          "`glassbert pretrain --record ...`")
     if pair and len(texts) != 2:
         raise InputError(f"a pair is two texts, got {len(texts)}")
+    out = Path(out_dir)
+    source = Path(model)
+    if source.exists() and (out.resolve() == source.resolve() or out.resolve() in source.resolve().parents):
+        raise InputError(f"--out {out} holds the model being recorded ({model}): choose another --out")
+    check_target_dir(out, overwrite=overwrite, option="--out")
     tokenizer = Tokenizer.from_pretrained(model)
     items: list = [tuple(texts)] if pair else list(texts)
-    return record_once(load_model(model), tokenizer, items, out_dir)
+    loaded = load_model(model)
+
+    _record_then_swap(out, lambda tmp: record_once(loaded, tokenizer, items, tmp))
+    return out
+
+
+def _record_then_swap(out: Path, record: Callable[[Path], Any]) -> None:
+    """``record(tmp)`` into a temp dir beside ``out``, then put it at ``out`` (the old ``out`` moved aside first
+    and deleted last): ``out`` is the old recording or the new one, never a mix, and a failure leaves the old."""
+    target = out.absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.recording-{os.getpid()}")
+    trash = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        record(tmp)
+        if target.exists():
+            os.replace(target, trash)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 class RecordCallback:

@@ -21,6 +21,7 @@ import torch
 from glassbert.capture import CORE, KEEP
 from glassbert.errors import InputError, MissingError
 from glassbert.runfiles import METRICS_FILE, read_jsonl
+from glassbert.textfiles import read_json
 
 RECORD_DIR = "record"
 MANIFEST = "manifest.json"
@@ -28,6 +29,23 @@ MANIFEST_VERSION = 2  # 2: the manifest carries the model's capture catalogue
 READABLE_VERSIONS = (1, 2)
 _NO_RECORDING = ("record one with `glassbert demo`, `glassbert pretrain --record ...` or "
                  "`glassbert explore MODEL --text ...`")
+
+
+_RERECORD = "re-record the run (`glassbert demo --out DIR`, `glassbert explore MODEL --text ...`)"
+_MANIFEST_KEYS = {"snapshots": list, "tensors": dict, "samples": list}
+
+
+def _read_manifest_json(path: Path) -> Any:
+    """The JSON in ``path``; InputError naming the file, and the line and column, when it is not UTF-8 JSON."""
+    try:
+        return read_json(path)
+    except InputError as e:
+        raise InputError(f"{e}; the manifest is damaged: {_RERECORD}") from None
+
+
+def quoted(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters (with its full length) when longer."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 class PathRefused(Exception):
@@ -80,16 +98,17 @@ def load_manifest(run_dir: str | Path) -> dict[str, Any]:
     p = Path(run_dir)
     for candidate in (p / RECORD_DIR / MANIFEST, p / MANIFEST, p):
         if candidate.is_file():
-            try:
-                with open(candidate, encoding="utf-8") as f:
-                    manifest = json.load(f)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise InputError(f"{candidate}: not a readable manifest ({e})") from None
+            manifest = _read_manifest_json(candidate)
             version = manifest.get("version") if isinstance(manifest, dict) else None
             if version not in READABLE_VERSIONS:
                 raise InputError(f"{candidate}: manifest version {version!r}; this glassbert reads versions "
                                  f"{', '.join(map(str, READABLE_VERSIONS))}. Re-record the run with this version "
                                  "(`glassbert demo --out DIR`, `glassbert explore MODEL --text ...`)")
+            for key, kind in _MANIFEST_KEYS.items():
+                if not isinstance(manifest.get(key), kind):
+                    found = "missing" if key not in manifest else f"a {type(manifest[key]).__name__}"
+                    raise InputError(f"{candidate}: key {key!r} is {found}, not a JSON "
+                                     f"{'object' if kind is dict else 'list'}; the manifest is damaged: {_RERECORD}")
             if "catalogue" not in manifest:
                 manifest["catalogue"] = _rebuild_catalogue(manifest, candidate)
             return manifest
@@ -168,21 +187,37 @@ def read_metrics(run_dir: str | Path, manifest: Mapping[str, Any] | None = None)
         path = safe_join(Path(run_dir).resolve(), rel)
     except PathRefused:
         return []
+    # a torn last line (a kill mid-append) is skipped, on purpose; a byte that is not UTF-8 is an InputError
     return [row for row in read_jsonl(path) if isinstance(row, dict)] if path.is_file() else []
 
 
 def read_safetensors_raw(path: Path) -> dict[str, dict[str, Any]]:
     """The tensors of a safetensors file as {name: {dtype, shape, raw bytes}}: for copying, not computing."""
     data = path.read_bytes()
+    damaged = f"{path}: not a complete safetensors file"
     n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
+    if len(data) < 8 or 8 + n > len(data):
+        raise InputError(f"{damaged} ({len(data)} bytes, shorter than its header says); {_RERECORD}")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{damaged} (its header is not JSON: {e}); {_RERECORD}") from None
+    if not isinstance(header, dict):
+        raise InputError(f"{damaged} (its header is not a JSON object); {_RERECORD}")
     base = 8 + n
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        a, b = info["data_offsets"]
-        out[name] = {"dtype": info["dtype"], "shape": info["shape"], "raw": data[base + a:base + b]}
+        try:
+            a, b = (int(x) for x in info["data_offsets"])
+            dtype, shape = str(info["dtype"]), [int(d) for d in info["shape"]]
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{damaged} (header entry {quoted(name)} has no dtype, shape and data_offsets); "
+                             f"{_RERECORD}") from None
+        if not 0 <= a <= b <= len(data) - base:
+            raise InputError(f"{damaged} ({quoted(name)} lies past its end: cut short?); {_RERECORD}")
+        out[name] = {"dtype": dtype, "shape": shape, "raw": data[base + a:base + b]}
     return out
 
 
@@ -195,7 +230,7 @@ class RecordStore:
 
     def manifest(self) -> dict[str, Any]:
         manifest = load_manifest(self.record_dir)
-        manifest.setdefault("run_name", self.run_dir.name)
+        manifest["run_name"] = self.run_dir.name  # the directory's name now: a run may be renamed or moved
         return manifest
 
     def metrics(self, manifest: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -215,7 +250,7 @@ class RecordStore:
         """One recorded tensor (aliases resolved) as numpy: sample ``sample``'s (default 0) slice of an
         activation, or every sample's with ``all_samples``; optionally rows ``rows`` of its first axis.
         LookupError says what does not exist."""
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         manifest = manifest if manifest is not None else self.manifest()
         snaps = manifest["snapshots"]
@@ -224,30 +259,47 @@ class RecordStore:
         meta = manifest["tensors"].get(name)
         if meta is None:
             hint = " (dropped to respect the size bound)" if name in manifest.get("dropped", []) else ""
-            raise LookupError(f"tensor {name!r} was not recorded{hint}")
+            raise LookupError(f"tensor {quoted(name)} was not recorded{hint}")
         entry = snaps[snap]
         key = entry.get("aliases", {}).get(name, name)
         try:
             path = self.snapshot_path(entry)
         except MissingError as e:
             raise LookupError(str(e)) from None
-        with safe_open(str(path), framework="np") as f:
-            if key not in f.keys():
-                raise LookupError(f"tensor {name!r} is not in snapshot {snap}")
-            sl = f.get_slice(key)
-            shape = list(sl.get_shape())
-            dtype = str(sl.get_dtype())
-            index: list[slice] = []
-            lead = meta["kind"] == "activation" and len(shape) == len(meta["shape"]) + 1 and not all_samples
-            if lead:
-                s = 0 if sample is None else sample
-                if not 0 <= s < shape[0]:
-                    raise LookupError(f"sample {s} does not exist (recorded samples: 0..{shape[0] - 1})")
-                index.append(slice(s, s + 1))
-            if rows is not None:
-                index.append(slice(max(0, rows[0]), rows[1]))
-            arr = np.asarray(sl[tuple(index)] if index else sl[:])
+        try:
+            with safe_open(str(path), framework="np") as f:
+                if key not in f.keys():
+                    raise LookupError(f"tensor {quoted(name)} is not in snapshot {snap}")
+                sl = f.get_slice(key)
+                shape = list(sl.get_shape())
+                dtype = str(sl.get_dtype())
+                index: list[slice] = []
+                lead = meta["kind"] == "activation" and len(shape) == len(meta["shape"]) + 1 and not all_samples
+                if lead:
+                    s = 0 if sample is None else sample
+                    if not 0 <= s < shape[0]:
+                        raise LookupError(f"sample {s} does not exist (recorded samples: 0..{shape[0] - 1})")
+                    index.append(slice(s, s + 1))
+                if rows is not None:
+                    index.append(self._row_slice(name, rows, shape[len(index):]))
+                arr = np.asarray(sl[tuple(index)] if index else sl[:])
+        except SafetensorError as e:
+            raise InputError(f"{path}: not a readable safetensors file ({e}); {_RERECORD}") from None
         return (arr[0] if lead else arr), dtype
+
+    @staticmethod
+    def _row_slice(name: str, rows: tuple[int, int], shape: list[int]) -> slice:
+        """Rows ``start:stop`` of the first axis of ``shape``; a stop past the end means "to the end", a start
+        past it is a LookupError that says how many rows there are."""
+        start, stop = rows
+        if start < 0 or stop <= start:
+            raise ValueError(f"rows {start}:{stop} is not a range A:B with 0 <= A < B")
+        if not shape:
+            raise LookupError(f"tensor {quoted(name)} is a single number: it has no rows")
+        if start >= shape[0]:
+            have = f"rows 0..{shape[0] - 1}" if shape[0] else "no rows"
+            raise LookupError(f"rows {start}:{stop} do not exist: tensor {quoted(name)} has {have}")
+        return slice(start, min(stop, shape[0]))
 
 
 def load_tensor(run_dir: str | Path, snapshot: int, name: str, sample: int | None = None) -> torch.Tensor:
