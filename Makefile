@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/glassbert demo
+	$(VENV)/bin/glassbert demo --overwrite  # replaces runs/demo on every run
 
 # The explorer's real-browser test drives Debian's chromium; without it that test is skipped.
 browser:

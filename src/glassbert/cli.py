@@ -13,7 +13,8 @@ import click
 
 from .config import CLASSIFIER_POOLING, PRESETS
 from .embed import POOLINGS, VECTOR_FORMATS
-from .errors import GlassbertError
+from .errors import GlassbertError, InputError
+from .runfiles import check_target_file
 from .tasks import FREEZE_MODES, TASK_NAMES
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
@@ -46,8 +47,8 @@ class _Group(click.Group):
 @click.version_option(package_name="glassbert")
 def main(verbose: bool) -> None:
     """glassbert: BERT from scratch, as a glass box: pretrain, fine-tune, embed, trace, explore."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("glassbert").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _load_tokenizer_and_model(model: str, cls_name: str = "BertModel"):
@@ -59,12 +60,18 @@ def _load_tokenizer_and_model(model: str, cls_name: str = "BertModel"):
 
 
 def _read_lines(path: str | None) -> list[str]:
+    """The non-blank lines of a text file (none for ``None``); a file with none is an error."""
     if path is None:
         return []
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such file")
-    return [line.rstrip("\n") for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from .textfiles import read_lines
+    lines = [line for line in read_lines(path) if line.strip()]
+    if not lines:
+        raise InputError(f"--input {path} holds no text (every line is blank)")
+    return lines
+
+
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+_overwrite = click.option("--overwrite", is_flag=True, help="Replace the output if it exists (else it is refused).")
 
 
 # ─── tokenize ───────────────────────────────────────────────────────────────────────────────
@@ -74,7 +81,7 @@ def _read_lines(path: str | None) -> list[str]:
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
 @click.option("--pair", "pairs", multiple=True, help="Second segment for each text (repeat per text).")
-@click.option("--max-length", type=int, default=None, help="Truncate to this many tokens.")
+@click.option("--max-length", type=click.IntRange(1), default=None, help="Truncate to this many tokens.")
 def tokenize(model: str, texts: tuple[str, ...], pairs: tuple[str, ...], max_length: int | None) -> None:
     """Show word pieces, ids, segment ids and the attention mask of TEXTS."""
     from .tokenizer import Tokenizer
@@ -96,13 +103,18 @@ def _parse_layers(spec: str | None) -> list[int] | None:
         out: list[int] = []
         for part in spec.split(","):
             if "-" in part:
-                a, b = part.split("-")
-                out.extend(range(int(a), int(b) + 1))
+                a, b = (int(x) for x in part.split("-"))
+                if b < a:
+                    raise click.BadParameter(f"{part!r} is an empty range: write the lower layer first, e.g. "
+                                             f"{b}-{a}", param_hint="--layers")
+                out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
-        return out
     except ValueError:
-        raise click.BadParameter(f"{spec!r}: use numbers like 1,12 or 1-3") from None
+        raise click.BadParameter(f"{spec!r}: use numbers like 1,12 or 1-3", param_hint="--layers") from None
+    if any(layer < 1 for layer in out):
+        raise click.BadParameter(f"{spec!r}: layers are numbered from 1", param_hint="--layers")
+    return out
 
 
 @main.command(context_settings=CONTEXT, epilog=_examples(
@@ -138,15 +150,18 @@ _pooling = click.option("--pooling", type=click.Choice(POOLINGS), default="mean"
 @click.option("--out", type=click.Path(dir_okay=False), help="Write .npy (N, H) or .jsonl ({text, vector}).")
 @_pooling
 @click.option("--normalize/--no-normalize", default=True, show_default=True, help="Unit-length vectors.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-def embed(model, texts, input_file, out, pooling, normalize, batch_size) -> None:
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@_overwrite
+def embed(model, texts, input_file, out, pooling, normalize, batch_size, overwrite) -> None:
     """Sentence embeddings of TEXTS (or of --input's lines)."""
     from .embed import Embedder, write_vectors
+    if out is not None:  # before the work, not after
+        if Path(out).suffix not in VECTOR_FORMATS:
+            raise click.BadParameter(f"{out}: use a {' or '.join(VECTOR_FORMATS)} file name", param_hint="--out")
+        check_target_file(out, overwrite=overwrite)
     items = list(texts) + _read_lines(input_file)
     if not items:
         raise click.UsageError("give TEXTS or --input FILE")
-    if out is not None and Path(out).suffix not in VECTOR_FORMATS:  # before the work, not after
-        raise click.BadParameter(f"{out}: use a {' or '.join(VECTOR_FORMATS)} file name", param_hint="--out")
     vectors = Embedder(model).encode(items, pooling=pooling, normalize=normalize, batch_size=batch_size)
     if out is None:
         for text, v in zip(items, vectors):
@@ -183,11 +198,12 @@ def similarity(model, texts, pooling) -> None:
 @click.option("--seed", default=5, show_default=True, type=int)
 @click.option("--record", default=None, help="What the explorer records (default: every 50 epochs, and the last).")
 @click.option("--no-record", is_flag=True, help="Record nothing for the explorer.")
-def demo(out, epochs, seed, record, no_record) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace --out if it holds a run (else it is refused).")
+def demo(out, epochs, seed, record, no_record, overwrite) -> None:
     """Pretrain the six-pair toy BERT of 'Exploring BERT' (MLM + NSP) and show what it learned."""
     from .demo import DEFAULT_RECORD, run_demo
     result = run_demo(out, epochs=epochs, seed=seed, record=None if no_record else (record or DEFAULT_RECORD),
-                      echo=click.echo)
+                      echo=click.echo, overwrite=overwrite)
     if not result.all_correct:
         raise click.ClickException("the toy model did not learn every sample: try more --epochs")
 
@@ -210,10 +226,11 @@ def data_list() -> None:
     "glassbert data fetch sotu", "glassbert data fetch fine-foods --dest data"))
 @click.argument("name")
 @click.option("--dest", default="data", show_default=True, type=click.Path(file_okay=False))
-def data_fetch(name, dest) -> None:
+@click.option("--overwrite", is_flag=True, help="Fetch again into DEST/NAME even if it holds files.")
+def data_fetch(name, dest, overwrite) -> None:
     """Fetch corpus NAME into DEST/NAME (State of the Union, Moby-Dick, spam, fine-foods, books)."""
     from .data import fetch
-    path = fetch(name, dest)
+    path = fetch(name, dest, overwrite=overwrite)
     click.echo(f"{name}: {path}")
 
 
@@ -230,13 +247,18 @@ def vocab() -> None:
 @click.option("--cased", is_flag=True, help="Keep case and accents (default: lower-case, like uncased BERT).")
 @click.option("--min-frequency", default=2, show_default=True, type=click.IntRange(1))
 @click.option("--text-column", default=None, help="Column/field for CSV/JSONL corpora.")
-def vocab_train(corpus, size, out, cased, min_frequency, text_column) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace --out if it holds files (else it is refused).")
+def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite) -> None:
     """Learn a WordPiece vocabulary from a corpus (written as vocab.txt + tokenizer.json)."""
     from .corpus import read_texts
+    from .runfiles import check_target_dir, replace_dir
     from .tokenizer import Tokenizer
+    check_target_dir(out, overwrite=overwrite)
     texts = read_texts(corpus, text_column=text_column)
+    if not texts:
+        raise InputError(f"--corpus {corpus}: no text found")
     tok = Tokenizer.train(texts, vocab_size=size, lowercase=not cased, min_frequency=min_frequency, files=False)
-    tok.save_pretrained(out)
+    tok.save_pretrained(replace_dir(out))
     sample = texts[0][:80]
     click.echo(f"vocabulary of {tok.vocab_size} tokens from {len(texts)} documents → {out}")
     click.echo(f"e.g. {sample!r} → {tok.tokenize(sample)}")
@@ -250,17 +272,19 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column) -> None:
     "glassbert pretrain ... --record 'samples=0,1;epochs=0,1,2,last;every_steps=100'"))
 @click.option("--corpus", type=click.Path(exists=True), help="Text file or folder (txt, jsonl, csv).")
 @click.option("--vocab", type=click.Path(exists=True), help="A tokenizer dir (glassbert vocab train) or model dir.")
-@click.option("--out", type=click.Path(file_okay=False), help="The run directory.")
+@click.option("--out", type=click.Path(file_okay=False), help="The run directory (refused if it holds files).")
+@click.option("--overwrite", is_flag=True, help="Replace --out whole if it holds a run.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
-              help="Continue this run exactly where it stopped.")
+              help="Continue this run exactly where it stopped, in this directory (with --corpus if the "
+                   "corpus has moved).")
 @click.option("--preset", default="mini", show_default=True,
               type=click.Choice(list(PRESETS)))
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(8))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Global batch size.")
-@click.option("--lr", default=5e-4, show_default=True, type=float)
+@click.option("--lr", default=5e-4, show_default=True, type=_POSITIVE)
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many optimizer steps.")
 @click.option("--epochs", type=click.IntRange(1), help="Stop after this many passes over the pairs.")
-@click.option("--minutes", type=float, help="Stop after this much wall time.")
+@click.option("--minutes", type=_POSITIVE, help="Stop after this much wall time.")
 @click.option("--task", type=click.Choice(["nsp", "sop"]), default="nsp", show_default=True)
 @click.option("--whole-word-mask", is_flag=True)
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -269,7 +293,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column) -> None:
 @click.option("--log-every", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--text-column", default=None)
 @click.option("--record", default=None, help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
-def pretrain(corpus, vocab, out, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
+def pretrain(corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
              task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record) -> None:
     """Pretrain BERT with MLM + NSP on your own text; checkpoints resume exactly."""
     from .pretrain import PretrainArgs, resume_pretraining
@@ -277,12 +301,13 @@ def pretrain(corpus, vocab, out, resume_dir, preset, max_seq_length, batch_size,
     if resume_dir:
         ctx = click.get_current_context()
         given = [f"--{p.name.replace('_', '-')}" for p in ctx.command.params
-                 if p.name != "resume_dir" and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE]
+                 if p.name not in ("resume_dir", "corpus")
+                 and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--resume continues {resume_dir} with the options it was started with "
                                    f"(its pretrain_args.json); {', '.join(given)} cannot be changed on resume: "
                                    "drop them, or start a new run with --out")
-        resume_pretraining(resume_dir)
+        resume_pretraining(resume_dir, corpus=corpus)
         return
     missing = [n for n, v in (("--corpus", corpus), ("--vocab", vocab), ("--out", out)) if not v]
     if missing:
@@ -292,7 +317,7 @@ def pretrain(corpus, vocab, out, resume_dir, preset, max_seq_length, batch_size,
     run(PretrainArgs(corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
                      whole_word_mask=whole_word_mask, seed=seed, save_every=save_every, eval_every=eval_every,
-                     log_every=log_every, text_column=text_column, record=record))
+                     log_every=log_every, text_column=text_column, record=record, overwrite=overwrite))
 
 
 @main.command("fill-mask", context_settings=CONTEXT, epilog=_examples(
@@ -318,25 +343,41 @@ def fill_mask(model, texts, top_k) -> None:
 @click.argument("target")
 @click.option("--text", "texts", multiple=True, help="Text(s) to record a snapshot of a model for.")
 @click.option("--pair", is_flag=True, help="Treat the two --text values as one sentence pair.")
-@click.option("--out", type=click.Path(file_okay=False), help="Where a model snapshot is recorded.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Keep the model snapshot in this directory (default: a temporary one, deleted on exit).")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (127.0.0.1 = this machine only).")
 @click.option("--export", "export_file", type=click.Path(dir_okay=False), help="Write one self-contained HTML file instead of serving.")
 @click.option("--open/--no-open", "open_browser", default=False, help="Open a browser tab.")
-def explore(target, texts, pair, out, port, host, export_file, open_browser) -> None:
+@_overwrite
+def explore(target, texts, pair, out, port, host, export_file, open_browser, overwrite) -> None:
     """Watch every tensor of a recorded run (or of a model on --text) in the browser."""
+    import tempfile
+
     from .explorer import export_html, serve
     from .recording import has_recording, record_model
-    run_dir = Path(target)
-    if texts or not has_recording(run_dir):
-        run_dir = Path(out or Path("runs") / f"explore-{Path(str(target)).name}")
-        record_model(target, list(texts), run_dir, pair=pair)
-        click.echo(f"recorded one snapshot of {target} on {len(texts)} input(s) in {run_dir}")
     if export_file:
-        path = export_html(run_dir, export_file)
-        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, no network needed")
-        return
-    serve(run_dir, host=host, port=port, open_browser=open_browser)
+        check_target_file(export_file, overwrite=overwrite, option="--export")
+    run_dir = Path(target)
+    with tempfile.TemporaryDirectory(prefix="glassbert-explore-") as scratch:
+        if texts or not has_recording(run_dir):
+            run_dir = Path(out) if out else Path(scratch) / "snapshot"
+            record_model(target, list(texts), run_dir, pair=pair, overwrite=overwrite)
+            click.echo(f"recorded one snapshot of {target} on {len(texts)} input(s)"
+                       + (f" in {run_dir}" if out else ""))
+        elif out:
+            raise click.UsageError(f"{target} is a recorded run: --out applies only when a model is recorded")
+        if export_file:
+            path = export_html(run_dir, export_file, overwrite=overwrite)
+            click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, "
+                       "no network needed")
+            return
+        import signal  # a `kill` ends the server as Ctrl-C does, so a temporary snapshot is deleted
+        previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        try:
+            serve(run_dir, host=host, port=port, open_browser=open_browser)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # ─── fine-tuning ────────────────────────────────────────────────────────────────────────────
@@ -357,14 +398,15 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser) -> 
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=5e-5, show_default=True, type=float)
+@click.option("--lr", default=5e-5, show_default=True, type=_POSITIVE)
 @click.option("--max-length", type=click.IntRange(8), help="Tokens per input (default 128; qa 384).")
 @click.option("--doc-stride", default=128, show_default=True, type=click.IntRange(1), help="qa: overlap of context windows.")
 @click.option("--freeze", default=FREEZE_MODES[0], show_default=True,
               help=f"{' | '.join(FREEZE_MODES)} | N (the first N layers).")
-@click.option("--pooling", type=click.Choice(CLASSIFIER_POOLING), help="How the classifier pools (default: pooler, or mean when only the head trains on an untrained pooler).")
+@click.option("--pooling", type=click.Choice(CLASSIFIER_POOLING), help="How the classifier pools (default: pooler, or mean when only the head trains on an untrained pooler). "
+                   "transformers loads a pooler classifier as is; cls and mean heads it reports as new.")
 @click.option("--early-stop", "patience", type=click.IntRange(1), help="Stop after this many epochs without a better eval.")
-@click.option("--minutes", type=float, help="Stop after this much wall time.")
+@click.option("--minutes", type=_POSITIVE, help="Stop after this much wall time.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start over in an --out that holds a run.")
@@ -393,12 +435,15 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
 @click.option("--output", type=click.Path(dir_okay=False), help="Write a CSV of labels and probabilities.")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-def classify(model, texts, input_file, output, text_column, batch_size) -> None:
+@_overwrite
+def classify(model, texts, input_file, output, text_column, batch_size, overwrite) -> None:
     """Label TEXTS (or the rows of --input) with a fine-tuned classifier."""
     from .tasks.predict import classify as run
     from .tasks.predict import format_table
     if not texts and not input_file:
         raise click.UsageError("give TEXTS or --input FILE")
+    if output:
+        check_target_file(output, overwrite=overwrite, option="--output")
     rows = run(model, texts=list(texts) or None, input=input_file, output=output, text_column=text_column,
                batch_size=batch_size)
     if output:
