@@ -10,6 +10,7 @@ import email.policy
 import hashlib
 import html.parser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -90,7 +91,7 @@ def fetch(name: str, dest: str | Path = "data", quiet: bool = False, overwrite: 
         summary = source.build(partial, cache_dir)
         summary["bytes"] = sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
         (partial / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
-        swap_dir_into_place(partial, out_dir)
+        swap_dir_into_place(partial, out_dir, old=dest / f".{name}.replaced-{os.getpid()}")
     finally:
         if partial.exists():
             shutil.rmtree(partial)

@@ -128,12 +128,13 @@ def find_complete(target: str | Path) -> Path | None:
     return None
 
 
-def swap_dir_into_place(tmp: Path, target: Path) -> None:
+def swap_dir_into_place(tmp: Path, target: Path, old: Path | None = None) -> None:
     """Put the finished dir ``tmp`` at ``target``: rename old → .old, tmp → target, drop .old.
 
-    A crash in between leaves ``target.old`` (complete) for :func:`find_complete`.
+    A crash in between leaves ``target.old`` (complete) for :func:`find_complete`. A target whose name a
+    user chose passes its own hidden ``old`` instead, so that no folder of theirs named ``X.old`` is lost.
     """
-    old = target.with_name(f"{target.name}.old")
+    old = old or target.with_name(f"{target.name}.old")
     if target.exists():
         if old.exists():
             shutil.rmtree(old)  # target is complete, so .old is stale
