@@ -167,7 +167,8 @@ CASES = [
     # resuming where the corpus is not
     (["pretrain", "--resume", "{pretrained}", "--corpus", "{bad_utf8}"], "bad.txt line 2", 1),
     (["pretrain", "--resume", "{pretrained}", "--corpus", "{train_csv}"], "not the text the run was started on", 1),
-    (["pretrain", "--resume", "{pretrained}", "--steps", "5"], "cannot be changed on resume", 2),
+    (["pretrain", "--resume", "{pretrained}", "--batch-size", "4"], "cannot be changed on resume", 2),
+    (["pretrain", "--resume", "{pretrained}", "--steps", "1"], "already at step 2", 1),
     # targets that exist
     (["embed", "minilm", "hello", "--out", "{existing}"], "existing.npy already exists", 1),
     (["explore", "{recorded}", "--export", "{existing}"], "existing.npy already exists", 1),

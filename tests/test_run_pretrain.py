@@ -41,6 +41,26 @@ def test_vocab_train_command(vocab_dir):
     assert 400 < len((vocab_dir / "vocab.txt").read_text().splitlines()) <= 600
 
 
+def test_a_finished_run_is_extended_on_resume(vocab_dir, tmp_path):
+    """--resume of a finished run says so; a larger --steps extends it on a schedule recomputed for the new
+    total; a total already reached is refused, never ignored."""
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, pretrain_args(vocab_dir, run, 4, log_every=1)).exit_code == 0
+    result = CliRunner().invoke(main, ["pretrain", "--resume", str(run)])
+    assert result.exit_code == 0 and "already finished at step 4" in result.output, result.output
+    result = CliRunner().invoke(main, ["pretrain", "--resume", str(run), "--steps", "8"])
+    assert result.exit_code == 0 and "resuming" in result.output and "--steps 8" in result.output, result.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"] for r in rows if r.get("split") == "train"}
+    assert sorted(lrs) == list(range(1, 9))
+    assert lrs[5] > lrs[4] and lrs[8] < lrs[5]  # the linear decay is redrawn for 8 steps: up again, then down
+    assert json.loads((run / "pretrain_args.json").read_text())["steps"] == 8
+    before = (run / "pretrain_args.json").read_bytes()
+    result = CliRunner().invoke(main, ["pretrain", "--resume", str(run), "--steps", "6"])
+    assert result.exit_code == 1 and "already at step 8" in result.output, result.output
+    assert (run / "pretrain_args.json").read_bytes() == before  # a refused extension changes nothing
+
+
 @pytest.mark.slow
 def test_pretraining_loss_falls_and_fill_mask_runs(vocab_dir, tmp_path):
     run = tmp_path / "run"

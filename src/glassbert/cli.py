@@ -276,7 +276,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--overwrite", is_flag=True, help="Replace --out whole if it holds a run.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
               help="Continue this run exactly where it stopped, in this directory (with --corpus if the "
-                   "corpus has moved).")
+                   "corpus has moved; with --steps/--epochs/--minutes to extend it).")
 @click.option("--preset", default="mini", show_default=True,
               type=click.Choice(list(PRESETS)))
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(8))
@@ -284,7 +284,10 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--lr", default=5e-4, show_default=True, type=_POSITIVE)
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many optimizer steps.")
 @click.option("--epochs", type=click.IntRange(1), help="Stop after this many passes over the pairs.")
-@click.option("--minutes", type=_POSITIVE, help="Stop after this much wall time.")
+@click.option("--minutes", type=_POSITIVE, help="Stop after this much training time. With --resume, --steps, "
+              "--epochs and --minutes give new, larger totals for the whole run and extend it: a linear "
+              "learning-rate schedule is recomputed for the new total (the rate rises again to where a run "
+              "planned that long would be); a run started with --minutes alone keeps its constant rate.")
 @click.option("--task", type=click.Choice(["nsp", "sop"]), default="nsp", show_default=True)
 @click.option("--whole-word-mask", is_flag=True)
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -301,13 +304,13 @@ def pretrain(corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, 
     if resume_dir:
         ctx = click.get_current_context()
         given = [f"--{p.name.replace('_', '-')}" for p in ctx.command.params
-                 if p.name not in ("resume_dir", "corpus")
+                 if p.name not in ("resume_dir", "corpus", "steps", "epochs", "minutes")
                  and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--resume continues {resume_dir} with the options it was started with "
                                    f"(its pretrain_args.json); {', '.join(given)} cannot be changed on resume: "
                                    "drop them, or start a new run with --out")
-        resume_pretraining(resume_dir, corpus=corpus)
+        resume_pretraining(resume_dir, corpus=corpus, steps=steps, epochs=epochs, minutes=minutes)
         return
     missing = [n for n, v in (("--corpus", corpus), ("--vocab", vocab), ("--out", out)) if not v]
     if missing:

@@ -30,6 +30,7 @@ from ..runfiles import PLOT_FILE, atomic_write_json, check_target_dir, replace_d
 from ..textfiles import read_json_object
 from ..tokenizer import Tokenizer
 from ..train import Trainer, TrainConfig
+from ..train.checkpoints import find_checkpoint
 from .config import PretrainingConfig
 from .instances import PretrainingDataset, build_instances, tokenize_documents
 from .masking import PretrainingCollator
@@ -67,6 +68,7 @@ class PretrainArgs:
     record: str | None = None
     config_overrides: dict = field(default_factory=dict)
     overwrite: bool = False  # replace a non-empty ``out`` whole (otherwise it is refused)
+    schedule: str | None = None  # "linear" (with steps/epochs) or "constant" (minutes alone); fixed at the start
 
 
 def is_main_process() -> bool:
@@ -163,11 +165,38 @@ def _record_callback(args: PretrainArgs, out: Path, train_ds, eval_ds, collate, 
     return RecordCallback(Recorder(out, samples, tok, spec, resume=resume))
 
 
-def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, expect: dict | None = None) -> dict:
+LIMITS = ("steps", "epochs", "minutes")  # when a run stops: on resume, new (larger) totals extend it
+
+
+def _resume_or_say_done(trainer: Trainer, args: PretrainArgs, out: Path, extended: tuple[str, ...]) -> dict | None:
+    """Load the checkpoint of a resumed run; None when it has steps to go, else the run's result as it
+    stands (a run that already reached its limits). A new limit that is already reached is an error."""
+    if find_checkpoint(out) is None:
+        say(f"{out} has no checkpoint yet: starting from step 0")
+        return None
+    step = trainer.resume()
+    reason = trainer.stop_reason()
+    if reason is None:
+        say(f"resuming {out} at step {step}" + (f" (extended: {', '.join(f'--{k} {getattr(args, k)}' for k in extended)})"
+                                               if extended else ""))
+        return None
+    limits = ", ".join(f"--{k} {getattr(args, k)}" for k in LIMITS if getattr(args, k) is not None)
+    if extended:
+        raise InputError(f"{out} is already at step {step} ({reason}; limits {limits}): give a larger total to "
+                         "extend it")
+    say(f"{out} already finished at step {step} ({reason}; limits {limits}): nothing to do. To train on, give "
+        "a larger total with --steps, --epochs or --minutes")
+    result_file = out / RESULT_FILE
+    return read_json_object(result_file) if result_file.is_file() else {"step": step, "stopped_by": reason}
+
+
+def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, expect: dict | None = None,
+             extended: tuple[str, ...] = ()) -> dict:
     """Pretrain a BertForPreTraining as ``args`` say; ``resume`` continues ``args.out``'s checkpoint.
 
     A new run refuses an ``out`` that holds files unless ``args.overwrite`` (then it is replaced whole,
-    once the corpus and vocabulary have been read). ``expect``: see :func:`build_datasets`.
+    once the corpus and vocabulary have been read). ``expect``: see :func:`build_datasets`. ``extended``:
+    the limits (of :data:`LIMITS`) a resume changed, which must then let the run go on.
     """
     out = Path(args.out)
     if not resume:
@@ -182,20 +211,13 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     config = BertConfig.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, **overrides)
     torch.manual_seed(args.seed)
     model = BertForPreTraining(config)
+    if args.schedule is None:  # chosen once: an extension on resume keeps the run's kind of schedule
+        args.schedule = "linear" if (args.steps or args.epochs) else "constant"
     say(f"pretraining {args.preset} ({model.num_parameters() / 1e6:.1f} M parameters) on {args.corpus}: "
         f"{data.train_documents} documents → {len(train_ds)} pairs; held out {data.eval_documents} documents → "
         f"{len(eval_ds) if eval_ds else 0} pairs; vocabulary {tok.vocab_size}")
 
-    if is_main_process():
-        if not resume and args.overwrite:
-            replace_dir(out)
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            tok.save_pretrained(out)  # the run's own copy of its vocabulary: resume reads it from here
-        atomic_write_json(out / ARGS_FILE, {k: v for k, v in asdict(args).items() if k not in ("out", "overwrite")},
-                          indent=2)
-        atomic_write_json(out / DATA_FILE, {"corpus": args.corpus, **data.fingerprint}, indent=2)
-    schedule = "linear" if (args.steps or args.epochs) else "constant"
+    schedule = args.schedule
     train_cfg = TrainConfig(
         out_dir=out, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio if schedule == "linear" else None,
@@ -206,6 +228,19 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     callbacks = [_record_callback(args, out, train_ds, eval_ds, collate, tok, resume)] if args.record else []
     trainer = Trainer(model, train_ds, collate, train_cfg, eval_dataset=eval_ds,
                       metrics_fn=pretraining_metrics, callbacks=callbacks)
+    if resume:
+        done = _resume_or_say_done(trainer, args, out, extended)
+        if done is not None:
+            return done
+    if is_main_process():  # only now that nothing can refuse the run: its files change from here on
+        if not resume and args.overwrite:
+            replace_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            tok.save_pretrained(out)  # the run's own copy of its vocabulary: resume reads it from here
+        atomic_write_json(out / ARGS_FILE, {k: v for k, v in asdict(args).items() if k not in ("out", "overwrite")},
+                          indent=2)
+        atomic_write_json(out / DATA_FILE, {"corpus": args.corpus, **data.fingerprint}, indent=2)
     summary = trainer.fit(resume=resume)
     final_eval = summary.eval or {}  # the Trainer evaluates at the end (on every rank, before leaving DDP)
     if not is_main_process():
@@ -222,12 +257,19 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     return result
 
 
-def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str | None = None, **changes) -> dict:
+def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str | None = None,
+                       steps: int | None = None, epochs: int | None = None, minutes: float | None = None,
+                       **changes) -> dict:
     """Continue the run in ``run_dir`` from its last checkpoint with the arguments it was started with.
 
     The run continues in ``run_dir`` wherever it now is (a copied or moved run resumes in place). Its
     vocabulary is read from ``run_dir``; ``corpus`` names the corpus again when it has moved (it must be
     the same text: its fingerprint is checked).
+
+    ``steps``/``epochs``/``minutes`` extend the run: each is a new total for the whole run (minutes count
+    the training time of every session), larger than what is done. A linear schedule is recomputed for the
+    new total, as if the run had been planned that long (the learning rate rises again to that curve); a
+    run started with ``minutes`` alone keeps its constant rate.
     """
     run_dir = Path(run_dir)
     path = run_dir / ARGS_FILE
@@ -238,6 +280,11 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
     if unknown:
         raise InputError(f"{path}: unknown keys {unknown}: was it written by a newer glassbert?")
     saved.update({k: v for k, v in changes.items() if v is not None})
+    if saved.get("schedule") is None:  # a run from before the schedule was saved: as it was started
+        saved["schedule"] = "linear" if (saved.get("steps") or saved.get("epochs")) else "constant"
+    limits = {"steps": steps, "epochs": epochs, "minutes": minutes}
+    extended = tuple(k for k, v in limits.items() if v is not None and v != saved.get(k))
+    saved.update({k: limits[k] for k in extended})
     saved["out"] = str(run_dir)
     data_file = run_dir / DATA_FILE
     expect = read_json_object(data_file) if data_file.is_file() else None
@@ -252,7 +299,7 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
         args = PretrainArgs(**saved)
     except TypeError as e:
         raise InputError(f"{path}: {e}") from None
-    return pretrain(args, resume=True, progress=progress, expect=expect)
+    return pretrain(args, resume=True, progress=progress, expect=expect, extended=extended)
 
 
 __all__ = ["PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents",

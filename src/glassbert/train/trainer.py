@@ -314,7 +314,8 @@ class Trainer:
     def _epoch_float(self) -> float:
         return self.state.epoch + self.state.batch_in_epoch / self.steps_per_epoch
 
-    def _stop_reason(self) -> str | None:
+    def stop_reason(self) -> str | None:
+        """Why training would stop now (max_steps, epochs, early_stop, minutes), or None when it goes on."""
         cfg, st = self.config, self.state
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
             return "max_steps"
@@ -345,7 +346,7 @@ class Trainer:
         last_saved = st.step if self._resumed else -1
         last_eval = st.step if self._resumed else -1
         window = LogWindow(started=self.clock())
-        stopped_by: str | None = self._stop_reason()
+        stopped_by: str | None = self.stop_reason()
         if stopped_by is None:
             for micro_batches in self._steps():
                 loss = self._train_step(micro_batches, window)
@@ -365,7 +366,7 @@ class Trainer:
                 if cfg.save_every and st.step % cfg.save_every == 0:
                     self.save_checkpoint()
                     last_saved = st.step
-                stopped_by = self._stop_reason()
+                stopped_by = self.stop_reason()
                 if stopped_by is not None:
                     break
         if window.steps:
