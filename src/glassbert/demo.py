@@ -19,6 +19,7 @@ from .config import BertConfig
 from .heads import BertForPreTraining
 from .pretrain import PretrainingConfig, mask_tokens, pretraining_metrics
 from .runfiles import atomic_write_json, check_target_dir, replace_dir
+from .threads import set_threads
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
 # (first sentence, second sentence, IsNext). The first four are the article's; IsNext follows its
@@ -125,8 +126,11 @@ class _Collate:
 
 def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, lr: float = 0.01,
              record: str | None = DEFAULT_RECORD, progress: bool = True,
-             echo: Callable[[str], None] = print, overwrite: bool = False) -> DemoResult:
-    """Train the toy in ``out``; an ``out`` that holds files is refused unless ``overwrite`` (then replaced)."""
+             echo: Callable[[str], None] = print, overwrite: bool = False, threads: int | None = None) -> DemoResult:
+    """Train the toy in ``out``; an ``out`` that holds files is refused unless ``overwrite`` (then replaced).
+
+    ``threads``: intra-op threads (default: one, as :func:`glassbert.threads.choose_threads` picks for a model
+    this small; more only wait for each other)."""
     from .recording import Recorder, RecordCallback
     from .train import Trainer, TrainConfig
 
@@ -136,12 +140,13 @@ def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, l
     tok = Tokenizer.from_vocab(build_vocab(), lowercase=True, model_max_length=14)
     batch = make_batch(tok, seed)
     config = BertConfig.preset("toy", vocab_size=tok.vocab_size)
+    chosen = set_threads(threads, config.hidden_size)
     model = BertForPreTraining(config)
 
     echo(f"Toy BERT of reference/002: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
          f"{config.num_attention_heads} heads of size {config.attention_head_size}, FFN {config.intermediate_size}, "
          f"max length {config.max_position_embeddings}, vocabulary {tok.vocab_size} words, "
-         f"{model.num_parameters():,} parameters")
+         f"{model.num_parameters():,} parameters; {chosen}")
     echo("\nMasked input (the model sees these; it must fill each [MASK] and tell IsNext):")
     for i in range(len(PAIRS)):
         echo(f"  {i}  " + " ".join(tok.convert_ids_to_tokens(batch["input_ids"][i])))

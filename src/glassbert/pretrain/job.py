@@ -28,6 +28,7 @@ from ..errors import InputError, MissingError
 from ..heads import BertForPreTraining
 from ..runfiles import PLOT_FILE, atomic_write_json, check_target_dir, replace_dir
 from ..textfiles import read_json_object
+from ..threads import set_threads
 from ..tokenizer import Tokenizer
 from ..train import Trainer, TrainConfig
 from ..train.checkpoints import find_checkpoint
@@ -191,12 +192,13 @@ def _resume_or_say_done(trainer: Trainer, args: PretrainArgs, out: Path, extende
 
 
 def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, expect: dict | None = None,
-             extended: tuple[str, ...] = ()) -> dict:
+             extended: tuple[str, ...] = (), threads: int | None = None) -> dict:
     """Pretrain a BertForPreTraining as ``args`` say; ``resume`` continues ``args.out``'s checkpoint.
 
     A new run refuses an ``out`` that holds files unless ``args.overwrite`` (then it is replaced whole,
     once the corpus and vocabulary have been read). ``expect``: see :func:`build_datasets`. ``extended``:
-    the limits (of :data:`LIMITS`) a resume changed, which must then let the run go on.
+    the limits (of :data:`LIMITS`) a resume changed, which must then let the run go on. ``threads``: the
+    intra-op threads of this process (default: :func:`glassbert.threads.choose_threads` for the preset).
     """
     out = Path(args.out)
     if not resume:
@@ -209,13 +211,14 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     overrides = dict(args.config_overrides)
     overrides.setdefault("max_position_embeddings", max(512, args.max_seq_length))
     config = BertConfig.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, **overrides)
+    chosen = set_threads(threads, config.hidden_size)
     torch.manual_seed(args.seed)
     model = BertForPreTraining(config)
     if args.schedule is None:  # chosen once: an extension on resume keeps the run's kind of schedule
         args.schedule = "linear" if (args.steps or args.epochs) else "constant"
     say(f"pretraining {args.preset} ({model.num_parameters() / 1e6:.1f} M parameters) on {args.corpus}: "
         f"{data.train_documents} documents → {len(train_ds)} pairs; held out {data.eval_documents} documents → "
-        f"{len(eval_ds) if eval_ds else 0} pairs; vocabulary {tok.vocab_size}")
+        f"{len(eval_ds) if eval_ds else 0} pairs; vocabulary {tok.vocab_size}; {chosen}")
 
     schedule = args.schedule
     train_cfg = TrainConfig(
@@ -259,7 +262,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
 
 def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str | None = None,
                        steps: int | None = None, epochs: int | None = None, minutes: float | None = None,
-                       **changes) -> dict:
+                       threads: int | None = None, **changes) -> dict:
     """Continue the run in ``run_dir`` from its last checkpoint with the arguments it was started with.
 
     The run continues in ``run_dir`` wherever it now is (a copied or moved run resumes in place). Its
@@ -299,7 +302,7 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
         args = PretrainArgs(**saved)
     except TypeError as e:
         raise InputError(f"{path}: {e}") from None
-    return pretrain(args, resume=True, progress=progress, expect=expect, extended=extended)
+    return pretrain(args, resume=True, progress=progress, expect=expect, extended=extended, threads=threads)
 
 
 __all__ = ["PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents",

@@ -1,0 +1,72 @@
+"""How many threads a job uses: asked for, from the environment, by model size, shared under torchrun."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from glassbert import threads
+from glassbert.errors import InputError
+from glassbert.threads import choose_threads
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for var in ("OMP_NUM_THREADS", "GLASSBERT_THREADS", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 8)
+    monkeypatch.setattr(threads, "_busy_cores", lambda: 0.0)
+    return monkeypatch
+
+
+def test_asked_for_wins(clean_env):
+    clean_env.setenv("OMP_NUM_THREADS", "3")
+    assert choose_threads(5, hidden_size=7).threads == 5
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="threads must be a whole number"):
+            choose_threads(bad)
+
+
+def test_the_environment_wins_over_the_rule(clean_env):
+    clean_env.setenv("OMP_NUM_THREADS", "3")
+    assert choose_threads(hidden_size=768).threads == 3
+    clean_env.setenv("GLASSBERT_THREADS", "2")
+    assert choose_threads(hidden_size=768).threads == 2
+    clean_env.setenv("GLASSBERT_THREADS", "many")
+    with pytest.raises(InputError, match="GLASSBERT_THREADS='many'"):
+        choose_threads()
+
+
+def test_small_models_get_one_thread_big_ones_the_cores(clean_env):
+    assert choose_threads(hidden_size=7).threads == 1      # the toy
+    assert choose_threads(hidden_size=128).threads == 1    # tiny
+    assert choose_threads(hidden_size=768).threads == 8
+
+
+def test_a_busy_machine_gets_fewer_threads(clean_env):
+    clean_env.setattr(threads, "_busy_cores", lambda: 6.2)
+    choice = choose_threads(hidden_size=768)
+    assert choice.threads == 2 and "busy" in choice.reason
+    clean_env.setattr(threads, "_busy_cores", lambda: 20.0)
+    assert choose_threads(hidden_size=768).threads == 1
+
+
+def test_torchrun_processes_share_the_cores(clean_env):
+    clean_env.setenv("LOCAL_WORLD_SIZE", "4")
+    clean_env.setenv("OMP_NUM_THREADS", "1")  # torchrun's default for each process: not a choice
+    assert choose_threads(hidden_size=768).threads == 2
+    assert choose_threads(hidden_size=768, processes=3).threads == 2
+    clean_env.setenv("GLASSBERT_THREADS", "1")  # an explicit choice is kept
+    assert choose_threads(hidden_size=768).threads == 1
+
+
+def test_the_toy_demo_runs_single_threaded_by_default(clean_env, tmp_path):
+    from glassbert.demo import run_demo
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    lines: list[str] = []
+    try:
+        run_demo(tmp_path / "demo", epochs=2, record=None, progress=False, echo=lines.append)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert "1 thread (hidden size 7" in lines[0]
