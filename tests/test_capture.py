@@ -95,3 +95,20 @@ def test_the_catalogue_lists_every_point_with_its_explorer_facts():
 def test_a_table_may_not_name_a_point_twice():
     with pytest.raises(ValueError, match="twice"):
         Points("Twice", [Point("a", (), "a"), Point("a", (), "a again")])
+
+
+def test_a_capture_lists_its_names_like_a_read_only_mapping():
+    cfg = BertConfig.preset("toy", vocab_size=40)
+    model = TASK_MODELS["BertModel"](cfg).eval()
+    with Capture(model, include=["*.attention.self.probs", "embeddings.*"]) as cap:
+        model(**{k: v for k, v in _inputs("BertModel", 40).items()})
+    names = list(cap)
+    assert names == list(cap.keys()) == list(cap.records)
+    assert len(cap) == len(names) > cfg.num_hidden_layers
+    assert names.index("encoder.layer.0.attention.self.probs") < names.index("encoder.layer.1.attention.self.probs")
+    assert "encoder.layer.1.attention.self.probs" in cap and "encoder.layer.1.output" not in cap
+    assert cap.get("no.such.point") is None
+    assert dict(cap.items())["encoder.layer.1.attention.self.probs"].shape == (2, cfg.num_attention_heads, 9, 9)
+    assert f"{len(cap)} points" in repr(cap)
+    with pytest.raises(TypeError):
+        cap["x"] = torch.zeros(1)  # read-only

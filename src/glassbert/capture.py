@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +158,7 @@ class UndeclaredTap(LookupError):
     """A module tapped a name its capture table does not declare (a bug in the model code)."""
 
 
-class Capture:
+class Capture(Mapping[str, torch.Tensor]):
     """Record the named tensors of one or more forward passes of `model`.
 
     include: None (everything), a list of fnmatch globs ("*.attention.self.probs"), or a predicate.
@@ -166,6 +166,10 @@ class Capture:
     only the taps outside the encoder run. ``points[key]`` is the catalogue entry of each record and
     ``owners[key]`` the module that tapped it.
     A tap that its module's table does not declare raises :class:`UndeclaredTap`.
+
+    After the block, the capture is a read-only mapping of the records in forward order:
+    ``list(cap)`` / ``cap.keys()`` name them, ``len(cap)`` counts them, ``cap[name]``, ``name in cap``,
+    ``cap.items()`` and ``cap.get(name)`` read them.
     """
 
     def __init__(self, model: nn.Module,
@@ -218,8 +222,17 @@ class Capture:
             raise KeyError(f"no capture point {name!r}; recorded: {len(self.records)} points, "
                            f"e.g. {list(self.records)[:3]}") from None
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self.records
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return f"<Capture of {type(self.model).__name__}: {len(self.records)} points>"
 
 
 __all__ = ["Capture", "Point", "Points", "tap", "capturing", "catalogue", "points_of", "layer_of",
