@@ -111,6 +111,39 @@ def test_legacy_gamma_beta_names(tmp_path):
     assert torch.equal(again.embeddings.LayerNorm.weight, model.embeddings.LayerNorm.weight)
 
 
+def test_a_loaded_model_saves_the_tokenizer_it_came_with(tmp_path, minilm_path):
+    """from_pretrained remembers its directory; save_pretrained with no tokenizer copies that directory's
+    tokenizer files, so `glassbert tokenize OUT` works on the saved model."""
+    from click.testing import CliRunner
+
+    from glassbert.checkpoint import TOKENIZER_FILES
+    from glassbert.cli import main
+
+    model = gb.BertModel.from_pretrained("minilm")
+    assert model.pretrained_dir == minilm_path.resolve()
+    out = model.save_pretrained(tmp_path / "out")
+    for name in TOKENIZER_FILES:
+        assert (out / name).read_bytes() == (minilm_path / name).read_bytes(), name
+    text = "He hates pineapple pizza."
+    assert gb.Tokenizer.from_pretrained(out).encode(text) == gb.Tokenizer.from_pretrained("minilm").encode(text)
+    result = CliRunner().invoke(main, ["tokenize", str(out), "hi"])
+    assert result.exit_code == 0 and "hi" in result.output, result.output
+    # re-saved in place: the same files, nothing lost
+    gb.BertModel.from_pretrained(out).save_pretrained(out)
+    assert (out / "vocab.txt").read_bytes() == (minilm_path / "vocab.txt").read_bytes()
+
+
+def test_a_tokenizer_given_wins_and_a_model_from_a_config_writes_none(tmp_path, minilm_path):
+    own = gb.Tokenizer.from_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hi", "there"])
+    model = gb.BertModel.from_pretrained(minilm_path)
+    model.save_pretrained(tmp_path / "given", tokenizer=own)
+    assert gb.Tokenizer.from_pretrained(tmp_path / "given").vocab_size == 7
+    fresh = gb.BertModel(gb.BertConfig.preset("tiny", vocab_size=60))
+    assert fresh.pretrained_dir is None
+    fresh.save_pretrained(tmp_path / "fresh")
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["config.json", "model.safetensors"]
+
+
 # ─── bad input ──────────────────────────────────────────────────────────────────────────────
 def test_missing_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):

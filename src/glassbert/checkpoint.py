@@ -11,7 +11,7 @@ from torch import nn
 
 from .config import BertConfig
 from .errors import InputError, MissingError
-from .runfiles import atomic_write_text, atomic_write_with
+from .runfiles import atomic_write_bytes, atomic_write_text, atomic_write_with
 
 log = logging.getLogger("glassbert")
 
@@ -110,6 +110,7 @@ def load_pretrained(cls, path: str | Path, **config_overrides):
     if config_overrides:
         config = config.replace(**config_overrides)
     model = cls(config)
+    model.pretrained_dir = directory.resolve()  # save_pretrained copies its tokenizer files from here
     raw, weights_path = read_state_dict(directory)
     state, dropped = _align_prefix(_normalize_keys(raw), model)
     as_saved = getattr(model, "state_dict_as_saved", None)  # a head saved under a name of its own (heads.py)
@@ -163,8 +164,15 @@ def _tied_keys(model: nn.Module) -> set[str]:
 
 
 # ─── writing weights ────────────────────────────────────────────────────────────────────────
+# What Tokenizer.from_pretrained reads and Tokenizer.save_pretrained writes.
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
 def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
-    """config.json (+ architectures) and model.safetensors, written atomically (temp + rename)."""
+    """config.json (+ architectures) and model.safetensors, written atomically (temp + rename), and the
+    tokenizer: ``tokenizer`` when given, else the tokenizer files of the directory the model was loaded
+    from (``model.pretrained_dir``, set by from_pretrained), so the directory is a complete model.
+    A model built from a config, with no tokenizer given, writes none."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
@@ -176,4 +184,20 @@ def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> 
                       lambda tmp: safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt"}))
     if tokenizer is not None:
         tokenizer.save_pretrained(d)
+    else:
+        copy_tokenizer_files(getattr(model, "pretrained_dir", None), d)
     return d
+
+
+def copy_tokenizer_files(source: Path | None, target: Path) -> list[str]:
+    """Copy the tokenizer files ``source`` holds into ``target`` (atomically, byte for byte); the names
+    copied. Nothing when ``source`` is None or is ``target`` itself (a model re-saved in place)."""
+    if source is None or not source.is_dir() or source.resolve() == target.resolve():
+        return []
+    names = [name for name in TOKENIZER_FILES if (source / name).is_file()]
+    if not names:
+        log.warning("%s: no tokenizer files to copy (looked for %s); %s has no tokenizer: pass "
+                    "save_pretrained(..., tokenizer=tok)", source, ", ".join(TOKENIZER_FILES), target)
+    for name in names:
+        atomic_write_bytes(target / name, (source / name).read_bytes())
+    return names

@@ -352,6 +352,9 @@ class BertPreTrainedModel(nn.Module):
         if not isinstance(config, BertConfig):
             raise TypeError(f"expected a BertConfig, got {type(config).__name__}")
         self.config = config
+        # The directory from_pretrained read (None: built from a config). save_pretrained with no
+        # tokenizer copies that directory's tokenizer files, so a re-saved model stays complete.
+        self.pretrained_dir: Path | None = None
 
     def init_weights(self) -> None:
         """normal(0, 0.02) for matrices and embeddings, zero biases, LayerNorm (1, 0); then tie."""
@@ -381,7 +384,9 @@ class BertPreTrainedModel(nn.Module):
         return load_pretrained(cls, path, **config_overrides)
 
     def save_pretrained(self, directory: str | Path, tokenizer=None) -> Path:
-        """Write config.json + model.safetensors (+ tokenizer files) that transformers loads as is."""
+        """Write config.json + model.safetensors that transformers loads as is, and the tokenizer:
+        ``tokenizer``'s files when given, else those of ``pretrained_dir`` (the directory this model
+        was loaded from), if any."""
         from .checkpoint import save_pretrained
         return save_pretrained(self, directory, tokenizer)
 
