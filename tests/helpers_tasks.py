@@ -1,11 +1,15 @@
-"""Shared by the fine-tuning task tests: the MiniLM tokenizer (and transformers' for comparison), file writers."""
+"""Shared by the fine-tuning task tests: the MiniLM tokenizer (and transformers' for comparison), a tiny BERT
+that knows the synthetic sets' words, file writers."""
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
 import pytest
+import torch
 
+import glassbert as gb
+from glassbert import synthetic as S
 from glassbert.tokenizer import Tokenizer
 
 
@@ -33,6 +37,17 @@ def tok() -> Tokenizer:
 def hf_tok():
     """transformers' BertTokenizerFast on MiniLM's vocabulary (a fixture, like ``tok``)."""
     return hf_minilm_tokenizer()
+
+
+def tiny_bert(directory: Path) -> Path:
+    """A random 2-layer BERT (hidden 128) whose 600-piece vocabulary is learned from the synthetic sets,
+    saved in ``directory``: fine-tunes in seconds."""
+    texts = ([t for t, _ in S.make_sentiment(500, 99)] + [" ".join(w) for w, _ in S.make_ner(500, 99)]
+             + [e.context + " " + e.question for e in S.make_qa(300, 99)])
+    tok = gb.Tokenizer.train(texts, vocab_size=600, min_frequency=1, show_progress=False)
+    torch.manual_seed(0)
+    config = gb.BertConfig.preset("tiny", vocab_size=tok.vocab_size, max_position_embeddings=256)
+    return gb.BertModel(config).save_pretrained(directory, tokenizer=tok)
 
 
 def write(path: Path, text: str) -> Path:

@@ -11,13 +11,16 @@ import pytest
 import torch
 
 import glassbert as gb
+from glassbert import metrics as M
 from glassbert import synthetic as S
 from glassbert.checkpoint import read_state_dict
 from glassbert.tasks.classification import encode_classification, evaluate_classification, read_classification
 from glassbert.tasks.common import EVAL_FILE, TASK_FILE, choose_pooling, freeze_parameters, parse_freeze
 from glassbert.tasks.job import FinetuneArgs, build_task_model, finetune
+from glassbert.tasks.answerer import answer
 from glassbert.tasks.predict import classify, format_table
-from helpers_tasks import write_csv
+from glassbert.tasks.tagger import tag
+from helpers_tasks import tiny_bert, write_csv
 
 QUIET = dict(progress=False, quiet=True)
 
@@ -30,12 +33,7 @@ def run(*args, **kwargs) -> dict:
 # ─── a tiny BERT with a vocabulary learned from the synthetic tasks ─────────────────────────
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    texts = ([t for t, _ in S.make_sentiment(500, 99)] + [" ".join(w) for w, _ in S.make_ner(500, 99)]
-             + [e.context + " " + e.question for e in S.make_qa(300, 99)])
-    tok = gb.Tokenizer.train(texts, vocab_size=600, min_frequency=1, show_progress=False)
-    torch.manual_seed(0)
-    config = gb.BertConfig.preset("tiny", vocab_size=tok.vocab_size, max_position_embeddings=256)
-    return gb.BertModel(config).save_pretrained(tmp_path_factory.mktemp("tiny") / "base", tokenizer=tok)
+    return tiny_bert(tmp_path_factory.mktemp("tiny") / "base")
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +221,15 @@ def test_token_tagger_learns_ner(tiny, tmp_path):
     with pytest.raises(ValueError, match="fine-tuned for task 'token'"):
         classify(tmp_path / "ner", texts=["Alice flew to Paris ."])
 
+    # `glassbert tag` on the test sentences' raw text finds the entities the evaluation found
+    sentences = S.make_ner(200, 2)
+    tagged = tag(tmp_path / "ner", [" ".join(words) for words, _ in sentences])
+    scores = M.entity_scores([tags for _, tags in sentences], [[w.tag for w in t.words] for t in tagged])
+    assert scores.f1 == pytest.approx(summary["metrics"]["f1"])
+    [text] = tag(tmp_path / "ner", ["Yesterday Grace Okafor visited the Hooli office in Cape Town."])
+    assert [(e.type, e.text, e.start) for e in text.entities] == [("PER", "Grace Okafor", 10), ("ORG", "Hooli", 35),
+                                                                 ("LOC", "Cape Town", 51)]
+
 
 @pytest.mark.slow
 def test_qa_learns_synthetic_squad(minilm_path, tmp_path):
@@ -235,6 +242,13 @@ def test_qa_learns_synthetic_squad(minilm_path, tmp_path):
     assert summary["metrics"]["exact_match"] >= 80
     assert json.loads((tmp_path / "qa" / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
     assert json.loads((tmp_path / "qa" / TASK_FILE).read_text())["doc_stride"] == 32
+
+    # `glassbert answer` with the run's settings: the evaluation's scores on the test file, spans on a new passage
+    assert answer(tmp_path / "qa", input=test).scores == pytest.approx(summary["metrics"])
+    context = "Zoe Weber was born in Lima in 1931. Umar Costa bought a kayak in Oslo."
+    found = answer(tmp_path / "qa", ["Where was Zoe Weber born?", "Who bought a kayak?"], context, n_best=3)
+    assert [(a.best.text, a.best.start) for a in found.answers] == [("Lima", 22), ("Umar Costa", 36)]
+    assert all(len(a.candidates) == 3 and a.best.probability > 0.5 for a in found.answers)
 
 
 # ─── bad input: the error names the file and the line ──────────────────────────────────────

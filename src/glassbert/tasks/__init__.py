@@ -7,6 +7,8 @@
                        batched inference, TaskData
     job.py             the `finetune` job: FinetuneArgs → Trainer → out/ (a model dir transformers loads)
     predict.py         `classify`: apply a fine-tuned classifier to texts or a file (CSV of predictions)
+    tagger.py          `tag`: apply a fine-tuned tagger to raw text: entities with character spans (text, CoNLL, JSONL)
+    answerer.py        `answer`: apply a fine-tuned QA model: answer spans, scores, n-best; SQuAD JSON in and out
 
 Readers keep the line of everything they read, so an error names the file and the line.
 This module holds only the names the CLI needs (no torch import); the rest loads on first use:
@@ -18,9 +20,11 @@ from typing import Any
 
 TASK_NAMES = ("classify", "token", "qa")            # the `--task` choices; job.TASKS maps each to its module
 FREEZE_MODES = ("none", "embeddings", "encoder")    # or a number N: the embeddings and the first N layers
+TAG_FORMATS = ("text", "conll", "jsonl")            # what `glassbert tag` writes
 
 _LAZY = {"finetune": "job", "FinetuneArgs": "job", "TASKS": "job", "build_task_model": "job",
-         "classify": "predict", "write_predictions": "predict", "format_table": "predict"}
+         "classify": "predict", "write_predictions": "predict", "format_table": "predict",
+         "tag": "tagger", "answer": "answerer"}
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +34,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["TASK_NAMES", "FREEZE_MODES", *_LAZY]
+__all__ = ["TASK_NAMES", "FREEZE_MODES", "TAG_FORMATS", *_LAZY]

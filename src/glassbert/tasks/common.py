@@ -15,9 +15,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..batching import map_sorted
-from ..checkpoint import read_state_dict
+from ..checkpoint import read_state_dict, resolve_model_path
 from ..config import CLASSIFIER_POOLING, BertConfig
 from ..errors import InputError, MissingError
+from ..textfiles import read_json_object
 from ..tokenizer import pad_rows
 from ..train import Evaluation  # what every task's evaluate returns: metrics, and details["text"] to print
 from . import FREEZE_MODES
@@ -25,6 +26,7 @@ from . import FREEZE_MODES
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 TASK_FILE = "glassbert_task.json"  # in a fine-tuned model dir: the task and how its inputs were read
 EVAL_FILE = "eval.json"           # the final evaluation and the run's summary
+APPLY_COMMANDS = {"classify": "glassbert classify", "token": "glassbert tag", "qa": "glassbert answer"}
 
 
 # ─── files and tokenizers ───────────────────────────────────────────────────────────────────
@@ -66,14 +68,43 @@ def pad_id_of(tokenizer: Any) -> int:
     return int(value)
 
 
-def truncating_copy(tokenizer: Any, max_length: int, strategy: str = "longest_first") -> tokenizers.Tokenizer:
-    """A copy of the backend that truncates to ``max_length`` (the original stays untouched)."""
-    if max_length < 3:
+def truncating_copy(tokenizer: Any, max_length: int | None, strategy: str = "longest_first") -> tokenizers.Tokenizer:
+    """A copy of the backend that truncates to ``max_length`` (None: never) and does not pad (the original
+    stays untouched)."""
+    if max_length is not None and max_length < 3:
         raise InputError(f"max_length must be at least 3 ([CLS] x [SEP]), got {max_length}")
     copy = tokenizers.Tokenizer.from_str(backend_of(tokenizer).to_str())
     copy.no_padding()
-    copy.enable_truncation(max_length, strategy=strategy)
+    if max_length is None:
+        copy.no_truncation()
+    else:
+        copy.enable_truncation(max_length, strategy=strategy)
     return copy
+
+
+def fine_tuned_run(model: str | Path, task: str, architecture: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """(model directory, its glassbert_task.json settings) of a model fine-tuned for ``task``.
+
+    A run of another task is refused, naming the command that applies it. A directory without
+    glassbert_task.json (e.g. a transformers model) gives no settings; with ``architecture``, its
+    config.json must name that class.
+    """
+    directory = resolve_model_path(model)
+    task_file = directory / TASK_FILE
+    if task_file.is_file():
+        info = read_json_object(task_file)
+        found = info.get("task")
+        if found != task:
+            hint = f": `{APPLY_COMMANDS[found]}` applies it" if found in APPLY_COMMANDS else ""
+            raise InputError(f"{directory} was fine-tuned for task {found!r}, not {task!r}{hint}")
+        return directory, info
+    if architecture is not None:
+        names = read_json_object(directory / "config.json").get("architectures") or []
+        if architecture not in names:
+            raise InputError(f"{directory} is not fine-tuned for task {task!r}: it has no {TASK_FILE} and its "
+                             f"config.json names {names or 'no architectures'}, not {architecture}; fine-tune it "
+                             f"first: glassbert finetune {model} --task {task} …")
+    return directory, {}
 
 
 # ─── datasets and dynamic padding ───────────────────────────────────────────────────────────
@@ -244,6 +275,6 @@ def freeze_parameters(model: nn.Module, freeze: str | int | None) -> list[str]:
     return frozen
 
 
-__all__ = ["MODEL_INPUTS", "TASK_FILE", "EVAL_FILE", "existing_file", "about", "backend_of", "pad_id_of", "truncating_copy", "Collator",
+__all__ = ["MODEL_INPUTS", "TASK_FILE", "EVAL_FILE", "APPLY_COMMANDS", "fine_tuned_run", "existing_file", "about", "backend_of", "pad_id_of", "truncating_copy", "Collator",
            "EncodedDataset", "Evaluation", "TaskData", "forward_sorted", "load_task_model", "choose_pooling", "parse_freeze",
            "freeze_parameters"]

@@ -59,9 +59,9 @@ class FinetuneArgs:
     freeze: str | int | None = "none"  # none | embeddings | encoder | N (the first N layers)
     pooling: str | None = None       # classify: pooler | cls | mean (default: see common.choose_pooling)
     # qa
-    doc_stride: int = 128
-    n_best: int = 20
-    max_answer_length: int = 30
+    doc_stride: int = qa.DEFAULT_DOC_STRIDE
+    n_best: int = qa.DEFAULT_N_BEST
+    max_answer_length: int = qa.DEFAULT_MAX_ANSWER_LENGTH
     # the run
     record: str | None = None        # what the explorer records, e.g. "samples=0,1;every_steps=50" (as pretrain's)
     resume: bool = False

@@ -12,14 +12,13 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import resolve_model_path
 from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForSequenceClassification
-from ..textfiles import read_json_object, read_lines
+from ..textfiles import read_lines
 from ..tokenizer import Tokenizer, check_count, check_text
 from .classification import ClassificationData, cell, class_logits, encode_classification, iter_table
-from .common import TASK_FILE, existing_file
+from .common import existing_file, fine_tuned_run
 
 
 def read_texts(path: Path, text_column: str, text_pair_column: str | None) -> tuple[list[str], list[str] | None]:
@@ -42,6 +41,22 @@ def read_texts(path: Path, text_column: str, text_pair_column: str | None) -> tu
     return texts, (pairs if text_pair_column else None)
 
 
+def gather_texts(texts: Sequence[str] | str | None, input: str | Path | None, text_column: str = "text",
+                 text_pair_column: str | None = None, verb: str = "classify"
+                 ) -> tuple[list[str], list[str] | None, bool]:
+    """(texts, second texts, whether they came from a file): ``texts`` (checked to be text) or those of the file
+    ``input`` (see :func:`read_texts`); exactly one of them."""
+    if (texts is None) == (input is None):
+        raise InputError("give texts or an input file (one of them)")
+    if input is not None:
+        found, pairs = read_texts(existing_file(input, "input"), text_column, text_pair_column)
+        return found, pairs, True
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        raise InputError(f"no texts to {verb}")
+    return [check_text(text, i) for i, text in enumerate(texts)], None, False
+
+
 def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: str | Path | None = None,
              output: str | Path | None = None, text_column: str = "text", text_pair_column: str | None = None,
              text_pairs: Sequence[str] | None = None, batch_size: int = 64, max_length: int | None = None,
@@ -52,34 +67,21 @@ def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: s
     label) and probs (label → probability). With ``output``, also writes them as CSV: text, label,
     probability and one ``prob_<label>`` column per label.
     """
-    directory = resolve_model_path(model_dir)
-    task_file = directory / TASK_FILE
-    info: dict[str, Any] = {}
-    if task_file.is_file():
-        info = read_json_object(task_file)
-        if info.get("task") != "classify":
-            raise InputError(f"{directory} was fine-tuned for task {info.get('task')!r}, not 'classify'")
+    directory, info = fine_tuned_run(model_dir, "classify")
     config = BertConfig.load(directory)
     if config.id2label is None:
         raise InputError(f"{directory / 'config.json'}: no id2label; this is not a fine-tuned classifier")
-    if (texts is None) == (input is None):
-        raise InputError("give texts or an input file (one of them)")
     if max_length is not None:
         check_count("max_length", max_length, 3, "[CLS] text [SEP]")
-    if input is not None:
-        texts, text_pairs = read_texts(existing_file(input, "input"), text_column, text_pair_column)
-        progress = True if progress is None else progress
-    else:
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        if not texts:
-            raise InputError("no texts to classify")
-        texts = [check_text(text, i) for i, text in enumerate(texts)]
-        if text_pairs is not None:
-            text_pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
-            if len(text_pairs) != len(texts):
-                raise InputError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
-            text_pairs = [check_text(pair, i, "text pair") for i, pair in enumerate(text_pairs)]
-        progress = False if progress is None else progress
+    texts, pairs, from_file = gather_texts(texts, input, text_column, text_pair_column, "classify")
+    if from_file:
+        text_pairs = pairs
+    elif text_pairs is not None:
+        text_pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
+        if len(text_pairs) != len(texts):
+            raise InputError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+        text_pairs = [check_text(pair, i, "text pair") for i, pair in enumerate(text_pairs)]
+    progress = from_file if progress is None else progress
     limit = min((info.get("max_length") or 512) if max_length is None else max_length, config.max_position_embeddings)
 
     tok = Tokenizer.from_pretrained(directory)
@@ -132,4 +134,4 @@ def format_table(rows: Sequence[Mapping[str, Any]], width: int = 60) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["classify", "read_texts", "write_predictions", "format_table"]
+__all__ = ["classify", "gather_texts", "read_texts", "write_predictions", "format_table"]

@@ -31,6 +31,9 @@ NAME = "qa"
 MODEL = BertForQuestionAnswering
 KEEP_BEST = "exact_match"
 DEFAULT_MAX_LENGTH = 384
+DEFAULT_DOC_STRIDE = 128         # context tokens two neighbouring windows share
+DEFAULT_N_BEST = 20              # start and end candidates per window, and answers kept per question
+DEFAULT_MAX_ANSWER_LENGTH = 30   # tokens
 MAX_QUERY_LENGTH = 64  # question word pieces kept, as the original BERT does
 
 
@@ -194,8 +197,9 @@ def _answer_tokens(answers: Sequence[tuple[str, int]], offsets: Sequence[tuple[i
     return first, last
 
 
-def prepare_qa_features(examples: Sequence[SquadExample], tokenizer: Tokenizer, max_length: int = 384,
-                        doc_stride: int = 128, max_query_length: int = MAX_QUERY_LENGTH) -> list[QAFeature]:
+def prepare_qa_features(examples: Sequence[SquadExample], tokenizer: Tokenizer, max_length: int = DEFAULT_MAX_LENGTH,
+                        doc_stride: int = DEFAULT_DOC_STRIDE, max_query_length: int = MAX_QUERY_LENGTH
+                        ) -> list[QAFeature]:
     """Split each example into overlapping windows of at most ``max_length`` tokens.
 
     Windows are exactly those of transformers' ``BertTokenizerFast(question, context,
@@ -245,7 +249,9 @@ def qa_dataset(features: Sequence[QAFeature], tokenizer: Any) -> EncodedDataset:
 # ─── decoding: n-best spans ─────────────────────────────────────────────────────────────────
 @dataclass(frozen=True)
 class SpanCandidate:
-    """One candidate answer: its text, score = start_logit + end_logit, and softmax probability."""
+    """One candidate answer: its text, score = start_logit + end_logit, softmax probability (over the
+    candidates kept), and its characters ``context[start:end]`` (None for the empty answer of a question
+    with no valid span)."""
 
     text: str
     score: float
@@ -255,6 +261,13 @@ class SpanCandidate:
     feature_index: int
     start_token: int
     end_token: int
+    start: int | None = None
+    end: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What an n-best file holds for it (transformers' nbest_predictions.json keys, plus the span)."""
+        return {"text": self.text, "probability": self.probability, "start_logit": self.start_logit,
+                "end_logit": self.end_logit, "score": self.score, "start": self.start, "end": self.end}
 
 
 def _to_numpy(row: Any) -> np.ndarray:
@@ -265,8 +278,8 @@ def _to_numpy(row: Any) -> np.ndarray:
 
 def decode_nbest(start_logits: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
                  end_logits: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
-                 features: Sequence[QAFeature], examples: Sequence[SquadExample], n_best: int = 20,
-                 max_answer_length: int = 30) -> dict[str, list[SpanCandidate]]:
+                 features: Sequence[QAFeature], examples: Sequence[SquadExample], n_best: int = DEFAULT_N_BEST,
+                 max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH) -> dict[str, list[SpanCandidate]]:
     """Question id -> up to ``n_best`` candidates, best first (transformers' postprocess, v1.1).
 
     For every window of an example: take the ``n_best`` highest start and end logits, drop
@@ -309,37 +322,44 @@ def decode_nbest(start_logits: Sequence[Sequence[float]] | np.ndarray | torch.Te
         spans = []
         for (score, s_logit, e_logit, feature_index, s, e), probability in zip(candidates, probabilities):
             offsets = features[feature_index].offsets
-            text = example.context[offsets[s][0] : offsets[e][1]]  # type: ignore[index]
-            spans.append(SpanCandidate(text, float(score), float(s_logit), float(e_logit), float(probability),
-                                       feature_index, s, e))
+            first, last = offsets[s][0], offsets[e][1]  # type: ignore[index]
+            spans.append(SpanCandidate(example.context[first:last], float(score), float(s_logit), float(e_logit),
+                                       float(probability), feature_index, s, e, first, last))
         results[example.id] = spans
     return results
 
 
 def decode_spans(start_logits: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
                  end_logits: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
-                 features: Sequence[QAFeature], examples: Sequence[SquadExample], n_best: int = 20,
-                 max_answer_length: int = 30) -> dict[str, str]:
+                 features: Sequence[QAFeature], examples: Sequence[SquadExample], n_best: int = DEFAULT_N_BEST,
+                 max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH) -> dict[str, str]:
     """Question id -> best answer text (the top candidate of :func:`decode_nbest`)."""
     nbest = decode_nbest(start_logits, end_logits, features, examples, n_best, max_answer_length)
     return {qid: spans[0].text for qid, spans in nbest.items()}
 
 
 # ─── evaluation ─────────────────────────────────────────────────────────────────────────────
+def qa_logits(model: nn.Module, features: Sequence[QAFeature], pad_id: int, batch_size: int = 64,
+              progress: bool = False, desc: str = "eval") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(start logits, end logits) of every window's tokens, in the features' order (length-sorted batches)."""
+    def read(output: Any, row: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        return (output.start_logits[row, :length].float().cpu().numpy(),
+                output.end_logits[row, :length].float().cpu().numpy())
+
+    spans = forward_sorted(model, [feature.to_item() for feature in features], pad_id, batch_size, read, progress,
+                           desc)
+    return [s for s, _ in spans], [e for _, e in spans]
+
+
 def evaluate_qa(model: nn.Module, features: Sequence[QAFeature], examples: Sequence[SquadExample], pad_id: int,
-                batch_size: int = 64, n_best: int = 20, max_answer_length: int = 30,
+                batch_size: int = 64, n_best: int = DEFAULT_N_BEST, max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH,
                 progress: bool = False) -> Evaluation:
     """SQuAD v1.1 exact match and F1 (percent) of the best span of every question.
 
     ``details``: predictions (question id → answer), text (printable).
     """
-    def read(output: Any, row: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-        return (output.start_logits[row, :length].float().cpu().numpy(),
-                output.end_logits[row, :length].float().cpu().numpy())
-
-    spans = forward_sorted(model, [feature.to_item() for feature in features], pad_id, batch_size, read, progress)
-    predictions = decode_spans([s for s, _ in spans], [e for _, e in spans], features, examples,
-                               n_best=n_best, max_answer_length=max_answer_length)
+    starts, ends = qa_logits(model, features, pad_id, batch_size, progress)
+    predictions = decode_spans(starts, ends, features, examples, n_best=n_best, max_answer_length=max_answer_length)
     scores = M.squad_evaluate(predictions, M.squad_gold(examples))
     return Evaluation(
         {"exact_match": scores["exact_match"], "f1": scores["f1"]},
@@ -375,6 +395,7 @@ def eval_record(final: Evaluation, out: Path, labels: list[str] | None, step: in
     return {}
 
 
-__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "load_json_with_lines", "SquadExample",
-           "read_squad", "QAFeature", "prepare_qa_features", "qa_dataset", "SpanCandidate", "decode_nbest",
-           "decode_spans", "evaluate_qa", "prepare", "eval_record"]
+__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "DEFAULT_DOC_STRIDE", "DEFAULT_N_BEST",
+           "DEFAULT_MAX_ANSWER_LENGTH", "load_json_with_lines", "SquadExample", "read_squad", "QAFeature",
+           "prepare_qa_features", "qa_dataset", "SpanCandidate", "decode_nbest", "decode_spans", "qa_logits",
+           "evaluate_qa", "prepare", "eval_record"]
