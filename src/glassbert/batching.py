@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from tqdm.auto import tqdm
-
 from .errors import InputError
+from .progress import progress_bar
 
 T = TypeVar("T")
 
@@ -25,13 +24,12 @@ def sorted_batches(lengths: Sequence[int], batch_size: int, *, progress: bool = 
                    unit: str = "it", leave: bool = True) -> Iterator[list[int]]:
     """Batches of at most ``batch_size`` indices, longest items first (see :func:`longest_first`).
 
-    With ``progress``, a tqdm bar counts the items, advanced once the caller is done with a batch.
+    With ``progress``, a bar (progress.py) counts the items, advanced once the caller is done with a batch.
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
     order = longest_first(lengths)
-    with tqdm(total=len(order), desc=desc, unit=unit, disable=not progress, leave=leave,
-              dynamic_ncols=True) as bar:
+    with progress_bar(total=len(order), desc=desc, unit=unit, disable=not progress, leave=leave) as bar:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             yield rows

