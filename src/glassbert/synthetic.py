@@ -10,14 +10,18 @@ Everything is deterministic given ``seed``.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
+import shlex
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import InputError
+from .runfiles import atomic_write_json, atomic_write_text, check_target_dir, replace_dir
 from .tasks.qa import SquadExample
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ def make_ner(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
 
 
 def write_conll(examples: Sequence[tuple[Sequence[str], Sequence[str]]], path: str | Path) -> Path:
-    """Write ``token tag`` lines with a blank line after each sentence (read back by read_conll)."""
+    """Write ``token tag`` lines with a blank line after each sentence (read back by read_conll), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
@@ -134,8 +138,7 @@ def write_conll(examples: Sequence[tuple[Sequence[str], Sequence[str]]], path: s
                 raise InputError(f"sentence {n}: token {token!r} is empty or contains whitespace")
             lines.append(f"{token} {tag}")
         lines.append("")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +239,7 @@ def make_qa(n: int, seed: int = 0) -> list[SquadExample]:
 
 
 def write_squad(examples: Sequence[SquadExample], path: str | Path) -> Path:
-    """Write SQuAD v1.1 JSON, one paragraph per distinct (title, context), in first-seen order."""
+    """Write SQuAD v1.1 JSON, one paragraph per distinct (title, context), in first-seen order, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     articles: dict[str, dict[str, dict]] = {}
@@ -257,8 +260,7 @@ def write_squad(examples: Sequence[SquadExample], path: str | Path) -> Path:
             for title, paragraphs in articles.items()
         ],
     }
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    return path
+    return atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,3 +299,100 @@ def make_sentiment(n: int, seed: int = 0) -> list[tuple[str, str]]:
         )
         rows.append((text, label))
     return rows
+
+
+def write_sentiment(rows: Sequence[tuple[str, str]], path: str | Path) -> Path:
+    """Write ``text,label`` CSV rows under a header (read back by tasks.classification.read_classification), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["text", "label"])
+    writer.writerows(rows)
+    return atomic_write_text(path, buffer.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# `glassbert data make`: a set as the files a user fine-tunes on
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Set:
+    """How one synthetic set is written: its builder and writer, its files, and the command that learns it."""
+
+    build: Callable[[int, int], list[Any]]        # (n, seed) -> examples
+    write: Callable[[Sequence[Any], Path], Path]  # (examples, path) -> path
+    files: tuple[str, str]  # (training file, evaluation file)
+    unit: str
+    task: str       # finetune --task
+    settings: str   # the finetune options that learn it (as in README "## Fine-tuning")
+    default_n: int
+
+
+SYNTHETIC_SETS: dict[str, _Set] = {
+    "ner": _Set(make_ner, write_conll, ("train.conll", "test.conll"), "sentences", "token",
+                "--out runs/ner --epochs 3 --lr 1e-4", 1000),
+    "qa": _Set(make_qa, write_squad, ("train.json", "dev.json"), "questions", "qa",
+               "--out runs/qa --epochs 3 --lr 3e-4", 1000),
+    "sentiment": _Set(make_sentiment, write_sentiment, ("train.csv", "test.csv"), "rows", "classify",
+                      "--out runs/sentiment --epochs 1", 1000),
+}
+MADE_FILE = "glassbert_data.json"  # what `data make` wrote: the set, its sizes and seed (and that the folder is its)
+EVAL_FRACTION = 4                  # the evaluation file holds a quarter as many examples as the training file
+
+
+@dataclass(frozen=True)
+class MadeSet:
+    """What :func:`make_dataset` wrote: ``files`` maps each file to its number of examples."""
+
+    name: str
+    out: Path
+    files: dict[Path, int]
+    unit: str
+    seed: int
+    next_command: str
+
+
+def split_seeds(seed: int) -> tuple[int, int]:
+    """The seeds of the training and the evaluation file: distinct, and never those of another ``seed``."""
+    return 2 * seed, 2 * seed + 1
+
+
+def make_dataset(name: str, out: str | Path | None = None, n: int | None = None, seed: int = 0,
+                 overwrite: bool = False) -> MadeSet:
+    """Write synthetic set ``name`` (ner | qa | sentiment) into ``out`` (default ``data/<name>``).
+
+    ``n`` training examples (default: the set's) and ``n // 4`` (at least 1) evaluation examples:
+    NER as CoNLL (train.conll, test.conll), QA as SQuAD v1.1 JSON (train.json, dev.json), sentiment as
+    CSV text,label (train.csv, test.csv), plus glassbert_data.json recording what was made. The same
+    ``name``, ``n`` and ``seed`` give the same bytes. A non-empty ``out`` is refused unless ``overwrite``:
+    a folder `data make` wrote then has its set's files replaced (nothing else in it is touched); any
+    other folder follows :func:`glassbert.runfiles.check_target_dir` (replaced whole, and only one
+    glassbert wrote).
+    """
+    if name not in SYNTHETIC_SETS:
+        raise InputError(f"unknown synthetic set {name!r}; choose one of {', '.join(SYNTHETIC_SETS)}")
+    spec = SYNTHETIC_SETS[name]
+    n = spec.default_n if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"--n must be a whole number >= 1 (training examples), got {n!r}")
+    out = Path(f"data/{name}" if out is None else out)
+    if overwrite and (out / MADE_FILE).is_file():
+        for old in {MADE_FILE, *(f for s in SYNTHETIC_SETS.values() for f in s.files)}:
+            (out / old).unlink(missing_ok=True)
+    else:
+        check_target_dir(out, overwrite=overwrite, option="--out")
+        if overwrite:
+            replace_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = (n, max(1, n // EVAL_FRACTION))
+    files: dict[Path, int] = {}
+    for file, size, split_seed in zip(spec.files, sizes, split_seeds(seed)):
+        files[spec.write(spec.build(size, split_seed), out / file)] = size
+    atomic_write_json(out / MADE_FILE, {"set": name, "seed": seed, "files": {p.name: k for p, k in files.items()}},
+                      indent=2)
+    train, test = (shlex.quote(str(p)) for p in files)
+    task = "" if spec.task == "classify" else f" --task {spec.task}"
+    command = f"glassbert finetune minilm{task} --train {train} --eval {test} {spec.settings}"
+    return MadeSet(name, out, files, spec.unit, seed, command)
