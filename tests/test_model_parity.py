@@ -90,7 +90,7 @@ def test_both_attention_paths_agree_and_return_attentions(tmp_path):
 
 
 def test_head_size_apart_from_hidden_over_heads():
-    """The toy model of reference/002: hidden 7, 5 heads of size 4."""
+    """The toy model of "Exploring BERT" (Muneeb S. Ahmad): hidden 7, 5 heads of size 4."""
     cfg = gb.BertConfig.preset("toy")
     model = gb.BertForPreTraining(cfg).eval()
     q = model.bert.encoder.layer[0].attention.self.query

@@ -9,10 +9,10 @@ it taps, once, in a table beside its ``forward``::
                   step="Attention Probabilities Softmax Layer", priority=KEEP, role="attention"),
             ...])
 
-That table is the catalogue: `trace` prints the points that have a reference/000 ``step``, the recorder
-stores their ``dims``/``label``/``priority`` in the run's manifest, and the explorer page draws its
-architecture diagram and picks its attention maps from it (``block``, ``group``, ``role``). A second
-architecture declares its own tables and needs no edit elsewhere.
+That table is the catalogue: `trace` prints the points that have a ``step`` (a step of the article "Bert
+Inner Workings" by George Mihaila), the recorder stores their ``dims``/``label``/``priority`` in the run's
+manifest, and the explorer page draws its architecture diagram and picks its attention maps from it
+(``block``, ``group``, ``role``). A second architecture declares its own tables and needs no edit elsewhere.
 
 A tap costs one list check when nothing listens. Inside ``with Capture(model) as cap:`` every tap is
 recorded under its full module path, e.g. ``bert.encoder.layer.0.attention.self.probs``, in forward
@@ -43,8 +43,9 @@ class Point:
     """One capture point of a module.
 
     name: what the module passes to ``tap``. dims: the axes without the batch axis ("token", "head",
-    "hidden", "masked", …). label: what a person reads. step: the step's name in reference/000 for
-    `glassbert trace` (None: not traced); ``{act}`` is filled with the activation's name.
+    "hidden", "masked", …). label: what a person reads. step: the step's name in "Bert Inner Workings"
+    (George Mihaila) for `glassbert trace` (None: not traced); ``{act}`` is filled with the activation's
+    name.
     priority: KEEP … REDUNDANT. block: the label of its box in the explorer's architecture diagram
     (None: not drawn); weight: a parameter of the module drawn just before it ("query.weight");
     row/chain: where in its group the box sits (boxes of one chain are joined by arrows).

@@ -22,7 +22,8 @@ CLASSIFIER_POOLING = ("pooler", "cls", "mean")
 
 # name: (layers, hidden, heads, extra overrides). intermediate = 4 × hidden unless given.
 PRESETS: dict[str, dict[str, Any]] = {
-    # The six-sentence model of "Exploring BERT" (reference/002): hidden 7, 5 heads of size 4, FFN 28.
+    # The six-sentence model of "Deep Learning 101: Lesson 31: Exploring BERT" (Muneeb S. Ahmad): hidden 7,
+    # 5 heads of size 4, FFN 28.
     "toy": dict(num_hidden_layers=2, hidden_size=7, num_attention_heads=5, attention_head_size=4,
                 intermediate_size=28, max_position_embeddings=14, vocab_size=64,
                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),

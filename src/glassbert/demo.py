@@ -1,4 +1,5 @@
-"""`glassbert demo`: the six-pair toy BERT of "Exploring BERT" (reference/002), pretrained on the CPU.
+"""`glassbert demo`: the six-pair toy BERT of the article "Deep Learning 101: Lesson 31: Exploring BERT"
+(Muneeb S. Ahmad), pretrained on the CPU.
 
 Six sentence pairs, a word-level vocabulary, up to two masked words per pair, hidden size 7, two layers
 of five heads of size 4, sequences of 14 tokens. As in the article, the batch is masked once and the
@@ -143,7 +144,7 @@ def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, l
     chosen = set_threads(threads, config.hidden_size)
     model = BertForPreTraining(config)
 
-    echo(f"Toy BERT of reference/002: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+    echo(f"Toy BERT of 'Exploring BERT': {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
          f"{config.num_attention_heads} heads of size {config.attention_head_size}, FFN {config.intermediate_size}, "
          f"max length {config.max_position_embeddings}, vocabulary {tok.vocab_size} words, "
          f"{model.num_parameters():,} parameters; {chosen}")

@@ -161,7 +161,8 @@ class BertSelfAttention(nn.Module):
         return self.fast(x, mask, packing), None
 
     def explicit(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every step spelled out, as in reference/000; returns the attention probabilities too."""
+        """Every step spelled out, as in "Bert Inner Workings" (George Mihaila); returns the attention
+        probabilities too."""
         B, T, _ = x.shape
         tap(self, "hidden_states", x)                                             # (B, T, H)
         q = tap(self, "query_linear", self.query(x))                              # (B, T, A)
