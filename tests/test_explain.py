@@ -1,0 +1,304 @@
+"""Attribution (glassbert.explain): completeness against the model's own outputs, every target kind, bad
+targets, the terminal and PNG renderings; on a classifier trained on the synthetic sentiment set, the
+sentiment word carries the label."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import glassbert as gb
+from glassbert import synthetic as S
+from glassbert.errors import ExistsError, InputError
+from glassbert.explain import Explainer, Explanation, Target, explain, plot, render_terminal, write_json
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = "the cat chased mouse a dog ran fast it was john smith lives in paris where does live ? .".split()
+TAGS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC"}
+
+
+@pytest.fixture(scope="module")
+def tok() -> gb.Tokenizer:
+    return gb.Tokenizer.from_vocab(SPECIALS + WORDS)
+
+
+def toy(cls, tok, seed: int = 0, **overrides):
+    """A random toy-sized model; initializer_range 0.5 so that its outputs differ enough between the input
+    and the baseline for completeness to mean something."""
+    torch.manual_seed(seed)
+    config = gb.BertConfig.preset("toy", vocab_size=tok.vocab_size, max_position_embeddings=32,
+                                  initializer_range=0.5, **overrides)
+    return cls(config).eval()
+
+
+def independent(model, tok, text, pair, head, positions_zero=False, segments_zero=False):
+    """The model's own probabilities on the text and on its baseline ([PAD] for all but [CLS]/[SEP]/[MASK]),
+    by a plain forward pass (no hooks): what the attributions must add up to."""
+    b = tok(text, pair)
+    ids, tt = b["input_ids"], b["token_type_ids"]
+    keep = (ids == tok.cls_token_id) | (ids == tok.sep_token_id) | (ids == tok.mask_token_id)
+    base = torch.where(keep, ids, torch.full_like(ids, tok.pad_token_id))
+    emb = model.bert.embeddings
+    saved = emb.position_ids
+    with torch.no_grad():
+        p_input = head(model(input_ids=ids, token_type_ids=tt))
+        if positions_zero:
+            emb.position_ids = torch.zeros_like(saved)
+        try:
+            p_base = head(model(input_ids=base, token_type_ids=torch.zeros_like(tt) if segments_zero else tt))
+        finally:
+            emb.position_ids = saved
+    return p_input, p_base
+
+
+def label_prob(index):
+    return lambda out: float(torch.softmax(out.logits, -1)[0, index])
+
+
+# ─── completeness ───────────────────────────────────────────────────────────────────────────
+def test_ig_attributions_sum_to_the_models_own_difference_within_delta(tok):
+    model = toy(gb.BertForSequenceClassification, tok, id2label={0: "neg", 1: "pos"})
+    text = "the cat chased the mouse ."
+    r = Explainer(model, tok).explain(text, target="pos")
+    p_input, p_base = independent(model, tok, text, None, label_prob(1))
+    assert r.probability == pytest.approx(p_input, abs=1e-6)
+    assert r.baseline_probability == pytest.approx(p_base, abs=1e-6)
+    assert abs(p_input - p_base) > 0.05  # something to explain
+    assert r.converged and abs(r.delta) <= r.tolerance
+    assert abs(sum(r.attributions) - (p_input - p_base)) <= abs(r.delta) + 1e-6
+    assert len(r.attributions) == len(r.tokens) == 8 and r.steps >= 16
+
+
+def test_conductance_rows_each_sum_to_the_difference_from_the_embedding_output(tok):
+    """Every layer's row sums to f(input) − f(baseline) of the *plain* model: the forward Captum sees starts
+    at the embedding output and does not add positions, segments and LayerNorm again (Captum issue #506)."""
+    model = toy(gb.BertForSequenceClassification, tok, id2label={0: "neg", 1: "pos"})
+    text = "the cat chased the mouse ."
+    r = Explainer(model, tok).explain(text, target="neg", method="conductance")
+    p_input, p_base = independent(model, tok, text, None, label_prob(0))
+    assert len(r.layers) == model.config.num_hidden_layers and all(len(row) == len(r.tokens) for row in r.layers)
+    assert len(r.layer_deltas) == len(r.layer_steps) == len(r.layers)
+    for row, delta in zip(r.layers, r.layer_deltas):
+        assert abs(sum(row) - (p_input - p_base)) <= abs(delta) + 1e-6
+        assert abs(delta) <= r.tolerance
+    assert r.delta == max(r.layer_deltas, key=abs) and r.attributions is None
+
+
+def test_parts_sum_to_the_difference_from_pad_position_0_segment_0(tok):
+    model = toy(gb.BertForNextSentencePrediction, tok)
+    text, pair = "the cat chased the mouse .", "it ran fast ."
+    r = Explainer(model, tok).explain(text, pair, target="IsNext", parts=True)
+    nsp = lambda out: float(torch.softmax(out.seq_relationship_logits, -1)[0, 0])  # noqa: E731
+    p_input, p_base = independent(model, tok, text, pair, nsp, positions_zero=True, segments_zero=True)
+    p = r.parts
+    assert p.baseline_probability == pytest.approx(p_base, abs=1e-6)
+    total = sum(p.word) + sum(p.position) + sum(p.segment)
+    assert abs(total - (p_input - p_base)) <= abs(p.delta) + 1e-6
+    assert any(abs(v) > 0 for v in p.segment[-5:])  # the pair's segment 1 differs from the baseline's 0
+    assert all(v == 0 for v in p.word[:1]) and p.word[0] == 0  # [CLS] is kept in the baseline
+
+
+# ─── every target kind ──────────────────────────────────────────────────────────────────────
+KINDS = [
+    (gb.BertForSequenceClassification, {"id2label": {0: "neg", 1: "pos"}}, "the cat ran .", None, None,
+     "label", "label '{pred}'"),
+    (gb.BertForSequenceClassification, {"id2label": {0: "neg", 1: "pos"}}, "the cat ran .", None, "1",
+     "label", "label 'pos'"),
+    (gb.BertForMaskedLM, {}, "the cat [MASK] the mouse .", None, "chased", "word", "word 'chased' at [MASK] position 3"),
+    (gb.BertForMaskedLM, {}, "the [MASK] chased the [MASK] .", None, "@5", "word", "word '{pred}' at [MASK] position 5"),
+    (gb.BertForPreTraining, {}, "the cat [MASK] the mouse .", "it ran fast .", None, "word", "word '{pred}' at [MASK] position 3"),
+    (gb.BertForPreTraining, {}, "the cat chased the mouse .", "it ran fast .", "notnext", "nsp", "NSP 'NotNext'"),
+    (gb.BertForPreTraining, {}, "the cat chased the mouse .", "it ran fast .", None, "nsp", "NSP '{pred}'"),
+    (gb.BertForNextSentencePrediction, {}, "the cat ran .", "it was fast .", "IsNext", "nsp", "NSP 'IsNext'"),
+    (gb.BertForTokenClassification, {"id2label": TAGS}, "john smith lives in paris .", None, "B-LOC@5", "tag",
+     "tag 'B-LOC' at position 5 ('paris')"),
+    (gb.BertForTokenClassification, {"id2label": TAGS}, "john smith lives in paris .", None, "@2", "tag",
+     "tag '{pred}' at position 2 ('smith')"),
+    (gb.BertForQuestionAnswering, {}, "where does john live ?", "john lives in paris .", "end@10", "end",
+     "answer end at position 10 ('paris')"),
+    (gb.BertForQuestionAnswering, {}, "where does john live ?", "john lives in paris .", None, "start",
+     "answer start at position {pred}"),
+]
+
+
+@pytest.mark.parametrize("cls, overrides, text, pair, target, kind, described", KINDS)
+def test_each_target_kind(tok, cls, overrides, text, pair, target, kind, described):
+    model = toy(cls, tok, **overrides)
+    r = Explainer(model, tok).explain(text, pair, target)
+    assert r.target_kind == kind
+    pred = r.prediction.split(" ")[0] if kind in ("start", "end") else r.prediction
+    assert r.target.startswith(described.format(pred=pred))
+    if target is None or target.startswith("@"):  # the default: what the model predicts
+        assert r.probability == pytest.approx(r.predicted_probability)
+    assert abs(sum(r.attributions) - r.difference) <= abs(r.delta) + 1e-6
+    assert 0 <= r.probability <= 1 and 0 <= r.baseline_probability <= 1
+
+
+def test_conductance_on_an_mlm_target_reads_the_masked_row_only(tok):
+    model = toy(gb.BertForMaskedLM, tok)
+    r = Explainer(model, tok).explain("the cat [MASK] the mouse .", target="mouse@3", method="conductance")
+    assert r.target == "word 'mouse' at [MASK] position 3"
+    with torch.no_grad():
+        b = tok("the cat [MASK] the mouse .")
+        p = torch.softmax(model(**b).prediction_logits[0, 3], -1)[tok.vocab["mouse"]]
+    assert r.probability == pytest.approx(float(p), abs=1e-6)
+    assert all(abs(sum(row) - r.difference) <= abs(d) + 1e-6 for row, d in zip(r.layers, r.layer_deltas))
+
+
+# ─── bad input ──────────────────────────────────────────────────────────────────────────────
+BAD = [
+    (gb.BertForMaskedLM, {}, "the cat chased the mouse .", None, None, "has no \\[MASK\\]"),
+    (gb.BertForMaskedLM, {}, "the cat [MASK] the mouse .", None, "cat@2", "position 2 holds 'cat', not \\[MASK\\]"),
+    (gb.BertForMaskedLM, {}, "the cat [MASK] the mouse .", None, "cat@99", "position 99 is out of range: the text has 8"),
+    (gb.BertForMaskedLM, {}, "the cat [MASK] .", None, "zebra", "word 'zebra' is not in the model's vocabulary"),
+    (gb.BertForSequenceClassification, {"id2label": {0: "neg", 1: "pos"}}, "the cat", None, "happy",
+     "unknown label 'happy': this classifier's labels are neg, pos"),
+    (gb.BertForSequenceClassification, {"id2label": {0: "neg", 1: "pos"}}, "the cat", None, "7",
+     "label index 7 is out of range: this classifier has 2 labels"),
+    (gb.BertForSequenceClassification, {"id2label": {0: "neg", 1: "pos"}}, "the cat", None, "pos@1",
+     "labels the whole text"),
+    (gb.BertForNextSentencePrediction, {}, "the cat", "it ran", "maybe", "unknown NSP label 'maybe'"),
+    (gb.BertForQuestionAnswering, {}, "where", "paris", "middle", "the answer's start or end"),
+    (gb.BertForTokenClassification, {"id2label": TAGS}, "john smith", None, "B-CITY@1", "unknown tag 'B-CITY'"),
+    (gb.BertModel, {}, "the cat", None, None, "no head to explain"),
+]
+
+
+@pytest.mark.parametrize("cls, overrides, text, pair, target, message", BAD)
+def test_bad_targets_are_one_line_input_errors(tok, cls, overrides, text, pair, target, message):
+    with pytest.raises(InputError, match=message) as err:
+        Explainer(toy(cls, tok, **overrides), tok).explain(text, pair, target)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "shap"}, "method 'shap': choose one of ig, conductance"),
+    ({"steps": 1}, "steps must be an integer >= 2"),
+    ({"parts": True, "method": "conductance"}, "use method 'ig'"),
+])
+def test_bad_options(tok, kwargs, message):
+    model = toy(gb.BertForSequenceClassification, tok)
+    with pytest.raises(InputError, match=re.escape(message)):
+        Explainer(model, tok).explain("the cat", **kwargs)
+
+
+def test_target_grammar():
+    assert Target.parse("positive") == Target("positive")
+    assert Target.parse("B-PER@3") == Target("B-PER", 3)
+    assert Target.parse("@4") == Target(None, 4)
+    assert Target.parse("user@host") == Target("user@host")  # '@' not followed by digits is part of the name
+    assert Target.parse(None) == Target() == Target.parse("  ")
+    assert Target.parse(1) == Target("1")
+    assert str(Target("end", 12)) == "end@12"
+
+
+def test_given_steps_are_used_and_a_delta_above_tolerance_is_said(tok):
+    model = toy(gb.BertForSequenceClassification, tok, id2label={0: "neg", 1: "pos"})
+    explainer = Explainer(model, tok, tolerance=1e-9)
+    r = explainer.explain("the cat chased the mouse .", target="pos", steps=2)
+    assert r.steps == 2 and not r.converged
+    assert any("above the tolerance" in note for note in r.notes)
+    assert "note: |delta|" in render_terminal(r)
+
+
+# ─── outputs ────────────────────────────────────────────────────────────────────────────────
+@pytest.fixture(scope="module")
+def results(tok) -> tuple[Explanation, Explanation]:
+    model = toy(gb.BertForSequenceClassification, tok, id2label={0: "neg", 1: "pos"})
+    explainer = Explainer(model, tok)
+    return (explainer.explain("the cat chased the mouse .", target="pos", parts=True),
+            explainer.explain("the cat chased the mouse .", target="pos", method="conductance"))
+
+
+def test_render_terminal_plain_and_coloured(results):
+    ig, lc = results
+    plain = render_terminal(ig, color=False, width=200)
+    assert "\x1b[" not in plain
+    assert "target: label 'pos'" in plain and f"after {ig.steps} steps" in plain
+    for tok, value in zip(ig.tokens, ig.attributions):
+        assert re.search(re.escape(tok) + r"\([+-]\d\.\d+\)", plain)
+    assert "per sub-embedding" in plain and "position" in plain
+    coloured = render_terminal(ig, color=True, width=200)
+    assert "\x1b[48;5;" in coloured and coloured.count("\x1b[0m") >= 1
+    table = render_terminal(lc, color=False).splitlines()
+    header = next(line for line in table if line.strip().startswith("#"))
+    assert header.split()[-2:] == ["L1", "L2"]
+    assert len([line for line in table if re.match(r"\s+\d+ ", line)]) == len(lc.tokens)
+
+
+def test_plot_writes_png_and_refuses_an_existing_file(results, tmp_path):
+    ig, lc = results
+    for name, what in (("ig.png", ig), ("lc.png", lc), ("both.png", [ig, lc])):
+        out = plot(what, tmp_path / name)
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ExistsError, match="--png .*ig.png already exists"):
+        plot(ig, tmp_path / "ig.png")
+    plot(ig, tmp_path / "ig.png", overwrite=True)
+
+
+def test_json_holds_every_number(results, tmp_path):
+    ig, lc = results
+    path = write_json([ig, lc], tmp_path / "out.json")
+    data = json.loads(path.read_text())
+    assert [d["method"] for d in data] == ["ig", "conductance"]
+    assert data[0]["attributions"] == pytest.approx(ig.attributions)
+    assert data[0]["parts"]["word"] == pytest.approx(ig.parts.word)
+    assert data[1]["layers"] == [pytest.approx(row) for row in lc.layers]
+    assert data[0]["tokens"] == ig.tokens and data[0]["target"] == "label 'pos'"
+    with pytest.raises(ExistsError):
+        write_json(ig, path)
+
+
+def test_explain_loads_a_model_directory(tok, tmp_path):
+    model = toy(gb.BertForSequenceClassification, tok, id2label={0: "neg", 1: "pos"})
+    directory = model.save_pretrained(tmp_path / "clf", tokenizer=tok)
+    out = explain(directory, ["the cat ran .", "a dog ran fast ."], target="neg", method="conductance", steps=8)
+    assert [r.text for r in out] == ["the cat ran .", "a dog ran fast ."]
+    assert all(r.target == "label 'neg'" and r.steps == 8 and len(r.layers) == 2 for r in out)
+    with pytest.raises(InputError, match="2 texts but 3 pairs"):
+        explain(directory, ["a", "b"], pair=["x", "y", "z"])
+    with pytest.raises(InputError, match="no texts to explain"):
+        explain(directory, [])
+
+
+# ─── a classifier that learned the synthetic sentiment set ──────────────────────────────────
+@pytest.mark.slow
+def test_the_sentiment_word_carries_the_label():
+    rows = S.make_sentiment(400, 1)
+    tok = gb.Tokenizer.from_vocab(SPECIALS + sorted({w for t, _ in rows for w in t.split()}))
+    torch.manual_seed(0)
+    config = gb.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=32, hidden_dropout_prob=0.0,
+                           attention_probs_dropout_prob=0.0, id2label={0: "negative", 1: "positive"})
+    model = gb.BertForSequenceClassification(config)
+    batch = tok([t for t, _ in rows])
+    labels = torch.tensor([int(label == "positive") for _, label in rows])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        pick = torch.randint(0, len(rows), (32,), generator=generator)
+        loss = model(**{k: v[pick] for k, v in batch.items()}, labels=labels[pick]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+    explainer = Explainer(model, tok)
+    plain = [(t, label) for t, label in S.make_sentiment(40, 2) if " not " not in t][:8]
+    moved = 0
+    for text, label in plain:
+        r = explainer.explain(text)
+        assert r.prediction == label
+        real = range(1, len(r.tokens) - 1)
+        top = max(real, key=lambda i: abs(r.attributions[i]))
+        assert r.tokens[top] in S.POSITIVE + S.NEGATIVE, (text, r.tokens[top])
+        if abs(r.difference) > 0.5:  # the baseline leans the other way: the sentiment word moves it
+            moved += 1
+            assert r.attributions[top] > 0.5 * r.difference
+            if moved <= 2:
+                first = explainer.explain(text, method="conductance").layers[0]
+                assert max(real, key=lambda i: first[i]) == top  # layer 1: the word's own position carries it
+    assert moved >= 2
