@@ -302,3 +302,43 @@ def test_the_sentiment_word_carries_the_label():
                 first = explainer.explain(text, method="conductance").layers[0]
                 assert max(real, key=lambda i: first[i]) == top  # layer 1: the word's own position carries it
     assert moved >= 2
+
+
+# ─── batches ────────────────────────────────────────────────────────────────────────────────
+def test_a_padded_batch_equals_each_text_alone(tok):
+    """Texts of different lengths run as one padded batch (the model's padded path, a row per text, a token
+    per row for a tagger); each result equals that text explained alone."""
+    model = toy(gb.BertForTokenClassification, tok, id2label=TAGS)
+    explainer = Explainer(model, tok)
+    texts = ["john smith lives in paris .", "the cat ran .", "where does the dog live ?"]
+    for method in ("ig", "conductance"):
+        together = explainer.explain_texts(texts, target="@2", method=method, steps=16)
+        for text, r in zip(texts, together):
+            alone = explainer.explain(text, target="@2", method=method, steps=16)
+            assert r.tokens == alone.tokens and r.target == alone.target
+            assert r.probability == pytest.approx(alone.probability, abs=1e-5)
+            if method == "ig":
+                assert r.attributions == pytest.approx(alone.attributions, abs=1e-5)
+            else:
+                assert [pytest.approx(row, abs=1e-5) for row in alone.layers] == r.layers
+
+
+def test_a_batch_of_mixed_heads_and_a_bad_target(tok):
+    from glassbert.explain import Item
+
+    model = toy(gb.BertForPreTraining, tok)
+    explainer = Explainer(model, tok)
+    masked = tok("the cat [MASK] the mouse .", "it ran fast .")
+    plain = tok("the cat chased the mouse .", "it ran fast .")
+    items = [Item(masked["input_ids"][0].tolist(), masked["token_type_ids"][0].tolist(), "chased"),
+             Item(plain["input_ids"][0].tolist(), plain["token_type_ids"][0].tolist(), "IsNext"),
+             Item(plain["input_ids"][0].tolist(), plain["token_type_ids"][0].tolist(), "cat@2"),
+             Item(masked["input_ids"][0].tolist(), masked["token_type_ids"][0].tolist(), "NotNext")]
+    word, nsp, bad, nsp2 = explainer.explain_batch(items, errors="return")
+    assert word.target == "word 'chased' at [MASK] position 3" and nsp.target == "NSP 'IsNext'"
+    assert isinstance(bad, InputError) and "has no [MASK]" in str(bad)
+    assert nsp2.target == "NSP 'NotNext'"
+    for r in (word, nsp, nsp2):
+        assert abs(sum(r.attributions) - r.difference) <= abs(r.delta) + 1e-6
+    with pytest.raises(InputError, match="has no \\[MASK\\]"):
+        explainer.explain_batch(items)

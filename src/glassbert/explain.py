@@ -17,7 +17,7 @@ Per token, an attribution is the sum over the hidden dimension. Completeness: th
 sum to f(input) − f(baseline) up to Captum's convergence delta; for conductance, each layer's row does
 (every path from the embeddings to the output crosses every layer's output). Without ``steps``, the number
 of integration steps doubles from 16 until |delta| ≤ tolerance × |f(input) − f(baseline)| (0.05 of it,
-and never less than 0.0005), up to 256; a result that did not get there says so (``converged`` False).
+and never less than 0.001), up to 1024; a result that did not get there says so (``converged`` False).
 
     from glassbert.explain import explain, render_terminal, plot
     [r] = explain("runs/sentiment", "the soup was great .")           # the predicted label, by IG
@@ -54,10 +54,11 @@ from .tokenizer import IGNORE_INDEX, check_count, check_text
 
 METHODS = ("ig", "conductance")
 TOLERANCE = 0.05          # |delta| allowed, as a fraction of |f(input) − f(baseline)|
-MIN_TOLERANCE = 5e-4      # … but never asked below this (a probability difference near 0)
+MIN_TOLERANCE = 1e-3      # … but never asked below this (0.1 percentage point of probability)
 START_STEPS = 16
 MAX_STEPS = 1024
 TOKENS_PER_BATCH = 4096   # Captum's internal batch: at most this many tokens per forward/backward
+ROWS_PER_BATCH = 16       # texts explained together (padded to the longest)
 PAIR_LABELS = {"nsp": ("IsNext", "NotNext"), "sop": ("InOrder", "Swapped")}  # class 0, class 1
 PARTS = ("word", "position", "segment")
 
@@ -178,17 +179,17 @@ def _heads(model: nn.Module, out: Any) -> list[str]:
     return heads
 
 
-def _class_logits(model: nn.Module, out: Any, goal: _Goal) -> torch.Tensor:
-    """(B, C) logits of the head ``goal`` explains, at its token."""
-    if goal.head == "label":
+def _class_logits(model: nn.Module, out: Any, head: str, where: torch.Tensor) -> torch.Tensor:
+    """(B, C) logits of ``head``; a tagger's at token ``where[b]`` of row b."""
+    if head == "label":
         return out.logits
-    if goal.head == "tag":
-        return out.logits[:, goal.position]
-    if goal.head == "word":
+    if head == "tag":
+        return out.logits[torch.arange(out.logits.shape[0], device=where.device), where]
+    if head == "word":
         return out.prediction_logits.reshape(-1, out.prediction_logits.shape[-1])  # one masked row per sample
-    if goal.head in ("nsp", "sop"):
+    if head in ("nsp", "sop"):
         return _pair_head(model, out)[1]
-    return out.start_logits if goal.head == "start" else out.end_logits
+    return out.start_logits if head == "start" else out.end_logits
 
 
 def _probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -231,7 +232,7 @@ class Explainer:
     truncated to it (default: the tokenizer's and the model's limit)."""
 
     def __init__(self, model: nn.Module, tokenizer: Any, max_length: int | None = None,
-                 tolerance: float = TOLERANCE):
+                 tolerance: float = TOLERANCE, max_steps: int = MAX_STEPS):
         self.model = model
         self.tok = tokenizer
         self.config = model.config
@@ -241,6 +242,7 @@ class Explainer:
             raise InputError(f"tolerance must be between 0 and 1 (a fraction of f(input) − f(baseline)), "
                              f"got {tolerance!r}")
         self.tolerance = tolerance
+        self.max_steps = check_count("max_steps", max_steps, START_STEPS)
         self.embeddings = _base(model).embeddings
 
     @classmethod
@@ -254,72 +256,137 @@ class Explainer:
         model = load_model(directory).eval()
         return cls(model, Tokenizer.from_pretrained(directory), max_length)
 
-    # -- one text --------------------------------------------------------------------------
+    # -- texts -----------------------------------------------------------------------------
     def explain(self, text: str, pair: str | None = None, target: "str | Target | None" = None,
                 method: str = "ig", steps: int | None = None, parts: bool = False) -> Explanation:
         """Attribute the model's probability of ``target`` on ``text`` (and ``pair``) by ``method``."""
-        check_text(text, 0)
-        if pair is not None:
-            check_text(pair, 0, "text pair")
-        batch = self.tok(text, pair, padding=False, max_length=self.max_length)
-        return self.explain_ids(batch["input_ids"][0].tolist(), batch["token_type_ids"][0].tolist(),
-                                target, method, steps, parts, text=text, pair=pair)
+        return self.explain_texts([text], None if pair is None else [pair], target, method, steps, parts)[0]
+
+    def explain_texts(self, texts: Sequence[str], pairs: Sequence[str | None] | None = None,
+                      target: "str | Target | None" = None, method: str = "ig", steps: int | None = None,
+                      parts: bool = False) -> list[Explanation]:
+        """:meth:`explain` for several texts at once (padded batches: one Captum call per head and layer)."""
+        items = []
+        for i, text in enumerate(texts):
+            pair = None if pairs is None else pairs[i]
+            check_text(text, i)
+            if pair is not None:
+                check_text(pair, i, "text pair")
+            batch = self.tok(text, pair, padding=False, max_length=self.max_length)
+            items.append(Item(batch["input_ids"][0].tolist(), batch["token_type_ids"][0].tolist(), target, text, pair))
+        return self.explain_batch(items, method, steps, parts)
 
     def explain_ids(self, input_ids: Sequence[int], token_type_ids: Sequence[int] | None = None,
                     target: "str | Target | None" = None, method: str = "ig", steps: int | None = None,
-                    parts: bool = False, text: str = "", pair: str | None = None) -> Explanation:
-        """As :meth:`explain`, from token ids (no padding) already packed as [CLS] A [SEP] (B [SEP])."""
+                    parts: bool = False) -> Explanation:
+        """:meth:`explain` from token ids (no padding) already packed as [CLS] A [SEP] (B [SEP])."""
+        return self.explain_batch([Item(input_ids, token_type_ids, target)], method, steps, parts)[0]
+
+    def explain_batch(self, items: Sequence["Item"], method: str = "ig", steps: int | None = None,
+                      parts: bool = False, errors: str = "raise") -> "list[Explanation | InputError]":
+        """Each item explained by ``method``; items whose targets fall on the same head run as one padded batch
+        (``seconds`` is then each one's share of the batch's time). ``errors="return"``: an item whose
+        target does not fit gets its InputError in its place instead of stopping the others."""
         if method not in METHODS:
             raise InputError(f"method {method!r}: choose one of {', '.join(METHODS)}")
         if steps is not None:
             check_count("steps", steps, 2, "integration steps")
         if parts and method != "ig":
             raise InputError("the per-sub-embedding split (parts) is an integrated-gradients result: use method 'ig'")
-        started = time.perf_counter()
         model = self.model
         was_training = model.training
         model.eval()
+        out: list[Explanation | InputError | None] = [None] * len(items)
         try:
-            device = next(model.parameters()).device
-            ids = torch.tensor([list(input_ids)], dtype=torch.long, device=device)
-            T = ids.shape[1]
-            tt = (torch.zeros_like(ids) if token_type_ids is None
-                  else torch.tensor([list(token_type_ids)], dtype=torch.long, device=device))
-            if tt.shape != ids.shape:
-                raise InputError(f"{T} input ids but {tt.shape[1]} token type ids")
-            mask = torch.ones_like(ids)
-            tokens = self.tok.convert_ids_to_tokens(ids[0].tolist())
-            with torch.no_grad():
-                first = model(input_ids=ids, token_type_ids=tt, attention_mask=mask)
-            goal = self.resolve(Target.parse(target), ids[0].tolist(), tokens, first)
-            labels = _mlm_labels(goal, ids) if "word" in _heads(model, first) else None
-            positions = torch.arange(T, device=device)[None]
-            baseline = self.baseline_ids(ids)
-            p_input, prediction, p_predicted = self._read(goal, ids, tt, positions, mask, labels)
-            p_baseline = self._read(goal, baseline, tt, positions, mask, labels)[0]
-            allowed = self.tolerance * max(abs(p_input - p_baseline), MIN_TOLERANCE / self.tolerance)
-            result = Explanation(
-                text=text, pair=pair, tokens=tokens, method=method, target=goal.description, target_kind=goal.head,
-                target_class=goal.name, target_position=goal.position, prediction=prediction,
-                predicted_probability=p_predicted, probability=p_input, baseline_probability=p_baseline,
-                delta=0.0, steps=0, converged=True, tolerance=allowed, seconds=0.0)
-            common = (goal, ids, tt, positions, mask, labels, baseline, steps, allowed)
-            if method == "ig":
-                self._integrated_gradients(result, *common)
-                if parts:
-                    result.parts = self._parts(*common)
-            else:
-                self._conductance(result, *common)
+            groups: dict[str, list[tuple[int, _Row]]] = {}
+            for k, item in enumerate(items):
+                try:
+                    row = self._prepare(item)
+                except InputError as e:
+                    if errors == "raise":
+                        raise
+                    out[k] = e
+                    continue
+                groups.setdefault(row.goal.head, []).append((k, row))
+            for members in groups.values():
+                for first in range(0, len(members), ROWS_PER_BATCH):
+                    chunk = members[first:first + ROWS_PER_BATCH]
+                    done = self._explain_rows([row for _, row in chunk], method, steps, parts)
+                    for (k, _), result in zip(chunk, done):
+                        out[k] = result
         finally:
             model.train(was_training)
-        if not result.converged:
-            result.notes.append(f"|delta| {abs(result.delta):.3g} is above the tolerance {result.tolerance:.3g} "
-                                f"after {result.steps} steps: read the attributions as approximate"
-                                + ("" if steps else f" (steps stop at {MAX_STEPS}; pass more steps)"))
-        if result.parts is not None and not result.parts.converged:
-            result.notes.append(f"per-part |delta| {abs(result.parts.delta):.3g} after {result.parts.steps} steps")
-        result.seconds = round(time.perf_counter() - started, 3)
-        return result
+        return out  # type: ignore[return-value]
+
+    def _prepare(self, item: "Item") -> "_Row":
+        """An item with its target resolved against the model's output on it (InputError when it does not fit)."""
+        ids = [int(i) for i in item.input_ids]
+        segments = [0] * len(ids) if item.token_type_ids is None else [int(t) for t in item.token_type_ids]
+        if not ids:
+            raise InputError("no tokens to explain")
+        if len(segments) != len(ids):
+            raise InputError(f"{len(ids)} input ids but {len(segments)} token type ids")
+        device = next(self.model.parameters()).device
+        tensor = torch.tensor([ids], device=device)
+        with torch.no_grad():
+            first = self.model(input_ids=tensor, token_type_ids=torch.tensor([segments], device=device))
+        tokens = self.tok.convert_ids_to_tokens(ids)
+        goal = self.resolve(Target.parse(item.target), ids, tokens, first)
+        return _Row(ids, segments, tokens, goal, "word" in _heads(self.model, first), item.text, item.pair)
+
+    def _explain_rows(self, rows: Sequence["_Row"], method: str, steps: int | None, parts: bool) -> list[Explanation]:
+        """One padded batch of rows whose goals share a head."""
+        started = time.perf_counter()
+        b = _Batch.of(rows, self, next(self.model.parameters()).device)
+        with torch.no_grad():
+            p_in = self.forward(b.head, b.ids, *b.args).cpu()
+            p_base = self.forward(b.head, b.baseline, *b.args).cpu()
+        rows_ = torch.arange(len(rows))
+        target = p_in[rows_, b.targets]
+        base = p_base[rows_, b.targets]
+        allowed = self.tolerance * torch.clamp((target - base).abs(), min=MIN_TOLERANCE / self.tolerance)
+        best = p_in.argmax(-1) if p_in.shape[-1] > 1 else torch.zeros(len(rows), dtype=torch.long)
+        results = []
+        for i, row in enumerate(rows):
+            results.append(Explanation(
+                text=row.text, pair=row.pair, tokens=row.tokens, method=method, target=row.goal.description,
+                target_kind=row.goal.head, target_class=row.goal.name, target_position=row.goal.position,
+                prediction=self._shown(row, int(best[i])), predicted_probability=float(p_in[i, best[i]]),
+                probability=float(target[i]), baseline_probability=float(base[i]), delta=0.0, steps=0,
+                converged=True, tolerance=float(allowed[i]), seconds=0.0))
+        if method == "ig":
+            self._integrated_gradients(results, b, steps, allowed)
+            if parts:
+                self._parts(results, b, steps)
+        else:
+            self._conductance(results, b, steps, allowed)
+        share = round((time.perf_counter() - started) / len(rows), 3)
+        for r in results:
+            r.seconds = share
+            self._notes(r, steps)
+        return results
+
+    def _notes(self, r: Explanation, steps: int | None) -> None:
+        if abs(r.difference) < MIN_TOLERANCE:
+            r.notes.append(f"f(input) − f(baseline) is only {r.difference:+.2g}: the baseline already gets this "
+                           "output, so there is next to nothing to attribute")
+        if not r.converged:
+            r.notes.append(f"|delta| {abs(r.delta):.3g} is above the tolerance {r.tolerance:.3g} after {r.steps} "
+                           "steps: read the attributions as approximate"
+                           + ("" if steps else f" (steps stop at {self.max_steps}; pass more steps)"))
+        if r.parts is not None and not r.parts.converged:
+            r.notes.append(f"per-part |delta| {abs(r.parts.delta):.3g} after {r.parts.steps} steps")
+
+    def _shown(self, row: "_Row", best: int) -> str:
+        """The head's prediction in words."""
+        head = row.goal.head
+        if head == "word":
+            return self.tok.convert_ids_to_tokens([best])[0]
+        if head in ("start", "end"):
+            return f"{best} ({row.tokens[best]!r})" if best < len(row.tokens) else str(best)
+        if head in PAIR_LABELS:
+            return PAIR_LABELS[head][best]
+        return self._names(best + 1)[best]
 
     # -- targets ---------------------------------------------------------------------------
     def resolve(self, target: Target, ids: Sequence[int], tokens: Sequence[str], out: Any) -> _Goal:
@@ -421,37 +488,24 @@ class Explainer:
         raise InputError(f"word {word!r} is not in the model's vocabulary{hint}: an MLM target is one word piece")
 
     # -- the function Captum differentiates ------------------------------------------------
-    def forward(self, goal: _Goal, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
-                position_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """(B, C) probabilities of ``goal``'s head; the position ids are the given ones (a pre-hook on the
-        position embedding: the model makes its own otherwise)."""
+    def forward(self, head: str, input_ids: torch.Tensor, token_type_ids: torch.Tensor, position_ids: torch.Tensor,
+                attention_mask: torch.Tensor, labels: torch.Tensor | None, where: torch.Tensor) -> torch.Tensor:
+        """(B, C) probabilities of ``head`` (read at token ``where`` of each row for a tagger). The position ids
+        are the given ones (a pre-hook on the position embedding: the model makes its own otherwise); a padded
+        batch takes the model's padded path, so that every layer's output is (B, T, H) for Captum's hooks."""
         kwargs = {} if labels is None else {"labels": labels}
+        padded = not bool(attention_mask.all())
         with _hooked(self.embeddings.position_embeddings, pre=lambda module, args: (position_ids,)):
             out = self.model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
-                             **kwargs)
-        return _probabilities(_class_logits(self.model, out, goal))
+                             output_attentions=padded, **kwargs)
+        return _probabilities(_class_logits(self.model, out, head, where))
 
-    def forward_from_embeddings(self, goal: _Goal, embedding_output: torch.Tensor, *rest: torch.Tensor | None
+    def forward_from_embeddings(self, head: str, embedding_output: torch.Tensor, *rest: torch.Tensor | None
                                 ) -> torch.Tensor:
         """As :meth:`forward` with the embedding module's output replaced by ``embedding_output``: the
         layers see it as it is (nothing is added to it, nothing normalised again)."""
         with _hooked(self.embeddings, post=lambda module, args, output: embedding_output):
-            return self.forward(goal, *rest)
-
-    def _read(self, goal: _Goal, ids, tt, positions, mask, labels) -> tuple[float, str, float]:
-        """(probability of the target, the head's prediction, its probability) on ``ids``."""
-        with torch.no_grad():
-            probs = self.forward(goal, ids, tt, positions, mask, labels)[0]
-        best = int(probs.argmax()) if probs.numel() > 1 else 0
-        if goal.head == "word":
-            shown = self.tok.convert_ids_to_tokens([best])[0]
-        elif goal.head in ("start", "end"):
-            shown = f"{best} ({self.tok.convert_ids_to_tokens([int(ids[0, best])])[0]!r})"
-        elif goal.head in PAIR_LABELS:
-            shown = PAIR_LABELS[goal.head][best]
-        else:
-            shown = self._names(probs.numel())[best]
-        return float(probs[goal.index]), shown, float(probs[best])
+            return self.forward(head, *rest)
 
     def baseline_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """[PAD] for every token but [CLS], [SEP] and [MASK] (a [MASK] marks where the MLM head reads)."""
@@ -462,98 +516,129 @@ class Explainer:
                 kept |= ids == k
         return torch.where(kept, ids, torch.full_like(ids, self.tok.pad_token_id))
 
-    def _batch(self, T: int) -> int:
-        return max(1, TOKENS_PER_BATCH // T)
-
     # -- the methods -----------------------------------------------------------------------
-    def _integrated_gradients(self, result: Explanation, goal, ids, tt, positions, mask, labels, baseline, steps,
-                              allowed) -> None:
-        lig = LayerIntegratedGradients(lambda *a: self.forward(goal, *a), self.embeddings)
+    def _attribute(self, method: Any, inputs: Any, baselines: Any, b: "_Batch", args: tuple, steps: int | None,
+                   allowed: torch.Tensor) -> tuple[Any, torch.Tensor, int]:
+        """``method.attribute`` with steps doubled from 16 until every row's |delta| ≤ its ``allowed`` (at most
+        ``max_steps``), or with ``steps`` when given. Returns (attributions, deltas (B,), steps)."""
+        n = steps or START_STEPS
+        while True:
+            attr, delta = method.attribute(inputs, baselines=baselines, target=b.targets, additional_forward_args=args,
+                                           n_steps=n, internal_batch_size=max(1, TOKENS_PER_BATCH // b.ids.shape[1]),
+                                           return_convergence_delta=True)
+            delta = delta.detach().reshape(-1).float().cpu()
+            if steps is not None or n >= self.max_steps or bool((delta.abs() <= allowed).all()):
+                return attr, delta, n
+            n = min(2 * n, self.max_steps)
 
-        def run(n: int) -> tuple[torch.Tensor, float]:
-            attr, delta = lig.attribute(ids, baselines=baseline, target=goal.index,
-                                        additional_forward_args=(tt, positions, mask, labels), n_steps=n,
-                                        internal_batch_size=self._batch(ids.shape[1]), return_convergence_delta=True)
-            return attr, float(delta.reshape(-1)[0])
+    def _integrated_gradients(self, results: list[Explanation], b: "_Batch", steps: int | None,
+                              allowed: torch.Tensor) -> None:
+        lig = LayerIntegratedGradients(lambda *a: self.forward(b.head, *a), self.embeddings)
+        attr, delta, n = self._attribute(lig, b.ids, b.baseline, b, b.args, steps, allowed)
+        for i, r in enumerate(results):
+            r.attributions = _per_token(attr, i, len(r.tokens))
+            r.delta, r.steps, r.converged = float(delta[i]), n, bool(abs(delta[i]) <= allowed[i])
 
-        attr, result.delta, result.steps, result.converged = _converge(run, steps, allowed)
-        result.attributions = _per_token(attr)
-
-    def _parts(self, goal, ids, tt, positions, mask, labels, baseline, steps, allowed) -> Parts:
+    def _parts(self, results: list[Explanation], b: "_Batch", steps: int | None) -> None:
         e = self.embeddings
         with warnings.catch_warnings():  # "ensure that each layer is not solely dependent on another": they are not
             warnings.filterwarnings("ignore", "Multiple layers provided", UserWarning)
-            lig = LayerIntegratedGradients(lambda *a: self.forward(goal, *a),
+            lig = LayerIntegratedGradients(lambda *a: self.forward(b.head, *a),
                                            [e.word_embeddings, e.position_embeddings, e.token_type_embeddings])
-        zeros = torch.zeros_like(ids)
+        zeros = torch.zeros_like(b.ids)
+        tt, positions, mask, labels, where = b.args
         with torch.no_grad():
-            p_base = float(self.forward(goal, baseline, zeros, zeros, mask, labels)[0, goal.index])
-            p_input = float(self.forward(goal, ids, tt, positions, mask, labels)[0, goal.index])
-        wanted = self.tolerance * max(abs(p_input - p_base), MIN_TOLERANCE / self.tolerance)
+            p_base = self.forward(b.head, b.baseline, zeros, zeros, mask, labels, where)[torch.arange(len(results)),
+                                                                                         b.targets].cpu()
+        p_input = torch.tensor([r.probability for r in results])
+        allowed = self.tolerance * torch.clamp((p_input - p_base).abs(), min=MIN_TOLERANCE / self.tolerance)
+        # the inputs in the forward's order (ids, segments, positions); the attributions in the layers' order
+        attrs, delta, n = self._attribute(lig, (b.ids, tt, positions), (b.baseline, zeros, zeros), b,
+                                          (mask, labels, where), steps, allowed)
+        for i, r in enumerate(results):
+            word, position, segment = (_per_token(a, i, len(r.tokens)) for a in attrs)
+            r.parts = Parts(word, position, segment, float(p_base[i]), float(delta[i]), n,
+                            bool(abs(delta[i]) <= allowed[i]))
 
-        def run(n: int) -> tuple[list[torch.Tensor], float]:
-            # the inputs in the forward's order (ids, segments, positions); the attributions in the layers' order
-            attrs, delta = lig.attribute((ids, tt, positions.expand_as(ids)), baselines=(baseline, zeros, zeros),
-                                         target=goal.index, additional_forward_args=(mask, labels), n_steps=n,
-                                         internal_batch_size=self._batch(ids.shape[1]),
-                                         return_convergence_delta=True)
-            return attrs, float(delta.reshape(-1)[0])
-
-        attrs, delta, n, ok = _converge(run, steps, wanted)
-        word, position, segment = (_per_token(a) for a in attrs)
-        return Parts(word, position, segment, p_base, delta, n, ok)
-
-    def _conductance(self, result: Explanation, goal, ids, tt, positions, mask, labels, baseline, steps,
-                     allowed) -> None:
+    def _conductance(self, results: list[Explanation], b: "_Batch", steps: int | None, allowed: torch.Tensor) -> None:
+        tt = b.args[0]
         with torch.no_grad():
-            start = self.embeddings(baseline, tt)   # the path's two ends: the embedding module's outputs
-            end = self.embeddings(ids, tt)
-        rows, deltas, used, ok = [], [], [], True
+            start = self.embeddings(b.baseline, tt)   # the path's two ends: the embedding module's outputs
+            end = self.embeddings(b.ids, tt)
+        for r in results:
+            r.layers, r.layer_deltas, r.layer_steps = [], [], []
         for module in _layer_outputs(self.model):
-            lc = LayerConductance(lambda emb, *rest: self.forward_from_embeddings(goal, emb, *rest), module)
-
-            def run(n: int, lc=lc) -> tuple[torch.Tensor, float]:
-                attr, delta = lc.attribute(end, baselines=start, target=goal.index,
-                                           additional_forward_args=(ids, tt, positions, mask, labels), n_steps=n,
-                                           internal_batch_size=self._batch(ids.shape[1]),
-                                           return_convergence_delta=True)
-                return attr, float(delta.reshape(-1)[0])
-
-            attr, delta, n, converged = _converge(run, steps, allowed)
-            rows.append(_per_token(attr))
-            deltas.append(delta)
-            used.append(n)
-            ok = ok and converged
-        worst = max(range(len(deltas)), key=lambda i: abs(deltas[i]))
-        result.layers, result.layer_deltas, result.layer_steps = rows, deltas, used
-        result.delta, result.steps, result.converged = deltas[worst], max(used), ok
+            lc = LayerConductance(lambda emb, *rest: self.forward_from_embeddings(b.head, emb, *rest), module)
+            attr, delta, n = self._attribute(lc, end, start, b, (b.ids, *b.args), steps, allowed)
+            for i, r in enumerate(results):
+                r.layers.append(_per_token(attr, i, len(r.tokens)))
+                r.layer_deltas.append(float(delta[i]))
+                r.layer_steps.append(n)
+        for i, r in enumerate(results):
+            r.delta = max(r.layer_deltas, key=abs)
+            r.steps = max(r.layer_steps)
+            r.converged = all(abs(d) <= allowed[i] for d in r.layer_deltas)
 
 
-def _mlm_labels(goal: _Goal, ids: torch.Tensor) -> torch.Tensor:
-    """MLM labels for a model with an MLM head: the explained [MASK] only (the head then decodes that one row,
-    not the whole vocabulary at every token), or none at all for its NSP/SOP head."""
-    labels = torch.full_like(ids, IGNORE_INDEX)
-    if goal.head == "word":
-        labels[:, goal.position] = goal.index
-    return labels
+@dataclass(frozen=True)
+class Item:
+    """One text to explain, as token ids ([CLS] A [SEP] (B [SEP]), no padding), with its target."""
+
+    input_ids: Sequence[int]
+    token_type_ids: Sequence[int] | None = None
+    target: "str | Target | None" = None
+    text: str = ""
+    pair: str | None = None
 
 
-def _per_token(attr: torch.Tensor) -> list[float]:
-    """(1, T, H) → T floats: the sum over the hidden dimension."""
-    return [float(x) for x in attr.detach().reshape(attr.shape[0], attr.shape[1], -1).sum(-1)[0].cpu()]
+@dataclass
+class _Row:
+    ids: list[int]
+    segments: list[int]
+    tokens: list[str]
+    goal: _Goal
+    mlm: bool            # the model has an MLM head (its labels then say which rows it decodes)
+    text: str
+    pair: str | None
 
 
-def _converge(run: Callable[[int], tuple[Any, float]], steps: int | None, allowed: float
-              ) -> tuple[Any, float, int, bool]:
-    """``run(n)`` with ``steps`` when given, else with 16, 32, … steps until |delta| ≤ ``allowed`` (at most
-    MAX_STEPS). Returns (attributions, delta, steps, converged)."""
-    n = steps or START_STEPS
-    while True:
-        attr, delta = run(n)
-        ok = abs(delta) <= allowed
-        if ok or steps is not None or n >= MAX_STEPS:
-            return attr, delta, n, ok
-        n = min(2 * n, MAX_STEPS)
+@dataclass
+class _Batch:
+    """Rows of one head, padded: the inputs, the baselines and the forward's other arguments."""
+
+    head: str
+    ids: torch.Tensor        # (B, T)
+    baseline: torch.Tensor   # (B, T)
+    targets: list[int]       # the class explained, per row
+    args: tuple              # (token_type_ids, position_ids, attention_mask, labels | None, where): the rest
+
+    @classmethod
+    def of(cls, rows: Sequence[_Row], explainer: Explainer, device: torch.device) -> "_Batch":
+        B, T = len(rows), max(len(r.ids) for r in rows)
+        ids = torch.full((B, T), explainer.tok.pad_token_id, dtype=torch.long)
+        tt = torch.zeros((B, T), dtype=torch.long)
+        mask = torch.zeros((B, T), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, :len(r.ids)] = torch.tensor(r.ids)
+            tt[i, :len(r.ids)] = torch.tensor(r.segments)
+            mask[i, :len(r.ids)] = 1
+        labels = None
+        if rows[0].mlm and rows[0].goal.head in ("word", *PAIR_LABELS):
+            # the MLM head decodes the explained [MASK] only (not the vocabulary at every token), none for NSP/SOP
+            labels = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)
+            if rows[0].goal.head == "word":
+                for i, r in enumerate(rows):
+                    labels[i, r.goal.position] = r.goal.index
+        where = torch.tensor([r.goal.position or 0 for r in rows])
+        positions = torch.arange(T).expand(B, T).contiguous()
+        ids, tt, mask, positions, where = (t.to(device) for t in (ids, tt, mask, positions, where))
+        return cls(rows[0].goal.head, ids, explainer.baseline_ids(ids), [r.goal.index for r in rows],
+                   (tt, positions, mask, None if labels is None else labels.to(device), where))
+
+
+def _per_token(attr: torch.Tensor, row: int, length: int) -> list[float]:
+    """Row ``row`` of (B, T, H) attributions, its first ``length`` tokens: the sum over the hidden dimension."""
+    return [float(x) for x in attr[row, :length].detach().reshape(length, -1).sum(-1).cpu()]
 
 
 def _match(name: str, names: Sequence[str]) -> int | None:
@@ -597,9 +682,8 @@ def explain(model: str | Path, texts: str | Sequence[str], target: "str | Target
         pairs = list(pair)
         if len(pairs) != len(texts):
             raise InputError(f"{len(texts)} texts but {len(pairs)} pairs: give one pair for all, or one per text")
-    goal = Target.parse(target)
     explainer = Explainer.from_pretrained(model, max_length)
-    return [explainer.explain(t, p, goal, method, steps, parts) for t, p in zip(texts, pairs)]
+    return explainer.explain_texts(texts, pairs, Target.parse(target), method, steps, parts)
 
 
 def write_json(results: Explanation | Sequence[Explanation], path: str | Path, *, overwrite: bool = False) -> Path:
@@ -617,7 +701,8 @@ _REDS = (224, 217, 210, 203, 160)
 
 
 def _shade(value: float, scale: float) -> str:
-    if scale <= 0 or value == 0:
+    """The background for ``value`` on a scale whose largest |value| is ``scale``; none below 5 % of it."""
+    if scale <= 0 or abs(value) < 0.05 * scale:
         return ""
     level = min(4, int(abs(value) / scale * 5))
     code = (_GREENS if value > 0 else _REDS)[level]
@@ -661,15 +746,17 @@ def render_terminal(result: Explanation, color: bool = False, width: int | None 
     width = width or shutil.get_terminal_size((100, 24)).columns
     reset = "\x1b[0m"
     lines = _headline(result)
+    floor = max(abs(result.difference), MIN_TOLERANCE)  # colours never finer than what there is to explain
     if result.method == "ig":
         values = result.attributions or []
         scale = max((abs(v) for v in values), default=0.0)
+        shade_scale = max(scale, floor)
         d = _decimals(scale)
         lines.append(f"attribution per token (sum {sum(values):+.{d}f}; the largest |value| is {scale:.{d}f}):")
         cells = []
         for tok, v in zip(result.tokens, values):
             if color:
-                shade = _shade(v, scale)
+                shade = _shade(v, shade_scale)
                 cells.append((f"{shade}{tok}{reset}" if shade else tok, tok))
             else:
                 cells.append((f"{tok}({v:+.{d}f})",) * 2)
@@ -688,6 +775,7 @@ def render_terminal(result: Explanation, color: bool = False, width: int | None 
     else:
         layers = result.layers or []
         scale = max((abs(v) for row in layers for v in row), default=0.0)
+        shade_scale = max(scale, floor)
         w = max([5, *(len(t) for t in result.tokens)])
         d = _decimals(scale)
         c = d + 4
@@ -698,7 +786,8 @@ def render_terminal(result: Explanation, color: bool = False, width: int | None 
             cells = []
             for row in layers:
                 text = f"{row[t]:>+{c}.{d}f}"
-                cells.append(f"{_shade(row[t], scale)}{text}{reset}" if color and _shade(row[t], scale) else text)
+                shade = _shade(row[t], shade_scale) if color else ""
+                cells.append(f"{shade}{text}{reset}" if shade else text)
             lines.append(f"  {t:>3} {tok:<{w}} " + " ".join(cells))
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines)
@@ -717,12 +806,16 @@ def plot(results: Explanation | Sequence[Explanation], path: str | Path, *, over
         raise InputError("nothing to plot: no explanations")
     longest = max(len(r.tokens) for r in items)
     width = min(40.0, max(7.0, 0.28 * longest + 2.0))
-    heights = [3.6 if r.method == "ig" else 1.2 + 0.35 * len(r.layers or []) + 1.1 for r in items]
-    fig = Figure(figsize=(width, sum(heights) + 0.4 * len(items)))
+    panels = [p for r in items for p in ([(r, False)] + ([(r, True)] if r.parts is not None else []))]
+    heights = [3.6 if r.method == "ig" else 1.2 + 0.35 * len(r.layers or []) + 1.1 for r, _ in panels]
+    fig = Figure(figsize=(width, sum(heights) + 0.4 * len(panels)))
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(len(items), 1, height_ratios=heights)
-    for k, r in enumerate(items):
+    grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
+    for k, (r, split) in enumerate(panels):
         ax = fig.add_subplot(grid[k])
+        if split:
+            _plot_parts(ax, r, longest)
+            continue
         title = (f"{'integrated gradients' if r.method == 'ig' else 'layer conductance'} · {r.target} · "
                  f"p {r.probability:.3f} (baseline {r.baseline_probability:.3f}) · delta {r.delta:+.1g}, "
                  f"{r.steps} steps")
@@ -750,5 +843,21 @@ def plot(results: Explanation | Sequence[Explanation], path: str | Path, *, over
     return atomic_write_with(out, lambda tmp: fig.savefig(tmp, dpi=100))
 
 
-__all__ = ["explain", "Explainer", "Explanation", "Parts", "Target", "render_terminal", "plot", "write_json",
+def _plot_parts(ax: Any, r: Explanation, longest: int) -> None:
+    """Integrated gradients per sub-embedding: three bars per token."""
+    p = r.parts
+    ax.set_title(f"per sub-embedding (baseline [PAD] ids, position 0, segment 0: p {p.baseline_probability:.3f}) · "
+                 f"delta {p.delta:+.1g}, {p.steps} steps", fontsize=9, loc="left")
+    for k, (name, values, colour) in enumerate(zip(PARTS, (p.word, p.position, p.segment),
+                                                   ("#333333", "#3182bd", "#e6550d"))):
+        ax.bar([i + (k - 1) * 0.27 for i in range(len(values))], values, width=0.27, color=colour, label=name)
+    ax.axhline(0, color="#555555", linewidth=0.6)
+    ax.set_ylabel("attribution")
+    ax.set_xlim(-0.6, len(r.tokens) - 0.4)
+    ax.legend(fontsize=8, ncols=3, loc="best")
+    ax.set_xticks(range(len(r.tokens)), r.tokens, rotation=60 if len(r.tokens) > 8 else 0,
+                  ha="right" if len(r.tokens) > 8 else "center", fontsize=8 if longest <= 80 else 6)
+
+
+__all__ = ["explain", "Explainer", "Explanation", "Item", "Parts", "Target", "render_terminal", "plot", "write_json",
            "METHODS", "TOLERANCE", "PAIR_LABELS"]
