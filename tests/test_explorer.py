@@ -67,7 +67,7 @@ def test_binds_localhost_by_default(server):
 def test_page_and_static_files(server):
     status, headers, body = get(server, "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert b'id="epoch-slider"' in body and b'src="static/app.js"' in body
+    assert b'id="epoch-slider"' in body and b'src="static/app.js"' in body and b'id="attribution-view"' in body
     assert "default-src 'self'" in headers["Content-Security-Policy"]
     status, headers, body = get(server, "/static/app.js")
     assert status == 200 and b"getTensor" in body
@@ -184,6 +184,7 @@ def test_export_is_one_self_contained_file(run, tmp_path):
     assert "<style>" in html and "function getTensor" in html
     data = _embedded(html)
     assert data["manifest"]["snapshots"] == load_manifest(run)["snapshots"]
+    assert all(len(s["attributions"]) == 3 for s in data["manifest"]["snapshots"])  # the attribution view's data
     assert len(data["metrics"]) == 10
     entry = data["tensors"][2][PROBS]
     arr = np.frombuffer(base64.b64decode(entry["b64"]), "<f4").reshape(entry["shape"])

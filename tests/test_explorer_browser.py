@@ -177,3 +177,52 @@ def test_minilm_page(browser, minilm_path, tmp_path, caplog):
         page.close()
     finally:
         srv.stop()
+
+
+def shown_attribution(page) -> list[float]:
+    return [float(v) for v in page.locator("#attr-tokens span.tok").evaluate_all(
+        "spans => spans.map(s => s.dataset.value)")]
+
+
+def test_attribution_view_follows_sample_target_and_slider(browser, demo_run, tmp_path):
+    """The tokens coloured by the recorded integrated gradients of the chosen sample, target and snapshot,
+    the layers × tokens conductance map and the snapshots × tokens map."""
+    manifest = load_manifest(demo_run)
+    n = len(manifest["snapshots"])
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        assert page.locator("#attribution-view").is_visible()
+
+        def check(snap: int, sample: int, target: int) -> list[float]:
+            entry = manifest["snapshots"][snap]["attributions"][sample][target]
+            want = entry["ig"]
+            got = wait_for(page, lambda: (lambda v: v if v == pytest.approx(want, abs=1e-6) else None)(
+                shown_attribution(page)), f"the attribution of snapshot {snap} sample {sample} target {target}")
+            assert page.locator("#attr-target").input_value() == str(target)
+            assert entry["target"] in page.locator("#attr-target option:checked").text_content()
+            assert f"after {entry['ig_steps']} steps" in page.locator("#attr-stats").text_content()
+            return got
+
+        late = check(n - 1, 0, 0)
+        assert page.locator("#attr-tokens span.tok").count() == manifest["samples"][0]["length"]
+        assert page.locator("#attr-layers-canvas").bounding_box()["height"] > 40
+        assert page.locator("#attr-epochs-canvas").bounding_box()["height"] > 40
+        page.select_option("#attr-target", "1")  # the NSP label
+        check(n - 1, 0, 1)
+        move_slider(page, 0)
+        early = check(0, 0, 1)
+        page.select_option("#sample-select", "3")
+        check(0, 3, 1)
+        page.select_option("#attr-target", "0")
+        move_slider(page, n - 1)
+        check(n - 1, 3, 0)
+        assert early != late
+        page.locator("#attribution-view").scroll_into_view_if_needed()
+        shot = tmp_path / "explorer-attribution.png"
+        page.locator("#attribution-view").screenshot(path=str(shot))
+        shutil.copy(shot, "/tmp/explorer-attribution.png")
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()

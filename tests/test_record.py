@@ -431,3 +431,88 @@ def test_a_renamed_run_shows_its_new_name(recorded, tmp_path):
     copy = _copy_of(recorded, tmp_path)
     moved = copy.rename(tmp_path / "renamed")
     assert RecordStore(moved).manifest()["run_name"] == "renamed"
+
+
+# ------------------------------------------------------------------------------- attributions
+def test_parse_the_explain_key():
+    assert parse_record_spec("").explain == "all"
+    assert parse_record_spec("epochs=0;explain=ig").explain == "ig"
+    assert str(parse_record_spec("epochs=0;explain=none")) == "epochs=0;explain=none"
+    assert str(parse_record_spec("epochs=0;explain=all")) == "epochs=0"
+    with pytest.raises(InputError, match="explain= takes all, ig, none, got 'shap'"):
+        parse_record_spec("explain=shap")
+
+
+def test_each_snapshot_holds_each_samples_attributions(recorded):
+    """The true word at the first [MASK] and the true NSP label, by IG (per token) and conductance (layers ×
+    tokens), from the model as it was at that snapshot: each sums to p(target) − p(baseline) within delta."""
+    run, model, _ = recorded
+    m = load_manifest(run)
+    assert m["attribution"]["methods"] == ["ig", "conductance"]
+    for snap in m["snapshots"]:
+        assert len(snap["attributions"]) == len(m["samples"])
+        for info, entries in zip(m["samples"], snap["attributions"]):
+            word, nsp = entries
+            first = info["masked_positions"][0]
+            assert word["target"] == f"word {info['masked_tokens'][0]!r} at [MASK] position {first}"
+            assert (word["kind"], word["position"], word["gold"]) == ("word", first, True)
+            assert nsp["target"] == f"NSP {'IsNext' if info['is_next'] else 'NotNext'!r}" and nsp["gold"]
+            for e in entries:
+                n = info["length"]
+                assert len(e["ig"]) == n and [len(row) for row in e["layers"]] == [n, n]
+                difference = e["probability"] - e["baseline_probability"]
+                slack = 1e-3 + 1e-3 * abs(difference)  # the stored numbers are rounded to 4 digits
+                assert abs(sum(e["ig"]) - difference) <= abs(e["ig_delta"]) + slack
+                for row in e["layers"]:
+                    assert abs(sum(row) - difference) <= abs(e["layers_delta"]) + slack
+    last = m["snapshots"][-1]["attributions"]
+    first = m["snapshots"][0]["attributions"]
+    assert last != first  # training moved them
+
+
+def test_the_last_snapshots_attributions_are_the_final_models(recorded):
+    """Recorded from the padded batch of all samples; the same as one sample explained alone."""
+    from glassbert.explain import Explainer
+    from glassbert.recording.attribution import RECORD_STEPS
+
+    run, model, rec = recorded
+    m = load_manifest(run)
+    info = m["samples"][1]
+    entry = m["snapshots"][-1]["attributions"][1][0]
+    again = Explainer(model, rec.tokenizer).explain_ids(
+        info["input_ids"][:info["length"]], info["token_type_ids"][:info["length"]],
+        f"{info['masked_tokens'][0]}@{info['masked_positions'][0]}", steps=RECORD_STEPS)
+    assert entry["ig_steps"] == RECORD_STEPS
+    assert entry["probability"] == pytest.approx(again.probability, abs=1e-4)
+    assert entry["ig"] == pytest.approx(again.attributions, abs=1e-4, rel=1e-3)
+
+
+@pytest.mark.parametrize("explain", ["ig", "none"])
+def test_explain_ig_or_none(tmp_path, explain):
+    toy_run(tmp_path, epochs=1, spec=f"samples=0;epochs=last;explain={explain}")
+    m = load_manifest(tmp_path)
+    snap = m["snapshots"][-1]
+    if explain == "none":
+        assert "attributions" not in snap and "attribution" not in m
+    else:
+        assert m["attribution"]["methods"] == ["ig"]
+        assert all("ig" in e and "layers" not in e for e in snap["attributions"][0])
+
+
+def test_record_once_explains_a_classifier_prediction_and_skips_a_bare_encoder(tmp_path):
+    from glassbert.heads import BertForSequenceClassification
+
+    tok = toy_tokenizer()
+    torch.manual_seed(0)
+    cfg = BertConfig.preset("toy", vocab_size=tok.vocab_size, max_position_embeddings=16,
+                            id2label={0: "bad", 1: "good"})
+    clf = BertForSequenceClassification(cfg).eval()
+    run = record_once(clf, tok, ["I love cats.", "The sun is hot."], tmp_path / "clf")
+    m = load_manifest(run)
+    with torch.no_grad():
+        predicted = clf(**tok(["I love cats.", "The sun is hot."], padding=True)).logits.argmax(-1).tolist()
+    for entries, label in zip(m["snapshots"][0]["attributions"], predicted):
+        [e] = entries
+        assert e["target"] == f"label {cfg.id2label[label]!r}" and not e["gold"] and e["kind"] == "label"
+    bare = record_once(BertModel(cfg), tok, ["I love cats."], tmp_path / "bare")
+    assert "attributions" not in load_manifest(bare)["snapshots"][0]

@@ -27,8 +27,14 @@ Size bound (``max_bytes``, the whole record directory, manifest included), in th
    A snapshot that cannot fit even then is skipped and listed in ``manifest["skipped"]``.
    The bound is never exceeded; a bound too small for a single snapshot raises ``ValueError``.
 
+Attributions (models with a head, unless the spec says ``explain=none``): each snapshot entry also holds
+every sample's integrated gradients and layer conductance by the model as it is at that moment
+(:mod:`glassbert.recording.attribution`); they cost training time, a few forward and backward passes of
+the recorded samples per snapshot.
+
 Recording never touches the global torch RNG: the forward runs in eval mode under ``no_grad``
-(dropout off), and the model's train/eval mode is restored afterwards.
+(dropout off), the attributions in eval mode too (gradients with respect to the embeddings only, never
+accumulated into the parameters' ``.grad``), and the model's train/eval mode is restored afterwards.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ import torch
 
 from glassbert.capture import CORE, catalogue
 from glassbert.errors import InputError
+from glassbert.recording.attribution import ABOUT, has_head, record_attributions
 from glassbert.recording.snapshot import config_dict, find_aliases, storage_dtype, take, to_cpu_batch
 from glassbert.recording.spec import RecordSpec
 from glassbert.recording.store import (
@@ -239,6 +246,13 @@ class Recorder:
             preds.append(p)
         return preds
 
+    def _attributions(self, model: torch.nn.Module) -> list[list[dict[str, Any]]] | None:
+        """Each sample's attributions by the model as it is now (see recording.attribution), or None: not asked
+        for (``explain=none``), a bare encoder, or no tokenizer to name the tokens."""
+        if self.spec.explain == "none" or self.tokenizer is None or not has_head(model):
+            return None
+        return record_attributions(model, self.tokenizer, self._sample_info, self.spec.explain)
+
     def _note_vocab(self, ids: Iterable[int]) -> None:
         if self.manifest is None or isinstance(self.manifest["vocab"], list):
             return
@@ -341,6 +355,7 @@ class Recorder:
             self.manifest["dropped"] = sorted(self._plan.dropped)
         acts = {n: t for n, t in tensors.items() if meta[n]["kind"] == "activation"}
         predictions = self._predictions(acts, roles)
+        attributions = self._attributions(model)
         dropped = set(self._plan.dropped)
         aliases = {a: t for a, t in aliases.items() if a not in dropped and t not in dropped}
         store = {n: t for n, t in tensors.items() if n not in dropped and n not in aliases}
@@ -352,6 +367,10 @@ class Recorder:
         size = safetensors_bytes(store, metadata)
         entry = {"epoch": int(epoch), "step": int(step), "file": "", "bytes": size,
                  "aliases": aliases, "predictions": predictions}
+        if attributions is not None:
+            entry["attributions"] = attributions
+            self.manifest["attribution"] = dict(ABOUT, methods=["ig", "conductance"] if self.spec.explain == "all"
+                                                else ["ig"])
 
         def fits() -> bool:
             probe = dict(self.manifest, snapshots=self.manifest["snapshots"] + [entry])

@@ -1,6 +1,6 @@
-"""The ``--record`` grammar: which samples to record, and when.
+"""The ``--record`` grammar: which samples to record, when, and which attributions with them.
 
-    samples=0,1;epochs=0,10,100,last;every=5;steps=0,50;every_steps=100
+    samples=0,1;epochs=0,10,100,last;every=5;steps=0,50;every_steps=100;explain=ig
 """
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from glassbert.errors import InputError
+
+KEYS = "samples, epochs, steps, every, every_steps, explain"
+EXPLAIN = ("all", "ig", "none")  # the attributions recorded with each snapshot
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class RecordSpec:
     ``epochs`` (each epoch once), ``last`` and the caller says this is the last call, the step is in
     ``steps``, the epoch is a multiple of ``every`` (each epoch once), or the step is a multiple of
     ``every_steps``. With no condition at all, every epoch is recorded once.
+
+    ``explain`` (models with a head): ``all`` records integrated gradients and layer conductance of each
+    sample with each snapshot (:mod:`glassbert.recording.attribution`), ``ig`` the first only, ``none`` neither.
     """
 
     samples: tuple[int, ...] | None = None
@@ -27,6 +33,7 @@ class RecordSpec:
     steps: tuple[int, ...] = ()
     every: int | None = None
     every_steps: int | None = None
+    explain: str = "all"
 
     @classmethod
     def parse(cls, spec: str | None) -> "RecordSpec":
@@ -37,8 +44,7 @@ class RecordSpec:
             if not part:
                 continue
             if "=" not in part:
-                raise InputError(f"--record: {part!r} is not key=value (keys: samples, epochs, steps, "
-                                 "every, every_steps)")
+                raise InputError(f"--record: {part!r} is not key=value (keys: {KEYS})")
             key, value = (s.strip() for s in part.split("=", 1))
             key = key.replace("-", "_")
             if key in fields or (key == "epochs" and "last" in fields):
@@ -61,9 +67,12 @@ class RecordSpec:
                 if not re.fullmatch(r"\d+", value) or int(value) < 1:
                     raise InputError(f"--record: {key}= takes a positive integer, got {value!r}")
                 fields[key] = int(value)
+            elif key == "explain":
+                if value not in EXPLAIN:
+                    raise InputError(f"--record: explain= takes {', '.join(EXPLAIN)}, got {value!r}")
+                fields[key] = value
             else:
-                raise InputError(f"--record: unknown key {key!r} (keys: samples, epochs, steps, every, "
-                                 "every_steps)")
+                raise InputError(f"--record: unknown key {key!r} (keys: {KEYS})")
         return cls(**fields)
 
     @property
@@ -89,6 +98,8 @@ class RecordSpec:
             parts.append(f"every={self.every}")
         if self.every_steps:
             parts.append(f"every_steps={self.every_steps}")
+        if self.explain != "all":
+            parts.append(f"explain={self.explain}")
         return ";".join(parts)
 
 

@@ -14,7 +14,7 @@
     snap: 0, sample: 0,
     tensor: null, slice: {}, archLayer: 0,
     layer: 0, head: 0, kind: 'attention', showPad: false,
-    diffB: 0, diffA: 0, diffFollow: true,
+    diffB: 0, diffA: 0, diffFollow: true, attrTarget: 0,
     timer: null,
   };
   const gens = {};
@@ -161,10 +161,11 @@
   }
   function short(v) {
     if (v <= -1e30) return '−∞';
+    if (Number.isNaN(v)) return '';
     const a = Math.abs(v);
     if (a >= 100) return v.toFixed(0);
     if (a >= 10) return v.toFixed(1);
-    return v.toFixed(2);
+    return a < 0.005 ? '0.00' : v.toFixed(2);  // no "-0.00"
   }
   function vocabToken(id) {
     const v = S.man.vocab;
@@ -906,6 +907,112 @@
     }
   }
 
+  // ------------------------------------------------------------------ attribution
+  /* Recorded with each snapshot (manifest: snapshots[k].attributions[sample] = one entry per target):
+     integrated gradients per token and layer conductance per layer × token, by the model at that snapshot. */
+  let attrLayersMapper = null, attrLayersM = null, attrEpochsMapper = null, attrEpochsM = null;
+  function attrEntries(snap) {
+    const s = S.man.snapshots[snap];
+    return s && s.attributions ? (s.attributions[S.sample] || []) : [];
+  }
+  const hasAttributions = () => S.man.snapshots.some((s) => Array.isArray(s.attributions));
+  /* Colour scales of attributions: symmetric, and never finer than ATTR_FLOOR (0.01 of probability) or the
+     explained difference itself, so that the noise of a target the baseline already predicts stays white. */
+  const ATTR_FLOOR = 0.01;
+  function attrScale(data, difference) {
+    const sc = scaleFor(data, true);
+    const m = Math.max(sc.vmax, Math.abs(difference || 0), ATTR_FLOOR);
+    return Object.assign(sc, { vmin: -m, vmax: m, clipped: false });
+  }
+  function pct(p) { return (100 * p).toFixed(p >= 0.995 || p < 0.005 ? 2 : 1) + '%'; }
+
+  function renderAttribution() {
+    const card = $('attribution-view');
+    card.hidden = !hasAttributions();
+    if (card.hidden) return;
+    const about = S.man.attribution || {};
+    $('attr-about').textContent = about.f ? 'f = ' + about.f + ' · baseline: ' + about.baseline : '';
+    $('attr-sub').textContent = snapLabel(S.snap);
+    const entries = attrEntries(S.snap);
+    const sel = $('attr-target');
+    const names = entries.map((e) => e.target + (e.error ? '' : e.gold ? ' (true)' : ' (predicted)'));
+    if (sel.dataset.names !== names.join('|')) {
+      sel.innerHTML = '';
+      names.forEach((n, i) => sel.append(el('option', { value: i }, n)));
+      sel.dataset.names = names.join('|');
+    }
+    S.attrTarget = Math.min(S.attrTarget, Math.max(0, entries.length - 1));
+    sel.value = String(S.attrTarget);
+    const e = entries[S.attrTarget];
+    const box = $('attr-tokens'), stats = $('attr-stats');
+    box.innerHTML = ''; stats.innerHTML = '';
+    const info = sampleInfo(), tokens = info.tokens.slice(0, info.length);
+    if (!e || e.error) {
+      stats.textContent = e ? e.error : 'no attributions were recorded for this snapshot';
+      clearCanvas('attr-layers'); renderAttrEpochs(tokens);
+      return;
+    }
+    const diff = e.probability - e.baseline_probability;
+    const ig = Float32Array.from(e.ig), sc = attrScale(ig, diff);
+    tokens.forEach((t, i) => {
+      const c = colorFor(ig[i], sc), lum = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+      const span = el('span', { class: 'tok attr' + (i === e.position ? ' target' : ''),
+        title: 'position ' + i + ' · ' + t + ' · attribution ' + fmt(ig[i]), 'data-value': String(ig[i]) }, t);
+      span.style.background = 'rgb(' + c.map(Math.round).join(',') + ')';
+      span.style.color = lum > 150 ? '#1d2330' : '#ffffff';
+      box.append(span);
+    });
+    let sum = 0;
+    for (const v of ig) sum += v;
+    const parts = ['p(' + e['class'] + ') ' + pct(e.probability) + ' · baseline ' + pct(e.baseline_probability) +
+      ' · difference ' + fmt(e.probability - e.baseline_probability),
+      'predicted ' + e.prediction + ' (' + pct(e.predicted_probability) + ')',
+      'IG sum ' + fmt(sum) + ', delta ' + fmt(e.ig_delta) + ' after ' + e.ig_steps + ' steps'];
+    if (e.layers) parts.push('conductance delta ' + fmt(e.layers_delta) + ' after ' + e.layers_steps + ' steps');
+    stats.textContent = parts.join(' · ');
+    if (e.ig_converged === false || e.layers_converged === false) {
+      stats.append(el('span', { class: 'warn' }, ' · |delta| above the tolerance ' + fmt(e.tolerance) +
+        ' (the steps stopped at their ceiling): read these as approximate'));
+    }
+    if (e.layers) {
+      const L = e.layers.length, T = tokens.length, data = new Float32Array(L * T);
+      for (let r = 0; r < L; r++) for (let c = 0; c < T; c++) data[r * T + c] = e.layers[L - 1 - r][c];  // last layer on top
+      attrLayersM = { rows: L, cols: T, data, rowLabels: Array.from({ length: L }, (_, r) => 'layer ' + (L - r)),
+        colLabels: tokens, rowName: 'layer', colName: 'token' };
+      const lsc = attrScale(data, diff);
+      attrLayersMapper = drawHeatmap($('attr-layers-canvas'), attrLayersM, lsc, { maxW: Math.max(320, card.clientWidth / 2 - 40), maxH: 420 });
+      colorbar($('attr-layers-colorbar'), lsc);
+      $('attr-layers-hover').textContent = '';
+    } else {
+      clearCanvas('attr-layers', e.layers_error || 'layer conductance was not recorded (explain=ig)');
+    }
+    renderAttrEpochs(tokens);
+  }
+
+  function clearCanvas(prefix, message) {
+    const c = $(prefix + '-canvas');
+    c.width = 0; c.height = 0; c.style.width = '0px'; c.style.height = '0px';
+    $(prefix + '-colorbar').innerHTML = '';
+    $(prefix + '-hover').textContent = message || '';
+    if (prefix === 'attr-layers') { attrLayersMapper = null; } else { attrEpochsMapper = null; }
+  }
+
+  function renderAttrEpochs(tokens) {
+    const snaps = S.man.snapshots, T = tokens.length, data = new Float32Array(snaps.length * T).fill(NaN);
+    const rowLabels = [];
+    snaps.forEach((s, k) => {
+      const e = attrEntries(k)[S.attrTarget];
+      const mark = k === S.snap ? '▶ ' : '';
+      rowLabels.push(mark + 'epoch ' + s.epoch + (e && !e.error ? ' · ' + e['class'] : ''));
+      if (e && e.ig) for (let c = 0; c < T; c++) data[k * T + c] = e.ig[c];
+    });
+    attrEpochsM = { rows: snaps.length, cols: T, data, rowLabels, colLabels: tokens, rowName: 'snapshot', colName: 'token' };
+    const sc = attrScale(data, 0);
+    attrEpochsMapper = drawHeatmap($('attr-epochs-canvas'), attrEpochsM, sc,
+      { maxW: Math.max(320, $('attribution-view').clientWidth / 2 - 40), maxH: 420 });
+    colorbar($('attr-epochs-colorbar'), sc);
+  }
+
   // ------------------------------------------------------------------ snapshot / sample / play
   function renderTicks() {
     const n = S.man.snapshots.length, box = $('epoch-ticks');
@@ -926,6 +1033,7 @@
     renderCurves();
     renderMatrix();
     renderAttention();
+    renderAttribution();
     renderDiff();
     prefetch(S.snap + 1);
   }
@@ -943,6 +1051,7 @@
     renderPredictions();
     renderMatrix();
     renderAttention();
+    renderAttribution();
     renderDiff();
   }
 
@@ -993,6 +1102,9 @@
     attachHover($('matrix-canvas'), $('matrix-hover'), () => matrixMapper, () => matrixM);
     attachHover($('attention-canvas'), $('attention-hover'), () => attnMapper, () => attnM);
     attachHover($('diff-canvas'), $('diff-hover'), () => diffMapper, () => diffM);
+    attachHover($('attr-layers-canvas'), $('attr-layers-hover'), () => attrLayersMapper, () => attrLayersM);
+    attachHover($('attr-epochs-canvas'), $('attr-epochs-hover'), () => attrEpochsMapper, () => attrEpochsM);
+    $('attr-target').onchange = () => { S.attrTarget = Number($('attr-target').value); renderAttribution(); };
     if (man.snapshots.length < 2) {
       $('diff-view').hidden = true;
       $('send-to-diff').hidden = true;
