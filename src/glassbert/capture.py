@@ -14,6 +14,11 @@ Inner Workings" by George Mihaila), the recorder stores their ``dims``/``label``
 manifest, and the explorer page draws its architecture diagram and picks its attention maps from it
 (``block``, ``group``, ``role``). A second architecture declares its own tables and needs no edit elsewhere.
 
+A module that runs one submodule several times (ALBERT's layers share weights) declares each run as an
+:class:`Alias` (``capture_aliases``) and runs it inside ``with running(alias):``: its taps are recorded
+under the run's own name (``albert.encoder.layer.3.attention.probs``), and the catalogue lists the points
+once per run, each saying whose weights it uses.
+
 A tap costs one list check when nothing listens. Inside ``with Capture(model) as cap:`` every tap is
 recorded under its full module path, e.g. ``bert.encoder.layer.0.attention.self.probs``, in forward
 order, and the model takes its explicit (eager, padded) path so that every intermediate tensor exists.
@@ -98,6 +103,60 @@ class Points:
         return any(p.name == name for p in self.points)
 
 
+@dataclass(frozen=True, eq=False)
+class Alias:
+    """One run of a submodule that its parent runs several times (ALBERT: one shared layer, many layers).
+
+    name: the run's path relative to the parent ("layer.3"); module: the submodule run (its weights stay
+    under its own path); label: what a reader is told ("shared group 0, inner 0").
+    """
+
+    name: str
+    module: nn.Module
+    label: str
+
+
+def aliases_of(module: nn.Module) -> Sequence[Alias]:
+    """The runs a module declares with a ``capture_aliases()`` method (none for most modules)."""
+    declare = getattr(module, "capture_aliases", None)
+    return declare() if callable(declare) else ()
+
+
+def module_paths(model: nn.Module) -> list[tuple[str, nn.Module, Alias | None]]:
+    """(path, module, alias) of every module whose taps are recorded, in forward order: ``named_modules``,
+    except that a submodule its parent runs several times is listed once per run, under the run's name,
+    after the parent's other children (``alias`` is that run; None outside shared modules)."""
+    found: list[tuple[str, nn.Module, Alias | None]] = []
+
+    def walk(module: nn.Module, path: str, alias: Alias | None, skip: frozenset[int]) -> None:
+        found.append((path, module, alias))
+        runs = aliases_of(module)
+        skip = skip | {id(run.module) for run in runs}
+        for name, child in module.named_children():
+            if id(child) not in skip:
+                walk(child, f"{path}.{name}" if path else name, alias, skip)
+        for run in runs:
+            walk(run.module, f"{path}.{run.name}" if path else run.name, run, skip - {id(run.module)})
+
+    walk(model, "", None, frozenset())
+    return found
+
+
+class running:
+    """``with running(alias):`` the taps inside are recorded under ``alias``'s name in every active Capture."""
+
+    def __init__(self, alias: Alias):
+        self.alias = alias
+
+    def __enter__(self) -> None:
+        for capture in _ACTIVE:
+            capture._running.append(self.alias)
+
+    def __exit__(self, *exc) -> None:
+        for capture in _ACTIVE:
+            capture._running.pop()
+
+
 def points_of(module: nn.Module) -> Points | None:
     """The capture table of a module's class, if it declares one."""
     table = getattr(type(module), "capture", None)
@@ -117,13 +176,14 @@ def catalogue(model: nn.Module) -> list[dict[str, Any]]:
     """Every capture point of ``model`` under its full name, in module order, as JSON-ready dicts.
 
     This is what the recorder writes into the manifest for the page. Weight names are resolved to the
-    name the parameter is stored under (a tied decoder points at the word embeddings).
+    name the parameter is stored under (a tied decoder points at the word embeddings; a shared layer's run
+    at the shared weights, and ``shared`` says which: "shared group 0, inner 0").
     """
     param_names: dict[int, str] = {}
     for pname, p in model.named_parameters(remove_duplicate=False):
         param_names.setdefault(id(p), pname)
     entries = []
-    for path, module in model.named_modules():
+    for path, module, alias in module_paths(model):
         table = points_of(module)
         if table is None:
             continue
@@ -139,6 +199,7 @@ def catalogue(model: nn.Module) -> list[dict[str, Any]]:
                 "block": p.block, "weight": weight, "weight_block": p.weight_block,
                 "row": p.row, "chain": p.chain, "role": p.role,
                 "derive": list(p.derive) if p.derive else None,
+                "shared": alias.label if alias is not None else None,
             })
     return entries
 
@@ -164,8 +225,9 @@ class Capture(Mapping[str, torch.Tensor]):
 
     include: None (everything), a list of fnmatch globs ("*.attention.self.probs"), or a predicate.
     explicit: make the model take its explicit path (default); False leaves the fast path on, where
-    only the taps outside the encoder run. ``points[key]`` is the catalogue entry of each record and
-    ``owners[key]`` the module that tapped it.
+    only the taps outside the encoder run. ``points[key]`` is the catalogue entry of each record,
+    ``owners[key]`` the module that tapped it and ``shared[key]`` the label of the shared module's run it
+    was tapped in (ALBERT's layers; absent elsewhere).
     A tap that its module's table does not declare raises :class:`UndeclaredTap`.
 
     After the block, the capture is a read-only mapping of the records in forward order:
@@ -187,10 +249,14 @@ class Capture(Mapping[str, torch.Tensor]):
         self.records: dict[str, torch.Tensor] = {}
         self.points: dict[str, Point] = {}
         self.owners: dict[str, nn.Module] = {}
+        self.shared: dict[str, str] = {}
         self._paths: dict[int, str] = {}
+        self._run_paths: dict[tuple[int, Alias], str] = {}
+        self._running: list[Alias] = []
 
     def __enter__(self) -> "Capture":
         self._paths = {id(m): name for name, m in self.model.named_modules()}
+        self._run_paths = {(id(m), alias): path for path, m, alias in module_paths(self.model) if alias is not None}
         _ACTIVE.append(self)
         return self
 
@@ -198,7 +264,10 @@ class Capture(Mapping[str, torch.Tensor]):
         _ACTIVE.remove(self)
 
     def _record(self, module: nn.Module, name: str, tensor: torch.Tensor) -> None:
-        path = self._paths.get(id(module))
+        alias = self._running[-1] if self._running else None
+        path = self._run_paths.get((id(module), alias)) if alias is not None else None
+        if path is None:
+            alias, path = None, self._paths.get(id(module))
         if path is None:  # a module outside the captured model
             return
         table = points_of(module)
@@ -215,6 +284,8 @@ class Capture(Mapping[str, torch.Tensor]):
         self.records[key] = tensor.detach()
         self.points[key] = table[name]
         self.owners[key] = module
+        if alias is not None:
+            self.shared[key] = alias.label
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:
@@ -236,5 +307,6 @@ class Capture(Mapping[str, torch.Tensor]):
         return f"<Capture of {type(self.model).__name__}: {len(self.records)} points>"
 
 
-__all__ = ["Capture", "Point", "Points", "tap", "capturing", "catalogue", "points_of", "layer_of",
+__all__ = ["Capture", "Point", "Points", "Alias", "running", "module_paths", "tap", "capturing", "catalogue",
+           "points_of", "layer_of",
            "UndeclaredTap", "KEEP", "CORE", "DETAIL", "REDUNDANT"]
