@@ -1,5 +1,5 @@
 """The catalogue of capture points: every tap is declared in its module's table, every declared point is
-tapped (or derived from one that is), on every task model and both attention paths."""
+tapped (or derived from one that is), on every task model (BERT and ALBERT) and both attention paths."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from glassbert.capture import Capture, Point, Points, UndeclaredTap, catalogue, points_of, tap
-from glassbert.config import BertConfig
+from glassbert.config import AlbertConfig, BertConfig
 from glassbert.heads import TASK_MODELS
 from glassbert.tokenizer import IGNORE_INDEX
 
@@ -18,19 +18,28 @@ def _inputs(name: str, vocab: int) -> dict[str, torch.Tensor]:
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0  # padding: the fast path unpads
     batch = {"input_ids": ids, "token_type_ids": torch.zeros_like(ids), "attention_mask": mask}
-    if name in ("BertForPreTraining", "BertForMaskedLM"):
+    task = name.removeprefix("Albert").removeprefix("Bert")  # ForPreTraining, ForMaskedLM, …
+    if task in ("ForPreTraining", "ForMaskedLM"):
         labels = torch.full_like(ids, IGNORE_INDEX)
         labels[:, 2] = ids[:, 2]
         batch["labels"] = labels
     if name in ("BertForPreTraining", "BertForNextSentencePrediction"):
         batch["next_sentence_label"] = torch.tensor([0, 1])
-    if name == "BertForSequenceClassification":
+    if name == "AlbertForPreTraining":
+        batch["sentence_order_label"] = torch.tensor([0, 1])
+    if task == "ForSequenceClassification":
         batch["labels"] = torch.tensor([0, 1])
-    if name == "BertForTokenClassification":
+    if task == "ForTokenClassification":
         batch["labels"] = torch.zeros_like(ids)
-    if name == "BertForQuestionAnswering":
+    if task == "ForQuestionAnswering":
         batch.update(start_positions=torch.tensor([1, 2]), end_positions=torch.tensor([3, 4]))
     return batch
+
+
+def _toy(cls: type, **overrides):
+    """The toy config of ``cls``'s architecture; ALBERT's with two layer groups of two inner layers each."""
+    extra = dict(num_hidden_groups=2, inner_group_num=2) if cls.config_class is AlbertConfig else {}
+    return cls.config_class.preset("toy", vocab_size=40, **extra, **overrides)
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -38,7 +47,7 @@ def test_every_tap_is_declared_and_every_declared_point_is_tapped(attn):
     declared: dict[tuple[type, str], Point] = {}
     seen: set[tuple[type, str]] = set()
     for name, cls in TASK_MODELS.items():
-        cfg = BertConfig.preset("toy", vocab_size=40, num_labels=3, attn_implementation=attn)
+        cfg = _toy(cls, num_labels=3, attn_implementation=attn)
         model = cls(cfg).eval()
         modules = dict(model.named_modules())
         for module in modules.values():
@@ -112,3 +121,47 @@ def test_a_capture_lists_its_names_like_a_read_only_mapping():
     assert f"{len(cap)} points" in repr(cap)
     with pytest.raises(TypeError):
         cap["x"] = torch.zeros(1)  # read-only
+
+
+def test_a_module_run_twice_under_two_names_is_recorded_and_catalogued_per_run():
+    """One set of weights, two runs (ALBERT's shared layers): each run's taps under its own name."""
+    from glassbert.capture import Alias, running
+
+    class Scale(nn.Module):
+        capture = Points("Scale", [Point("out", ("hidden",), "scaled", weight="weight")])
+
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.tensor(2.0))
+
+        def forward(self, x):
+            return tap(self, "out", x * self.weight)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.shared = Scale()
+            self.runs = [Alias("step.0", self.shared, "run 1 of 2"), Alias("step.1", self.shared, "run 2 of 2")]
+
+        def capture_aliases(self):
+            return self.runs
+
+        def forward(self, x):
+            for run in self.runs:
+                with running(run):
+                    x = run.module(x)
+            return x
+
+    model = Twice()
+    with Capture(model) as cap:
+        model(torch.ones(3))
+    assert list(cap) == ["step.0.out", "step.1.out"]
+    assert cap["step.1.out"].tolist() == [4.0] * 3
+    assert cap.shared == {"step.0.out": "run 1 of 2", "step.1.out": "run 2 of 2"}
+    entries = catalogue(model)
+    assert [(e["name"], e["weight"], e["shared"]) for e in entries] == [
+        ("step.0.out", "shared.weight", "run 1 of 2"), ("step.1.out", "shared.weight", "run 2 of 2")]
+    model.shared(torch.ones(3))  # run outside its parent: nothing listens, nothing breaks
+    with Capture(model) as cap:
+        model.shared(torch.ones(3))
+    assert list(cap) == ["shared.out"] and not cap.shared

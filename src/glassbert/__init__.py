@@ -1,8 +1,10 @@
-"""glassbert: BERT from scratch in PyTorch, as a glass box."""
+"""glassbert: BERT (and ALBERT) from scratch in PyTorch, as a glass box."""
 from .capture import Capture
-from .config import BertConfig
+from .config import AlbertConfig, BertConfig
 from .heads import (BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining,
                     BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification)
+from .albert import (AlbertForMaskedLM, AlbertForPreTraining, AlbertForQuestionAnswering,  # after .heads
+                     AlbertForSequenceClassification, AlbertForTokenClassification, AlbertModel)
 from .model import BertModel, BertModelOutput
 from .tokenizer import Batch, Tokenizer
 
@@ -10,7 +12,9 @@ __version__ = "0.1.0"
 
 __all__ = ["BertConfig", "Tokenizer", "Batch", "BertModel", "BertModelOutput", "BertForPreTraining",
            "BertForMaskedLM", "BertForNextSentencePrediction", "BertForSequenceClassification",
-           "BertForTokenClassification", "BertForQuestionAnswering", "Capture", "Embedder"]
+           "BertForTokenClassification", "BertForQuestionAnswering", "Capture", "Embedder",
+           "AlbertConfig", "AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM",
+           "AlbertForSequenceClassification", "AlbertForTokenClassification", "AlbertForQuestionAnswering"]
 
 
 def __getattr__(name):  # the Embedder pulls in tqdm/numpy; load it on first use

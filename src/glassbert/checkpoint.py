@@ -82,22 +82,22 @@ def _normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _align_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict, list[str]]:
-    """Match checkpoint keys to the model's: add or strip the `bert.` prefix as needed."""
+    """Match checkpoint keys to the model's: add or strip the `bert.` (`albert.`) prefix as needed."""
+    prefix = f"{model.config.model_type}."
     own = set(model.state_dict())
-    has_prefix = any(k.startswith("bert.") for k in state)
-    wants_prefix = any(k.startswith("bert.") for k in own)
+    has_prefix = any(k.startswith(prefix) for k in state)
+    wants_prefix = any(k.startswith(prefix) for k in own)
     dropped: list[str] = []
     if has_prefix and not wants_prefix:      # a task checkpoint into a bare BertModel
         aligned = {}
         for k, v in state.items():
-            if k.startswith("bert."):
-                aligned[k[5:]] = v
+            if k.startswith(prefix):
+                aligned[k[len(prefix):]] = v
             else:
                 dropped.append(k)
         return aligned, dropped
     if wants_prefix and not has_prefix:      # a bare BertModel checkpoint into a task model
-        return {(f"bert.{k}" if k.split(".")[0] in ("embeddings", "encoder", "pooler") else k): v
-                for k, v in state.items()}, dropped
+        return {(f"{prefix}{k}" if _is_backbone(k, prefix) else k): v for k, v in state.items()}, dropped
     return state, dropped
 
 
@@ -106,7 +106,11 @@ def load_pretrained(cls, path: str | Path, **config_overrides):
     directory = resolve_model_path(path)
     if not directory.is_dir():
         raise MissingError(f"{directory}: not a directory (expected config.json + weights)")
-    config = BertConfig.load(directory)
+    config = BertConfig.load(directory)  # the class its model_type names: BertConfig | AlbertConfig
+    if config.model_type != cls.config_class.model_type:
+        raise InputError(f"{directory / 'config.json'}: model_type {config.model_type!r}, but {cls.__name__} is "
+                         f"{cls.config_class.model_type!r}: load it with glassbert.heads.load_model, which picks "
+                         f"the class from the config")
     if config_overrides:
         config = config.replace(**config_overrides)
     model = cls(config)
@@ -126,10 +130,11 @@ def load_pretrained(cls, path: str | Path, **config_overrides):
                          f"({directory / 'config.json'}):\n  " + "\n  ".join(mismatched[:20]))
     missing = [k for k in own if k not in state and k not in tied]
     unexpected = [k for k in state if k not in own]
-    backbone_missing = [k for k in missing if _is_backbone(k) and ".pooler." not in f".{k}"]
+    prefix = f"{config.model_type}."
+    backbone_missing = [k for k in missing if _is_backbone(k, prefix) and ".pooler." not in f".{k}"]
     if backbone_missing:
         raise InputError(f"{weights_path}: {len(backbone_missing)} encoder weights are missing, e.g. "
-                         f"{backbone_missing[:5]}: this is not a complete BERT checkpoint")
+                         f"{backbone_missing[:5]}: this is not a complete {config.model_type.upper()} checkpoint")
     model.load_state_dict(state, strict=False)
     model.tie_weights()
     newly = [k for k in missing if k not in backbone_missing]
@@ -143,11 +148,9 @@ def load_pretrained(cls, path: str | Path, **config_overrides):
     return model
 
 
-def _is_backbone(key: str) -> bool:
-    parts = key.split(".")
-    if parts[0] == "bert":
-        parts = parts[1:]
-    return parts[0] in ("embeddings", "encoder", "pooler")
+def _is_backbone(key: str, prefix: str) -> bool:
+    """A key of the bare model (embeddings, encoder, pooler), with or without the ``prefix`` of task models."""
+    return key.removeprefix(prefix).split(".")[0] in ("embeddings", "encoder", "pooler")
 
 
 def _tied_keys(model: nn.Module) -> set[str]:
@@ -166,6 +169,8 @@ def _tied_keys(model: nn.Module) -> set[str]:
 # ─── writing weights ────────────────────────────────────────────────────────────────────────
 # What Tokenizer.from_pretrained reads and Tokenizer.save_pretrained writes.
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# Copied along when present, though glassbert does not read it: a published ALBERT's SentencePiece model.
+KEPT_TOKENIZER_FILES = ("spiece.model",)
 
 
 def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
@@ -194,8 +199,8 @@ def copy_tokenizer_files(source: Path | None, target: Path) -> list[str]:
     copied. Nothing when ``source`` is None or is ``target`` itself (a model re-saved in place)."""
     if source is None or not source.is_dir() or source.resolve() == target.resolve():
         return []
-    names = [name for name in TOKENIZER_FILES if (source / name).is_file()]
-    if not names:
+    names = [name for name in TOKENIZER_FILES + KEPT_TOKENIZER_FILES if (source / name).is_file()]
+    if not set(names) & set(TOKENIZER_FILES):
         log.warning("%s: no tokenizer files to copy (looked for %s); %s has no tokenizer: pass "
                     "save_pretrained(..., tokenizer=tok)", source, ", ".join(TOKENIZER_FILES), target)
     for name in names:

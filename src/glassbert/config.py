@@ -1,6 +1,7 @@
-"""BertConfig: one typed, frozen dataclass that reads and writes transformers' config.json keys.
+"""BertConfig and AlbertConfig: typed, frozen dataclasses that read and write transformers' config.json keys.
 
-Presets are data, not code: ``BertConfig.preset("mini")`` or ``BertConfig.preset("toy")``.
+Presets are data, not code: ``BertConfig.preset("mini")``, ``AlbertConfig.preset("base")``.
+``BertConfig.load(dir)`` returns the config class that the file's ``model_type`` names (bert | albert).
 """
 from __future__ import annotations
 
@@ -35,6 +36,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "large": dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16),
 }
 
+# ALBERT: the factorized embedding width E, and how many layer groups hold weights (transformers' AlbertConfig
+# defaults: gelu_new, no dropout, vocab 30000). base and large are the published ALBERT v2 shapes.
+ALBERT_PRESETS: dict[str, dict[str, Any]] = {
+    # E smaller than H, and three layers that run one shared set of weights.
+    "toy": dict(num_hidden_layers=3, embedding_size=4, hidden_size=8, num_attention_heads=2, intermediate_size=32,
+                max_position_embeddings=14, vocab_size=64),
+    "tiny": dict(num_hidden_layers=4, embedding_size=64, hidden_size=128, num_attention_heads=2,
+                 intermediate_size=512),
+    "base": dict(num_hidden_layers=12, embedding_size=128, hidden_size=768, num_attention_heads=12,
+                 intermediate_size=3072),
+    "large": dict(num_hidden_layers=24, embedding_size=128, hidden_size=1024, num_attention_heads=16,
+                  intermediate_size=4096),
+}
+
 # Keys of transformers' BertConfig we accept and ignore (they do not change the math here).
 _IGNORED_KEYS = {
     "architectures", "model_type", "transformers_version", "torch_dtype", "dtype", "use_cache",
@@ -42,12 +57,21 @@ _IGNORED_KEYS = {
     "add_cross_attention", "_name_or_path", "output_attentions", "output_hidden_states",
     "problem_type", "bos_token_id", "eos_token_id", "tie_word_embeddings", "chunk_size_feed_forward",
     "return_dict", "pruned_heads", "tokenizer_class", "sep_token_id", "decoder_start_token_id",
-    "finetuning_task", "task_specific_params", "_attn_implementation_autoset",
+    "finetuning_task", "task_specific_params", "_attn_implementation_autoset", "is_encoder_decoder",
 }
+# … and of published ALBERT config.json files (TF-era options that transformers ignores too).
+_IGNORED_ALBERT_KEYS = {"down_scale_factor", "gap_size", "net_structure_type", "num_memory_blocks", "layers_to_keep"}
 
 
 @dataclass(frozen=True)
 class BertConfig:
+    # class constants, not fields: config.json's model_type, the presets, and config.json keys this class
+    # ignores or reads under another name
+    model_type = "bert"
+    presets = PRESETS
+    _ignored_keys = frozenset()
+    _renamed_keys = {}
+
     vocab_size: int = 30522
     hidden_size: int = 768
     num_hidden_layers: int = 12
@@ -70,7 +94,7 @@ class BertConfig:
     classifier_dropout: float | None = None
 
     def __post_init__(self) -> None:
-        _check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "config")
+        _check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "config", type(self))
         if self.intermediate_size is None:
             object.__setattr__(self, "intermediate_size", 4 * self.hidden_size)
         if self.id2label is not None:
@@ -120,22 +144,26 @@ class BertConfig:
         return self.num_attention_heads * self.attention_head_size
 
     @property
+    def embedding_size(self) -> int:
+        """E, the width of the embedding tables: H in BERT (ALBERT factorizes it, E < H)."""
+        return self.hidden_size
+
+    @property
     def label2id(self) -> dict[str, int] | None:
         return None if self.id2label is None else {v: k for k, v in self.id2label.items()}
 
     def num_parameters(self, with_pooler: bool = True) -> int:
-        """Parameters of the bare BertModel (embeddings + encoder + pooler)."""
-        h, a, i = self.hidden_size, self.all_head_size, self.intermediate_size
-        emb = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h + 2 * h
-        layer = 3 * (h * a + a) + (a * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
-        return emb + self.num_hidden_layers * layer + (h * h + h if with_pooler else 0)
+        """Parameters of the bare BertModel / AlbertModel (embeddings + encoder + pooler)."""
+        from .params import parameter_counts
+        counts = parameter_counts(self)
+        return counts.model - (0 if with_pooler else counts.pooler)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "BertConfig":
-        if name not in PRESETS:
-            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        if name not in cls.presets:
+            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(cls.presets)}")
+        return cls(**{**cls.presets[name], **overrides})
 
     def replace(self, **changes: Any) -> "BertConfig":
         return dataclasses.replace(self, **changes)
@@ -174,9 +202,15 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> "BertConfig":
-        """From transformers' config.json keys; errors start with ``source`` (the file's path)."""
-        if d.get("model_type", "bert") not in ("bert",):
-            raise InputError(f"{source}: model_type {d.get('model_type')!r} is not 'bert'")
+        """From transformers' config.json keys; errors start with ``source`` (the file's path).
+        ``BertConfig.from_dict`` returns the class ``model_type`` names (an ALBERT's is an AlbertConfig)."""
+        model_type = d.get("model_type", cls.model_type)
+        if cls is BertConfig and model_type in CONFIGS and CONFIGS[model_type] is not cls:
+            return CONFIGS[model_type].from_dict(d, source)
+        if model_type != cls.model_type:
+            raise InputError(f"{source}: model_type {model_type!r} is not {cls.model_type!r}"
+                             + (f" or {' or '.join(repr(t) for t in CONFIGS if t != cls.model_type)}"
+                                if cls is BertConfig else ""))
         if d.get("position_embedding_type", "absolute") != "absolute":
             raise InputError(f"{source}: position_embedding_type "
                              f"{d['position_embedding_type']!r} is not supported (only 'absolute')")
@@ -186,16 +220,16 @@ class BertConfig:
         for key, value in d.items():
             if key in known:
                 kwargs[key] = value
-            elif key == "label2id" or key in _IGNORED_KEYS:
+            elif key == "label2id" or key in _IGNORED_KEYS or key in cls._ignored_keys:
                 continue
+            elif key in cls._renamed_keys:
+                kwargs[cls._renamed_keys[key]] = value
             else:
                 unknown.append(key)
-        if "classifier_dropout" in d:
-            kwargs["classifier_dropout"] = d["classifier_dropout"]
         kwargs.pop("attn_implementation", None)
         if unknown:
             logging.getLogger("glassbert").warning("%s: ignoring unknown config keys %s", source, sorted(unknown))
-        _check_types(kwargs, source)
+        _check_types(kwargs, source, cls)
         try:
             return cls(**kwargs)
         except InputError as e:  # the checks in __post_init__ say "config: …"; say which file
@@ -216,6 +250,61 @@ class BertConfig:
             raise MissingError(f"no config.json in {Path(directory)}: not a model directory")
         return cls.from_dict(read_json_object(path), source=str(path))
 
+
+
+@dataclass(frozen=True)
+class AlbertConfig(BertConfig):
+    """ALBERT (Lan et al. 2019): BERT with a factorized embedding (a V × E table, then E → H) and layers that
+    share weights: ``num_hidden_groups`` sets of ``inner_group_num`` layers, layer i running group
+    ⌊i · groups / L⌋. Defaults and config.json keys are transformers' AlbertConfig's."""
+
+    model_type = "albert"
+    presets = ALBERT_PRESETS
+    _ignored_keys = frozenset(_IGNORED_ALBERT_KEYS)
+    _renamed_keys = {"classifier_dropout_prob": "classifier_dropout"}
+
+    vocab_size: int = 30000
+    hidden_size: int = 4096
+    num_attention_heads: int = 64
+    intermediate_size: int | None = 16384
+    hidden_act: str = "gelu_new"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    classifier_dropout: float | None = 0.1  # config.json: classifier_dropout_prob
+    embedding_size: int = 128
+    num_hidden_groups: int = 1
+    inner_group_num: int = 1
+
+    def _validate(self) -> None:
+        super()._validate()
+        for name in ("embedding_size", "num_hidden_groups", "inner_group_num"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise InputError(f"config: {name} must be a positive integer, got {value!r}")
+        if self.num_hidden_groups > self.num_hidden_layers:
+            raise InputError(f"config: num_hidden_groups {self.num_hidden_groups} is more than num_hidden_layers "
+                             f"{self.num_hidden_layers}: a group no layer runs")
+        if self.all_head_size != self.hidden_size:
+            raise InputError(f"config: ALBERT's {self.num_attention_heads} attention heads split hidden_size "
+                             f"{self.hidden_size} evenly (transformers' AlbertConfig has no attention_head_size); "
+                             f"drop attention_head_size {self.attention_head_size}")
+
+    def group_of(self, layer: int) -> int:
+        """The layer group whose weights layer ``layer`` (0-based) runs: ⌊layer · groups / L⌋, as transformers."""
+        return int(layer / (self.num_hidden_layers / self.num_hidden_groups))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.pop("attention_head_size", None)
+        d.pop("classifier_dropout", None)
+        classifier_dropout = self.classifier_dropout
+        d.update(architectures=["AlbertModel"], model_type="albert", embedding_size=self.embedding_size,
+                 num_hidden_groups=self.num_hidden_groups, inner_group_num=self.inner_group_num,
+                 classifier_dropout_prob=self.hidden_dropout_prob if classifier_dropout is None else classifier_dropout)
+        return d
+
+
+CONFIGS = {c.model_type: c for c in (BertConfig, AlbertConfig)}  # config.json's model_type → class
 
 # ─── field types: a config.json value of the wrong JSON type is a one-line error ──────────────
 _EXPECTED = {"int": "an integer", "float": "a number", "str": "a string",
@@ -247,11 +336,12 @@ def _fits(kind: str, value: object) -> bool:
         and isinstance(v, str) for k, v in value.items())
 
 
-def _check_types(values: Mapping[str, Any], source: str) -> None:
-    """Every known field holds its annotated type (int not bool; float any finite number; None only
+def _check_types(values: Mapping[str, Any], source: str, cls: type) -> None:
+    """Every known field of ``cls`` holds its annotated type (int not bool; float any finite number; None only
     where the field allows it): else InputError naming ``source``, the key, the value and the type."""
+    annotations = {f.name: str(f.type) for f in dataclasses.fields(cls)}
     for name, value in values.items():
-        annotation = _ANNOTATIONS.get(name)
+        annotation = annotations.get(name)
         if annotation is None:
             continue
         kind, _, rest = annotation.partition(" | ")
@@ -265,7 +355,4 @@ def _check_types(values: Mapping[str, Any], source: str) -> None:
             raise InputError(f"{source}: key {name!r} is {shown}{what}, expected {expected}")
 
 
-_ANNOTATIONS = {f.name: str(f.type) for f in dataclasses.fields(BertConfig)}
-
-
-__all__ = ["BertConfig", "PRESETS"]
+__all__ = ["BertConfig", "AlbertConfig", "PRESETS", "ALBERT_PRESETS", "CONFIGS"]

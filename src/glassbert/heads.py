@@ -347,25 +347,35 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         return QuestionAnsweringOutput(loss, start_logits, end_logits, out)
 
 
-TASK_MODELS = {cls.__name__: cls for cls in (
-    BertModel, BertForPreTraining, BertForMaskedLM, BertForNextSentencePrediction,
-    BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering)}
+BERT_MODELS = (BertModel, BertForPreTraining, BertForMaskedLM, BertForNextSentencePrediction,
+               BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering)
+
+# ALBERT's models (albert.py) are built on the heads above, so they are imported only here, at the end.
+from .albert import ALBERT_MODELS  # noqa: E402
+
+TASK_MODELS = {cls.__name__: cls for cls in (*BERT_MODELS, *ALBERT_MODELS)}  # `architectures` name → class
+BASE_MODELS = {"bert": BertModel, "albert": TASK_MODELS["AlbertModel"]}       # config.json's model_type → class
 
 
 
 def load_model(path, default: str = "BertModel") -> BertPreTrainedModel:
     """The model a directory holds, as the class its config.json names in ``architectures``
-    (transformers' convention), else ``default``; a name we do not know falls back to ``default`` too."""
+    (transformers' convention), else ``default``; a name we do not know falls back to ``default`` too,
+    or to the bare model of the config's ``model_type`` (an ALBERT's: AlbertModel)."""
     from .checkpoint import resolve_model_path
 
     directory = resolve_model_path(path)
     if not directory.is_dir():
         raise MissingError(f"{directory}: not a directory (expected config.json + weights)")
-    BertConfig.load(directory)  # a missing or broken config.json is an error that names it
+    config = BertConfig.load(directory)  # a missing or broken config.json is an error that names it
     names = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("architectures")
     name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else default
-    return TASK_MODELS.get(name, TASK_MODELS[default]).from_pretrained(directory)
+    cls = TASK_MODELS.get(name, TASK_MODELS[default])
+    if cls.config_class.model_type != config.model_type:
+        cls = BASE_MODELS[config.model_type]
+    return cls.from_pretrained(directory)
 
 
-__all__ = [*TASK_MODELS, "load_model", "PreTrainingOutput", "SequenceClassifierOutput", "TokenClassifierOutput",
-           "QuestionAnsweringOutput", "IGNORE_INDEX", "TASK_MODELS", "SAVED_CLASSIFIER", "classifier_keys_as_saved"]
+__all__ = [*(cls.__name__ for cls in BERT_MODELS), "load_model", "BASE_MODELS", "PreTrainingOutput",
+           "SequenceClassifierOutput", "TokenClassifierOutput", "QuestionAnsweringOutput", "IGNORE_INDEX",
+           "TASK_MODELS", "SAVED_CLASSIFIER", "classifier_keys_as_saved", "BERT_MODELS"]

@@ -66,11 +66,11 @@ class Unpadded:
 class BertEmbeddings(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
-        H = config.hidden_size
-        self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, H)
-        self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        E = config.embedding_size  # = H in BERT; ALBERT's narrower E is projected to H by its encoder
+        self.word_embeddings = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, E)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, E)
+        self.LayerNorm = nn.LayerNorm(E, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.register_buffer("position_ids", torch.arange(config.max_position_embeddings)[None], persistent=False)
 
@@ -335,7 +335,7 @@ class BertModelOutput:
     sequence_output: torch.Tensor                    # (B, T, H) last layer, every token
     pooled_output: torch.Tensor | None               # (B, H) tanh(dense([CLS])); None without a pooler
     encoder_outputs: list[torch.Tensor]              # L × (B, T, H); the last is sequence_output
-    embedding_output: torch.Tensor                   # (B, T, H)
+    embedding_output: torch.Tensor                   # (B, T, E); E = H but in ALBERT
     attentions: list[torch.Tensor] | None = None     # L × (B, nh, T, T) when output_attentions
 
     @property
@@ -347,11 +347,13 @@ class BertPreTrainedModel(nn.Module):
     """Shared by BertModel and the task models: init, from_pretrained, save_pretrained."""
 
     base_model_prefix = "bert"
+    config_class = BertConfig
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"expected a BertConfig, got {type(config).__name__}")
+        if not isinstance(config, self.config_class) or config.model_type != self.config_class.model_type:
+            raise TypeError(f"{type(self).__name__} expects a {self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
         self.config = config
         # The directory from_pretrained read (None: built from a config). save_pretrained with no
         # tokenizer copies that directory's tokenizer files, so a re-saved model stays complete.

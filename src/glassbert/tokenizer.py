@@ -112,8 +112,10 @@ class Tokenizer:
     """A BERT WordPiece tokenizer. Build it with `from_pretrained`, `from_vocab` or `train`."""
 
     def __init__(self, backend: Backend, lowercase: bool = True,
-                 specials: dict[str, str] | None = None, model_max_length: int = DEFAULT_MAX_LENGTH):
+                 specials: dict[str, str] | None = None, model_max_length: int = DEFAULT_MAX_LENGTH,
+                 tokenizer_class: str = "BertTokenizer"):
         self.specials = dict(SPECIAL_TOKENS, **(specials or {}))
+        self.tokenizer_class = tokenizer_class  # transformers' class, written back by save_pretrained
         self.backend = backend
         self.backend.no_padding()
         self.backend.no_truncation()
@@ -149,7 +151,9 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "Tokenizer":
-        """A directory with tokenizer.json, or vocab.txt (+ tokenizer_config.json for lower-casing)."""
+        """A directory with tokenizer.json, or vocab.txt (+ tokenizer_config.json for lower-casing).
+        Any tokenizer.json whose post-processor packs [CLS] A [SEP] B [SEP] works (an ALBERT's SentencePiece
+        Unigram too, with tokenizer_config.json naming its special tokens)."""
         from .checkpoint import resolve_model_path  # aliases like "minilm"
 
         directory = resolve_model_path(path)
@@ -161,6 +165,8 @@ class Tokenizer:
         max_len = _model_max_length(cfg_path, cfg.get("model_max_length"))
         specials = dict(SPECIAL_TOKENS, **{k: _special_token(cfg_path, k, v) for k, v in cfg.items()
                                            if k in SPECIAL_TOKENS})
+        tokenizer_class = cfg.get("tokenizer_class")
+        tokenizer_class = tokenizer_class if isinstance(tokenizer_class, str) else "BertTokenizer"
         json_path = directory / "tokenizer.json"
         if json_path.is_file():
             text = read_text(json_path)
@@ -171,10 +177,16 @@ class Tokenizer:
                 raise InputError(f"{json_path}: not a tokenizers file ({e})") from None
             if backend.normalizer is not None and "lowercase" in json.loads(backend.normalizer.__getstate__()):
                 lowercase = bool(json.loads(backend.normalizer.__getstate__())["lowercase"])
-            return cls(backend, lowercase, specials, max_len)
+            return cls(backend, lowercase, specials, max_len, tokenizer_class)
         if (directory / "vocab.txt").is_file():
             table = _read_vocab(directory / "vocab.txt")
             return cls(_build_backend(table, lowercase, specials), lowercase, specials, max_len)
+        if (directory / "spiece.model").is_file():
+            raise MissingError(
+                f"{directory}: no tokenizer.json or vocab.txt, only spiece.model (a SentencePiece model, as published "
+                f"ALBERTs ship), which glassbert does not read. Write the tokenizer.json once with transformers: "
+                f"pip install sentencepiece protobuf, then python -c \"from transformers import AutoTokenizer; "
+                f"AutoTokenizer.from_pretrained('{directory}').save_pretrained('{directory}')\"")
         raise MissingError(f"{directory}: no tokenizer.json or vocab.txt found")
 
     @classmethod
@@ -213,11 +225,12 @@ class Tokenizer:
     def save_pretrained(self, directory: str | Path) -> Path:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        size = max(self._id_to_token) + 1
-        with open(d / "vocab.txt", "w", encoding="utf-8") as f:
-            for i in range(size):
-                f.write(self._id_to_token.get(i, f"[unused{i}]") + "\n")
-        config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
+        if isinstance(self.backend.model, models.WordPiece):  # a SentencePiece tokenizer has tokenizer.json only
+            size = max(self._id_to_token) + 1
+            with open(d / "vocab.txt", "w", encoding="utf-8") as f:
+                for i in range(size):
+                    f.write(self._id_to_token.get(i, f"[unused{i}]") + "\n")
+        config = {"tokenizer_class": self.tokenizer_class, "do_lower_case": self.do_lower_case,
                   "tokenize_chinese_chars": True, "strip_accents": None,
                   "model_max_length": self.model_max_length, **self.specials}
         (d / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -29,7 +29,7 @@ def _stats(t: torch.Tensor) -> str:
 
 def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None = None,
           echo: Callable[[str], None] = print) -> Capture:
-    """Run `model` (a BertModel) on `batch` under a Capture and print each step.
+    """Run `model` (a BertModel or an AlbertModel) on `batch` under a Capture and print each step.
 
     layers: 1-based layer numbers to print in full (default all); the others print as "...".
     Returns the Capture, whose records hold every tensor shown.
@@ -46,7 +46,9 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
     model.train(was_training)
 
     echo(f"NUMBER OF LAYERS: {cfg.num_hidden_layers}")
-    echo(f"EMBEDDING SIZE: {cfg.hidden_size}")
+    echo(f"EMBEDDING SIZE: {cfg.embedding_size}")
+    if cfg.embedding_size != cfg.hidden_size:  # ALBERT: the embeddings are projected E → H
+        echo(f"HIDDEN SIZE: {cfg.hidden_size}")
     echo(f"ACTIVATIONS: {cfg.hidden_act}")
     echo(f"Attention Head Size:\n{cfg.attention_head_size}\n")
     echo(f"Combined Attentions Head Size:\n{cfg.all_head_size}\n")
@@ -59,7 +61,8 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
         layer, label = step
         if layer != current:
             if layer is not None:
-                echo(f"----------------- BERT LAYER {layer + 1} -----------------\n")
+                shared = f" · {cap.shared[name]}" if name in cap.shared else ""  # ALBERT: whose weights it runs
+                echo(f"----------------- {cfg.model_type.upper()} LAYER {layer + 1}{shared} -----------------\n")
                 if layer + 1 not in chosen:
                     echo("...\n")
             current = layer
