@@ -746,7 +746,7 @@ def render_terminal(result: Explanation, color: bool = False, width: int | None 
     width = width or shutil.get_terminal_size((100, 24)).columns
     reset = "\x1b[0m"
     lines = _headline(result)
-    floor = max(abs(result.difference), MIN_TOLERANCE)  # colours never finer than what there is to explain
+    floor = MIN_TOLERANCE  # colours never finer than 0.001 of probability: noise stays uncoloured
     if result.method == "ig":
         values = result.attributions or []
         scale = max((abs(v) for v in values), default=0.0)
@@ -828,15 +828,16 @@ def plot(results: Explanation | Sequence[Explanation], path: str | Path, *, over
             ax.axhline(0, color="#555555", linewidth=0.6)
             ax.set_ylabel("attribution")
             ax.set_xlim(-0.6, len(r.tokens) - 0.4)
-        else:
+        else:  # each layer on its own scale (a pooler's last layer puts it all on [CLS]); its largest |value| beside
             import numpy as np
 
             data = np.array(r.layers, dtype=float)
-            m = float(np.abs(data).max()) or 1.0
-            image = ax.imshow(data, cmap="PiYG", vmin=-m, vmax=m, aspect="auto", origin="lower",
+            largest = np.maximum(np.abs(data).max(axis=1, keepdims=True), MIN_TOLERANCE)
+            image = ax.imshow(data / largest, cmap="PiYG", vmin=-1, vmax=1, aspect="auto", origin="lower",
                               interpolation="nearest")
-            ax.set_yticks(range(len(data)), [f"layer {i + 1}" for i in range(len(data))], fontsize=8)
-            fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="conductance")
+            ax.set_yticks(range(len(data)), [f"layer {i + 1} (max {m:.2g})" for i, m in enumerate(largest[:, 0])],
+                          fontsize=8)
+            fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="÷ the layer's largest |value|")
         ax.set_xticks(list(x), r.tokens, rotation=60 if len(r.tokens) > 8 else 0, ha="right" if len(r.tokens) > 8
                       else "center", fontsize=8 if longest <= 80 else 6)
     fig.tight_layout()

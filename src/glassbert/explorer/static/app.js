@@ -916,13 +916,24 @@
     return s && s.attributions ? (s.attributions[S.sample] || []) : [];
   }
   const hasAttributions = () => S.man.snapshots.some((s) => Array.isArray(s.attributions));
-  /* Colour scales of attributions: symmetric, and never finer than ATTR_FLOOR (0.01 of probability) or the
-     explained difference itself, so that the noise of a target the baseline already predicts stays white. */
-  const ATTR_FLOOR = 0.01;
-  function attrScale(data, difference) {
+  /* Colour scales of attributions: symmetric, and never finer than ATTR_FLOOR (0.001 of probability), so that
+     the noise of a target the baseline already gets stays white. */
+  const ATTR_FLOOR = 0.001;
+  function attrScale(data) {
     const sc = scaleFor(data, true);
-    const m = Math.max(sc.vmax, Math.abs(difference || 0), ATTR_FLOOR);
+    const m = Math.max(sc.vmax, ATTR_FLOOR);
     return Object.assign(sc, { vmin: -m, vmax: m, clipped: false });
+  }
+  /* Each layer's row divided by its own largest |value| (a pooler's last layer puts it all on [CLS], which
+     would leave the other layers white on a shared scale); the hover still shows the real value. */
+  function perLayer(M) {
+    const colours = new Float32Array(M.data.length);
+    for (let r = 0; r < M.rows; r++) {
+      let m = ATTR_FLOOR;
+      for (let c = 0; c < M.cols; c++) m = Math.max(m, Math.abs(M.data[r * M.cols + c]));
+      for (let c = 0; c < M.cols; c++) colours[r * M.cols + c] = M.data[r * M.cols + c] / m;
+    }
+    return colours;
   }
   function pct(p) { return (100 * p).toFixed(p >= 0.995 || p < 0.005 ? 2 : 1) + '%'; }
 
@@ -952,8 +963,7 @@
       clearCanvas('attr-layers'); renderAttrEpochs(tokens);
       return;
     }
-    const diff = e.probability - e.baseline_probability;
-    const ig = Float32Array.from(e.ig), sc = attrScale(ig, diff);
+    const ig = Float32Array.from(e.ig), sc = attrScale(ig);
     tokens.forEach((t, i) => {
       const c = colorFor(ig[i], sc), lum = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
       const span = el('span', { class: 'tok attr' + (i === e.position ? ' target' : ''),
@@ -972,16 +982,20 @@
     stats.textContent = parts.join(' · ');
     if (e.ig_converged === false || e.layers_converged === false) {
       stats.append(el('span', { class: 'warn' }, ' · |delta| above the tolerance ' + fmt(e.tolerance) +
-        ' (the steps stopped at their ceiling): read these as approximate'));
+        ' (5% of the difference): read these as approximate'));
     }
     if (e.layers) {
       const L = e.layers.length, T = tokens.length, data = new Float32Array(L * T);
       for (let r = 0; r < L; r++) for (let c = 0; c < T; c++) data[r * T + c] = e.layers[L - 1 - r][c];  // last layer on top
       attrLayersM = { rows: L, cols: T, data, rowLabels: Array.from({ length: L }, (_, r) => 'layer ' + (L - r)),
         colLabels: tokens, rowName: 'layer', colName: 'token' };
-      const lsc = attrScale(data, diff);
-      attrLayersMapper = drawHeatmap($('attr-layers-canvas'), attrLayersM, lsc, { maxW: Math.max(320, card.clientWidth / 2 - 40), maxH: 420 });
+      const own = $('attr-per-layer').checked;
+      const shown = own ? Object.assign({}, attrLayersM, { data: perLayer(attrLayersM) }) : attrLayersM;
+      const lsc = own ? { diverging: true, vmin: -1, vmax: 1 } : attrScale(data);
+      attrLayersMapper = drawHeatmap($('attr-layers-canvas'), shown, lsc, { maxW: Math.max(320, card.clientWidth / 2 - 40),
+        maxH: 420, noValues: own });
       colorbar($('attr-layers-colorbar'), lsc);
+      if (own) $('attr-layers-colorbar').append(el('span', null, '× each layer\'s largest |value| (hover for the values)'));
       $('attr-layers-hover').textContent = '';
     } else {
       clearCanvas('attr-layers', e.layers_error || 'layer conductance was not recorded (explain=ig)');
@@ -1007,7 +1021,7 @@
       if (e && e.ig) for (let c = 0; c < T; c++) data[k * T + c] = e.ig[c];
     });
     attrEpochsM = { rows: snaps.length, cols: T, data, rowLabels, colLabels: tokens, rowName: 'snapshot', colName: 'token' };
-    const sc = attrScale(data, 0);
+    const sc = attrScale(data);
     attrEpochsMapper = drawHeatmap($('attr-epochs-canvas'), attrEpochsM, sc,
       { maxW: Math.max(320, $('attribution-view').clientWidth / 2 - 40), maxH: 420 });
     colorbar($('attr-epochs-colorbar'), sc);
@@ -1105,6 +1119,7 @@
     attachHover($('attr-layers-canvas'), $('attr-layers-hover'), () => attrLayersMapper, () => attrLayersM);
     attachHover($('attr-epochs-canvas'), $('attr-epochs-hover'), () => attrEpochsMapper, () => attrEpochsM);
     $('attr-target').onchange = () => { S.attrTarget = Number($('attr-target').value); renderAttribution(); };
+    $('attr-per-layer').onchange = renderAttribution;
     if (man.snapshots.length < 2) {
       $('diff-view').hidden = true;
       $('send-to-diff').hidden = true;
