@@ -342,3 +342,19 @@ def test_a_batch_of_mixed_heads_and_a_bad_target(tok):
         assert abs(sum(r.attributions) - r.difference) <= abs(r.delta) + 1e-6
     with pytest.raises(InputError, match="has no \\[MASK\\]"):
         explainer.explain_batch(items)
+
+
+# ─── ALBERT ─────────────────────────────────────────────────────────────────────────────────
+def test_albert_sop_by_integrated_gradients_and_conductance_refused(tok):
+    from glassbert.albert import AlbertForPreTraining
+    from glassbert.config import AlbertConfig
+
+    torch.manual_seed(0)
+    config = AlbertConfig.preset("toy", vocab_size=tok.vocab_size, max_position_embeddings=32, initializer_range=0.5)
+    explainer = Explainer(AlbertForPreTraining(config).eval(), tok)
+    r = explainer.explain("the cat chased the mouse .", "it ran fast .", target="swapped")
+    assert r.target == "SOP 'Swapped'" and r.target_kind == "sop" and r.prediction in ("InOrder", "Swapped")
+    assert abs(sum(r.attributions) - r.difference) <= abs(r.delta) + 1e-6
+    assert explainer.explain("the cat [MASK] the mouse .", "it ran fast .").target_kind == "word"
+    with pytest.raises(InputError, match="shares one module among its layers: use method 'ig'"):
+        explainer.explain("the cat ran .", "it ran", method="conductance")
