@@ -356,5 +356,5 @@ def test_albert_sop_by_integrated_gradients_and_conductance_refused(tok):
     assert r.target == "SOP 'Swapped'" and r.target_kind == "sop" and r.prediction in ("InOrder", "Swapped")
     assert abs(sum(r.attributions) - r.difference) <= abs(r.delta) + 1e-6
     assert explainer.explain("the cat [MASK] the mouse .", "it ran fast .").target_kind == "word"
-    with pytest.raises(InputError, match="shares one module among its layers: use method 'ig'"):
+    with pytest.raises(InputError, match=r"shares one module among its layers\): use method 'ig'"):
         explainer.explain("the cat ran .", "it ran", method="conductance")
