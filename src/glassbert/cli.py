@@ -406,9 +406,11 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser, ove
 @main.command(context_settings=CONTEXT, epilog=_examples(
     "glassbert finetune minilm --train data/fine-foods/train.csv --eval data/fine-foods/test.csv "
     "--text-column review --label-column score --out runs/foods-minilm --epochs 3",
-    "glassbert finetune minilm ... --freeze encoder --pooling mean --lr 1e-3",
-    "glassbert finetune runs/sotu-mini --task token --train ner.conll --eval ner-test.conll --out runs/ner",
-    "glassbert finetune minilm --task qa --train squad.json --eval dev.json --out runs/qa"))
+    "glassbert finetune minilm ... --out runs/foods-head --freeze encoder --pooling mean --lr 1e-2",
+    "glassbert finetune minilm --task token --train data/ner/train.conll --eval data/ner/test.conll --out runs/ner "
+    "--epochs 3 --lr 1e-4",
+    "glassbert finetune minilm --task qa --train data/qa/train.json --eval data/qa/dev.json --out runs/qa "
+    "--epochs 3 --lr 3e-4"))
 @click.argument("model")
 @click.option("--train", "train_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="CSV/TSV/JSONL (classify), CoNLL (token) or SQuAD v1.1 JSON (qa).")
