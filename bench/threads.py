@@ -92,7 +92,8 @@ def main() -> None:
                 for proc in procs:
                     proc.terminate()
             env = {k: os.environ.pop(k) for k in ("OMP_NUM_THREADS", "GLASSBERT_THREADS") if k in os.environ}
-            choice = choose_threads(hidden_size=hidden)
+            # what a job started on such a machine would pick (the load average now still holds this bench's runs)
+            choice = choose_threads(hidden_size=hidden, busy=busy if load == "busy" else 0.0)
             os.environ.update(env)
             print(f"{preset:8} {hidden:>6}  {load:7} {one:>8.2f}/s {many:>8.2f}/s {many / one:>6.2f}×   {choice}")
 

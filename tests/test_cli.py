@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from glassbert.cli import main
 
 COMMANDS = ["demo", "tokenize", "trace", "embed", "similarity", "fill-mask", "vocab", "pretrain", "finetune",
-            "classify", "explore", "data"]
+            "classify", "explore", "data", "explain", "params", "tag", "answer"]
 
 
 def run(*args: str):

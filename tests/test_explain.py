@@ -358,3 +358,37 @@ def test_albert_sop_by_integrated_gradients_and_conductance_refused(tok):
     assert explainer.explain("the cat [MASK] the mouse .", "it ran fast .").target_kind == "word"
     with pytest.raises(InputError, match=r"shares one module among its layers\): use method 'ig'"):
         explainer.explain("the cat ran .", "it ran", method="conductance")
+
+
+# ─── the command ────────────────────────────────────────────────────────────────────────────
+def test_the_explain_command_prints_writes_and_refuses(tok, tmp_path):
+    from click.testing import CliRunner
+
+    from glassbert.cli import main
+    model = toy(gb.BertForSequenceClassification, tok, id2label={0: "neg", 1: "pos"})
+    directory = str(model.save_pretrained(tmp_path / "clf", tokenizer=tok))
+    png, js = tmp_path / "why.png", tmp_path / "why.json"
+
+    def run(*args):
+        return CliRunner().invoke(main, ["explain", directory, *args])
+
+    result = run("the cat ran .", "a dog ran fast .", "--target", "pos", "--steps", "8", "--png", str(png),
+                 "--json", str(js), "--no-color")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("target: label 'pos'") == 2 and "the(" in result.output  # plain: token(value)
+    assert "\x1b[" not in result.output
+    assert png.read_bytes()[:4] == b"\x89PNG" and [r["text"] for r in json.loads(js.read_text())] == \
+        ["the cat ran .", "a dog ran fast ."]
+    # an existing output is refused before any work; --overwrite replaces it
+    again = run("the cat ran .", "--png", str(png))
+    assert again.exit_code != 0 and "--overwrite" in again.output and "Traceback" not in again.output
+    assert run("the cat ran .", "--method", "conductance", "--steps", "8", "--png", str(png),
+               "--overwrite").exit_code == 0
+    coloured = run("the cat ran .", "--steps", "8", "--color")
+    assert "\x1b[48;5;" in coloured.output
+    for args, message in [(("the cat ran .", "--target", "maybe"), "unknown label 'maybe'"),
+                          (("a", "b", "--pair", "x", "--pair", "y", "--pair", "z"), "2 texts but 3 --pair"),
+                          (("the cat ran .", "--method", "conductance", "--parts"), "--parts splits"),
+                          (("the cat ran .", "--png", str(tmp_path / "why.jpg")), "give a .png")]:
+        bad = run(*args)
+        assert bad.exit_code != 0 and message in bad.output and "Traceback" not in bad.output, bad.output

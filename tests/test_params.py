@@ -48,3 +48,19 @@ def test_albert_is_the_small_one():
                               "layers", "stored", "/", "run"]
     assert first.startswith("bert base") and "110.1 M" in first and "12 / 12" in first
     assert second.startswith("albert base") and "11.8 M" in second and "1 / 12" in second
+
+
+def test_the_params_command_sets_bert_beside_albert():
+    from click.testing import CliRunner
+
+    from glassbert.cli import main
+    result = CliRunner().invoke(main, ["params"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
+    assert list(rows) == ["bert-base", "albert-base", "bert-large", "albert-large"]
+    assert rows["bert-base"][-5:] == ["110.1", "M", "12", "/", "12"]      # BERT-base: 110 M
+    assert rows["albert-base"][-5:] == ["11.8", "M", "1", "/", "12"]      # ALBERT-base: 12 M, one layer run 12×
+    small = CliRunner().invoke(main, ["params", "albert-tiny", "--vocab-size", "100"])
+    assert small.exit_code == 0 and small.output.splitlines()[1].startswith("albert-tiny")
+    bad = CliRunner().invoke(main, ["params", "albert-mini"])
+    assert bad.exit_code != 0 and "albert has no preset 'mini'" in bad.output

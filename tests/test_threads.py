@@ -38,8 +38,9 @@ def test_the_environment_wins_over_the_rule(clean_env):
 
 def test_small_models_get_one_thread_big_ones_the_cores(clean_env):
     assert choose_threads(hidden_size=7).threads == 1      # the toy
-    assert choose_threads(hidden_size=128).threads == 1    # tiny
+    assert choose_threads(hidden_size=128).threads == 8    # tiny: 1.85x with 2 threads on a quiet 2-core machine
     assert choose_threads(hidden_size=768).threads == 8
+    assert choose_threads(hidden_size=128, busy=8.0).threads == 1  # ...and 0.37x when the cores are busy
 
 
 def test_a_busy_machine_gets_fewer_threads(clean_env):
@@ -70,3 +71,23 @@ def test_the_toy_demo_runs_single_threaded_by_default(clean_env, tmp_path):
     finally:
         torch.set_num_threads(before)
     assert "1 thread (hidden size 7" in lines[0]
+
+
+def test_the_commands_take_threads_and_choose_for_the_model(clean_env, minilm_path):
+    from click.testing import CliRunner
+
+    from glassbert.cli import main
+    before = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(main, ["similarity", "minilm", "a cat", "a dog", "--threads", "3"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 3                     # asked
+        result = CliRunner().invoke(main, ["similarity", "minilm", "a cat", "a dog"])
+        assert result.exit_code == 0 and torch.get_num_threads() == 8   # MiniLM's hidden 384: the free cores
+        clean_env.setattr(threads, "_busy_cores", lambda: 6.0)
+        assert CliRunner().invoke(main, ["similarity", "minilm", "a cat", "a dog"]).exit_code == 0
+        assert torch.get_num_threads() == 2                     # 6 of 8 cores busy with other work
+        bad = CliRunner().invoke(main, ["embed", "minilm", "a cat", "--threads", "0"])
+        assert bad.exit_code != 0 and "--threads" in bad.output
+    finally:
+        torch.set_num_threads(before)

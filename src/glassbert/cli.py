@@ -4,6 +4,7 @@ MODEL arguments take a model directory (transformers-style or our own run) or an
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .config import CLASSIFIER_POOLING, PRESETS
+from .config import ALBERT_PRESETS, CLASSIFIER_POOLING, PRESETS
 from .embed import POOLINGS, VECTOR_FORMATS
 from .errors import GlassbertError, InputError
 from .runfiles import check_target_file
@@ -75,6 +76,45 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace the output if it exists (else it is refused).")
 
 
+def _hidden_size(model: str | None) -> int | None:
+    """The hidden size in MODEL's config.json (a model directory, an alias, or a run holding one); None
+    where there is none to read (the command itself then says what is wrong with MODEL)."""
+    if not model:
+        return None
+    from .checkpoint import resolve_model_path
+    from .config import BertConfig
+    try:
+        directory = resolve_model_path(model)
+        configs = [directory / "config.json", *sorted(directory.glob("*/config.json"))] if directory.is_dir() else []
+        found = next((c for c in configs if c.is_file()), None)
+        return BertConfig.load(found).hidden_size if found else None
+    except (GlassbertError, OSError):
+        return None
+
+
+def _threads(library_sets: bool = False):
+    """``--threads N`` on a command that computes. Unless ``library_sets`` (the library function takes
+    ``threads=`` and chooses for the model it builds), the count is chosen here, before the work, for the
+    model named by the command's MODEL argument (see glassbert.threads: asked, else the environment, else
+    one thread for the toy, else the cores other work leaves free)."""
+    option = click.option("--threads", type=click.IntRange(1), default=None,
+                          help="CPU threads for tensor operations (default: chosen for the model and for "
+                               "what else runs on this machine; GLASSBERT_THREADS sets it too).")
+
+    def decorate(fn):
+        if library_sets:
+            return option(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, threads=None, **kwargs):
+            from .threads import set_threads
+            choice = set_threads(threads, _hidden_size(kwargs.get("model") or kwargs.get("target")))
+            logging.getLogger("glassbert").info("intra-op threads: %s", choice)
+            return fn(*args, **kwargs)
+        return option(wrapper)
+    return decorate
+
+
 # ─── tokenize ───────────────────────────────────────────────────────────────────────────────
 @main.command(context_settings=CONTEXT, epilog=_examples(
     'glassbert tokenize minilm "I love cats!" "He hates pineapple pizza."',
@@ -125,6 +165,7 @@ def _parse_layers(spec: str | None) -> list[int] | None:
 @click.argument("texts", nargs=-1, required=True)
 @click.option("--values", is_flag=True, help="Add mean/std/min/max of every step.")
 @click.option("--layers", default=None, help="Layers to print in full, e.g. 1,12 or 1-3 (default all).")
+@_threads()
 def trace(model: str, texts: tuple[str, ...], values: bool, layers: str | None) -> None:
     """Print the forward pass of TEXTS step by step with every tensor's shape."""
     from .trace import trace as run_trace
@@ -147,12 +188,13 @@ _pooling = click.option("--pooling", type=click.Choice(POOLINGS), default="mean"
     "glassbert embed minilm --input sentences.txt --out vecs.jsonl --batch-size 64"))
 @click.argument("model")
 @click.argument("texts", nargs=-1)
-@click.option("--input", "input_file", type=click.Path(dir_okay=False), help="A text file, one text per line.")
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help="A text file, one text per line.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write .npy (N, H) or .jsonl ({text, vector}).")
 @_pooling
 @click.option("--normalize/--no-normalize", default=True, show_default=True, help="Unit-length vectors.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @_overwrite
+@_threads()
 def embed(model, texts, input_file, out, pooling, normalize, batch_size, overwrite) -> None:
     """Sentence embeddings of TEXTS (or of --input's lines)."""
     from .embed import Embedder, write_vectors
@@ -179,6 +221,7 @@ def embed(model, texts, input_file, out, pooling, normalize, batch_size, overwri
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
 @_pooling
+@_threads()
 def similarity(model, texts, pooling) -> None:
     """A cosine-similarity table between TEXTS."""
     from .embed import Embedder, cosine_matrix
@@ -200,11 +243,12 @@ def similarity(model, texts, pooling) -> None:
 @click.option("--record", default=None, help="What the explorer records (default: every 50 epochs, and the last).")
 @click.option("--no-record", is_flag=True, help="Record nothing for the explorer.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it holds a run (else it is refused).")
-def demo(out, epochs, seed, record, no_record, overwrite) -> None:
+@_threads(library_sets=True)
+def demo(out, epochs, seed, record, no_record, overwrite, threads) -> None:
     """Pretrain the six-pair toy BERT of 'Exploring BERT' (MLM + NSP) and show what it learned."""
     from .demo import DEFAULT_RECORD, run_demo
     result = run_demo(out, epochs=epochs, seed=seed, record=None if no_record else (record or DEFAULT_RECORD),
-                      echo=click.echo, overwrite=overwrite)
+                      echo=click.echo, overwrite=overwrite, threads=threads)
     if not result.all_correct:
         raise click.ClickException("the toy model did not learn every sample: try more --epochs")
 
@@ -315,21 +359,22 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--log-every", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--text-column", default=None)
 @click.option("--record", default=None, help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
+@_threads(library_sets=True)
 def pretrain(corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
-             task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record) -> None:
+             task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record, threads) -> None:
     """Pretrain BERT with MLM + NSP on your own text; checkpoints resume exactly."""
     from .pretrain import PretrainArgs, resume_pretraining
     from .pretrain import pretrain as run
     if resume_dir:
         ctx = click.get_current_context()
         given = [f"--{p.name.replace('_', '-')}" for p in ctx.command.params
-                 if p.name not in ("resume_dir", "corpus", "steps", "epochs", "minutes")
+                 if p.name not in ("resume_dir", "corpus", "steps", "epochs", "minutes", "threads")
                  and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--resume continues {resume_dir} with the options it was started with "
                                    f"(its pretrain_args.json); {', '.join(given)} cannot be changed on resume: "
                                    "drop them, or start a new run with --out")
-        resume_pretraining(resume_dir, corpus=corpus, steps=steps, epochs=epochs, minutes=minutes)
+        resume_pretraining(resume_dir, corpus=corpus, steps=steps, epochs=epochs, minutes=minutes, threads=threads)
         return
     missing = [n for n, v in (("--corpus", corpus), ("--vocab", vocab), ("--out", out)) if not v]
     if missing:
@@ -339,7 +384,8 @@ def pretrain(corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, 
     run(PretrainArgs(corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
                      whole_word_mask=whole_word_mask, seed=seed, save_every=save_every, eval_every=eval_every,
-                     log_every=log_every, text_column=text_column, record=record, overwrite=overwrite))
+                     log_every=log_every, text_column=text_column, record=record, overwrite=overwrite),
+        threads=threads)
 
 
 @main.command("fill-mask", context_settings=CONTEXT, epilog=_examples(
@@ -348,6 +394,7 @@ def pretrain(corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, 
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
+@_threads()
 def fill_mask(model, texts, top_k) -> None:
     """The most likely words for each [MASK] in TEXTS, with probabilities."""
     from .predict import fill_mask as run
@@ -355,6 +402,100 @@ def fill_mask(model, texts, top_k) -> None:
         click.echo(f"{p.text}  (token {p.position})")
         for token, prob in p.candidates:
             click.echo(f"   {prob:7.2%}  {token}")
+
+
+# ─── attribution ────────────────────────────────────────────────────────────────────────────
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    'glassbert explain runs/foods-minilm "the soup was great and the service friendly"',
+    'glassbert explain runs/foods-minilm "not good at all" --method conductance --png why.png',
+    'glassbert explain runs/demo "the cat chased the [MASK] ." --target mouse --json why.json',
+    'glassbert explain runs/demo "the cat chased the mouse ." --pair "it was a fast chase ." --target IsNext',
+    'glassbert explain runs/ner "alice visited paris" --target B-LOC@4',
+    'glassbert explain runs/qa "who went to paris ?" --pair "alice went to paris ." --target start'))
+@click.argument("model")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--pair", "pairs", multiple=True,
+              help="The second text of a pair: once for every text, or once per text.")
+@click.option("--target", default=None,
+              help="What to explain: a label name or index, a word for a [MASK], IsNext/NotNext (InOrder/Swapped "
+                   "for ALBERT), a tag, start/end; NAME@POSITION or @POSITION picks the token (tokens as shown, "
+                   "[CLS] = 0). Default: the model's own prediction.")
+@click.option("--method", type=click.Choice(["ig", "conductance"]), default="ig", show_default=True,
+              help="ig: integrated gradients per token; conductance: per encoder layer and token.")
+@click.option("--steps", type=click.IntRange(2), default=None,
+              help="Integration steps (default: doubled from 16 until the convergence delta is small).")
+@click.option("--parts", is_flag=True, help="ig: also split each token's attribution into word, position and "
+                                            "segment embeddings.")
+@click.option("--max-length", type=click.IntRange(3), default=None, help="Truncate to this many tokens.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Write a picture: bars (ig) or a layers × tokens map.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the numbers as JSON.")
+@click.option("--color/--no-color", default=None, help="Colour the tokens (default: when the output is a terminal).")
+@_overwrite
+@_threads()
+def explain(model, texts, pairs, target, method, steps, parts, max_length, png, json_file, color, overwrite) -> None:
+    """Which tokens (and, with --method conductance, which layers) made MODEL's prediction on TEXTS."""
+    from .explain import explain as run
+    from .explain import plot, render_terminal, write_json
+    for path, option in ((png, "--png"), (json_file, "--json")):
+        if path:  # before the work, not after
+            check_target_file(path, overwrite=overwrite, option=option)
+    if png and Path(png).suffix.lower() != ".png":
+        raise click.BadParameter(f"{png}: give a .png file name", param_hint="--png")
+    if parts and method != "ig":
+        raise click.UsageError("--parts splits integrated gradients: use it with --method ig")
+    if len(pairs) not in (0, 1, len(texts)):
+        raise click.UsageError(f"{len(texts)} texts but {len(pairs)} --pair values: give one for all, "
+                               "or one per text")
+    pair = None if not pairs else pairs[0] if len(pairs) == 1 else list(pairs)
+    results = run(model, list(texts), target=target, method=method, steps=steps, pair=pair, parts=parts,
+                  max_length=max_length)
+    color = sys.stdout.isatty() if color is None else color
+    click.echo("\n\n".join(render_terminal(r, color=color) for r in results), color=color)  # click strips colour off a pipe unless told
+    if png:
+        click.echo(f"wrote {plot(results, png, overwrite=overwrite)}")
+    if json_file:
+        click.echo(f"wrote {write_json(results, json_file, overwrite=overwrite)}")
+
+
+# ─── parameter counts ───────────────────────────────────────────────────────────────────────
+def _named_configs(names: tuple[str, ...], vocab_size: int | None) -> list[tuple[str, object]]:
+    """(label, config) for each of ``names``: bert-PRESET, albert-PRESET, a bare PRESET (BERT's and
+    ALBERT's of that name), or a model directory / alias."""
+    from .checkpoint import resolve_model_path
+    from .config import AlbertConfig, BertConfig
+    sizes = {} if vocab_size is None else {"vocab_size": vocab_size}
+    found: list[tuple[str, object]] = []
+    for name in names:
+        arch, _, preset = name.partition("-") if name.split("-")[0] in ("bert", "albert") else ("", "", name)
+        kinds = [(a, c) for a, c in (("bert", BertConfig), ("albert", AlbertConfig)) if arch in ("", a)]
+        matched = [(f"{a}-{preset}", c.preset(preset, **sizes)) for a, c in kinds if preset in c.presets]
+        if matched:
+            found += matched
+            continue
+        if arch:
+            choices = ", ".join((PRESETS if arch == "bert" else ALBERT_PRESETS))
+            raise click.BadParameter(f"{name}: {arch} has no preset {preset!r} (its presets: {choices})",
+                                     param_hint="PRESET")
+        try:
+            config = BertConfig.load(resolve_model_path(name))
+        except GlassbertError:
+            raise click.BadParameter(
+                f"{name}: not a preset (BERT: {', '.join(PRESETS)}; ALBERT: {', '.join(ALBERT_PRESETS)}; "
+                "or bert-NAME / albert-NAME) nor a model directory", param_hint="PRESET") from None
+        found.append((name, config.replace(**sizes) if sizes else config))
+    return found
+
+
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    "glassbert params", "glassbert params tiny base --vocab-size 8000", "glassbert params albert-large minilm"))
+@click.argument("presets", nargs=-1)
+@click.option("--vocab-size", type=click.IntRange(1), default=None,
+              help="Count with this vocabulary (default: each preset's own, 30522 as bert-base-uncased).")
+def params(presets, vocab_size) -> None:
+    """Parameters by component of BERT and ALBERT presets (or model directories), side by side: where
+    ALBERT's factorized embeddings and shared layers save. Default: base and large."""
+    from .params import format_table
+    click.echo(format_table(_named_configs(presets or ("base", "large"), vocab_size)))
 
 
 # ─── explorer ───────────────────────────────────────────────────────────────────────────────
@@ -372,6 +513,7 @@ def fill_mask(model, texts, top_k) -> None:
 @click.option("--export", "export_file", type=click.Path(dir_okay=False), help="Write one self-contained HTML file instead of serving.")
 @click.option("--open/--no-open", "open_browser", default=False, help="Open a browser tab.")
 @_overwrite
+@_threads()
 def explore(target, texts, pair, out, port, host, export_file, open_browser, overwrite) -> None:
     """Watch every tensor of a recorded run (or of a model on --text) in the browser."""
     import tempfile
@@ -436,6 +578,7 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser, ove
 @click.option("--overwrite", is_flag=True, help="Start over in an --out that holds a run.")
 @click.option("--record", default=None,
               help="Record tensors of eval (or train) examples for the explorer, e.g. 'samples=0,1;every_steps=50'.")
+@_threads()
 def finetune(model, train_file, eval_file, out, task, text_column, text_pair_column, label_column, epochs, batch_size,
              lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite, record) -> None:
     """Fine-tune MODEL for classification, token tagging or question answering."""
@@ -460,6 +603,7 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @_overwrite
+@_threads()
 def classify(model, texts, input_file, output, text_column, batch_size, overwrite) -> None:
     """Label TEXTS (or the rows of --input) with a fine-tuned classifier."""
     from .tasks.predict import classify as run
@@ -491,6 +635,7 @@ def classify(model, texts, input_file, output, text_column, batch_size, overwrit
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @_overwrite
+@_threads()
 def tag(model, texts, input_file, fmt, output, text_column, batch_size, overwrite) -> None:
     """Tag TEXTS (or the texts of --input) with a fine-tuned token tagger: entities and their character spans.
 
@@ -533,6 +678,7 @@ def tag(model, texts, input_file, fmt, output, text_column, batch_size, overwrit
               help="Candidates to show per question (default 1) and to keep in --nbest-output (default the run's, 20).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @_overwrite
+@_threads()
 def answer(model, questions, context, input_file, output, nbest_output, n_best, batch_size, overwrite) -> None:
     """Answer questions with a fine-tuned QA model: the answer's text, character span, score and the n-best.
 

@@ -1,9 +1,11 @@
 """How many CPU threads a job's tensor operations use.
 
-torch starts with one intra-op thread per physical core. That is right for big matrix products and
-wrong for small models: the toy and tiny presets spend their time in many small ops whose threads
-mostly wait for each other, and on a machine that is busy with other work the waiting threads spin
-against it (a 2-core machine under load ran the demo 15× slower with 2 threads than with 1). So:
+torch starts with one intra-op thread per physical core. That is right for matrix products of any real
+size and wrong for the toy model, whose many tiny ops leave the threads waiting for each other; and on a
+machine that is busy with other work, waiting threads spin against it (a 2-core machine under load ran
+the demo 15× slower with 2 threads than with 1). Measured with ``bench/threads.py`` on a quiet 2-core
+machine, a pretraining step with 2 threads against 1: toy 1.03×, tiny 1.85×, mini 1.72×, small 1.86×;
+with both cores busy with other work: 0.37×, 0.37×, 0.80×, 0.61×. So:
 
 - ``--threads N`` (or ``threads=N``) wins;
 - else ``GLASSBERT_THREADS`` / ``OMP_NUM_THREADS`` in the environment win (a user or launcher chose;
@@ -22,7 +24,7 @@ import torch
 
 from .errors import InputError
 
-SMALL_HIDDEN = 256  # hidden sizes below this gain nothing from a second thread (measured: bench/threads.py)
+SMALL_HIDDEN = 64  # hidden sizes below this (the toy's 7) gain nothing from a second thread (bench/threads.py)
 ENV_VARS = ("GLASSBERT_THREADS", "OMP_NUM_THREADS")
 
 
@@ -52,8 +54,10 @@ def _busy_cores() -> float:
 
 
 def choose_threads(requested: int | None = None, hidden_size: int | None = None,
-                   processes: int | None = None) -> ThreadChoice:
-    """The intra-op thread count for a job on a model of ``hidden_size`` (see the module's rules)."""
+                   processes: int | None = None, busy: float | None = None) -> ThreadChoice:
+    """The intra-op thread count for a job on a model of ``hidden_size`` (see the module's rules).
+
+    ``busy``: the cores other work keeps busy (default: the 1-minute load average, read now)."""
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
             raise InputError(f"threads must be a whole number >= 1, got {requested!r}")
@@ -75,7 +79,7 @@ def choose_threads(requested: int | None = None, hidden_size: int | None = None,
         return ThreadChoice(1, f"hidden size {hidden_size} < {SMALL_HIDDEN}: more threads only wait")
     cores = usable_cores()
     share = max(1, cores // max(1, processes))
-    free = max(1, int(cores - _busy_cores() + 0.5))
+    free = max(1, int(cores - (_busy_cores() if busy is None else busy) + 0.5))
     threads = max(1, min(share, free))
     why = f"{cores} cores" + (f" / {processes} processes" if processes > 1 else "")
     if threads < share:
