@@ -1,4 +1,4 @@
-"""Shared by the recorder and explorer tests: the six sentence pairs of reference/002 on the toy preset,
+"""Shared by the recorder and explorer tests: the six sentence pairs of the article "Exploring BERT" on the toy preset,
 pretrained with a plain loop while a Recorder records them as the demo does."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from glassbert.heads import BertForPreTraining
 from glassbert.recording import Recorder
 from glassbert.tokenizer import IGNORE_INDEX, Tokenizer
 
-# The sentence pairs of "Exploring BERT" (reference/002) + two NotNext pairs; the masked words as there.
+# The sentence pairs of "Exploring BERT" + two NotNext pairs; the masked words as there.
 PAIRS = [
     ("The cat chased the mouse.", "It was a fast chase.", ("cat", "chase"), True),
     ("I need to buy milk.", "Please go to the store.", ("buy", "go"), True),

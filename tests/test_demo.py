@@ -1,4 +1,4 @@
-"""`glassbert demo`: the six-pair toy BERT of reference/002 learns every masked word and IsNext label."""
+"""`glassbert demo`: the six-pair toy BERT of the article "Exploring BERT" learns every masked word and IsNext label."""
 from __future__ import annotations
 
 import json

@@ -40,7 +40,7 @@ def test_poolings(embedder):
 
 
 def test_semantics_of_the_real_checkpoint(embedder):
-    """The reference/004 example: 'fair' the fun fair is closer to a carnival than to a fair judge."""
+    """The example of the article "What is BERT?": 'fair' the fun fair is closer to a carnival than to a fair judge."""
     sims = cosine_matrix(embedder.encode(["The fair was packed with fun rides.", "We went to the carnival.",
                                           "The judge was fair."], normalize=True))
     assert sims[0, 1] > sims[1, 2]

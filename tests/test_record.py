@@ -1,7 +1,7 @@
 """The recorder: what a snapshot holds, when it is taken, the size bound, the manifest round trip.
 
 Everything here runs the real glassbert model under the real Capture; `toy_run` (the six sentence
-pairs of reference/002 on the "toy" preset) is also the demo run of the explorer tests.
+pairs of "Exploring BERT" on the "toy" preset) is also the demo run of the explorer tests.
 """
 from __future__ import annotations
 

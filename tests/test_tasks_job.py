@@ -319,3 +319,9 @@ def test_record_eval_examples(tiny, sentiment, tmp_path):
     with pytest.raises(ValueError, match=r"--record samples \[500\]"):
         run(tiny, sentiment[0], tmp_path / "bad", eval=sentiment[1], epochs=1, batch_size=16,
             record="samples=500", **QUIET)
+
+
+def test_a_set_smaller_than_a_batch_trains_as_one_batch(tiny, tmp_path):
+    train = write_csv(tmp_path / "small.csv", ["text", "label"], S.make_sentiment(10, 3))
+    summary = run(tiny, train, tmp_path / "small", epochs=2, batch_size=32, lr=1e-3, max_length=32, **QUIET)
+    assert summary["steps"] == 2  # one batch of 10 per epoch, not a refusal

@@ -1,4 +1,4 @@
-"""`trace` reads the real forward pass off the capture points and prints reference/000's steps."""
+"""`trace` reads the real forward pass off the capture points and prints the steps of the article "Bert Inner Workings"."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,7 @@ import glassbert as gb
 from glassbert.capture import Capture
 from glassbert.trace import trace
 
-# reference/000 (BertForSequenceClassification on "I love cats!" / "He hates pineapple pizza.", bert-base)
+# "Bert Inner Workings" (BertForSequenceClassification on "I love cats!" / "He hates pineapple pizza.", bert-base)
 EMBEDDINGS = [("Tokens IDs", [2, 9]), ("Tokens Type IDs", [2, 9]), ("Word Embeddings", [2, 9, 768]),
               ("Position Embeddings", [1, 9, 768]), ("Token Types Embeddings", [2, 9, 768]),
               ("Sum Up All Embeddings", [2, 9, 768]), ("Embeddings Layer Normalization", [2, 9, 768]),

@@ -314,13 +314,15 @@ def vocab() -> None:
 def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite) -> None:
     """Learn a WordPiece vocabulary from a corpus (written as vocab.txt + tokenizer.json)."""
     from .corpus import read_texts
+    from .progress import on_terminal
     from .runfiles import check_target_dir, replace_dir
     from .tokenizer import Tokenizer
     check_target_dir(out, overwrite=overwrite)
     texts = read_texts(corpus, text_column=text_column)
     if not texts:
         raise InputError(f"--corpus {corpus}: no text found")
-    tok = Tokenizer.train(texts, vocab_size=size, lowercase=not cased, min_frequency=min_frequency, files=False)
+    tok = Tokenizer.train(texts, vocab_size=size, lowercase=not cased, min_frequency=min_frequency, files=False,
+                          show_progress=on_terminal())  # the tokenizers library's bar redraws with \r: a terminal only
     tok.save_pretrained(replace_dir(out))
     sample = texts[0][:80]
     click.echo(f"vocabulary of {tok.vocab_size} tokens from {len(texts)} documents → {out}")

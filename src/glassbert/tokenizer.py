@@ -223,19 +223,21 @@ class Tokenizer:
         return cls(_build_backend(vocab, lowercase, SPECIAL_TOKENS), lowercase)
 
     def save_pretrained(self, directory: str | Path) -> Path:
+        """Write vocab.txt (WordPiece), tokenizer.json, tokenizer_config.json and special_tokens_map.json
+        into ``directory``, each file atomically (a crash leaves the old file or the new, never half)."""
+        from .runfiles import atomic_write_json, atomic_write_text, atomic_write_with
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         if isinstance(self.backend.model, models.WordPiece):  # a SentencePiece tokenizer has tokenizer.json only
             size = max(self._id_to_token) + 1
-            with open(d / "vocab.txt", "w", encoding="utf-8") as f:
-                for i in range(size):
-                    f.write(self._id_to_token.get(i, f"[unused{i}]") + "\n")
+            atomic_write_text(d / "vocab.txt", "".join(self._id_to_token.get(i, f"[unused{i}]") + "\n"
+                                                       for i in range(size)))
         config = {"tokenizer_class": self.tokenizer_class, "do_lower_case": self.do_lower_case,
                   "tokenize_chinese_chars": True, "strip_accents": None,
                   "model_max_length": self.model_max_length, **self.specials}
-        (d / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        (d / "special_tokens_map.json").write_text(json.dumps(self.specials, indent=2) + "\n")
-        self.backend.save(str(d / "tokenizer.json"))
+        atomic_write_json(d / "tokenizer_config.json", config, indent=2)
+        atomic_write_json(d / "special_tokens_map.json", self.specials, indent=2)
+        atomic_write_with(d / "tokenizer.json", lambda tmp: self.backend.save(str(tmp)))
         return d
 
     # -- single texts ----------------------------------------------------------------------

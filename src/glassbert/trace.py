@@ -1,6 +1,6 @@
 """`glassbert trace`: the forward pass step by step, read off the model's own capture points.
 
-Step names and order follow "Bert Inner Workings" (reference/000): Word Embeddings … Attention Scores
+Step names and order follow the article "Bert Inner Workings" (George Mihaila): Word Embeddings … Attention Scores
 Divided by Scalar … Context Reshaped … First Token [CLS] Tanh Activation Function. They are not listed
 here: each module's capture table (``Point.step``) names its own steps.
 """
@@ -15,7 +15,7 @@ from .errors import InputError
 
 
 def step_name(point: Point, path: str, act: str = "gelu") -> tuple[int | None, str] | None:
-    """(layer index or None, reference/000 step name) of a recorded point, None when it is not traced."""
+    """(layer index or None, the article's step name) of a recorded point, None when it is not traced."""
     if point.step is None:
         return None
     return layer_of(path), point.step.format(act=act.split("_")[0].capitalize())

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from ..corpus import split_sentences
 from ..errors import InputError
+from ..progress import progress_bar
 from .config import PretrainingConfig, TokenizerLike
 
 
@@ -44,7 +44,7 @@ def tokenize_documents(
     backend = getattr(tokenizer, "backend", None)
     show = len(texts) > 100 if progress is None else progress
     documents: list[list[list[int]]] = []
-    for text in tqdm(texts, desc="tokenizing", unit="doc", disable=not show):
+    for text in progress_bar(texts, desc="tokenizing", unit="doc", disable=not show):
         sentences = split_sentences(text)
         if not sentences:
             continue

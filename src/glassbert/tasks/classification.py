@@ -82,23 +82,26 @@ def iter_table(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
         raise InputError(f"{path}: unknown table format {suffix!r}; use .csv, .tsv or .jsonl")
 
 
-def cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str]) -> str:
-    """The text in ``column`` of one row (it may be empty); errors name the file, the line and the header."""
+def cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str], option: str = "") -> str:
+    """The text in ``column`` of one row (it may be empty); errors name the file, the line, the header and
+    the ``option`` that chooses the column."""
     if column not in row:
-        raise InputError(f"{path} line {line}: no {_field(path)} {column!r}; the header is {header}")
+        fix = f": name the right one with {option}" if option else ""
+        raise InputError(f"{path} line {line}: no {_field(path)} {column!r}; the header is {header}{fix}")
     value = row[column]
     if value is None or isinstance(value, (dict, list)):
         raise InputError(f"{path} line {line}: {column!r} must be text, got {json.dumps(value)}")
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def label_cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str]) -> str:
+def label_cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str],
+               option: str = "--label-column") -> str:
     """The label in ``column`` of one row, stripped; an empty cell (or JSON null) is an error, not a
     class named ''."""
     if column in row and row[column] is None:
         label = ""
     else:
-        label = cell(path, line, row, column, header).strip()
+        label = cell(path, line, row, column, header, option).strip()
     if not label:
         raise InputError(f"{path} line {line}: empty label in {_field(path)} {column!r}; every row needs a "
                          f"label (fill it in or remove the row)")
@@ -131,8 +134,8 @@ def read_classification(path: str | Path, text_column: str, label_column: str,
     path = existing_file(path, "data")
     rows: list[tuple[int, str, str | None, str]] = []
     for line, row, header in iter_table(path):
-        text = cell(path, line, row, text_column, header)
-        pair = cell(path, line, row, text_pair_column, header) if text_pair_column else None
+        text = cell(path, line, row, text_column, header, "--text-column")
+        pair = cell(path, line, row, text_pair_column, header, "--text-pair-column") if text_pair_column else None
         label = label_cell(path, line, row, label_column, header)
         rows.append((line, text, pair, label))
     if not rows:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +144,10 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         max_length = config.max_position_embeddings
     tok = Tokenizer.from_pretrained(model_dir)
     data = task.prepare(args, tok, max_length)
-    if len(data.train) < args.batch_size:
-        raise InputError(f"{args.train}: {len(data.train)} training items, fewer than one batch of "
-                         f"{args.batch_size}; lower batch_size")
+    if len(data.train) < args.batch_size:  # a small set is one batch, not a refusal
+        say(f"{args.train}: {len(data.train)} training items, fewer than --batch-size {args.batch_size}: "
+            f"batches of {len(data.train)}")
+        args = replace(args, batch_size=len(data.train))
 
     pooling, pooling_reason = None, ""
     if args.task == "classify":

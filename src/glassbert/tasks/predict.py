@@ -33,9 +33,9 @@ def read_texts(path: Path, text_column: str, text_pair_column: str | None) -> tu
         return texts, None
     texts, pairs = [], []
     for line, row, header in iter_table(path):
-        texts.append(cell(path, line, row, text_column, header))
+        texts.append(cell(path, line, row, text_column, header, "--text-column"))
         if text_pair_column:
-            pairs.append(cell(path, line, row, text_pair_column, header))
+            pairs.append(cell(path, line, row, text_pair_column, header, "--text-pair-column"))
     if not texts:
         raise InputError(f"{path}: no rows to classify")
     return texts, (pairs if text_pair_column else None)
