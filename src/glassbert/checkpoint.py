@@ -173,11 +173,18 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 KEPT_TOKENIZER_FILES = ("spiece.model",)
 
 
-def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
+def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None, *, sentence_transformers: bool = False,
+                    pooling: str = "mean", normalize: bool = True) -> Path:
     """config.json (+ architectures) and model.safetensors, written atomically (temp + rename), and the
     tokenizer: ``tokenizer`` when given, else the tokenizer files of the directory the model was loaded
     from (``model.pretrained_dir``, set by from_pretrained), so the directory is a complete model.
-    A model built from a config, with no tokenizer given, writes none."""
+    A model built from a config, with no tokenizer given, writes none.
+
+    ``sentence_transformers=True`` also writes the sentence-transformers layout (see
+    :func:`write_sentence_transformers`): ``SentenceTransformer(directory)`` then gives the vectors of
+    ``Embedder(directory).encode(texts, pooling=pooling, normalize=normalize)``."""
+    if sentence_transformers:  # refused before anything is written
+        check_sentence_transformers(model, pooling, tokenizer)
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
@@ -191,6 +198,8 @@ def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> 
         tokenizer.save_pretrained(d)
     else:
         copy_tokenizer_files(getattr(model, "pretrained_dir", None), d)
+    if sentence_transformers:
+        write_sentence_transformers(model, d, pooling, normalize)
     return d
 
 
@@ -206,3 +215,80 @@ def copy_tokenizer_files(source: Path | None, target: Path) -> list[str]:
     for name in names:
         atomic_write_bytes(target / name, (source / name).read_bytes())
     return names
+
+
+# ─── the sentence-transformers layout ───────────────────────────────────────────────────────
+# SentenceTransformer(dir) reads modules.json: a Transformer (this directory, loaded with transformers'
+# AutoModel and AutoTokenizer, inputs cut to sentence_bert_config.json's max_seq_length), then Pooling
+# (1_Pooling/config.json), then Normalize when the vectors are unit length. text-embeddings-inference
+# reads the same 1_Pooling/config.json for its pooling.
+ST_POOLING = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token"}
+ST_POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+                    "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken")
+
+
+def check_sentence_transformers(model: nn.Module, pooling: str, tokenizer=None) -> None:
+    """InputError unless ``model`` can be written in the sentence-transformers layout with ``pooling``:
+    a pooling sentence-transformers has, and a tokenizer (``tokenizer``, or the files of the directory
+    the model was loaded from)."""
+    check_st_pooling(pooling)
+    source = getattr(model, "pretrained_dir", None)
+    if tokenizer is None and not (source is not None and any((Path(source) / n).is_file() for n in TOKENIZER_FILES)):
+        raise InputError("sentence_transformers=True needs a tokenizer (SentenceTransformer loads it from the "
+                         "directory): pass save_pretrained(..., tokenizer=tok)")
+
+
+def check_st_pooling(pooling: str) -> None:
+    if pooling not in ST_POOLING:
+        why = (": sentence-transformers pools token vectors and has no mode for BERT's pooler output"
+               if pooling in ("pooled", "pooler") else "")
+        raise InputError(f"pooling {pooling!r} cannot be written for sentence-transformers{why}; use one of "
+                         f"{', '.join(ST_POOLING)}")
+
+
+def write_sentence_transformers(model: nn.Module, directory: Path, pooling: str = "mean",
+                                normalize: bool = True) -> list[Path]:
+    """modules.json, sentence_bert_config.json, config_sentence_transformers.json and 1_Pooling/config.json
+    in ``directory`` (a model directory with its tokenizer), so that SentenceTransformer(directory) embeds
+    as :class:`glassbert.embed.Embedder` does: inputs cut to the same length, ``pooling``, and unit vectors
+    when ``normalize``. Returns the files written."""
+    from .tokenizer import Tokenizer
+    check_st_pooling(pooling)
+    config = model.config
+    max_length = min(Tokenizer.from_pretrained(directory).model_max_length, config.max_position_embeddings)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    pooling_config = {"word_embedding_dimension": config.hidden_size,
+                      **{mode: mode == ST_POOLING[pooling] for mode in ST_POOLING_MODES}, "include_prompt": True}
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    files = {
+        directory / "modules.json": modules,
+        # do_lower_case: the tokenizer itself lower-cases (or not); ST must not do it a second time
+        directory / "sentence_bert_config.json": {"max_seq_length": max_length, "do_lower_case": False},
+        directory / "config_sentence_transformers.json": {"prompts": {}, "default_prompt_name": None,
+                                                          "similarity_fn_name": "cosine"},
+        directory / "1_Pooling" / "config.json": pooling_config,
+    }
+    for path, obj in files.items():
+        atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    return list(files)
+
+
+def export_model(model: str | Path, out: str | Path, *, sentence_transformers: bool = False, pooling: str = "mean",
+                 normalize: bool = True, overwrite: bool = False) -> Path:
+    """`glassbert export`: MODEL (a directory, a run or an alias) written to ``out`` as a complete model
+    directory that transformers loads (its class kept: a fine-tuned classifier stays one), with the
+    sentence-transformers layout when ``sentence_transformers``. ``out`` is refused if it holds files,
+    unless ``overwrite``; nothing is written before the model has loaded."""
+    from .heads import load_model
+    from .runfiles import check_target_dir, replace_dir
+    check_target_dir(out, overwrite=overwrite)
+    loaded = load_model(model)
+    if sentence_transformers:
+        check_sentence_transformers(loaded, pooling)
+    if Path(out).resolve() == Path(loaded.pretrained_dir).resolve():
+        raise InputError(f"--out {out} is MODEL's own directory: choose another directory")
+    return save_pretrained(loaded, replace_dir(out), sentence_transformers=sentence_transformers, pooling=pooling,
+                           normalize=normalize)

@@ -546,6 +546,58 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser, ove
             signal.signal(signal.SIGTERM, previous)
 
 
+# ─── serving and sharing ────────────────────────────────────────────────────────────────────
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    "glassbert serve minilm",
+    "glassbert serve runs/foods-minilm --port 8081 --max-batch-tokens 8192",
+    "glassbert serve minilm --host 0.0.0.0 --max-client-batch-size 64"))
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (127.0.0.1 = this machine only).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free one.")
+@click.option("--max-batch-tokens", default=16384, show_default=True, type=click.IntRange(1),
+              help="Real tokens run together in one batch (and the most one request may hold).")
+@click.option("--max-client-batch-size", default=32, show_default=True, type=click.IntRange(1),
+              help="Inputs per request; more is answered 413.")
+@click.option("--max-queue", default=512, show_default=True, type=click.IntRange(1),
+              help="Requests waiting for the model; one more is answered 429.")
+@click.option("--payload-limit", default=2_000_000, show_default=True, type=click.IntRange(1),
+              help="Bytes in a request body; more is answered 413.")
+@_pooling
+@_threads()
+def serve(model, host, port, max_batch_tokens, max_client_batch_size, max_queue, payload_limit, pooling) -> None:
+    """Serve MODEL over HTTP: /embed, /similarity, /predict, /fill-mask, /tokenize, /info, /health and the
+    OpenAPI page /docs, in text-embeddings-inference's shapes. Ctrl-C (or SIGTERM) stops it."""
+    from .serve import ServeConfig
+    from .serve import serve as run
+    run(model, host=host, port=port, echo=click.echo, config=ServeConfig(
+        max_batch_tokens=max_batch_tokens, max_client_batch_size=max_client_batch_size, max_queue=max_queue,
+        payload_limit=payload_limit, pooling=pooling))
+
+
+@main.command(context_settings=CONTEXT, epilog=_examples(
+    "glassbert export minilm --out models/minilm-st --sentence-transformers",
+    "glassbert export runs/foods-minilm --out models/foods-classifier"))
+@click.argument("model")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The model directory to write.")
+@click.option("--sentence-transformers", "sentence_transformers", is_flag=True,
+              help="Also write modules.json, 1_Pooling/ and sentence_bert_config.json: SentenceTransformer(OUT) "
+                   "and text-embeddings-inference load it.")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True,
+              help="With --sentence-transformers: how token vectors become one sentence vector.")
+@click.option("--normalize/--no-normalize", default=True, show_default=True,
+              help="With --sentence-transformers: unit-length vectors (a Normalize module).")
+@_overwrite
+def export(model, out, sentence_transformers, pooling, normalize, overwrite) -> None:
+    """Write MODEL (a directory, a run or an alias) as a model directory that transformers (and, with
+    --sentence-transformers, sentence-transformers) load: config.json, model.safetensors, the tokenizer."""
+    from .checkpoint import export_model
+    path = export_model(model, out, sentence_transformers=sentence_transformers, pooling=pooling,
+                        normalize=normalize, overwrite=overwrite)
+    click.echo(f"wrote {path}: " + ", ".join(sorted(p.name for p in path.iterdir())))
+    if sentence_transformers:
+        click.echo(f"load it with: SentenceTransformer({str(path)!r})")
+
+
 # ─── fine-tuning ────────────────────────────────────────────────────────────────────────────
 @main.command(context_settings=CONTEXT, epilog=_examples(
     "glassbert finetune minilm --train data/fine-foods/train.csv --eval data/fine-foods/test.csv "

@@ -386,12 +386,13 @@ class BertPreTrainedModel(nn.Module):
         from .checkpoint import load_pretrained
         return load_pretrained(cls, path, **config_overrides)
 
-    def save_pretrained(self, directory: str | Path, tokenizer=None) -> Path:
+    def save_pretrained(self, directory: str | Path, tokenizer=None, **options) -> Path:
         """Write config.json + model.safetensors that transformers loads as is, and the tokenizer:
         ``tokenizer``'s files when given, else those of ``pretrained_dir`` (the directory this model
-        was loaded from), if any."""
+        was loaded from), if any. ``options``: see :func:`glassbert.checkpoint.save_pretrained`
+        (``sentence_transformers=True``, ``pooling``, ``normalize``)."""
         from .checkpoint import save_pretrained
-        return save_pretrained(self, directory, tokenizer)
+        return save_pretrained(self, directory, tokenizer, **options)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())

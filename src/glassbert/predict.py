@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .errors import InputError
-from .heads import BertForMaskedLM
+from .heads import BertForMaskedLM, load_as
 from .tokenizer import Tokenizer
 
 
@@ -19,11 +20,16 @@ class MaskPrediction:
 
 
 def fill_mask(model: str | Path, texts: list[str], top_k: int = 5) -> list[MaskPrediction]:
+    """The top-k words for every [MASK] of ``texts``, by ``model``'s MLM head (a BERT's or an ALBERT's)."""
     tok = Tokenizer.from_pretrained(model)
-    mlm = BertForMaskedLM.from_pretrained(model)
-    if not hasattr(mlm.cls.predictions, "decoder"):
-        raise InputError(f"{model}: no MLM head")
-    batch = tok(texts, padding=True)
+    return predict_masks(load_as(model, BertForMaskedLM), tok, texts, top_k)
+
+
+def predict_masks(mlm: nn.Module, tok: Tokenizer, texts: list[str], top_k: int = 5,
+                  max_length: int | None = None) -> list[MaskPrediction]:
+    """fill_mask with a loaded model (anything whose output has ``prediction_logits``): one padded batch,
+    one MaskPrediction per [MASK] in text order. ``max_length`` truncates (default: the tokenizer's)."""
+    batch = tok(texts, padding=True, max_length=max_length)
     masks = batch["input_ids"] == tok.mask_token_id
     missing = [t for t, row in zip(texts, masks) if not row.any()]
     if missing:
@@ -38,4 +44,4 @@ def fill_mask(model: str | Path, texts: list[str], top_k: int = 5) -> list[MaskP
             for k, (r, c) in enumerate(zip(rows, cols))]
 
 
-__all__ = ["fill_mask", "MaskPrediction"]
+__all__ = ["fill_mask", "predict_masks", "MaskPrediction"]
