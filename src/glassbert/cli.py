@@ -53,12 +53,12 @@ def main(verbose: bool) -> None:
     logging.getLogger("glassbert").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
-def _load_tokenizer_and_model(model: str, cls_name: str = "BertModel"):
-    from . import heads
+def _load_tokenizer_and_model(model: str):
+    """MODEL's tokenizer and bare encoder (a BertModel or an AlbertModel, as its config.json says)."""
+    from .heads import load_as
     from .tokenizer import Tokenizer
     tok = Tokenizer.from_pretrained(model)
-    cls = heads.TASK_MODELS[cls_name]
-    return tok, cls.from_pretrained(model)
+    return tok, load_as(model)
 
 
 def _read_lines(path: str | None) -> list[str]:
@@ -236,19 +236,25 @@ def similarity(model, texts, pooling) -> None:
 
 # ─── demo ───────────────────────────────────────────────────────────────────────────────────
 @main.command(context_settings=CONTEXT, epilog=_examples(
-    "glassbert demo", "glassbert demo --out runs/demo --epochs 5000 --record 'every=10;epochs=last'"))
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--epochs", default=3000, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=5, show_default=True, type=int)
+    "glassbert demo", "glassbert demo --out runs/demo --epochs 5000 --record 'every=10;epochs=last'",
+    "glassbert demo --arch albert"))
+@click.option("--arch", type=click.Choice(["bert", "albert"]), default="bert", show_default=True,
+              help="albert: the same pairs on a toy ALBERT (E = 4 < H = 8, three layers sharing their weights), "
+                   "with sentence-order labels (InOrder / Swapped) in place of NSP.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="The run directory  [default: runs/demo; albert: runs/demo-albert]")
+@click.option("--epochs", default=None, type=click.IntRange(1), help="[default: 3000; albert: 1000]")
+@click.option("--seed", default=None, type=int, help="[default: 5]")
 @click.option("--record", default=None, help="What the explorer records (default: every 50 epochs, and the last).")
 @click.option("--no-record", is_flag=True, help="Record nothing for the explorer.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it holds a run (else it is refused).")
 @_threads(library_sets=True)
-def demo(out, epochs, seed, record, no_record, overwrite, threads) -> None:
-    """Pretrain the six-pair toy BERT of 'Exploring BERT' (MLM + NSP) and show what it learned."""
+def demo(arch, out, epochs, seed, record, no_record, overwrite, threads) -> None:
+    """Pretrain the six-pair toy BERT of 'Exploring BERT' (MLM + NSP), or a toy ALBERT on the same pairs
+    (MLM + SOP), and show what it learned."""
     from .demo import DEFAULT_RECORD, run_demo
     result = run_demo(out, epochs=epochs, seed=seed, record=None if no_record else (record or DEFAULT_RECORD),
-                      echo=click.echo, overwrite=overwrite, threads=threads)
+                      echo=click.echo, overwrite=overwrite, threads=threads, arch=arch)
     if not result.all_correct:
         raise click.ClickException("the toy model did not learn every sample: try more --epochs")
 
@@ -334,7 +340,11 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
     "glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --preset mini --out runs/sotu-mini --minutes 20",
     "glassbert pretrain --resume runs/sotu-mini",
     "torchrun --nproc-per-node 2 -m glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --out runs/ddp --steps 500",
-    "glassbert pretrain ... --record 'samples=0,1;epochs=0,1,2,last;every_steps=100'"))
+    "glassbert pretrain ... --record 'samples=0,1;epochs=0,1,2,last;every_steps=100'",
+    "glassbert pretrain --arch albert --corpus data/sotu --vocab runs/sotu-vocab --out runs/sotu-albert --minutes 20"))
+@click.option("--arch", type=click.Choice(["bert", "albert"]), default="bert", show_default=True,
+              help="bert: BertForPreTraining, MLM + NSP; albert: AlbertForPreTraining (factorized embeddings, "
+                   "shared layers), MLM + SOP.")
 @click.option("--corpus", type=click.Path(exists=True), help="Text file or folder (txt, jsonl, csv).")
 @click.option("--vocab", type=click.Path(exists=True), help="A tokenizer dir (glassbert vocab train) or model dir.")
 @click.option("--out", type=click.Path(file_okay=False), help="The run directory (refused if it holds files).")
@@ -342,8 +352,9 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
               help="Continue this run exactly where it stopped, in this directory (with --corpus if the "
                    "corpus has moved; with --steps/--epochs/--minutes to extend it).")
-@click.option("--preset", default="mini", show_default=True,
-              type=click.Choice(list(PRESETS)))
+@click.option("--preset", default=None, metavar="NAME",
+              help=f"Model size. bert: {', '.join(PRESETS)} (default mini); albert: {', '.join(ALBERT_PRESETS)} "
+                   "(default tiny).")
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(8))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Global batch size.")
 @click.option("--lr", default=5e-4, show_default=True, type=_POSITIVE)
@@ -353,7 +364,8 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
               "--epochs and --minutes give new, larger totals for the whole run and extend it: a linear "
               "learning-rate schedule is recomputed for the new total (the rate rises again to where a run "
               "planned that long would be); a run started with --minutes alone keeps its constant rate.")
-@click.option("--task", type=click.Choice(["nsp", "sop"]), default="nsp", show_default=True)
+@click.option("--task", type=click.Choice(["nsp", "sop"]), default=None,
+              help="The sentence-pair task (default: nsp for bert, sop for albert, which has only sop).")
 @click.option("--whole-word-mask", is_flag=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--save-every", default=200, show_default=True, type=click.IntRange(1))
@@ -362,9 +374,9 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--text-column", default=None)
 @click.option("--record", default=None, help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
 @_threads(library_sets=True)
-def pretrain(corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
+def pretrain(arch, corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
              task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record, threads) -> None:
-    """Pretrain BERT with MLM + NSP on your own text; checkpoints resume exactly."""
+    """Pretrain BERT (MLM + NSP) or ALBERT (MLM + SOP) on your own text; checkpoints resume exactly."""
     from .pretrain import PretrainArgs, resume_pretraining
     from .pretrain import pretrain as run
     if resume_dir:
@@ -383,7 +395,7 @@ def pretrain(corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, 
         raise click.UsageError(f"missing {', '.join(missing)} (or use --resume RUN)")
     if not (steps or epochs or minutes):
         raise click.UsageError("say when to stop: --steps, --epochs or --minutes")
-    run(PretrainArgs(corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
+    run(PretrainArgs(arch=arch, corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
                      whole_word_mask=whole_word_mask, seed=seed, save_every=save_every, eval_every=eval_every,
                      log_every=log_every, text_column=text_column, record=record, overwrite=overwrite),

@@ -6,6 +6,11 @@ of five heads of size 4, sequences of 14 tokens. As in the article, the batch is
 model trains on it for thousands of epochs until it predicts every masked word and every IsNext label.
 The run directory it leaves (config, vocabulary, checkpoint, metrics, explorer recording) opens with
 `glassbert explore runs/demo`.
+
+``arch="albert"`` (`glassbert demo --arch albert`) trains the same six pairs on the ALBERT toy instead: word
+embeddings of width E = 4 projected to the hidden size 8, three layers that all run one shared set of weights,
+and sentence-order prediction in place of NSP: every second pair is shown with its two sentences swapped
+(label Swapped), the others in order (InOrder), and the model must tell which. Its run goes to runs/demo-albert.
 """
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ from pathlib import Path
 
 import torch
 
-from .config import BertConfig
+from .albert import AlbertForPreTraining
+from .config import AlbertConfig, BertConfig
 from .heads import BertForPreTraining
 from .pretrain import PretrainingConfig, mask_tokens, pretraining_metrics
+from .errors import InputError
 from .runfiles import atomic_write_json, check_target_dir, replace_dir
 from .threads import set_threads
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
@@ -33,7 +40,45 @@ PAIRS: list[tuple[str, str, bool]] = [
     ("The dog barked at the cat.", "It ran up a tree.", True),
     ("The sun is hot.", "The stars are bright.", False),
 ]
-DEFAULT_RECORD = "every=50;epochs=0,1,2,5,10,20,last"
+DEFAULT_RECORD = "every=100;epochs=0,1,2,5,10,20,50,last"  # 37 snapshots: the exported page stays under 5 MB
+
+
+@dataclass(frozen=True)
+class DemoArch:
+    """What ``--arch`` changes in the demo: the model, its pair task and how it is named and trained."""
+
+    name: str
+    title: str
+    config_class: type[BertConfig]
+    model_class: type
+    pair_label: str                # the model's keyword for the pair labels (0 = the first of pair_names)
+    pair_names: tuple[str, str]    # class 0, class 1
+    key: str                       # the rows' and demo.json's name for the pair label: is_next | in_order
+    out: str
+    epochs: int
+    seed: int
+    lr: float
+
+
+ARCHS = {
+    "bert": DemoArch("bert", "Toy BERT of 'Exploring BERT'", BertConfig, BertForPreTraining, "next_sentence_label",
+                     ("IsNext", "NotNext"), "is_next", "runs/demo", 3000, 5, 0.01),
+    # 1000 epochs: every masked word and order label is right from about epoch 500 on (loss 0.006 at the end)
+    "albert": DemoArch("albert", "Toy ALBERT on the pairs of 'Exploring BERT'", AlbertConfig, AlbertForPreTraining,
+                       "sentence_order_label", ("InOrder", "Swapped"), "in_order", "runs/demo-albert",
+                       1000, 5, 0.01),
+}
+
+
+def demo_arch(name: str) -> DemoArch:
+    if name not in ARCHS:
+        raise InputError(f"--arch {name!r}: choose one of {', '.join(ARCHS)}")
+    return ARCHS[name]
+
+
+def swapped(i: int) -> bool:
+    """ALBERT's demo shows every second pair (1, 3, 5) with its sentences swapped."""
+    return i % 2 == 1
 
 
 def words(text: str) -> list[str]:
@@ -52,40 +97,50 @@ class DemoResult:
     epochs: int
     final_loss: float
     rows: list[dict]
+    arch: str = "bert"
 
     @property
     def all_correct(self) -> bool:
-        return all(r["words_ok"] and r["is_next_ok"] for r in self.rows)
+        key = ARCHS[self.arch].key
+        return all(r["words_ok"] and r[f"{key}_ok"] for r in self.rows)
 
 
-def make_batch(tok: Tokenizer, seed: int, max_length: int = 14) -> dict[str, torch.Tensor]:
-    """The six pairs packed as [CLS] A [SEP] B [SEP] [PAD]…, with up to two words masked in each."""
-    firsts = [" ".join(words(a)) for a, _, _ in PAIRS]
-    seconds = [" ".join(words(b)) for _, b, _ in PAIRS]
+def make_batch(tok: Tokenizer, seed: int, max_length: int = 14, arch: str = "bert") -> dict[str, torch.Tensor]:
+    """The six pairs packed as [CLS] A [SEP] B [SEP] [PAD]…, with up to two words masked in each.
+    BERT: labelled IsNext as the article reads them; ALBERT: every second pair swapped (SOP label 1)."""
+    order = [swapped(i) if arch == "albert" else False for i in range(len(PAIRS))]
+    firsts = [" ".join(words(b if flip else a)) for (a, b, _), flip in zip(PAIRS, order)]
+    seconds = [" ".join(words(a if flip else b)) for (a, b, _), flip in zip(PAIRS, order)]
     batch = tok(firsts, seconds, padding="max_length", max_length=max_length)
     # every chosen word becomes [MASK] here (no 10 % random / 10 % kept), so the table reads as the article's
     cfg = PretrainingConfig(max_seq_length=max_length, masked_lm_prob=0.25, max_predictions_per_seq=2,
                             mask_ratio=1.0, random_ratio=0.0, keep_ratio=0.0)
     gen = torch.Generator().manual_seed(seed)
     masked, labels = mask_tokens(batch["input_ids"], batch["attention_mask"], tok, cfg, gen)
+    if arch == "albert":
+        pair_labels = {"sentence_order_label": torch.tensor([int(flip) for flip in order])}  # 1 = swapped
+    else:
+        pair_labels = {"next_sentence_label": torch.tensor([0 if is_next else 1 for _, _, is_next in PAIRS])}  # 0 = IsNext
     return {
         "input_ids": masked,
         "token_type_ids": batch["token_type_ids"],
         "attention_mask": batch["attention_mask"],
         "labels": labels,
-        "next_sentence_label": torch.tensor([0 if is_next else 1 for _, _, is_next in PAIRS]),  # 0 = IsNext
+        **pair_labels,
     }
 
 
-def summarize(model: BertForPreTraining, batch: dict, tok: Tokenizer) -> list[dict]:
-    """Figure 17 of the article: masked input, predicted vs actual words and IsNext, per sample."""
+def summarize(model: BertForPreTraining | AlbertForPreTraining, batch: dict, tok: Tokenizer,
+              arch: str = "bert") -> list[dict]:
+    """Figure 17 of the article: masked input, predicted vs actual words and IsNext (ALBERT: InOrder), per sample."""
+    a = ARCHS[arch]
     model.eval()
     with torch.no_grad():
         out = model(**batch)
     predicted = out.prediction_logits.argmax(-1).tolist()           # (M,) over all masked positions
     actual = batch["labels"].reshape(-1)[out.masked_index].tolist()
     rows_of = (out.masked_index // batch["input_ids"].shape[1]).tolist()
-    nsp_pred = out.seq_relationship_logits.argmax(-1).tolist()
+    nsp_pred = out.seq_relationship_logits.argmax(-1).tolist()      # NSP or SOP: 0 = IsNext / InOrder
     rows = []
     for i in range(batch["input_ids"].shape[0]):
         mine = [k for k, r in enumerate(rows_of) if r == i]
@@ -96,21 +151,23 @@ def summarize(model: BertForPreTraining, batch: dict, tok: Tokenizer) -> list[di
             "masked_input": " ".join(tok.convert_ids_to_tokens(batch["input_ids"][i])),
             "predicted_ids": pred_ids, "actual_ids": true_ids,
             "predicted": tok.convert_ids_to_tokens(pred_ids), "actual": tok.convert_ids_to_tokens(true_ids),
-            "is_next_predicted": nsp_pred[i] == 0, "is_next_actual": int(batch["next_sentence_label"][i]) == 0,
+            f"{a.key}_predicted": nsp_pred[i] == 0, f"{a.key}_actual": int(batch[a.pair_label][i]) == 0,
         })
         rows[-1]["words_ok"] = pred_ids == true_ids
-        rows[-1]["is_next_ok"] = rows[-1]["is_next_predicted"] == rows[-1]["is_next_actual"]
+        rows[-1][f"{a.key}_ok"] = rows[-1][f"{a.key}_predicted"] == rows[-1][f"{a.key}_actual"]
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
+def format_table(rows: list[dict], arch: str = "bert") -> str:
+    key, name = ARCHS[arch].key, ARCHS[arch].pair_names[0]
     w = max(len(r["masked_input"]) for r in rows)
-    header = f"{'#':>2}  {'masked input':{w}}  {'predicted':15} {'actual':15} IsNext pred / actual"
+    header = f"{'#':>2}  {'masked input':{w}}  {'predicted':15} {'actual':15} {name} pred / actual"
     lines = [header, "-" * len(header)]
     for r in rows:
-        ok = "✓" if r["words_ok"] and r["is_next_ok"] else "✗"
+        ok = "✓" if r["words_ok"] and r[f"{key}_ok"] else "✗"
         lines.append(f"{r['sample']:>2}  {r['masked_input']:{w}}  {', '.join(r['predicted']):15} "
-                     f"{', '.join(r['actual']):15} {str(r['is_next_predicted']):>11} / {str(r['is_next_actual']):6} {ok}")
+                     f"{', '.join(r['actual']):15} {str(r[f'{key}_predicted']):>{len(name) + 5}} / "
+                     f"{str(r[f'{key}_actual']):6} {ok}")
     return "\n".join(lines)
 
 
@@ -125,38 +182,44 @@ class _Collate:
         return {k: v.index_select(0, idx) for k, v in self.batch.items()}
 
 
-def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, lr: float = 0.01,
-             record: str | None = DEFAULT_RECORD, progress: bool = True,
-             echo: Callable[[str], None] = print, overwrite: bool = False, threads: int | None = None) -> DemoResult:
-    """Train the toy in ``out``; an ``out`` that holds files is refused unless ``overwrite`` (then replaced).
+def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
+             lr: float | None = None, record: str | None = DEFAULT_RECORD, progress: bool = True,
+             echo: Callable[[str], None] = print, overwrite: bool = False, threads: int | None = None,
+             arch: str = "bert") -> DemoResult:
+    """Train the toy of ``arch`` (bert | albert) in ``out``; an ``out`` that holds files is refused unless
+    ``overwrite`` (then replaced). ``out``, ``epochs``, ``seed`` and ``lr`` default to the arch's own
+    (bert: runs/demo, 3000 epochs, seed 5, lr 0.01; albert: see :data:`ARCHS`).
 
     ``threads``: intra-op threads (default: one, as :func:`glassbert.threads.choose_threads` picks for a model
     this small; more only wait for each other)."""
     from .recording import Recorder, RecordCallback
     from .train import Trainer, TrainConfig
 
+    a = demo_arch(arch)
+    out = a.out if out is None else out
+    epochs = a.epochs if epochs is None else epochs
+    seed = a.seed if seed is None else seed
+    lr = a.lr if lr is None else lr
     run_dir = check_target_dir(out, overwrite=overwrite)
     replace_dir(run_dir)
     torch.manual_seed(seed)
     tok = Tokenizer.from_vocab(build_vocab(), lowercase=True, model_max_length=14)
-    batch = make_batch(tok, seed)
-    config = BertConfig.preset("toy", vocab_size=tok.vocab_size)
+    batch = make_batch(tok, seed, arch=arch)
+    config = a.config_class.preset("toy", vocab_size=tok.vocab_size)
     chosen = set_threads(threads, config.hidden_size)
-    model = BertForPreTraining(config)
+    model = a.model_class(config)
 
-    echo(f"Toy BERT of 'Exploring BERT': {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
-         f"{config.num_attention_heads} heads of size {config.attention_head_size}, FFN {config.intermediate_size}, "
-         f"max length {config.max_position_embeddings}, vocabulary {tok.vocab_size} words, "
-         f"{model.num_parameters():,} parameters; {chosen}")
-    echo("\nMasked input (the model sees these; it must fill each [MASK] and tell IsNext):")
+    echo(f"{a.title}: {_describe(config)}, max length {config.max_position_embeddings}, "
+         f"vocabulary {tok.vocab_size} words, {model.num_parameters():,} parameters; {chosen}")
+    echo(f"\nMasked input (the model sees these; it must fill each [MASK] and tell {_task(a)}):")
     for i in range(len(PAIRS)):
         echo(f"  {i}  " + " ".join(tok.convert_ids_to_tokens(batch["input_ids"][i])))
     echo("")
 
     callbacks = []
     if record:
-        recorder = Recorder(run_dir, batch, tok, record, texts=[f"{a} {b}" for a, b, _ in PAIRS],
-                            max_bytes=50_000_000)
+        texts = [f"{y} {x}" if arch == "albert" and swapped(i) else f"{x} {y}" for i, (x, y, _) in enumerate(PAIRS)]
+        recorder = Recorder(run_dir, batch, tok, record, texts=texts, max_bytes=50_000_000)
         callbacks.append(RecordCallback(recorder))  # one step per epoch: the whole dataset is one batch
     train_cfg = TrainConfig(out_dir=run_dir, batch_size=len(PAIRS), lr=lr, weight_decay=0.0,
                             schedule="constant", max_grad_norm=None, epochs=epochs, seed=seed,
@@ -166,16 +229,21 @@ def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, l
     trainer = Trainer(model, dataset, _Collate(batch), train_cfg, metrics_fn=pretraining_metrics, callbacks=callbacks)
     summary = trainer.fit()
 
-    rows = summarize(model, batch, tok)
+    rows = summarize(model, batch, tok, arch)
     model.save_pretrained(run_dir, tokenizer=tok)
     final_loss = float(summary.train.get("loss", float("nan"))) if summary.train else float("nan")
+    if arch == "albert":
+        pairs = [{"first": y if swapped(i) else x, "second": x if swapped(i) else y, "in_order": not swapped(i)}
+                 for i, (x, y, _) in enumerate(PAIRS)]
+    else:
+        pairs = [{"first": x, "second": y, "is_next": n} for x, y, n in PAIRS]
     atomic_write_json(run_dir / "demo.json", {
-        "pairs": [{"first": a, "second": b, "is_next": n} for a, b, n in PAIRS],
+        **({"arch": arch} if arch != "bert" else {}), "pairs": pairs,
         "epochs": epochs, "seed": seed, "lr": lr, "final_loss": final_loss, "summary": rows}, indent=2)
     echo(f"\nAfter {epochs} epochs (loss {final_loss:.4f}), the article's summary table:\n")
-    echo(format_table(rows))
-    result = DemoResult(run_dir, epochs, final_loss, rows)
-    correct = sum(r["words_ok"] and r["is_next_ok"] for r in rows)
+    echo(format_table(rows, arch))
+    result = DemoResult(run_dir, epochs, final_loss, rows, arch)
+    correct = sum(r["words_ok"] and r[f"{a.key}_ok"] for r in rows)
     echo(f"\n{correct}/{len(rows)} samples fully correct. Run directory: {run_dir}")
     echo(f"  metrics: {run_dir / 'metrics.jsonl'}, plot: {run_dir / 'metrics.png'}")
     if record:
@@ -183,4 +251,17 @@ def run_demo(out: str | Path = "runs/demo", epochs: int = 3000, seed: int = 5, l
     return result
 
 
-__all__ = ["run_demo", "PAIRS", "build_vocab", "make_batch", "summarize", "DemoResult"]
+def _describe(config: BertConfig) -> str:
+    """The toy's shape in words; ALBERT's says what makes it ALBERT (E < H, the shared layers)."""
+    heads = f"{config.num_attention_heads} heads of size {config.attention_head_size}, FFN {config.intermediate_size}"
+    if isinstance(config, AlbertConfig):
+        return (f"word embeddings of width E = {config.embedding_size} projected to hidden H = {config.hidden_size}, "
+                f"{config.num_hidden_layers} layers that share one set of weights, {heads}")
+    return f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, {heads}"
+
+
+def _task(a: DemoArch) -> str:
+    return "IsNext" if a.name == "bert" else f"whether its sentences are {a.pair_names[0]} or {a.pair_names[1]}"
+
+
+__all__ = ["ARCHS", "DemoArch", "run_demo", "PAIRS", "build_vocab", "make_batch", "summarize", "DemoResult"]

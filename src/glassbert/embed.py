@@ -15,6 +15,7 @@ import torch
 
 from .batching import sorted_batches
 from .errors import InputError
+from .heads import load_as
 from .model import BertModel, pool
 from .runfiles import atomic_write_text, atomic_write_with
 from .tokenizer import Tokenizer
@@ -27,9 +28,10 @@ POOLINGS = ("mean", "cls", "pooled")
 class Embedder:
     def __init__(self, model: str | Path | BertModel, tokenizer: Tokenizer | None = None,
                  device: str | torch.device | None = None, max_length: int | None = None):
+        """``model``: a directory or alias (its BertModel or AlbertModel, as config.json says), or a model."""
         if isinstance(model, (str, Path)):
             tokenizer = tokenizer or Tokenizer.from_pretrained(model)
-            model = BertModel.from_pretrained(model)
+            model = load_as(model)
         if tokenizer is None:
             raise InputError("Embedder(model_object) needs tokenizer=")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -376,6 +376,32 @@ def load_model(path, default: str = "BertModel") -> BertPreTrainedModel:
     return cls.from_pretrained(directory)
 
 
-__all__ = [*(cls.__name__ for cls in BERT_MODELS), "load_model", "BASE_MODELS", "PreTrainingOutput",
+ARCH_PREFIXES = {"bert": "Bert", "albert": "Albert"}  # model_type → the prefix of its classes' names
+
+
+def for_model_type(cls: type, model_type: str) -> type:
+    """``cls``'s counterpart in the architecture ``model_type``: (BertForMaskedLM, "albert") → AlbertForMaskedLM,
+    (AlbertModel, "bert") → BertModel. Code written for one task class serves both architectures."""
+    if model_type not in ARCH_PREFIXES:
+        raise InputError(f"model_type {model_type!r}: glassbert knows {', '.join(ARCH_PREFIXES)}")
+    kind = next((cls.__name__[len(p):] for p in ARCH_PREFIXES.values() if cls.__name__.startswith(p)), None)
+    name = f"{ARCH_PREFIXES[model_type]}{kind}"
+    if kind is None or name not in TASK_MODELS:
+        raise InputError(f"{cls.__name__} has no {model_type.upper()} counterpart")
+    return TASK_MODELS[name]
+
+
+def load_as(path, cls: type = BertModel, **config_overrides) -> BertPreTrainedModel:
+    """``cls`` (a BERT or ALBERT class) from ``path``, as the architecture its config.json names:
+    ``load_as(albert_dir, BertForMaskedLM)`` is an AlbertForMaskedLM, ``load_as(dir)`` the bare encoder."""
+    from .checkpoint import resolve_model_path
+
+    directory = resolve_model_path(path)
+    if not directory.is_dir():
+        raise MissingError(f"{directory}: not a directory (expected config.json + weights)")
+    return for_model_type(cls, BertConfig.load(directory).model_type).from_pretrained(directory, **config_overrides)
+
+
+__all__ = [*(cls.__name__ for cls in BERT_MODELS), "load_model", "load_as", "for_model_type", "ARCH_PREFIXES", "BASE_MODELS", "PreTrainingOutput",
            "SequenceClassifierOutput", "TokenClassifierOutput", "QuestionAnsweringOutput", "IGNORE_INDEX",
            "TASK_MODELS", "SAVED_CLASSIFIER", "classifier_keys_as_saved", "BERT_MODELS"]

@@ -2,7 +2,7 @@
 
     corpus (txt/jsonl/csv, file or folder) ─▶ documents ─▶ held-out split ─▶ sentences ─▶ token ids
     ─▶ NSP/SOP instances (instances.py) ─▶ dynamic 80/10/10 masking per batch (masking.py)
-    ─▶ Trainer(BertForPreTraining)
+    ─▶ Trainer(BertForPreTraining: MLM + NSP | AlbertForPreTraining: MLM + SOP, --arch)
     ─▶ RUN/: config.json, model.safetensors, vocab (a transformers-style dir), metrics.jsonl/.png,
              checkpoint/ (resume), pretrain_args.json, pretrain_data.json, pretrain_result.json,
              record/ (explorer, with --record)
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import BertConfig
+from ..albert import AlbertForPreTraining
+from ..config import AlbertConfig, BertConfig
 from ..corpus import read_texts
 from ..errors import InputError, MissingError
 from ..heads import BertForPreTraining
@@ -41,12 +42,32 @@ DATA_FILE = "pretrain_data.json"
 RESULT_FILE = "pretrain_result.json"
 
 
+@dataclass(frozen=True)
+class Arch:
+    """What ``--arch`` changes: the config and model classes, the presets' default, the sentence-pair task
+    and the name under which its label reaches the model (transformers' argument names)."""
+
+    name: str
+    config_class: type[BertConfig]
+    model_class: type
+    default_preset: str
+    task: str           # the pair task its head was made for: nsp | sop
+    pair_label: str     # the model's keyword for the pair labels
+    pair_metric: str    # the prefix of its metrics: nsp_acc, nsp_loss | sop_acc, sop_loss
+
+
+ARCHS = {
+    "bert": Arch("bert", BertConfig, BertForPreTraining, "mini", "nsp", "next_sentence_label", "nsp"),
+    "albert": Arch("albert", AlbertConfig, AlbertForPreTraining, "tiny", "sop", "sentence_order_label", "sop"),
+}
+
+
 @dataclass
 class PretrainArgs:
     corpus: str
     vocab: str
     out: str
-    preset: str = "mini"
+    preset: str | None = None  # None: the arch's default (bert: mini, albert: tiny)
     max_seq_length: int = 128
     batch_size: int = 32
     lr: float = 5e-4
@@ -56,7 +77,7 @@ class PretrainArgs:
     epochs: int | None = None
     minutes: float | None = None
     seed: int = 0
-    task: str = "nsp"
+    task: str | None = None    # None: the arch's own (bert: nsp, albert: sop)
     whole_word_mask: bool = False
     masked_lm_prob: float = 0.15
     max_predictions_per_seq: int = 20
@@ -70,6 +91,25 @@ class PretrainArgs:
     config_overrides: dict = field(default_factory=dict)
     overwrite: bool = False  # replace a non-empty ``out`` whole (otherwise it is refused)
     schedule: str | None = None  # "linear" (with steps/epochs) or "constant" (minutes alone); fixed at the start
+    arch: str = "bert"  # bert (MLM + NSP) | albert (MLM + SOP); a run saved before --arch existed is a BERT
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise InputError(f"--arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
+        arch = ARCHS[self.arch]
+        self.preset = self.preset or arch.default_preset
+        self.task = self.task or arch.task
+        presets = arch.config_class.presets
+        if self.preset not in presets:
+            raise InputError(f"--preset {self.preset!r} is not one of {self.arch.upper()}'s presets; "
+                             f"--arch {self.arch} has: {', '.join(presets)}")
+        if self.arch == "albert" and self.task != "sop":
+            raise InputError(f"--task {self.task}: ALBERT's pair head predicts sentence order; use --task sop "
+                             "(its default)")
+
+    @property
+    def architecture(self) -> Arch:
+        return ARCHS[self.arch]
 
 
 def is_main_process() -> bool:
@@ -130,27 +170,31 @@ def build_datasets(args: PretrainArgs, tok: Tokenizer, expect: dict | None = Non
     cfg = PretrainingConfig(max_seq_length=args.max_seq_length, masked_lm_prob=args.masked_lm_prob,
                             max_predictions_per_seq=args.max_predictions_per_seq,
                             whole_word_mask=args.whole_word_mask, task=args.task)
+    pair_label = args.architecture.pair_label
     rng = random.Random(args.seed)
     train = build_instances(tokenize_documents(train_texts, tok), cfg, rng)
     evaluation = build_instances(tokenize_documents(eval_texts, tok), cfg, rng) if eval_texts else []
     if not train:
         raise InputError(f"{args.corpus}: the corpus gave no training pairs (is it too small?)")
     return PretrainData(PretrainingDataset(train, tok), PretrainingDataset(evaluation, tok) if evaluation else None,
-                        PretrainingCollator(tok, cfg, seed=args.seed), cfg, len(train_texts), len(eval_texts),
+                        PretrainingCollator(tok, cfg, seed=args.seed, pair_label=pair_label), cfg,
+                        len(train_texts), len(eval_texts),
                         fingerprint)
 
 
 def pretraining_metrics(out, batch) -> dict[str, float]:
-    """MLM accuracy over the masked tokens and NSP accuracy over the pairs of one batch."""
+    """MLM accuracy over the masked tokens, and NSP (BERT: ``next_sentence_label``) or SOP (ALBERT:
+    ``sentence_order_label``) accuracy over the pairs of one batch, each under its own name."""
     metrics = {}
     if out.masked_index is not None and out.masked_index.numel():
         targets = batch["labels"].reshape(-1)[out.masked_index]
         metrics["mlm_acc"] = (out.prediction_logits.argmax(-1) == targets).float().mean().item()
         metrics["mlm_loss"] = out.mlm_loss.item()
     if out.nsp_loss is not None:
-        metrics["nsp_acc"] = (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]
-                              ).float().mean().item()
-        metrics["nsp_loss"] = out.nsp_loss.item()
+        arch = next(a for a in ARCHS.values() if a.pair_label in batch)
+        metrics[f"{arch.pair_metric}_acc"] = (out.seq_relationship_logits.argmax(-1) == batch[arch.pair_label]
+                                              ).float().mean().item()
+        metrics[f"{arch.pair_metric}_loss"] = out.nsp_loss.item()
     return metrics
 
 
@@ -193,7 +237,8 @@ def _resume_or_say_done(trainer: Trainer, args: PretrainArgs, out: Path, extende
 
 def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, expect: dict | None = None,
              extended: tuple[str, ...] = (), threads: int | None = None) -> dict:
-    """Pretrain a BertForPreTraining as ``args`` say; ``resume`` continues ``args.out``'s checkpoint.
+    """Pretrain a BertForPreTraining (``args.arch`` bert) or an AlbertForPreTraining (albert) as ``args`` say;
+    ``resume`` continues ``args.out``'s checkpoint.
 
     A new run refuses an ``out`` that holds files unless ``args.overwrite`` (then it is replaced whole,
     once the corpus and vocabulary have been read). ``expect``: see :func:`build_datasets`. ``extended``:
@@ -210,13 +255,16 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     train_ds, eval_ds, collate = data.train, data.eval, data.collate
     overrides = dict(args.config_overrides)
     overrides.setdefault("max_position_embeddings", max(512, args.max_seq_length))
-    config = BertConfig.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id, **overrides)
+    arch = args.architecture
+    config = arch.config_class.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id,
+                                      **overrides)
     chosen = set_threads(threads, config.hidden_size)
     torch.manual_seed(args.seed)
-    model = BertForPreTraining(config)
+    model = arch.model_class(config)
     if args.schedule is None:  # chosen once: an extension on resume keeps the run's kind of schedule
         args.schedule = "linear" if (args.steps or args.epochs) else "constant"
-    say(f"pretraining {args.preset} ({model.num_parameters() / 1e6:.1f} M parameters) on {args.corpus}: "
+    say(f"pretraining {args.arch} {args.preset} ({model.num_parameters() / 1e6:.1f} M parameters, MLM + "
+        f"{args.task.upper()}) on {args.corpus}: "
         f"{data.train_documents} documents → {len(train_ds)} pairs; held out {data.eval_documents} documents → "
         f"{len(eval_ds) if eval_ds else 0} pairs; vocabulary {tok.vocab_size}; {chosen}")
 
@@ -254,8 +302,9 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     atomic_write_json(out / RESULT_FILE, result, indent=2)
     say(f"stopped after step {summary.step} ({summary.stopped_by}), {summary.elapsed / 60:.1f} min")
     if final_eval:
+        pair = arch.pair_metric
         say(f"held-out: loss {final_eval['loss']:.3f}, MLM accuracy {final_eval.get('mlm_acc', 0):.3f}, "
-            f"NSP accuracy {final_eval.get('nsp_acc', 0):.3f}")
+            f"{pair.upper()} accuracy {final_eval.get(f'{pair}_acc', 0):.3f}")
     say(f"model: {out} (transformers-style dir); curves: {out / PLOT_FILE}")
     return result
 
@@ -305,5 +354,5 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
     return pretrain(args, resume=True, progress=progress, expect=expect, extended=extended, threads=threads)
 
 
-__all__ = ["PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents",
+__all__ = ["ARCHS", "Arch", "PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents",
            "build_datasets", "PretrainData", "corpus_fingerprint", "ARGS_FILE", "DATA_FILE", "RESULT_FILE"]

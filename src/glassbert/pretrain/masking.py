@@ -133,10 +133,13 @@ def _choose_whole_words(
 
 
 class PretrainingCollator:
-    """Pads a list of dataset items to the longest and applies dynamic MLM masking."""
+    """Pads a list of dataset items to the longest and applies dynamic MLM masking. The pair labels go to
+    the model as ``pair_label``: ``next_sentence_label`` (BERT) or ``sentence_order_label`` (ALBERT)."""
 
-    def __init__(self, tokenizer: TokenizerLike, cfg: PretrainingConfig, seed: int = 0) -> None:
+    def __init__(self, tokenizer: TokenizerLike, cfg: PretrainingConfig, seed: int = 0,
+                 pair_label: str = "next_sentence_label") -> None:
         self.cfg = cfg
+        self.pair_label = pair_label
         self.pad_token_id = int(tokenizer.pad_token_id)
         self.vocab = MaskingVocab.from_tokenizer(tokenizer)
         self.generator = torch.Generator().manual_seed(seed)
@@ -156,7 +159,7 @@ class PretrainingCollator:
             "token_type_ids": padded["token_type_ids"],
             "attention_mask": padded["attention_mask"],
             "labels": labels,
-            "next_sentence_label": padded["next_sentence_label"],
+            self.pair_label: padded["next_sentence_label"],  # the instance's label: NSP, or SOP's 1 = swapped
         }
 
 

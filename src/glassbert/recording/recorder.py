@@ -51,7 +51,8 @@ import torch
 from glassbert.capture import CORE, catalogue
 from glassbert.errors import InputError
 from glassbert.recording.attribution import ABOUT, has_head, record_attributions
-from glassbert.recording.snapshot import config_dict, find_aliases, storage_dtype, take, to_cpu_batch
+from glassbert.recording.snapshot import (PAIR_LABEL_ARGS, config_dict, find_aliases, storage_dtype, take,
+                                          to_cpu_batch)
 from glassbert.recording.spec import RecordSpec
 from glassbert.recording.store import (
     MANIFEST,
@@ -79,11 +80,18 @@ class _Plan:
     expected: int = 0
 
 
+def pair_labels(model: torch.nn.Module) -> list[str]:
+    """The names of the sentence-pair head's classes 0 and 1: ALBERT's SOP (InOrder, Swapped), else NSP's."""
+    from glassbert.explain import PAIR_LABELS  # (captum: imported only when a recording starts)
+    return list(PAIR_LABELS["sop" if hasattr(model, "sop_classifier") else "nsp"])
+
+
 class Recorder:
     """Record snapshots of a model's capture points for a fixed set of samples.
 
     ``samples`` is a batch dict (``input_ids``, ``token_type_ids``, ``attention_mask`` and, for
-    pretraining, ``labels`` with IGNORE_INDEX (-100) on unmasked tokens and ``next_sentence_label``), e.g. the
+    pretraining, ``labels`` with IGNORE_INDEX (-100) on unmasked tokens and the pair labels: BERT's
+    ``next_sentence_label`` or ALBERT's ``sentence_order_label``, 0 = IsNext / in order), e.g. the
     tokenizer's Batch or one pretraining batch. ``spec`` (a :class:`RecordSpec` or its string) picks
     rows (``samples=``) and the epochs/steps; ``include`` (fnmatch globs or a callable) restricts
     the activations and weights recorded. ``texts`` (one per row, optional) is shown as the input
@@ -158,7 +166,8 @@ class Recorder:
 
     def _describe_samples(self) -> list[dict[str, Any]]:
         ids, tt, am = self.batch["input_ids"], self.batch["token_type_ids"], self.batch["attention_mask"]
-        labels, nsp = self.batch.get("labels"), self.batch.get("next_sentence_label")
+        labels = self.batch.get("labels")
+        nsp = next((self.batch[k] for k in PAIR_LABEL_ARGS if k in self.batch), None)  # NSP or SOP: 0 = first class
         self.masked_positions = self._masked_positions()
         info = []
         for i, row in enumerate(self.rows):
@@ -272,12 +281,15 @@ class Recorder:
         else:
             used = sorted({i for s in self._sample_info for i in s["input_ids"] + s["masked_ids"]})
             vocab = dict(zip(map(str, used), self._tokens(used)))
-        prefix = "bert." if any(n.startswith("bert.") for n, _ in model.named_parameters()) else ""
+        # the task model's backbone ("bert." | "albert."), "" for a bare encoder
+        base = getattr(model, "base_model_prefix", "")
+        prefix = f"{base}." if base and any(n.startswith(f"{base}.") for n, _ in model.named_parameters()) else ""
         return {
             "version": MANIFEST_VERSION,
             "run_name": self.run_dir.resolve().name,
             "model": type(model).__name__,
             "prefix": prefix,
+            "pair_labels": pair_labels(model),
             "config": cfg,
             "record_spec": str(self.spec),
             "vocab": vocab,

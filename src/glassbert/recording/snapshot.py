@@ -60,6 +60,11 @@ def to_cpu_batch(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return out
 
 
+# The sentence-pair labels a batch may hold, under the models' argument names: BERT's NSP (0 = IsNext),
+# ALBERT's SOP (0 = in order, 1 = swapped).
+PAIR_LABEL_ARGS = ("next_sentence_label", "sentence_order_label")
+
+
 def _accepts(model: torch.nn.Module, arg: str) -> bool:
     try:
         params = inspect.signature(model.forward).parameters
@@ -107,8 +112,9 @@ def _forward(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple
     if "labels" in batch and _has_role(model, "mlm_logits") and _accepts(model, "labels") \
             and batch["labels"].shape == batch["input_ids"].shape:
         inputs["labels"] = batch["labels"].to(device)
-    if "next_sentence_label" in batch and _accepts(model, "next_sentence_label"):
-        inputs["next_sentence_label"] = batch["next_sentence_label"].to(device)
+    for pair_label in PAIR_LABEL_ARGS:  # BERT's NSP labels, ALBERT's SOP labels: whichever the model takes
+        if pair_label in batch and _accepts(model, pair_label):
+            inputs[pair_label] = batch[pair_label].to(device)
     was_training = model.training
     model.eval()
     try:

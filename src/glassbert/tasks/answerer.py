@@ -17,7 +17,7 @@ from typing import Any
 from .. import metrics as M
 from ..config import BertConfig
 from ..errors import InputError
-from ..heads import BertForQuestionAnswering
+from ..heads import BertForQuestionAnswering, load_as
 from ..runfiles import atomic_write_text
 from ..tokenizer import Tokenizer, check_count, check_text
 from . import qa
@@ -98,7 +98,7 @@ def answer(model: str | Path, questions: Sequence[str] | None = None, context: s
     tok = Tokenizer.from_pretrained(directory)
     with about(Path(input)) if input is not None else contextlib.nullcontext():
         features = qa.prepare_qa_features(examples, tok, max_length, info.get("doc_stride") or qa.DEFAULT_DOC_STRIDE)
-    net = BertForQuestionAnswering.from_pretrained(directory).to(device).eval()
+    net = load_as(directory, BertForQuestionAnswering).to(device).eval()  # (AlbertFor… on an ALBERT)
     starts, ends = qa.qa_logits(net, features, pad_id_of(tok), batch_size, progress, "answer")
     decoded = qa.decode_nbest(starts, ends, features, examples, keep,
                               info.get("max_answer_length") or qa.DEFAULT_MAX_ANSWER_LENGTH)

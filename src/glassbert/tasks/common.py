@@ -18,6 +18,7 @@ from ..batching import map_sorted
 from ..checkpoint import read_state_dict, resolve_model_path
 from ..config import CLASSIFIER_POOLING, BertConfig
 from ..errors import InputError, MissingError
+from ..heads import load_as
 from ..textfiles import read_json_object
 from ..tokenizer import pad_rows
 from ..train import Evaluation  # what every task's evaluate returns: metrics, and details["text"] to print
@@ -87,7 +88,7 @@ def fine_tuned_run(model: str | Path, task: str, architecture: str | None = None
 
     A run of another task is refused, naming the command that applies it. A directory without
     glassbert_task.json (e.g. a transformers model) gives no settings; with ``architecture``, its
-    config.json must name that class.
+    config.json must name that class (or its ALBERT counterpart: AlbertFor… for BertFor…).
     """
     directory = resolve_model_path(model)
     task_file = directory / TASK_FILE
@@ -100,7 +101,8 @@ def fine_tuned_run(model: str | Path, task: str, architecture: str | None = None
         return directory, info
     if architecture is not None:
         names = read_json_object(directory / "config.json").get("architectures") or []
-        if architecture not in names:
+        kind = architecture.removeprefix("Bert")
+        if not any(isinstance(n, str) and n in (architecture, f"Albert{kind}") for n in names):
             raise InputError(f"{directory} is not fine-tuned for task {task!r}: it has no {TASK_FILE} and its "
                              f"config.json names {names or 'no architectures'}, not {architecture}; fine-tune it "
                              f"first: glassbert finetune {model} --task {task} …")
@@ -182,7 +184,8 @@ def forward_sorted(model: nn.Module, items: Sequence[Mapping[str, Any]], pad_id:
 # ─── the task model: build, pool, freeze ────────────────────────────────────────────────────
 def load_task_model(model_class: type[nn.Module], model_dir: str | Path, id2label: Mapping[int, str] | None = None,
                     pooling: str | None = None, seed: int = 0) -> nn.Module:
-    """``model_class`` on a pretrained body; the new head is initialized from ``seed``."""
+    """``model_class`` on a pretrained body (its ALBERT counterpart on an ALBERT: see heads.load_as); the new
+    head is initialized from ``seed``."""
     overrides: dict[str, Any] = {}
     if id2label is not None:
         overrides["id2label"] = dict(id2label)
@@ -193,7 +196,7 @@ def load_task_model(model_class: type[nn.Module], model_dir: str | Path, id2labe
     level = log.level
     log.setLevel(logging.ERROR)  # "newly initialized: classifier.*" is the point of fine-tuning
     try:
-        return model_class.from_pretrained(model_dir, **overrides)
+        return load_as(model_dir, model_class, **overrides)
     finally:
         log.setLevel(level)
 
@@ -210,7 +213,7 @@ def _untrained_pooler(model_dir: Path) -> str | None:
         state, _ = read_state_dict(model_dir)
     except (FileNotFoundError, ValueError):
         return None
-    if not any(key.endswith("pooler.dense.weight") for key in state):
+    if not any(key.endswith(("pooler.dense.weight", "albert.pooler.weight")) for key in state):  # BERT's, ALBERT's
         return "the checkpoint has no pooler weights"
     return None
 
@@ -253,26 +256,48 @@ def parse_freeze(freeze: str | int | None, num_layers: int) -> str:
 
 
 def freeze_parameters(model: nn.Module, freeze: str | int | None) -> list[str]:
-    """Set requires_grad=False on the frozen part of ``model.bert``; returns the frozen names.
+    """Set requires_grad=False on the frozen part of the backbone (``model.bert`` or ``model.albert``);
+    returns the frozen names.
 
-    embeddings: the embedding tables and their LayerNorm; encoder: all of BERT (embeddings,
-    every layer, the pooler), so only the head trains; N: the embeddings and layers 0..N-1.
+    embeddings: the embedding tables and their LayerNorm (ALBERT: and the E → H projection, the other half
+    of its factorized embedding); encoder: the whole backbone (embeddings, every layer, the pooler), so only
+    the head trains; N: the embeddings and layers 0..N-1 (ALBERT: the layer groups they run, refused when a
+    layer after N runs the same weights).
     """
     value = parse_freeze(freeze, model.config.num_hidden_layers)
     if value == "none":
         return []
+    base = f"{model.base_model_prefix}."                 # "bert." | "albert."
+    embeddings: tuple[str, ...] = (f"{base}embeddings.",)
+    if model.config.model_type == "albert":
+        embeddings += (f"{base}encoder.embedding_hidden_mapping_in.",)
     if value == "encoder":
-        prefixes: tuple[str, ...] = ("bert.",)
+        prefixes: tuple[str, ...] = (base,)
     elif value == "embeddings":
-        prefixes = ("bert.embeddings.",)
+        prefixes = embeddings
     else:
-        prefixes = ("bert.embeddings.", *(f"bert.encoder.layer.{i}." for i in range(int(value))))
+        prefixes = embeddings + _layer_prefixes(model.config, base, int(value))
     frozen = []
     for name, parameter in model.named_parameters():
         if name.startswith(prefixes):
             parameter.requires_grad_(False)
             frozen.append(name)
     return frozen
+
+
+def _layer_prefixes(config, base: str, n: int) -> tuple[str, ...]:
+    """The parameter prefixes of layers 0..n-1: BERT's own layers; ALBERT's layer groups, whose weights
+    may run in other layers too (then freezing them would freeze those as well: refused)."""
+    if config.model_type != "albert":
+        return tuple(f"{base}encoder.layer.{i}." for i in range(n))
+    groups = sorted({config.group_of(i) for i in range(n)})
+    later = sorted(i + 1 for i in range(n, config.num_hidden_layers) if config.group_of(i) in groups)
+    if later:
+        raise InputError(f"freeze={n}: this ALBERT's layers share weights (those of its first {n} also run in "
+                         f"layer{'s' if len(later) > 1 else ''} {', '.join(map(str, later[:6]))}"
+                         f"{' …' if len(later) > 6 else ''}), so its first {n} layers cannot be frozen alone; "
+                         "use --freeze embeddings or --freeze encoder")
+    return tuple(f"{base}encoder.albert_layer_groups.{g}." for g in groups)
 
 
 __all__ = ["MODEL_INPUTS", "TASK_FILE", "EVAL_FILE", "APPLY_COMMANDS", "fine_tuned_run", "existing_file", "about", "backend_of", "pad_id_of", "truncating_copy", "Collator",

@@ -14,7 +14,7 @@ import torch
 
 from ..config import BertConfig
 from ..errors import InputError
-from ..heads import BertForSequenceClassification
+from ..heads import BertForSequenceClassification, load_as
 from ..textfiles import read_lines
 from ..tokenizer import Tokenizer, check_count, check_text
 from .classification import ClassificationData, cell, class_logits, encode_classification, iter_table
@@ -85,7 +85,7 @@ def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: s
     limit = min((info.get("max_length") or 512) if max_length is None else max_length, config.max_position_embeddings)
 
     tok = Tokenizer.from_pretrained(directory)
-    model = BertForSequenceClassification.from_pretrained(directory).to(device).eval()
+    model = load_as(directory, BertForSequenceClassification).to(device).eval()  # (AlbertFor… on an ALBERT)
     labels = [config.id2label[i] for i in range(config.num_labels)]
     data = ClassificationData(list(texts), list(text_pairs) if text_pairs is not None else None,
                               [0] * len(texts), labels)

@@ -20,7 +20,7 @@ import torch
 from .. import metrics as M
 from ..config import BertConfig
 from ..errors import InputError
-from ..heads import BertForTokenClassification
+from ..heads import BertForTokenClassification, load_as
 from ..runfiles import atomic_write_text
 from ..tokenizer import Tokenizer
 from . import TAG_FORMATS
@@ -109,7 +109,7 @@ def tag(model: str | Path, texts: Sequence[str] | None = None, input: str | Path
     labels = _tags_of(config, directory)
     limit = min(info.get("max_length") or DEFAULT_MAX_LENGTH, config.max_position_embeddings)
     tok = Tokenizer.from_pretrained(directory)
-    net = BertForTokenClassification.from_pretrained(directory).to(device).eval()
+    net = load_as(directory, BertForTokenClassification).to(device).eval()  # (AlbertFor… on an ALBERT)
     words = [split_words(text, tok) for text in texts]
     items, firsts = _windowed_items([[w for w, _ in text_words] for text_words in words], tok, limit)
     probabilities = forward_sorted(
