@@ -142,8 +142,12 @@ class BertSelfAttention(nn.Module):
         Point("key_transposed", ("head", "head_dim", "token"), "Kᵀ per head", "Key Transposed", REDUNDANT,
               block="k_sᵀ", row=1, chain=1),
         Point("scores", ("head", "token", "token"), "scores Q·Kᵀ", "Attention Scores", REDUNDANT, block="q·kᵀ", row=2),
-        Point("scores_scaled", ("head", "token", "token"), "scaled + masked scores",
-              "Attention Scores Divided by Scalar", CORE, block="÷√d + mask", row=2, role="attention_scores"),
+        Point("scores_scaled", ("head", "token", "token"), "scaled scores QKᵀ/√d",
+              "Attention Scores Divided by Scalar", CORE, block="÷√d", row=2, role="attention_scores"),
+        Point("attention_mask", ("token",), "additive attention mask (0 = attend, −∞ = [PAD] key)", None, KEEP,
+              block="mask", row=2, chain=-1),
+        Point("scores_masked", ("head", "token", "token"), "masked scores QKᵀ/√d + mask", None, CORE,
+              block="+ mask", row=2, role="attention_masked"),
         Point("probs", ("head", "token", "token"), "attention probabilities", "Attention Probabilities Softmax Layer",
               KEEP, block="softmax = attn", row=2, role="attention"),
         Point("probs_dropout", ("head", "token", "token"), "attention after dropout",
@@ -174,7 +178,9 @@ class BertSelfAttention(nn.Module):
         k_t = tap(self, "key_transposed", k.transpose(-1, -2))                    # (B, nh, hs, T)
         scores = tap(self, "scores", q @ k_t)                                     # (B, nh, T, T)
         scores = tap(self, "scores_scaled", scores / math.sqrt(self.head_size))
-        probs = tap(self, "probs", torch.softmax(scores + mask, dim=-1))          # (B, nh, T, T)
+        tap(self, "attention_mask", mask[:, 0, 0, :].expand(B, T))                # (B, T) 0 | dtype min
+        scores = tap(self, "scores_masked", scores + mask)                        # (B, nh, T, T)
+        probs = tap(self, "probs", torch.softmax(scores, dim=-1))                 # (B, nh, T, T)
         dropped = tap(self, "probs_dropout", self.dropout(probs))
         context = tap(self, "context", dropped @ v)                               # (B, nh, T, hs)
         context = tap(self, "context_permute", context.permute(0, 2, 1, 3))       # (B, T, nh, hs)
