@@ -186,9 +186,31 @@ def test_export_is_one_self_contained_file(run, tmp_path):
     assert data["manifest"]["snapshots"] == load_manifest(run)["snapshots"]
     assert all(len(s["attributions"]) == 3 for s in data["manifest"]["snapshots"])  # the attribution view's data
     assert len(data["metrics"]) == 10
-    entry = data["tensors"][2][PROBS]
-    arr = np.frombuffer(base64.b64decode(entry["b64"]), "<f4").reshape(entry["shape"])
-    assert np.array_equal(arr[1], load_tensor(run, 2, PROBS, sample=1).numpy())
+    arr = _decoded(data, 2, PROBS)
+    assert arr.dtype == np.float16 and data["tensors"][2][PROBS]["delta"] == 1  # XOR-ed with snapshot 1's bits
+    assert np.array_equal(arr[1], load_tensor(run, 2, PROBS, sample=1).numpy().astype(np.float16))
+    # exact=True keeps float32 as recorded
+    exact = _embedded(export_html(run, tmp_path / "exact.html", exact=True).read_text(encoding="utf-8"))
+    assert np.array_equal(_decoded(exact, 2, PROBS)[1], load_tensor(run, 2, PROBS, sample=1).numpy())
+    # layout changes are rebuilt by the page from their source, not stored
+    derived = data["manifest"]["export_derived"]
+    kt = "bert.encoder.layer.0.attention.self.key_transposed"
+    assert derived[kt] == {"op": "transpose", "from": ["bert.encoder.layer.0.attention.self.key"]}
+    assert all(kt not in snap for snap in data["tensors"])
+
+
+def _decoded(data: dict, snap: int, name: str) -> np.ndarray:
+    """What the page decodes: deflated bytes, float16 split into low and high halves, XOR-ed with snapshot snap−1."""
+    import zlib
+
+    entry = data["tensors"][snap][name]
+    raw = zlib.decompress(base64.b64decode(entry["b64"]))
+    if entry["dtype"] == "f32":
+        return np.frombuffer(raw, "<f4").reshape(entry["shape"])
+    bits = np.frombuffer(raw, np.uint8).reshape(2, -1).T.copy().view("<u2").ravel()
+    if entry["delta"]:
+        bits = bits ^ _decoded(data, snap - 1, name).view("<u2").ravel()
+    return bits.view("<f2").reshape(entry["shape"])
 
 
 def test_export_size_bound_leaves_out_weights_first(run, tmp_path):

@@ -1,5 +1,11 @@
 """Export a recording as ONE self-contained HTML file: the page, its CSS and JS, the manifest, the
-metrics and the tensors (base64 typed arrays) inlined. It opens offline from disk, with no server.
+metrics and the tensors inlined. It opens offline from disk, with no server.
+
+Tensors are stored for display, not for computing: float tensors as float16 (3–4 significant digits, what
+the page shows), each one's bytes split into high and low halves, XOR-ed with the same tensor of the previous
+snapshot (training changes few bits between two snapshots) and deflated, then base64 (``{"z": 1, "split": 1,
+"delta": 0|1}`` says which; the page undoes them with the browser's DecompressionStream). Integer tensors
+are deflated as they are. ``exact=True`` keeps float32 values as recorded (a larger file).
 
 Size bound: when the tensors would make the file larger than ``max_bytes``, whole tensors are left
 out (the same priority order as the recorder: weights first, largest first, then redundant
@@ -10,8 +16,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from glassbert.capture import KEEP
 from glassbert.errors import InputError
@@ -30,34 +39,101 @@ def _json_for_script(obj: Any) -> str:
             .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
+def _encode(t: dict[str, Any], previous: dict[str, Any] | None, exact: bool) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One tensor as it goes into the file, and the float16 bits the next snapshot's delta is taken against."""
+    if t["dtype"] in ("F32", "F16", "BF16") and not (exact and t["dtype"] == "F32"):
+        if t["dtype"] == "BF16":
+            bits32 = np.frombuffer(t["raw"], dtype="<u2").astype("<u4") << 16
+            values = bits32.view("<f4").astype("<f2")
+        else:
+            with np.errstate(over="ignore"):  # the additive mask's most negative float32 becomes −inf, as shown
+                values = np.frombuffer(t["raw"], dtype="<f4" if t["dtype"] == "F32" else "<f2").astype("<f2")
+        bits = values.view("<u2")
+        delta = previous is not None and previous["shape"] == t["shape"] and previous["bits"] is not None
+        coded = bits ^ previous["bits"] if delta else bits
+        split = coded.view(np.uint8).reshape(-1, 2).T.tobytes()  # all low bytes, then all high bytes
+        entry = {"dtype": "f16", "shape": t["shape"], "z": 1, "split": 1, "delta": int(delta),
+                 "b64": base64.b64encode(zlib.compress(split, 9)).decode("ascii")}
+        return entry, bits
+    entry = {"dtype": _DTYPES[t["dtype"]], "shape": t["shape"], "z": 1,
+             "b64": base64.b64encode(zlib.compress(t["raw"], 9)).decode("ascii")}
+    return entry, None
+
+
+# name suffix → (op, source suffix, extra source suffix): what the page computes instead of reading
+_DERIVED = {
+    ".attention.self.key_transposed": ("transpose", ".attention.self.key", None),        # (h, T, d) → (h, d, T)
+    ".attention.self.context_permute": ("heads_last", ".attention.self.context", None),  # (h, T, d) → (T, h, d)
+    ".attention.self.context_reshaped": ("heads_concat", ".attention.self.context", None),  # (h, T, d) → (T, h·d)
+    ".attention.self.query_linear": ("heads_concat", ".attention.self.query", None),
+    ".attention.self.key_linear": ("heads_concat", ".attention.self.key", None),
+    ".attention.self.value_linear": ("heads_concat", ".attention.self.value", None),
+    ".attention.self.scores": ("scale", ".attention.self.scores_scaled", None),          # × √d
+    ".attention.self.scores_masked": ("add_mask", ".attention.self.scores_scaled", ".attention.self.attention_mask"),
+}
+
+
+def _derivable(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The activations the page can rebuild from others that stay in the file (never an alias's target)."""
+    targets = {t for entry in manifest["snapshots"] for t in entry.get("aliases", {}).values()}
+    head_size = (manifest.get("config") or {}).get("attention_head_size")
+    out: dict[str, dict[str, Any]] = {}
+    for name in manifest["tensors"]:
+        for suffix, (op, source, extra) in _DERIVED.items():
+            if not name.endswith(suffix) or name in targets:
+                continue
+            base = name[: -len(suffix)]
+            needed = [base + source] + ([base + extra] if extra else [])
+            if not all(n in manifest["tensors"] for n in needed) or (op == "scale" and not head_size):
+                continue
+            out[name] = {"op": op, "from": needed}
+            if op == "scale":
+                out[name]["factor"] = float(head_size) ** 0.5
+    return out
+
+
 def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | float = DEFAULT_EXPORT_BYTES, *,
-                overwrite: bool = False) -> Path:
+                overwrite: bool = False, exact: bool = False) -> Path:
     """Write the explorer page for ``run_dir`` with all its data into the single file ``out_file``.
 
     An existing ``out_file`` is refused (ExistsError) unless ``overwrite``; the file is written atomically,
-    so a failed or interrupted export leaves the old file (or none), never half a page.
+    so a failed or interrupted export leaves the old file (or none), never half a page. Float tensors are
+    stored as float16 unless ``exact`` (see the module docstring).
     """
     out = check_target_file(out_file, overwrite=overwrite, option="--export")
     store = RecordStore(run_dir)
     manifest = store.manifest()
     metrics = store.metrics(manifest)
 
-    snaps: list[dict[str, dict[str, Any]]] = []
+    payload_tensors: list[dict[str, dict[str, Any]]] = []
+    previous: dict[str, dict[str, Any]] = {}
+    sizes: dict[str, int] = {}
     for entry in manifest["snapshots"]:
-        tensors = store.snapshot_raw(entry)
-        for name, t in tensors.items():
+        encoded = {}
+        for name, t in store.snapshot_raw(entry).items():
             if t["dtype"] not in _DTYPES:
                 raise InputError(f"{entry['file']}: {name} has dtype {t['dtype']}, which cannot be exported")
-        snaps.append(tensors)
+            encoded[name], bits = _encode(t, previous.get(name), exact)
+            previous[name] = {"shape": t["shape"], "bits": bits}
+            sizes[name] = sizes.get(name, 0) + len(encoded[name]["b64"])
+        for name in set(previous) - set(encoded):  # not stored in this snapshot: the next one starts afresh
+            previous.pop(name)
+        payload_tensors.append(encoded)
+
+    # layout changes and sums of other tensors are rebuilt by the page, not stored twice
+    derived = _derivable(manifest)
+    for tensors in payload_tensors:
+        for name in derived:
+            tensors.pop(name, None)
+    for name in derived:
+        sizes.pop(name, None)
+    manifest["export_derived"] = derived
 
     # the size bound: leave out whole tensors, lowest priority and largest first
-    sizes: dict[str, int] = {}
-    for tensors in snaps:
-        for name, t in tensors.items():
-            sizes[name] = sizes.get(name, 0) + (len(t["raw"]) + 2) // 3 * 4
     meta = {name: manifest["tensors"].get(name, {"kind": "activation", "priority": 3}) for name in sizes}
     budget = int(max_bytes) - 2_000_000  # room for the page itself, the manifest and the metrics
-    left_out = choose_dropped(sizes, meta, budget, keep_from=KEEP, weights_first=True)
+    sources = frozenset(n for d in derived.values() for n in d["from"])
+    left_out = choose_dropped(sizes, meta, budget, keep_from=KEEP, weights_first=True, protected=sources)
     total = sum(sizes.values()) - sum(sizes[n] for n in left_out)
     if total > budget:
         raise InputError(f"the recording needs {total} bytes even without {len(left_out)} tensors; "
@@ -67,15 +143,10 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
     for entry in manifest["snapshots"]:
         gone.update(a for a, target in entry.get("aliases", {}).items() if target in gone)
     manifest["export_dropped"] = sorted(gone)
+    manifest["export_dtype"] = "float32" if exact else "float16"
     for name in gone:
         manifest["tensors"].pop(name, None)
-
-    payload_tensors = []
-    for tensors in snaps:
-        payload_tensors.append({
-            name: {"dtype": _DTYPES[t["dtype"]], "shape": t["shape"],
-                   "b64": base64.b64encode(t["raw"]).decode("ascii")}
-            for name, t in tensors.items() if name not in gone})
+    payload_tensors = [{n: e for n, e in tensors.items() if n not in gone} for tensors in payload_tensors]
     payload = {"manifest": manifest, "metrics": metrics, "tensors": payload_tensors}
 
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
