@@ -75,7 +75,8 @@ def open_page(ctx, url: str):
     return page, errors, requests
 
 
-def check_head(page, run: Path, snap: int, layer: int, head: int, sample: int = 0) -> np.ndarray:
+def check_head(page, run: Path, snap: int, layer: int, head: int, sample: int = 0, f16: bool = False) -> np.ndarray:
+    """The page shows the recorded probabilities of this head (an exported file: as float16, what it stores)."""
     page.select_option("#layer-select", str(layer))
     page.select_option("#head-select", str(head))
     shown = wait_for(page, lambda: (lambda d: d if (d.get("layer"), d.get("head"), d.get("snap")) == (layer, head, snap) else None)(
@@ -84,6 +85,8 @@ def check_head(page, run: Path, snap: int, layer: int, head: int, sample: int = 
     assert shown["name"] == name
     n = load_manifest(run)["samples"][sample]["length"]
     recorded = load_tensor(run, snap, name, sample=sample)[head, :n, :n].numpy()
+    if f16:
+        recorded = recorded.astype(np.float16).astype(np.float32)
     values = np.array(shown["values"], dtype=np.float32)
     assert values.shape == recorded.shape
     np.testing.assert_array_equal(values, recorded)
@@ -92,8 +95,11 @@ def check_head(page, run: Path, snap: int, layer: int, head: int, sample: int = 
 
 
 def move_slider(page, snap: int):
-    page.locator("#epoch-slider").fill(str(snap))  # fires input + change like a drag ending there
+    """The slider moves in epochs: put it at snapshot ``snap``'s epoch (fires input + change like a drag ending there)."""
+    epoch = page.locator("#epoch-marks option").nth(snap).get_attribute("value")  # one mark per snapshot
+    page.locator("#epoch-slider").fill(str(epoch))
     wait_for(page, lambda: shown_attention(page).get("snap") == snap, f"the slider at {snap}")
+    assert page.locator("#epoch-slider").get_attribute("aria-valuetext").startswith(f"epoch {epoch} ")
 
 
 def test_demo_page_slider_and_attention_head(browser, demo_run, tmp_path):
@@ -119,6 +125,16 @@ def test_demo_page_slider_and_attention_head(browser, demo_run, tmp_path):
         T = len(load_manifest(demo_run)["samples"][0]["input_ids"])
         wait_for(page, lambda: page.locator("#matrix-shape").text_content() == f"shape [5, {T}, 4]", "the matrix view")
         move_slider(page, n - 1)
+        # the view is in the address: a reload opens the same snapshot, head and tensor
+        assert "head=3" in page.url and "layer=1" in page.url and "epoch=80" in page.url
+        move_slider(page, 2)
+        page.reload()
+        shown = wait_for(page, lambda: (lambda d: d if d.get("snap") == 2 else None)(shown_attention(page)), "the linked view")
+        assert (shown["layer"], shown["head"]) == (1, 3)
+        assert page.locator("#matrix-name").text_content() == "bert.encoder.layer.1.attention.self.query"
+        # canvases speak: a text alternative names the tensor, the sample and the epoch
+        assert "epoch 20" in page.locator("#attention-canvas").get_attribute("aria-label")
+        move_slider(page, n - 1)
         page.locator("header.top").scroll_into_view_if_needed()  # the sticky bar back at the top
         shot = tmp_path / "explorer-demo.png"
         page.screenshot(path=str(shot), full_page=True)
@@ -135,9 +151,13 @@ def test_exported_file_works_offline(browser, demo_run, tmp_path):
     out = export_html(demo_run, tmp_path / "demo.html")
     page, errors, requests = open_page(browser, out.as_uri())
     n = len(load_manifest(demo_run)["snapshots"])
-    check_head(page, demo_run, n - 1, layer=1, head=2)
+    check_head(page, demo_run, n - 1, layer=1, head=2, f16=True)
     move_slider(page, 1)
-    check_head(page, demo_run, 1, layer=0, head=4)
+    check_head(page, demo_run, 1, layer=0, head=4, f16=True)  # decoded through the XOR chain of snapshots 0 and 1
+    # a tensor the file rebuilds (masked scores = scaled scores + mask): −∞ on the [PAD] key
+    page.select_option("#attn-kind", "attention_masked")
+    shown = wait_for(page, lambda: (lambda d: d if d.get("kind") == "attention_masked" else None)(shown_attention(page)), "masked scores")
+    assert shown["name"].endswith("attention.self.scores_masked")
     assert not errors, errors
     assert requests == [out.as_uri()]
     page.close()
@@ -222,6 +242,55 @@ def test_attribution_view_follows_sample_target_and_slider(browser, demo_run, tm
         shot = tmp_path / "explorer-attribution.png"
         page.locator("#attribution-view").screenshot(path=str(shot))
         shutil.copy(shot, "/tmp/explorer-attribution.png")
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()
+
+
+def test_side_by_side_tour_and_narrow_screen(browser, demo_run, tmp_path):
+    """A | B | A − B of one tensor equal the recorded snapshots; the tour visits every section; at 800 px
+    nothing overflows the page; no console errors."""
+    manifest = load_manifest(demo_run)
+    n = len(manifest["snapshots"])
+    name = "bert.embeddings.sum"
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url + f"#epoch=80&tensor={name}&b=0")
+        wait_for(page, lambda: page.locator("#diff-canvas").get_attribute("data-name") == name, "the side-by-side view")
+        assert (page.locator("#diff-canvas").get_attribute("data-a"), page.locator("#diff-canvas").get_attribute("data-b")) == (str(n - 1), "0")
+        a, b = load_tensor(demo_run, n - 1, name, sample=0), load_tensor(demo_run, 0, name, sample=0)
+        want = f"max |A−B| {float((a - b).abs()[:manifest['samples'][0]['length']].max()):.4g}"
+        assert want.split()[-1][:5] in page.locator("#diff-stats").text_content()
+        assert "epoch 80" in page.locator("#sbs-a-cap").text_content() and "epoch 0" in page.locator("#sbs-b-cap").text_content()
+        # a locked colour scale stays as it is while B moves
+        page.locator("#diff-lock").check()
+        before = page.locator("#sbs-colorbar").text_content()
+        page.locator("#diff-b").fill("2")
+        wait_for(page, lambda: page.locator("#diff-canvas").get_attribute("data-b") == "2", "B at snapshot 2")
+        assert page.locator("#sbs-colorbar").text_content() == before and "(locked)" in before
+        page.locator("#diff-view").screenshot(path=str(tmp_path / "sbs.png"))
+        shutil.copy(tmp_path / "sbs.png", "/tmp/explorer-side-by-side.png")
+        # the tour: every step opens its section
+        page.locator("#tour-button").click()
+        seen = []
+        for _ in range(20):
+            seen.append(page.locator("body").get_attribute("data-tour"))
+            if page.locator("#tour-next").text_content().startswith("finish"):
+                break
+            page.locator("#tour-next").click()
+        assert seen[:2] == ["config-panel", "input-panel"]
+        for section in ("matrix-view", "attention-view", "predictions-panel", "diff-view"):
+            assert section in seen, seen
+        assert len(seen) == 10
+        page.locator("#tour-next").click()
+        assert page.locator("#tour-box").is_hidden()
+        # 800 px wide: no horizontal overflow
+        page.set_viewport_size({"width": 800, "height": 900})
+        move_slider(page, 1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 800
+        page.screenshot(path=str(tmp_path / "narrow.png"))
+        shutil.copy(tmp_path / "narrow.png", "/tmp/explorer-800.png")
         assert not errors, errors
         page.close()
     finally:

@@ -14,7 +14,8 @@
     snap: 0, sample: 0,
     tensor: null, slice: {}, archLayer: 0,
     layer: 0, head: 0, kind: 'attention', showPad: false,
-    diffB: 0, diffA: 0, diffFollow: true, attrTarget: 0,
+    diffB: 0, diffA: 0, diffFollow: true, diffLock: false, attrTarget: 0, stretch: false, rowStart: 0,
+    neuronQuery: 0, xKey: 'epoch',
     timer: null,
   };
   const gens = {};
@@ -69,6 +70,44 @@
   const embeddedFull = new Map();
   const prod = (a) => a.reduce((x, y) => x * y, 1);
 
+  /* The exported file stores each tensor deflated (float ones as float16, their bytes split high/low, and
+     XOR-ed with the same tensor of the previous snapshot when "delta" says so: training moves few bits between
+     snapshots). Decoding snapshot k of a delta tensor needs snapshot k−1 of it first; each is decoded once. */
+  const rawBits = new Map();
+  async function inflate(b64) {
+    const stream = new Blob([b64bytes(b64)]).stream().pipeThrough(new DecompressionStream('deflate'));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  function embeddedBits(snap, key) {
+    const fk = snap + '|' + key;
+    if (rawBits.has(fk)) return rawBits.get(fk);
+    const e = (S.embedded.tensors[snap] || {})[key];
+    if (!e) return Promise.reject(new Error(key + ' is not in this export'));
+    const p = (async () => {
+      const bytes = e.z ? await inflate(e.b64) : b64bytes(e.b64);
+      if (!e.split) return bytes;
+      const n = bytes.length / 2, out = new Uint8Array(bytes.length);
+      for (let i = 0; i < n; i++) { out[2 * i] = bytes[i]; out[2 * i + 1] = bytes[n + i]; }
+      if (e.delta) {
+        const prev = new Uint16Array((await embeddedBits(snap - 1, key)).buffer.slice(0));
+        const cur = new Uint16Array(out.buffer);
+        for (let i = 0; i < cur.length; i++) cur[i] ^= prev[i];
+      }
+      return out;
+    })();
+    rawBits.set(fk, p);
+    return p;
+  }
+  function embeddedTensor(snap, key) {
+    const fk = snap + '|' + key;
+    if (!embeddedFull.has(fk)) {
+      const e = (S.embedded.tensors[snap] || {})[key];
+      embeddedFull.set(fk, e ? embeddedBits(snap, key).then((bytes) => ({ shape: e.shape, data: decodeTyped(e.dtype, bytes) }))
+        : Promise.reject(new Error(key + ' is not in this export')));
+    }
+    return embeddedFull.get(fk);
+  }
+
   function tensorMeta(name) { return S.man.tensors[name] || null; }
   function storedKey(snap, name) {
     const al = (S.man.snapshots[snap] || {}).aliases || {};
@@ -82,17 +121,18 @@
     const key = [snap, name, isAct ? sample : '-', rows ? rows.join(':') : ''].join('|');
     if (cache.has(key)) return cache.get(key);
     let p;
-    if (S.embedded) {
-      p = new Promise((resolve, reject) => {
-        const k = storedKey(snap, name);
-        const fk = snap + '|' + k;
-        let full = embeddedFull.get(fk);
-        if (!full) {
-          const e = (S.embedded.tensors[snap] || {})[k];
-          if (!e) { reject(new Error(name + ' is not in this export')); return; }
-          full = { shape: e.shape, data: decodeTyped(e.dtype, b64bytes(e.b64)) };
-          embeddedFull.set(fk, full);
+    const derived = S.embedded && (S.man.export_derived || {})[name];
+    if (derived) {
+      p = Promise.all(derived.from.map((n) => getTensor(snap, n, sample))).then((src) => {
+        let t = derive(derived, src);
+        if (rows) {
+          const per = prod(t.shape.slice(1)), stop = Math.min(rows[1], t.shape[0]);
+          t = { shape: [stop - rows[0]].concat(t.shape.slice(1)), data: t.data.subarray(rows[0] * per, stop * per) };
         }
+        return t;
+      });
+    } else if (S.embedded) {
+      p = embeddedTensor(snap, storedKey(snap, name)).then((full) => {
         let shape = full.shape.slice(), data = full.data;
         if (isAct && shape.length === meta.shape.length + 1) {
           const per = prod(shape.slice(1));
@@ -105,7 +145,7 @@
           data = data.subarray(rows[0] * per, stop * per);
           shape = [stop - rows[0]].concat(shape.slice(1));
         }
-        resolve({ shape, data });
+        return { shape, data };
       });
     } else {
       let url = 'api/tensor?format=bin&snap=' + snap + '&name=' + encodeURIComponent(name);
@@ -126,6 +166,24 @@
     cache.set(key, p);
     if (cache.size > 600) cache.delete(cache.keys().next().value);
     return p;
+  }
+
+  /* The tensors an export leaves out because they rearrange or add up others (manifest.export_derived). */
+  function derive(d, src) {
+    const a = src[0], [x, y, z] = a.shape;
+    if (d.op === 'scale') return { shape: a.shape, data: a.data.map((v) => v * d.factor) };
+    if (d.op === 'add_mask') {                     // (h, T, T) + mask over keys (T): −∞ where a key is [PAD]
+      const m = src[1].data, out = new Float32Array(a.data.length);
+      for (let i = 0; i < out.length; i++) out[i] = m[i % z] <= -1e30 ? -Infinity : a.data[i] + m[i % z];
+      return { shape: a.shape, data: out };
+    }
+    const out = new Float32Array(a.data.length);
+    if (d.op === 'transpose') {                    // (h, T, d) → (h, d, T)
+      for (let h = 0; h < x; h++) for (let t = 0; t < y; t++) for (let k = 0; k < z; k++) out[h * y * z + k * y + t] = a.data[h * y * z + t * z + k];
+      return { shape: [x, z, y], data: out };
+    }
+    for (let h = 0; h < x; h++) for (let t = 0; t < y; t++) for (let k = 0; k < z; k++) out[t * x * z + h * z + k] = a.data[h * y * z + t * z + k];
+    return { shape: d.op === 'heads_concat' ? [y, x * z] : [y, x, z], data: out };  // (h, T, d) → (T, h, d) | (T, h·d)
   }
 
   function notRecordedWhy(name) {
@@ -269,17 +327,21 @@
       for (let i = 0; i < labels.length; i += step) w = Math.max(w, ctx0.measureText(labels[i]).width);
       return Math.min(cap, Math.ceil(w) + 8);
     };
-    const left = opts.noLabels ? 0 : labelW(M.rowLabels, 120);
-    const top = opts.noLabels ? 0 : Math.min(90, Math.ceil(labelW(M.colLabels, 120) * 0.75) + 6);
+    const titles = !opts.noLabels && (opts.rowTitle || opts.colTitle);
+    const left = opts.noLabels ? 0 : labelW(M.rowLabels, 120) + (titles ? 14 : 0);
+    const colW = opts.noLabels ? 0 : labelW(M.colLabels, 120);
+    const top = opts.noLabels ? 0 : Math.ceil(colW * 0.87) + 8 + (titles ? 14 : 0);  // labels at 60°: sin 60° of their width
+    const right = opts.noLabels ? 0 : Math.ceil(colW * 0.5);                          // … and cos 60° past the last column
     const maxCell = opts.maxCell || 42;
     let cw = Math.min((maxW - left) / M.cols, maxCell), ch = Math.min((maxH - top) / M.rows, maxCell);
     if (M.rows * M.cols <= 4096 || opts.square) { cw = ch = Math.min(cw, ch); }  // small: square cells
     else { ch = Math.max(Math.min(ch, Math.max(cw, 4)), Math.min(4, ch)); }       // big: rows stay readable
+    if (!opts.noLabels && M.rows <= 64) ch = Math.max(ch, 12);                     // short and wide: every row labelled
     if (cw >= 2) cw = Math.floor(cw);
     if (ch >= 2) ch = Math.floor(ch);
     cw = Math.max(cw, 0.25); ch = Math.max(ch, 0.25);
     const cell = Math.min(cw, ch);
-    const W = Math.ceil(left + M.cols * cw) + 2, H = Math.ceil(top + M.rows * ch) + 2;
+    const W = Math.ceil(left + M.cols * cw + right) + 2, H = Math.ceil(top + M.rows * ch) + 2;
     const dpr = window.devicePixelRatio || 1;
     canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
     canvas.style.width = W + 'px'; canvas.style.height = H + 'px';
@@ -326,7 +388,16 @@
         ctx.fillText(M.colLabels[c], 0, 0);
         ctx.restore();
       }
+      if (titles) {
+        ctx.fillStyle = '#1d2330'; ctx.font = '600 11px ' + getComputedStyle(document.body).fontFamily;
+        ctx.textAlign = 'left'; ctx.textBaseline = 'top';
+        ctx.fillText((opts.colTitle || '') + ' →', left, 1);
+        ctx.save(); ctx.translate(1, top + 2); ctx.rotate(Math.PI / 2); ctx.textBaseline = 'bottom';
+        ctx.fillText((opts.rowTitle || '') + ' →', 0, -1); ctx.restore();
+      }
     }
+    canvas.setAttribute('aria-label', (opts.alt || 'heatmap') + ': ' + M.rows + ' ' + (M.rowName || 'rows') + ' × ' +
+      M.cols + ' ' + (M.colName || 'columns') + '; ' + statsText(M.data) + '; colour scale ' + fmt(sc.vmin) + ' to ' + fmt(sc.vmax));
     return (evt) => {
       const rect = canvas.getBoundingClientRect();
       const x = evt.clientX - rect.left - left, y = evt.clientY - rect.top - top;
@@ -427,6 +498,8 @@
     }
   }
 
+  const CONVENTION = 'Where glassbert differs from "Exploring BERT": here IsNext = True means the second sentence follows the ' +
+    'first (class 0 of the NSP head, as in BERT); the article\'s IsNext column reads the other way (False = the pair is connected).';
   function renderInput() {
     const info = sampleInfo();
     $('input-sub').textContent = 'sample ' + info.index + ' · ' + info.length + ' real tokens of ' + info.input_ids.length;
@@ -460,6 +533,7 @@
     $('masked-ids').textContent = info.masked_ids.length
       ? info.masked_ids.map((id, i) => id + ' (' + (info.masked_tokens[i] || vocabToken(id)) + ')').join(', ') : '—';
     $('is-next').textContent = info.is_next === null || info.is_next === undefined ? '—' : (info.is_next ? 'IsNext (True)' : 'NotNext (False)');
+    $('convention-note').textContent = info.is_next === null || info.is_next === undefined ? '' : CONVENTION;
   }
 
   function renderVocab() {
@@ -605,14 +679,19 @@
 
   // ------------------------------------------------------------------ matrix view
   let matrixMapper = null, matrixM = null;
-  function openTensor(name) {
+  function openTensor(name, scroll) {
     S.tensor = name;
     S.slice = {};
     const e = catEntry(name);
     if (e && e.layer !== null && e.layer !== undefined) S.archLayer = e.layer;
+    S.rowStart = 0; $('row-jump').value = '';
     renderArch();
     renderMatrix();
     renderDiff();
+    saveState();
+    // one column (≤ 1000 px): the tensor is drawn below the diagram; bring it into view
+    const r = $('matrix-view').getBoundingClientRect();
+    if (scroll !== false && (r.top > window.innerHeight - 80 || r.bottom < 80)) $('matrix-view').scrollIntoView({ block: 'start' });
   }
 
   function slicersFor(meta, div, onChange) {
@@ -632,11 +711,21 @@
     }
   }
 
-  function rowsWindow(meta) {
+  function rowsWindow(meta, start) {
     if (meta.shape.length !== 2) return null;
     const [r, c] = meta.shape;
     if (r * c <= MAX_CELLS) return null;
-    return [0, Math.max(1, Math.floor(MAX_CELLS / c))];
+    const n = Math.max(1, Math.floor(MAX_CELLS / c)), a = Math.max(0, Math.min(start || 0, r - n));
+    return [a, a + n];
+  }
+  /* "Rows from": a row number, or a token (its id in the vocabulary) for tables with a vocab axis. */
+  function rowFromQuery(meta, text) {
+    text = text.trim();
+    if (/^[0-9]+$/.test(text)) return Number(text);
+    if (meta.dims[0] !== 'vocab' || !text) return null;
+    const v = S.man.vocab, entries = Array.isArray(v) ? v.map((t, i) => [i, t]) : Object.keys(v).map((k) => [Number(k), v[k]]);
+    const hit = entries.find((e) => e[1] === text) || entries.find((e) => e[1].toLowerCase() === text.toLowerCase());
+    return hit ? hit[0] : null;
   }
 
   async function renderMatrix() {
@@ -649,17 +738,19 @@
     $('matrix-shape').textContent = 'shape [' + meta.shape.join(', ') + ']';
     $('matrix-dims').textContent = '(' + meta.dims.join(', ') + ')';
     slicersFor(meta, $('matrix-slicers'), renderMatrix);
-    const rows = rowsWindow(meta);
+    const rows = rowsWindow(meta, S.rowStart);
+    $('matrix-rows').hidden = !rows;
     try {
       const t = await getTensor(S.snap, name, S.sample, rows);
       if (!isCurrent('matrix', g)) return;
-      const M = matrixOf(t, meta.dims, S.slice, sampleInfo(), S.showPad);
+      const M = matrixOf(t, meta.dims, S.slice, sampleInfo(), S.showPad, rows ? rows[0] : 0);
       const sc = scaleFor(M.data, false);
       matrixM = M;
-      matrixMapper = drawHeatmap($('matrix-canvas'), M, sc, { maxW: Math.max(320, $('matrix-view').clientWidth - 40), maxH: 720 });
+      matrixMapper = drawHeatmap($('matrix-canvas'), M, sc, { maxW: Math.max(280, $('matrix-view').clientWidth - 40), maxH: 720,
+        alt: meta.label + ' ' + name + (meta.kind === 'weight' ? '' : ', sample ' + sampleInfo().index) + ', ' + snapLabel(S.snap) });
       colorbar($('matrix-colorbar'), sc);
       let st = statsText(M.data);
-      if (rows) st += ' · showing rows 0–' + (M.rows - 1) + ' of ' + meta.shape[0];
+      if (rows) st += ' · showing rows ' + rows[0] + '–' + (rows[0] + M.rows - 1) + ' of ' + meta.shape[0];
       $('matrix-stats').textContent = st;
       $('matrix-canvas').dataset.name = name;
       $('matrix-canvas').dataset.snap = S.snap;
@@ -682,10 +773,25 @@
       ls.append(el('option', { value: l }, 'Layer ' + (l + 1) + (where ? ' (' + where[1] + ')' : '')));
     }
     for (let h = 0; h < cfg('num_attention_heads', 1); h++) hs.append(el('option', { value: h }, 'Head h' + h));
-    ls.onchange = () => { S.layer = Number(ls.value); renderAttention(); };
-    hs.onchange = () => { S.head = Number(hs.value); renderAttention(); };
-    $('attn-kind').onchange = () => { S.kind = $('attn-kind').value; renderAttention(); };
-    $('show-pad').onchange = () => { S.showPad = $('show-pad').checked; renderAttention(); renderMatrix(); renderDiff(); };
+    ls.onchange = () => { S.layer = Number(ls.value); renderAttention(); saveState(); };
+    hs.onchange = () => { S.head = Number(hs.value); renderAttention(); saveState(); };
+    $('attn-kind').onchange = () => { S.kind = $('attn-kind').value; renderAttention(); saveState(); };
+    for (const o of $('attn-kind').options) o.disabled = !catalogue().some((e) => e.role === o.value);
+    $('show-pad').onchange = () => {
+      S.showPad = $('show-pad').checked; $('matrix-pad').checked = S.showPad;
+      renderAttention(); renderMatrix(); renderDiff(); saveState();
+    };
+  }
+
+  const KIND_LABEL = { attention: 'attention probabilities', attention_scores: 'scaled scores QKᵀ/√d',
+    attention_masked: 'masked scores QKᵀ/√d + mask' };
+  /* Probabilities on the fixed 0–1 scale (uniform attention reads as dark, not as "maximum"), unless the
+     user stretches them to this head's max; scores on a symmetric scale around 0. */
+  function attnScale(data) {
+    if (S.kind !== 'attention') return scaleFor(data, true);
+    if (!S.stretch) return { diverging: false, vmin: 0, vmax: 1, lo: 0, hi: 1, clipped: false };
+    const sc = scaleFor(data, false);
+    return Object.assign(sc, { vmin: 0, clipped: false });
   }
 
   async function renderAttention() {
@@ -708,16 +814,21 @@
         const Mh = matrixOf(t, ['head', 'token', 'token'], [h], info, S.showPad);
         const box = el('div', { class: 'thumb' + (h === S.head ? ' on' : ''), 'data-head': h });
         const c = el('canvas');
-        drawHeatmap(c, Mh, scaleFor(Mh.data, false), { maxW: 72, maxH: 72, noLabels: true, noValues: true });
+        drawHeatmap(c, Mh, attnScale(Mh.data), { maxW: 72, maxH: 72, noLabels: true, noValues: true,
+          alt: 'head h' + h + ' of layer ' + (S.layer + 1) });
         box.append(c, el('span', null, 'h' + h));
-        box.onclick = () => { S.head = h; renderAttention(); };
+        box.onclick = () => { S.head = h; renderAttention(); saveState(); };
         thumbs.append(box);
       }
       const M = matrixOf(t, ['head', 'token', 'token'], [S.head], info, S.showPad);
       M.rowName = 'query'; M.colName = 'key';
       attnM = M;
-      const sc = scaleFor(M.data, false);
-      attnMapper = drawHeatmap($('attention-canvas'), M, sc, { maxW: 620, maxH: 620 });
+      const sc = attnScale(M.data);
+      const where = 'layer ' + (S.layer + 1) + ' · head h' + S.head + ' · sample ' + info.index + ' · ' + snapLabel(S.snap);
+      $('attention-title').textContent = KIND_LABEL[S.kind] + ' · ' + where;
+      attnMapper = drawHeatmap($('attention-canvas'), M, sc, { maxW: Math.min(620, $('attention-view').clientWidth - 40), maxH: 620,
+        rowTitle: 'query', colTitle: 'key', alt: KIND_LABEL[S.kind] + ', ' + where });
+      colorbar($('attention-colorbar'), sc);
       const values = [];
       for (let r = 0; r < M.rows; r++) values.push(Array.from(M.data.subarray(r * M.cols, (r + 1) * M.cols)));
       const snap = S.man.snapshots[S.snap];
@@ -726,14 +837,50 @@
         kind: S.kind, tokens: M.rowLabels, values });
       const cv = $('attention-canvas');
       cv.dataset.layer = S.layer; cv.dataset.head = S.head; cv.dataset.snap = S.snap;
-      $('attention-hover').textContent = 'layer ' + (S.layer + 1) + ' · head h' + S.head + ' · ' + snapLabel(S.snap) + ' · ' + statsText(M.data);
-      if (pt) drawHeadView(matrixOf(pt, ['head', 'token', 'token'], [S.head], info, S.showPad));
+      $('attention-hover').textContent = where + ' · ' + statsText(M.data);
+      if (pt) drawHeadView(matrixOf(pt, ['head', 'token', 'token'], [S.head], info, S.showPad), where);
+      renderNeuron();
     } catch (e) {
       if (isCurrent('attention', g)) $('attention-hover').textContent = String(e.message || e);
     }
   }
 
-  function drawHeadView(M) {
+  /* bertviz's neuron view: for one query token, q·k of every key split into its head_dim products q_d·k_d;
+     the last column is the score they add up to, ÷√d (the scaled score the softmax sees before the mask). */
+  let neuronMapper = null, neuronM = null;
+  async function renderNeuron() {
+    const box = $('neuron-details');
+    const probs = attnName('attention');
+    if (!box.open || !probs) return;
+    const base = probs.replace(/probs$/, ''), qn = base + 'query', kn = base + 'key';
+    if (!tensorMeta(qn) || !tensorMeta(kn)) { $('neuron-hover').textContent = notRecordedWhy(tensorMeta(qn) ? kn : qn); return; }
+    const g = nextGen('neuron'), info = sampleInfo();
+    const [q, k] = await Promise.all([getTensor(S.snap, qn, S.sample), getTensor(S.snap, kn, S.sample)]);
+    if (!isCurrent('neuron', g)) return;
+    const [, T, d] = q.shape, n = S.showPad ? T : Math.min(T, info.length);
+    const sel = $('neuron-query');
+    if (sel.options.length !== n) {
+      sel.innerHTML = '';
+      for (let i = 0; i < n; i++) sel.append(el('option', { value: i }, i + ' ' + info.tokens[i]));
+    }
+    S.neuronQuery = Math.min(S.neuronQuery, n - 1);
+    sel.value = String(S.neuronQuery);
+    const qi = S.head * T * d + S.neuronQuery * d, data = new Float32Array(n * (d + 1));
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let c = 0; c < d; c++) { const v = q.data[qi + c] * k.data[S.head * T * d + j * d + c]; data[j * (d + 1) + c] = v; sum += v; }
+      data[j * (d + 1) + d] = sum / Math.sqrt(d);
+    }
+    neuronM = { rows: n, cols: d + 1, data, rowLabels: info.tokens.slice(0, n),
+      colLabels: Array.from({ length: d }, (_, c) => 'q' + c + '·k' + c).concat(['Σ ÷ √d']), rowName: 'key', colName: 'dimension' };
+    const sc = scaleFor(data, true);
+    neuronMapper = drawHeatmap($('neuron-canvas'), neuronM, sc, { maxW: Math.min(900, $('attention-view').clientWidth - 40), maxH: 560,
+      rowTitle: 'key', colTitle: 'q × k per dimension', alt: 'neuron view of query ' + info.tokens[S.neuronQuery] });
+    colorbar($('neuron-colorbar'), sc);
+  }
+
+  const TOP_LINKS = 3;
+  function drawHeadView(M, where) {
     const svg = $('head-view');
     svg.innerHTML = '';
     const n = M.rows, rowH = Math.max(4.5, Math.min(22, 640 / Math.max(1, n)));
@@ -742,16 +889,18 @@
     svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
     svg.setAttribute('width', W); svg.setAttribute('height', H);
     const lines = [];
-    let wmax = 0;
-    for (let i = 0; i < M.data.length; i++) if (M.data[i] > wmax) wmax = M.data[i];
-    for (let i = 0; i < n; i++) for (let j = 0; j < M.cols; j++) {
-      const w = wmax > 0 ? M.data[i * M.cols + j] / wmax : 0;
-      if (!(w > (n > 48 ? 0.15 : 0.02))) continue;  // long inputs: only the stronger links
+    svg.setAttribute('aria-label', 'head view, ' + (where || '') + ': each query token linked to its ' + TOP_LINKS + ' strongest keys');
+    for (let i = 0; i < n; i++) {
+      // each query's TOP_LINKS strongest keys, opacity = the weight itself (0–1): near-uniform rows stay faint
+      const row = Array.from(M.data.subarray(i * M.cols, (i + 1) * M.cols)).map((w, j) => [w, j]).filter((x) => x[0] > 0.01);
+      row.sort((a, b) => b[0] - a[0]);
+      for (const [w, j] of row.slice(0, TOP_LINKS)) {
       const ln = sv('line', { x1: xl + 4, y1: 8 + (i + 0.5) * rowH, x2: xr - 4, y2: 8 + (j + 0.5) * rowH,
-        'stroke-opacity': Math.min(1, w).toFixed(3), 'stroke-width': (1 + 2.5 * w).toFixed(2), 'data-from': i, 'data-to': j });
+        'stroke-opacity': (0.12 + 0.88 * Math.min(1, w)).toFixed(3), 'stroke-width': (1 + 2.5 * w).toFixed(2), 'data-from': i, 'data-to': j });
+      ln.append(sv('title', null, M.rowLabels[i] + ' → ' + M.colLabels[j] + ' = ' + fmt(w)));
       lines.push(ln);
       svg.append(ln);
-    }
+    } }
     const focus = (i) => { for (const ln of lines) ln.style.display = i === null || Number(ln.dataset.from) === i ? '' : 'none'; };
     for (let i = 0; i < n; i++) {
       // an invisible hover band per row, so thin rows can still be focused
@@ -808,6 +957,7 @@
     if (allWords) parts.push('masked words ' + okWords + '/' + allWords);
     if (allNsp) parts.push('IsNext ' + okNsp + '/' + allNsp);
     if (parts.length) $('pred-sub').textContent += ' · ' + parts.join(' · ');
+    $('pred-note').textContent = allNsp ? CONVENTION : '';
   }
 
   // ------------------------------------------------------------------ curves
@@ -824,53 +974,65 @@
     const groups = [['loss', [...keys].filter((k) => /loss|ppl|perplex/i.test(k))],
       ['accuracy', [...keys].filter((k) => /acc|f1|exact/i.test(k))]];
     const used = new Set(groups.flatMap((g) => g[1]));
-    const rest = [...keys].filter((k) => !used.has(k));
-    if (rest.length) groups.push(['other', rest]);
+    for (const k of [...keys].filter((k) => !used.has(k))) groups.push([k, [k]]);  // lr, grad norm, tokens/s: each its own axis
     const snap = S.man.snapshots[S.snap];
     const marker = snap ? (xKey === 'epoch' ? snap.epoch : snap.step) : null;
-    for (const [title, ks] of groups) if (ks.length) box.append(lineChart(title, rows, xKey, ks, marker));
+    for (const [title, ks] of groups) if (ks.length) box.append(lineChart(title, rows, xKey, ks, marker, title === 'loss' && $('curves-log').checked));
   }
 
-  function lineChart(title, rows, xKey, keys, marker) {
-    const W = 560, H = 190, L = 46, R = 12, T = 22, B = 26;
-    const svg = sv('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'xMidYMid meet', 'data-chart': title });
+  function lineChart(title, rows, xKey, keys, marker, log) {
+    const W = 560, H = 190, R = 14, T = 24, B = 30;
+    const svg = sv('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'xMidYMid meet', 'data-chart': title, role: 'img' });
     const xs = rows.map((r, i) => (xKey && typeof r[xKey] === 'number' ? r[xKey] : i));
     let x0 = Math.min(...xs), x1 = Math.max(...xs);
     if (x1 === x0) x1 = x0 + 1;
     let y0 = Infinity, y1 = -Infinity;
-    for (const r of rows) for (const k of keys) if (typeof r[k] === 'number' && Number.isFinite(r[k])) { y0 = Math.min(y0, r[k]); y1 = Math.max(y1, r[k]); }
-    if (title === 'accuracy') { y0 = Math.min(0, y0); y1 = Math.max(1, y1); }
+    const ok = (v) => typeof v === 'number' && Number.isFinite(v) && (!log || v > 0);
+    for (const r of rows) for (const k of keys) if (ok(r[k])) { y0 = Math.min(y0, r[k]); y1 = Math.max(y1, r[k]); }
     if (y0 === Infinity) return svg;
-    if (y1 === y0) { y1 += 1; y0 -= 1; }
-    if (title === 'loss') y0 = Math.min(0, y0);
-    const X = (x) => L + (x - x0) / (x1 - x0) * (W - L - R), Y = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
-    for (let i = 0; i <= 4; i++) {
-      const yv = y0 + (y1 - y0) * i / 4;
-      svg.append(sv('line', { class: 'grid', x1: L, x2: W - R, y1: Y(yv), y2: Y(yv) }));
-      svg.append(sv('text', { x: L - 4, y: Y(yv) + 3, 'text-anchor': 'end' }, fmt(yv)));
+    if (title === 'accuracy') { y0 = Math.min(0, y0); y1 = Math.max(1, y1); }
+    const f = log ? Math.log10 : (v) => v;
+    let t0 = f(y0), t1 = f(y1);
+    if (t1 === t0) { t1 += 1; t0 -= log ? 1 : Math.abs(t0) > 0 ? 0 : 1; }
+    if (title === 'loss' && !log) t0 = Math.min(0, t0);
+    const yticks = log ? niceTicks(Math.floor(t0), Math.ceil(t1), 4).filter((v) => Number.isInteger(v)) : niceTicks(t0, t1, 4);
+    if (log) { t0 = Math.min(t0, yticks[0]); t1 = Math.max(t1, yticks[yticks.length - 1]); }
+    const label = (v) => (log ? fmt(Math.pow(10, v)) : fmt(v));
+    const L = 14 + 6.2 * Math.max(...yticks.map((v) => label(v).length));
+    const X = (x) => L + (x - x0) / (x1 - x0) * (W - L - R), Y = (y) => T + (1 - (f(y) - t0) / (t1 - t0)) * (H - T - B);
+    const Yt = (t) => T + (1 - (t - t0) / (t1 - t0)) * (H - T - B);
+    for (const t of yticks) {
+      svg.append(sv('line', { class: 'grid', x1: L, x2: W - R, y1: Yt(t), y2: Yt(t) }));
+      svg.append(sv('text', { x: L - 4, y: Yt(t) + 3, 'text-anchor': 'end' }, label(t)));
     }
     svg.append(sv('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
-    for (let i = 0; i <= 4; i++) {
-      const xv = x0 + (x1 - x0) * i / 4;
-      svg.append(sv('text', { x: X(xv), y: H - B + 14, 'text-anchor': 'middle' }, String(Math.round(xv))));
-    }
-    svg.append(sv('text', { class: 'ttl', x: L, y: 14 }, title));
+    for (const xv of niceTicks(x0, x1, 5)) svg.append(sv('text', { x: X(xv), y: H - B + 13, 'text-anchor': 'middle' }, String(xv)));
+    svg.append(sv('text', { x: W - R, y: H - 3, 'text-anchor': 'end' }, xKey || 'row'));
+    svg.append(sv('text', { class: 'ttl', x: 4, y: 14 }, title + (log ? ' (log scale)' : '')));
     keys.forEach((k, ki) => {
-      let d = '';
-      rows.forEach((r, i) => { if (typeof r[k] === 'number' && Number.isFinite(r[k])) d += (d ? 'L' : 'M') + X(xs[i]).toFixed(1) + ',' + Y(r[k]).toFixed(1); });
-      const path = sv('path', { d, stroke: PALETTE[ki % PALETTE.length], 'data-key': k });
+      let d = '', pts = 0;
+      rows.forEach((r, i) => { if (ok(r[k])) { d += (d ? 'L' : 'M') + X(xs[i]).toFixed(1) + ',' + Y(r[k]).toFixed(1); pts++; } });
+      const colour = PALETTE[ki % PALETTE.length];
+      const path = sv('path', { d, stroke: colour, 'data-key': k });
       path.append(sv('title', null, k));
       svg.append(path);
-      const lx = L + 60 + ki * 110;
-      svg.append(sv('rect', { x: lx, y: 6, width: 12, height: 4, fill: PALETTE[ki % PALETTE.length] }));
+      if (pts <= 20) rows.forEach((r, i) => { if (ok(r[k])) svg.append(sv('circle', { cx: X(xs[i]), cy: Y(r[k]), r: 2.5, fill: colour })); });
+      const lx = W - R - 110 * (keys.length - ki);
+      svg.append(sv('rect', { x: lx, y: 6, width: 12, height: 4, fill: colour }));
       svg.append(sv('text', { x: lx + 16, y: 12 }, k));
     });
     if (marker !== null && marker >= x0 && marker <= x1) svg.append(sv('line', { class: 'marker', x1: X(marker), x2: X(marker), y1: T, y2: H - B }));
+    svg.setAttribute('aria-label', title + ' over ' + (xKey || 'rows') + ' (' + rows.length + ' points): ' + keys.map((k) => {
+      const last = rows.filter((r) => ok(r[k])).pop();
+      return k + (last ? ' ends at ' + fmt(last[k]) : '');
+    }).join(', '));
     return svg;
   }
 
-  // ------------------------------------------------------------------ diff view
-  let diffMapper = null, diffM = null;
+  // ------------------------------------------------------------------ side by side: A | B | A − B
+  /* The article's figures 13 and 14 (embeddings at epoch 0 and 5000) in one view, for any tensor. A and B share
+     one colour scale; "lock" keeps it fixed while A or B moves (so colours compare across epochs too). */
+  let diffMapper = null, diffM = null, sbsA = null, sbsB = null, sbsMapA = null, sbsMapB = null, lockedScale = null;
   async function renderDiff() {
     const g = nextGen('diff');
     const name = S.tensor, meta = name && tensorMeta(name);
@@ -878,15 +1040,21 @@
     if (S.diffFollow) S.diffA = S.snap;
     $('diff-a').max = n - 1; $('diff-b').max = n - 1;
     $('diff-a').value = S.diffA; $('diff-b').value = S.diffB;
+    $('diff-a').setAttribute('aria-valuetext', snapLabel(S.diffA));
+    $('diff-b').setAttribute('aria-valuetext', snapLabel(S.diffB));
     $('diff-a-label').textContent = snapLabel(S.diffA);
     $('diff-b-label').textContent = snapLabel(S.diffB);
     if (!meta) { $('diff-title').textContent = 'open a tensor first'; return; }
-    $('diff-title').textContent = meta.label + ' · ' + name + ' · A − B';
-    const rows = rowsWindow(meta);
+    const who = meta.kind === 'weight' ? '' : ' · sample ' + sampleInfo().index;
+    $('diff-title').textContent = meta.label + ' · ' + name + who;
+    $('sbs-a-cap').textContent = 'A: ' + snapLabel(S.diffA);
+    $('sbs-b-cap').textContent = 'B: ' + snapLabel(S.diffB);
+    const rows = rowsWindow(meta, S.rowStart);
     try {
       const [a, b] = await Promise.all([getTensor(S.diffA, name, S.sample, rows), getTensor(S.diffB, name, S.sample, rows)]);
       if (!isCurrent('diff', g)) return;
-      const Ma = matrixOf(a, meta.dims, S.slice, sampleInfo(), S.showPad), Mb = matrixOf(b, meta.dims, S.slice, sampleInfo(), S.showPad);
+      const off = rows ? rows[0] : 0;
+      const Ma = matrixOf(a, meta.dims, S.slice, sampleInfo(), S.showPad, off), Mb = matrixOf(b, meta.dims, S.slice, sampleInfo(), S.showPad, off);
       const d = new Float32Array(Ma.data.length);
       let na = 0, nb = 0, mx = 0, sum = 0, cnt = 0;
       for (let i = 0; i < d.length; i++) {
@@ -895,13 +1063,26 @@
         d[i] = va - vb;
         na += (va - vb) * (va - vb); nb += vb * vb; mx = Math.max(mx, Math.abs(va - vb)); sum += Math.abs(va - vb); cnt++;
       }
+      const both = new Float32Array(Ma.data.length + Mb.data.length);
+      both.set(Ma.data); both.set(Mb.data, Ma.data.length);
+      let shared = scaleFor(both, false);
+      if (S.diffLock && lockedScale && lockedScale.name === name) shared = lockedScale.sc;
+      lockedScale = { name, sc: shared };
+      const w = Math.max(200, ($('diff-view').clientWidth - 80) / 3);
+      sbsA = Ma; sbsB = Mb;
+      sbsMapA = drawHeatmap($('sbs-a-canvas'), Ma, shared, { maxW: w, maxH: 520, alt: 'A, ' + meta.label + ' at ' + snapLabel(S.diffA) });
+      sbsMapB = drawHeatmap($('sbs-b-canvas'), Mb, shared, { maxW: w, maxH: 520, alt: 'B, ' + meta.label + ' at ' + snapLabel(S.diffB) });
       const M = Object.assign({}, Ma, { data: d });
       diffM = M;
       const sc = scaleFor(d, true);
-      diffMapper = drawHeatmap($('diff-canvas'), M, sc, { maxW: Math.max(320, $('diff-view').clientWidth - 40), maxH: 600 });
+      diffMapper = drawHeatmap($('diff-canvas'), M, sc, { maxW: w, maxH: 520, alt: 'A − B, ' + meta.label });
+      colorbar($('sbs-colorbar'), shared);
+      $('sbs-colorbar').prepend(el('span', null, 'A and B' + (S.diffLock ? ' (locked)' : '') + ':'));
       colorbar($('diff-colorbar'), sc);
+      $('diff-colorbar').prepend(el('span', null, 'A − B:'));
       $('diff-stats').textContent = 'max |A−B| ' + fmt(mx) + ' · mean |A−B| ' + fmt(cnt ? sum / cnt : 0) +
         ' · ‖A−B‖/‖B‖ ' + (nb ? fmt(Math.sqrt(na / nb)) : '—');
+      $('diff-canvas').dataset.a = S.diffA; $('diff-canvas').dataset.b = S.diffB; $('diff-canvas').dataset.name = name;
     } catch (e) {
       if (isCurrent('diff', g)) $('diff-stats').textContent = String(e.message || e);
     }
@@ -1028,20 +1209,43 @@
   }
 
   // ------------------------------------------------------------------ snapshot / sample / play
+  /* The slider moves in epochs (in steps when several snapshots share an epoch): its ticks are round epochs,
+     a drag lands on the nearest recorded snapshot, the arrow keys step from snapshot to snapshot. */
+  const snapX = (i) => S.man.snapshots[i][S.xKey];
+  function nearestSnap(x) {
+    let best = 0;
+    S.man.snapshots.forEach((s, i) => { if (Math.abs(s[S.xKey] - x) < Math.abs(snapX(best) - x)) best = i; });
+    return best;
+  }
+  function niceTicks(x0, x1, count) {
+    const span = Math.max(1e-9, x1 - x0), raw = span / Math.max(1, count);
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw) || 10 * mag;
+    const out = [];
+    for (let v = Math.ceil(x0 / step) * step; v <= x1 + 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+    return out;
+  }
   function renderTicks() {
-    const n = S.man.snapshots.length, box = $('epoch-ticks');
+    const n = S.man.snapshots.length, box = $('epoch-ticks'), slider = $('epoch-slider');
+    const x0 = snapX(0), x1 = snapX(n - 1);
+    slider.min = String(x0); slider.max = String(x1);
+    const marks = $('epoch-marks');
+    marks.innerHTML = '';
+    S.man.snapshots.forEach((s) => marks.append(el('option', { value: s[S.xKey] })));
     box.innerHTML = '';
-    const step = Math.max(1, Math.ceil(n / 10));
-    for (let i = 0; i < n; i += step) {
-      const s = el('span', null, String(S.man.snapshots[i].epoch));
-      s.style.left = (n > 1 ? 100 * i / (n - 1) : 0) + '%';
-      box.append(s);
+    const width = slider.clientWidth || 400;
+    for (const v of niceTicks(x0, x1, Math.max(2, Math.floor(width / 70)))) {
+      const t = el('span', null, String(v));
+      t.style.left = (x1 > x0 ? 100 * (v - x0) / (x1 - x0) : 0) + '%';
+      box.append(t);
     }
   }
 
   function selectSnap(i) {
     S.snap = Math.max(0, Math.min(S.man.snapshots.length - 1, i));
-    $('epoch-slider').value = String(S.snap);
+    const slider = $('epoch-slider');
+    slider.value = String(snapX(S.snap));
+    slider.setAttribute('aria-valuetext', snapLabel(S.snap) + ' (snapshot ' + (S.snap + 1) + ' of ' + S.man.snapshots.length + ')');
     $('epoch-label').textContent = snapLabel(S.snap);
     renderPredictions();
     renderCurves();
@@ -1049,13 +1253,44 @@
     renderAttention();
     renderAttribution();
     renderDiff();
+    saveState();
     prefetch(S.snap + 1);
+  }
+
+  // ------------------------------------------------------------------ the address holds the view
+  /* #epoch=1400&sample=0&tensor=…&layer=1&head=3&kind=attention&b=0&stretch=1: a link opens this view. */
+  function saveState() {
+    if (!S.ready) return;
+    const q = new URLSearchParams();
+    q.set(S.xKey, String(snapX(S.snap)));
+    q.set('sample', String(S.sample));
+    if (S.tensor) q.set('tensor', S.tensor);
+    q.set('layer', String(S.layer)); q.set('head', String(S.head));
+    if (S.kind !== 'attention') q.set('kind', S.kind);
+    if (S.stretch) q.set('stretch', '1');
+    if (S.showPad) q.set('pad', '1');
+    if (S.diffB) q.set('b', String(snapX(S.diffB)));
+    history.replaceState(null, '', '#' + q.toString());
+  }
+  function loadState() {
+    const q = new URLSearchParams(location.hash.slice(1)), n = S.man.snapshots.length;
+    const num = (k, max) => { const v = Number(q.get(k)); return q.has(k) && Number.isInteger(v) && v >= 0 && v < max ? v : null; };
+    const sample = num('sample', S.man.samples.length);
+    if (sample !== null) S.sample = sample;
+    const layer = num('layer', cfg('num_hidden_layers', 1)), head = num('head', cfg('num_attention_heads', 1));
+    if (layer !== null) S.layer = layer;
+    if (head !== null) S.head = head;
+    if (KIND_LABEL[q.get('kind')]) S.kind = q.get('kind');
+    S.stretch = q.get('stretch') === '1'; S.showPad = q.get('pad') === '1';
+    if (q.get('tensor') && tensorMeta(q.get('tensor'))) S.tensor = q.get('tensor');
+    if (q.has('b')) S.diffB = nearestSnap(Number(q.get('b')));
+    return q.has(S.xKey) ? nearestSnap(Number(q.get(S.xKey))) : n - 1;
   }
 
   function prefetch(i) {
     if (i >= S.man.snapshots.length) return;
     const names = [S.tensor, attnName(), attnName('attention')].filter((n) => n && tensorMeta(n));
-    for (const n of names) getTensor(i, n, S.sample, rowsWindow(tensorMeta(n))).catch(() => {});
+    for (const n of names) getTensor(i, n, S.sample, rowsWindow(tensorMeta(n), S.rowStart)).catch(() => {});
   }
 
   function selectSample(i) {
@@ -1067,6 +1302,71 @@
     renderAttention();
     renderAttribution();
     renderDiff();
+    saveState();
+  }
+
+  // ------------------------------------------------------------------ save a view
+  /* A canvas as PNG, an SVG (head view, curves) as SVG with its page styles written into it. */
+  function saveView(node) {
+    const a = document.createElement('a');
+    const base = 'glassbert-' + node.id.replace(/-(canvas|svg)$/, '') + '-' + S.xKey + snapX(S.snap) + '-sample' + S.sample;
+    if (node.tagName.toLowerCase() === 'canvas') {
+      a.href = node.toDataURL('image/png'); a.download = base + '.png';
+    } else {
+      const clone = node.cloneNode(true), src = node.querySelectorAll('*'), dst = clone.querySelectorAll('*');
+      const props = ['fill', 'stroke', 'stroke-width', 'stroke-opacity', 'opacity', 'font-family', 'font-size', 'font-weight', 'display'];
+      src.forEach((e, i) => { const cs = getComputedStyle(e); dst[i].setAttribute('style', props.map((k) => k + ':' + cs.getPropertyValue(k)).join(';')); });
+      const text = new XMLSerializer().serializeToString(clone);
+      a.href = URL.createObjectURL(new Blob([text], { type: 'image/svg+xml' })); a.download = base + '.svg';
+      setTimeout(() => URL.revokeObjectURL(a.href), 5000);
+    }
+    document.body.append(a); a.click(); a.remove();
+  }
+
+  // ------------------------------------------------------------------ the article's walk-through
+  /* "Exploring BERT" (Muneeb S. Ahmad), section by section: each step opens its view on this run. */
+  const findTensor = (suffix) => Object.keys(S.man.tensors).find((n) => n === suffix || n.endsWith('.' + suffix)) || null;
+  const TOUR = [
+    { title: 'Configuration', panel: 'config-panel', text: 'Figure 4: the model\'s sizes. The article\'s toy has 2 encoder layers, hidden size 7, 5 heads of size 4 (Q, K and V are 20 wide), a feed-forward width of 28 and 14 tokens per sample.' },
+    { title: 'Input', panel: 'input-panel', text: 'Figures 5–11: the sentence pair, masked and padded to 14 tokens, its input ids, segment ids and masked positions. Sample 0 masks "cat" and "chase" as in figure 6.' },
+    { title: 'Input embedding', tensor: 'embeddings.sum', panel: 'matrix-view', text: 'Figure 12: token + position + segment embeddings, summed ([tokens, hidden]). Move the epoch slider: these are the vectors of figures 13 and 14.' },
+    { title: 'Q, K and V', tensor: 'layer.0.attention.self.query', panel: 'matrix-view', text: 'W_Q, W_K and W_V turn the embeddings into queries, keys and values, split into heads (20 → 5 × 4 in the toy).' },
+    { title: 'Attention per head', panel: 'attention-view', head: 2, text: 'softmax(QKᵀ/√d + mask), one grid per head: rows are queries, columns keys; colours on the fixed 0–1 scale. The article points at head h2 of sample 0 ("cat" ↔ "chase") late in training.' },
+    { title: 'Add & norm', tensor: 'layer.0.attention.output.layernorm', panel: 'matrix-view', text: 'The heads\' context, projected back to the hidden size, added to the layer\'s input (the residual) and layer-normalised.' },
+    { title: 'Feed-forward', tensor: 'layer.0.intermediate.activation', panel: 'matrix-view', text: 'W_1, GELU, W_2: each token on its own through a wider layer (28 in the toy), then add & norm again.' },
+    { title: 'MLM logits', tensor: 'cls.predictions.logits', panel: 'matrix-view', text: 'Figure 16: the masked rows (h_masked) through a dense layer, GELU, LayerNorm and the decoder: one score per vocabulary word; its argmax is the prediction.' },
+    { title: 'IsNext', tensor: 'cls.seq_relationship.logits', panel: 'predictions-panel', text: 'The [CLS] row through the pooler (tanh) and a 2-way layer. Convention: here class 0 is IsNext and "True" means the second sentence follows the first; the article reads its IsNext column the other way (False = connected).' },
+    { title: 'Two epochs side by side', tensor: 'embeddings.sum', panel: 'diff-view', compare: true, text: 'Figures 13 and 14 in one view: the embeddings at the first snapshot (B) and now (A), on one colour scale, and their difference.' },
+  ];
+  let tourAt = -1;
+  function tourSteps() {
+    return TOUR.filter((t) => (!t.tensor || findTensor(t.tensor)) && !$(t.panel).hidden);
+  }
+  function showTour(i) {
+    const steps = tourSteps();
+    document.querySelectorAll('.tour-on').forEach((e) => e.classList.remove('tour-on'));
+    if (i < 0 || i >= steps.length) { $('tour-box').hidden = true; tourAt = -1; delete document.body.dataset.tour; return; }
+    tourAt = i;
+    const t = steps[i], panel = $(t.panel);
+    if (t.panel === 'config-panel' || t.panel === 'input-panel') (panel.tagName === 'DETAILS' ? panel : $('input-details')).open = true;
+    if (t.tensor) openTensor(findTensor(t.tensor), false);
+    if (t.head !== undefined && t.head < cfg('num_attention_heads', 1)) { S.head = t.head; renderAttention(); }
+    if (t.compare) { S.diffB = 0; renderDiff(); }
+    panel.classList.add('tour-on');
+    panel.scrollIntoView({ block: 'start' });
+    $('tour-step').textContent = (i + 1) + ' / ' + steps.length;
+    $('tour-title').textContent = t.title;
+    $('tour-text').textContent = t.text;
+    $('tour-prev').disabled = i === 0;
+    $('tour-next').textContent = i === steps.length - 1 ? 'finish' : 'next ▶';
+    $('tour-box').hidden = false;
+    document.body.dataset.tour = t.panel;
+  }
+  function setupTour() {
+    $('tour-button').onclick = () => showTour(0);
+    $('tour-next').onclick = () => showTour(tourAt + 1);
+    $('tour-prev').onclick = () => showTour(tourAt - 1);
+    $('tour-close').onclick = () => showTour(-1);
   }
 
   function togglePlay() {
@@ -1105,34 +1405,81 @@
     const ss = $('sample-select');
     man.samples.forEach((s, i) => ss.append(el('option', { value: i }, '#' + s.index + ' · ' + (s.text.length > 60 ? s.text.slice(0, 58) + '…' : s.text))));
     ss.onchange = () => selectSample(Number(ss.value));
+    const epochs = man.snapshots.map((x) => x.epoch);
+    S.xKey = epochs.every((e, i) => !i || e > epochs[i - 1]) ? 'epoch' : 'step';
     const slider = $('epoch-slider');
-    slider.max = String(man.snapshots.length - 1);
-    slider.addEventListener('input', () => selectSnap(Number(slider.value)));
+    slider.addEventListener('input', () => selectSnap(nearestSnap(Number(slider.value))));
+    slider.addEventListener('keydown', (e) => {  // the arrows step through the snapshots, not single epochs
+      const step = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1, PageUp: 5, PageDown: -5 }[e.key];
+      if (e.key === 'Home' || e.key === 'End') { e.preventDefault(); selectSnap(e.key === 'Home' ? 0 : man.snapshots.length - 1); }
+      else if (step) { e.preventDefault(); selectSnap(S.snap + step); }
+    });
+    window.addEventListener('resize', renderTicks);
     $('play-button').onclick = togglePlay;
     $('diff-a').addEventListener('input', () => { S.diffFollow = false; $('diff-follow').checked = false; S.diffA = Number($('diff-a').value); renderDiff(); });
-    $('diff-b').addEventListener('input', () => { S.diffB = Number($('diff-b').value); renderDiff(); });
+    $('diff-b').addEventListener('input', () => { S.diffB = Number($('diff-b').value); renderDiff(); saveState(); });
     $('diff-follow').onchange = () => { S.diffFollow = $('diff-follow').checked; renderDiff(); };
+    $('diff-lock').onchange = () => { S.diffLock = $('diff-lock').checked; renderDiff(); };
     $('send-to-diff').onclick = () => { $('diff-view').scrollIntoView({ behavior: 'smooth' }); };
+    $('attn-stretch').onchange = () => { S.stretch = $('attn-stretch').checked; renderAttention(); saveState(); };
+    $('matrix-pad').onchange = () => { $('show-pad').checked = $('matrix-pad').checked; $('show-pad').onchange(); };
+    $('curves-log').onchange = renderCurves;
+    $('neuron-details').addEventListener('toggle', renderNeuron);
+    $('neuron-query').onchange = () => { S.neuronQuery = Number($('neuron-query').value); renderNeuron(); };
+    const names = $('tensor-names');
+    for (const [n, m] of Object.entries(man.tensors)) names.append(el('option', { value: n }, m.label + ' · [' + m.shape.join(', ') + ']'));
+    $('tensor-find').addEventListener('change', () => {
+      const q = $('tensor-find').value.trim();
+      const hit = tensorMeta(q) ? q : Object.keys(man.tensors).find((n) => n.includes(q) || man.tensors[n].label === q);
+      if (hit) openTensor(hit); else $('matrix-stats').textContent = 'no recorded tensor matches ' + JSON.stringify(q);
+    });
+    $('row-jump').addEventListener('change', () => {
+      const meta = tensorMeta(S.tensor), r = meta ? rowFromQuery(meta, $('row-jump').value) : null;
+      $('row-jump-note').textContent = r === null ? 'give a row number' + (meta && meta.dims[0] === 'vocab' ? ' or a token of the vocabulary' : '') : '';
+      if (r !== null) { S.rowStart = r; renderMatrix(); renderDiff(); }
+    });
+    document.querySelectorAll('button.save').forEach((b) => { b.onclick = () => saveView($(b.dataset.save)); });
+    $('link-button').onclick = () => {
+      saveState();
+      if (navigator.clipboard) navigator.clipboard.writeText(location.href).catch(() => {});
+      $('link-button').textContent = 'Link copied';
+      setTimeout(() => { $('link-button').textContent = 'Link'; }, 1500);
+    };
+    setupTour();
     attachHover($('matrix-canvas'), $('matrix-hover'), () => matrixMapper, () => matrixM);
     attachHover($('attention-canvas'), $('attention-hover'), () => attnMapper, () => attnM);
     attachHover($('diff-canvas'), $('diff-hover'), () => diffMapper, () => diffM);
+    attachHover($('sbs-a-canvas'), $('sbs-a-hover'), () => sbsMapA, () => sbsA);
+    attachHover($('sbs-b-canvas'), $('sbs-b-hover'), () => sbsMapB, () => sbsB);
+    attachHover($('neuron-canvas'), $('neuron-hover'), () => neuronMapper, () => neuronM);
     attachHover($('attr-layers-canvas'), $('attr-layers-hover'), () => attrLayersMapper, () => attrLayersM);
     attachHover($('attr-epochs-canvas'), $('attr-epochs-hover'), () => attrEpochsMapper, () => attrEpochsM);
     $('attr-target').onchange = () => { S.attrTarget = Number($('attr-target').value); renderAttribution(); };
     $('attr-per-layer').onchange = renderAttribution;
+    // what a recording does not hold is not shown: one snapshot (no slider, no comparison), no heads, no metrics
     if (man.snapshots.length < 2) {
       $('diff-view').hidden = true;
       $('send-to-diff').hidden = true;
-      $('play-button').disabled = true;
+      $('play-button').hidden = true;
+      $('slider-wrap').hidden = true;
     }
-    renderTicks();
+    $('predictions-panel').hidden = !man.snapshots.some((x) => (x.predictions || []).some((p) => p.masked_pred_ids || p.is_next_pred !== undefined));
+    $('curves-panel').hidden = !S.metrics.length;
     renderVocab();
     setupAttentionControls();
     S.tensor = [byRole('start')].concat(catalogue().filter((e) => e.block).map((e) => e.name))
       .find((n) => n && tensorMeta(n)) || Object.keys(man.tensors)[0];
+    const first = loadState();
+    $('sample-select').value = String(S.sample);
+    $('attn-kind').value = S.kind; $('attn-stretch').checked = S.stretch;
+    $('show-pad').checked = S.showPad; $('matrix-pad').checked = S.showPad;
+    const e = catEntry(S.tensor);
+    if (e && e.layer !== null && e.layer !== undefined) S.archLayer = e.layer;
     renderInput();
     renderArch();
-    selectSnap(man.snapshots.length - 1);
+    renderTicks();
+    S.ready = true;
+    selectSnap(first);
     document.body.dataset.ready = '1';
   }
 
