@@ -19,18 +19,28 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> None:
     keys.sort(key=lambda k: k != "loss")
     if not keys:
         return
+    from matplotlib.ticker import MaxNLocator
+
     cols = min(3, len(keys))
     nrows = math.ceil(len(keys) / cols)
-    fig = Figure(figsize=(4.5 * cols, 3.2 * nrows))
+    fig = Figure(figsize=(4.5 * cols, 3.2 * nrows + 0.4))
     FigureCanvasAgg(fig)
+    fig.suptitle(f"{Path(metrics_path).resolve().parent.name}: {len(rows)} metric rows", fontsize=10)
     for i, key in enumerate(keys):
         ax = fig.add_subplot(nrows, cols, i + 1)
-        for split, style in (("train", "-"), ("eval", "o-")):
+        for split, style in (("train", "-"), ("eval", "-")):
             points = [(r["step"], r[key]) for r in rows if r.get("split") == split and key in r]
-            if points:
-                ax.plot(*zip(*points), style, label=split, markersize=3)
+            if points:  # a marker on every point of a short series: a one-epoch run is a dot, not nothing
+                ax.plot(*zip(*points), style, label=split, marker="o" if len(points) <= 30 else None, markersize=3)
         ax.set_title(key)
         ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        steps = {r["step"] for r in rows if key in r and "step" in r}
+        if len(steps) == 1:  # one step: a tick there, not 9.45 … 10.5
+            ax.set_xticks(sorted(steps))
+        if key.endswith("loss") and all(r[key] > 0 for r in rows if isinstance(r.get(key), (int, float))):
+            ax.set_yscale("log")
         ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write_with(png_path, lambda tmp: fig.savefig(tmp, dpi=90))
