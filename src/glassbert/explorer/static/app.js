@@ -245,6 +245,8 @@
   function hideTip() { tooltip.classList.remove('on'); }
   function setStatus(msg) { $('status').textContent = msg || ''; }
   function cfg(k, d) { const c = S.man.config || {}; return c[k] !== undefined && c[k] !== null ? c[k] : d; }
+  // the pair head's classes 0 and 1: BERT's NSP, or ALBERT's sentence order (manifest.pair_labels)
+  function pairNames() { return S.man.pair_labels || ['IsNext', 'NotNext']; }
 
   // ------------------------------------------------------------------ colour
   const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137],
@@ -307,6 +309,7 @@
       } else if (dim === 'vocab') s = vocabToken(i);
       else if (dim === 'head') s = 'h' + i;
       else if (dim === 'nsp') s = ['IsNext', 'NotNext'][i] || String(i);
+      else if (dim === 'sop') s = ['InOrder', 'Swapped'][i] || String(i);  // ALBERT's sentence-order head
       else if (dim === 'segment') s = ['A', 'B'][i] || String(i);
       else s = String(i);
       out[i] = s;
@@ -532,7 +535,7 @@
     $('masked-positions').textContent = info.masked_positions.length ? info.masked_positions.join(', ') : '—';
     $('masked-ids').textContent = info.masked_ids.length
       ? info.masked_ids.map((id, i) => id + ' (' + (info.masked_tokens[i] || vocabToken(id)) + ')').join(', ') : '—';
-    $('is-next').textContent = info.is_next === null || info.is_next === undefined ? '—' : (info.is_next ? 'IsNext (True)' : 'NotNext (False)');
+    $('is-next').textContent = info.is_next === null || info.is_next === undefined ? '—' : (info.is_next ? pairNames()[0] + ' (True)' : pairNames()[1] + ' (False)');
     $('convention-note').textContent = info.is_next === null || info.is_next === undefined ? '' : CONVENTION;
   }
 
@@ -562,6 +565,16 @@
   // says which of its points are boxes (block), in which group, row and chain, and which weight feeds it.
   function catalogue() { return S.man.catalogue || []; }
   function catEntry(name) { return catalogue().find((e) => e.name === name || e.weight === name) || null; }
+  /* The layers (1-based) that run weight ``name``: more than one in an ALBERT, whose layers share weights (one
+     snapshot of the weight, the same in every such layer; the activations differ). */
+  function sharedLayers(name) {
+    return [...new Set(catalogue().filter((e) => e.weight === name && e.layer !== null && e.layer !== undefined)
+      .map((e) => e.layer + 1))];
+  }
+  function sharedNote(name, prefix) {
+    const by = name ? sharedLayers(name) : [];
+    return by.length > 1 ? prefix + 'shared by layers ' + by.join(', ') : '';
+  }
   function byRole(role, layer) {
     const e = catalogue().find((x) => x.role === role && (layer === undefined || x.layer === layer));
     return e ? e.name : null;
@@ -576,7 +589,10 @@
       if (!e.block) return;
       const layered = e.layer !== null && e.layer !== undefined;
       if (layered && e.layer !== l) return;
-      if (!groups.has(e.group)) groups.set(e.group, { title: fill(e.group), layer: layered, entries: [] });
+      if (!groups.has(e.group)) {
+        const w = layered && catalogue().find((x) => x.layer === l && x.group === e.group && x.weight);
+        groups.set(e.group, { title: fill(e.group) + sharedNote(w && w.weight, ' · weights '), layer: layered, entries: [] });
+      }
       groups.get(e.group).entries.push([e, i]);
     });
     return [...groups.values()].map((g) => {
@@ -663,6 +679,7 @@
         y += BH + RGAP;
       }
       y += 2;
+      gW = Math.max(gW, textW(g.title) + 2 * PAD);  // a long title (e.g. ALBERT's shared layers) fits its box
       bg.setAttribute('width', gW);
       bg.setAttribute('height', y - gTop);
       maxW = Math.max(maxW, gW + 4);
@@ -733,7 +750,7 @@
     const name = S.tensor;
     const meta = name && tensorMeta(name);
     if (!meta) { $('matrix-title').textContent = name ? notRecordedWhy(name) : '—'; return; }
-    $('matrix-title').textContent = meta.label + (meta.kind === 'weight' ? ' (weight)' : ' · sample ' + sampleInfo().index);
+    $('matrix-title').textContent = meta.label + (meta.kind === 'weight' ? ' (weight' + sharedNote(name, ', ') + ')' : ' · sample ' + sampleInfo().index);
     $('matrix-name').textContent = name;
     $('matrix-shape').textContent = 'shape [' + meta.shape.join(', ') + ']';
     $('matrix-dims').textContent = '(' + meta.dims.join(', ') + ')';
@@ -923,7 +940,7 @@
     const tbl = $('prediction-table');
     tbl.innerHTML = '';
     const head = el('tr');
-    for (const h of ['#', 'masked input', 'predicted', 'actual', '', 'IsNext pred.', 'actual', '']) head.append(el('th', null, h));
+    for (const h of ['#', 'masked input', 'predicted', 'actual', '', pairNames()[0] + ' pred.', 'actual', '']) head.append(el('th', null, h));
     tbl.append(head);
     if (!snap) return;
     let okWords = 0, allWords = 0, okNsp = 0, allNsp = 0;
@@ -946,7 +963,7 @@
       if (pred.length && truth.length) { allWords += truth.length; okWords += pred.filter((id, k) => id === truth[k]).length; }
       tr.append(td, tdA, el('td', { class: wordsOk === null ? '' : wordsOk ? 'ok' : 'no' }, wordsOk === null ? '' : wordsOk ? '✓' : '✗'));
       const np = p.is_next_pred, na = info.is_next;
-      tr.append(el('td', null, np === undefined ? '—' : (np ? 'True' : 'False') + (p.is_next_prob !== undefined ? ' (' + (100 * p.is_next_prob).toFixed(0) + '% IsNext)' : '')));
+      tr.append(el('td', null, np === undefined ? '—' : (np ? 'True' : 'False') + (p.is_next_prob !== undefined ? ' (' + (100 * p.is_next_prob).toFixed(0) + '% ' + pairNames()[0] + ')' : '')));
       tr.append(el('td', null, na === null || na === undefined ? '—' : na ? 'True' : 'False'));
       const nspOk = np === undefined || na === null || na === undefined ? null : np === na;
       if (nspOk !== null) { allNsp++; if (nspOk) okNsp++; }
@@ -955,7 +972,7 @@
     });
     const parts = [];
     if (allWords) parts.push('masked words ' + okWords + '/' + allWords);
-    if (allNsp) parts.push('IsNext ' + okNsp + '/' + allNsp);
+    if (allNsp) parts.push(pairNames()[0] + ' ' + okNsp + '/' + allNsp);
     if (parts.length) $('pred-sub').textContent += ' · ' + parts.join(' · ');
     $('pred-note').textContent = allNsp ? CONVENTION : '';
   }
