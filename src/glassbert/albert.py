@@ -30,8 +30,12 @@ from .config import AlbertConfig
 from .heads import (MLM_GROUP, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
                     BertLMPredictionHead, BertPredictionHeadTransform, PreTrainingOutput, _dropout,
                     _load_classifier_from, _mlm, _save_classifier_as)
-from .model import (ACT2FN, ATTENTION_GROUP, FFN_GROUP, POOLER_GROUP, BertEmbeddings, BertIntermediate,
+from .model import (ACT2FN, ATTENTION_GROUP, FFN_GROUP, BertEmbeddings, BertIntermediate,
                     BertModel, BertOutput, BertPooler, BertPreTrainedModel, BertSelfAttention, BertSelfOutput)
+
+
+# BERT's "Pooler → NSP head (IsNext)": ALBERT's pooler feeds the sentence-order head
+POOLER_GROUP = "Pooler → SOP head (InOrder / Swapped)"
 
 
 def _embedding_wide(points) -> list[Point]:
