@@ -56,6 +56,15 @@ def test_the_line_writer_drops_clears_and_repeats():
     assert out.getvalue() == "bar 1\nbar 2\n"
 
 
+def test_a_nested_bar_through_a_pipe_writes_no_cursor_moves():
+    out = io.StringIO()
+    with progress_bar(total=2, desc="train", file=out) as outer:
+        for _ in progress_bar(range(3), desc="eval", leave=False, file=out):  # tqdm places it one line down
+            pass
+        outer.update(2)
+    assert "\x1b" not in out.getvalue() and out.getvalue().splitlines()[-1].startswith("train: 100%")
+
+
 def test_on_a_terminal_the_bar_redraws_in_place():
     out = _Terminal()
     with progress_bar(total=2, desc="tty", file=out, mininterval=0) as bar:

@@ -19,13 +19,15 @@ from tqdm.std import tqdm as _std_tqdm
 PIPE_INTERVAL_S = 30.0
 
 _IN_NOTEBOOK = _auto_tqdm is not _std_tqdm
+_CURSOR_MOVES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # what tqdm writes to place a nested bar's line
 
 
 class LineWriter:
     """A file for tqdm that turns its in-place redraws (``\\r`` + text + padding) into whole lines.
 
     Clearing writes (``\\r`` and spaces) print nothing; a line equal to the last one written is skipped
-    (tqdm redraws a bar unchanged after ``tqdm.write``).
+    (tqdm redraws a bar unchanged after ``tqdm.write``); the cursor moves of nested bars (``ESC[A``) are
+    dropped, as a log has no cursor.
     """
 
     def __init__(self, stream: TextIO):
@@ -33,7 +35,7 @@ class LineWriter:
         self._last: str | None = None
 
     def write(self, text: str) -> int:
-        for piece in re.split(r"[\r\n]", text):
+        for piece in re.split(r"[\r\n]", _CURSOR_MOVES.sub("", text)):
             line = piece.rstrip()
             if line and line != self._last:
                 self.stream.write(line + "\n")
