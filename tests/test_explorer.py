@@ -471,3 +471,105 @@ def test_export_writes_atomically(run, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert out.read_bytes() == b"the previous export"
     assert [p.name for p in tmp_path.iterdir()] == ["page.html"]
+
+
+# ─── live what-if ────────────────────────────────────────────────────────────────────────────
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory):
+    """A recorded toy run that also saved its model (as the demo and pretrain do), served."""
+    run = tmp_path_factory.mktemp("whatif") / "run"
+    model, _ = toy_run(run, epochs=10, spec="epochs=0,4,last")
+    model.save_pretrained(run, tokenizer=toy_tokenizer())
+    srv = make_server(run).start()
+    yield run, srv
+    srv.stop()
+
+
+def post(server, body: bytes | dict, ctype: str = "application/json", path: str = "/api/whatif",
+         host: str | None = None) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    headers = {"Content-Type": ctype, **({"Host": host} if host else {})}
+    conn.request("POST", path, body=data, headers=headers)
+    r = conn.getresponse()
+    answer = json.loads(r.read())
+    conn.close()
+    return r.status, answer
+
+
+def _library(run: Path, a: str, b: str, masked: list[int], snap: int | None = None):
+    """The library's MLM probabilities and layer-0 attention for the pair with ``masked`` positions as [MASK]."""
+    from glassbert.heads import BertForPreTraining
+    model = BertForPreTraining.from_pretrained(run).eval()
+    if snap is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(load_tensor(run, snap, name))
+    batch = toy_tokenizer()(a, text_pair=b)
+    ids = batch["input_ids"].clone()
+    ids[0, masked] = toy_tokenizer().mask_token_id
+    with torch.no_grad():
+        probs = model(ids, batch["token_type_ids"], batch["attention_mask"]).prediction_logits.softmax(-1)
+        attn = model.bert(ids, batch["token_type_ids"], batch["attention_mask"], output_attentions=True).attentions
+    return batch["input_ids"][0], probs[0], attn[0][0].numpy()
+
+
+@pytest.mark.parametrize("snap", [None, 1])
+def test_whatif_answers_what_the_library_computes(model_run, snap):
+    run, srv = model_run
+    a, b = "the cat chased the mouse", "it was a fast chase"
+    status, answer = post(srv, {"text": a, "pair": b, "mask": [2, 11], "snap": snap})
+    assert status == 200, answer
+    assert ("the model saved in" in answer["weights"]) == (snap is None)
+    if snap is not None:
+        assert answer["weights"].startswith("the weights recorded at epoch 4") and answer["snap"] == 1
+    original, probs, attn = _library(run, a, b, [2, 11], snap)
+    info = answer["manifest"]["samples"][0]
+    assert info["masked_positions"] == [2, 11] and info["masked_tokens"] == ["cat", "chase"]
+    assert info["input_ids"][2] == toy_tokenizer().mask_token_id
+    pred = answer["manifest"]["snapshots"][0]["predictions"][0]
+    for k, pos in enumerate([2, 11]):
+        top = probs[pos].topk(5)
+        assert pred["masked_topk_ids"][k] == top.indices.tolist()
+        np.testing.assert_allclose(pred["masked_topk_probs"][k], top.values.numpy(), atol=5e-5)
+    assert pred["masked_true_ids"] == [int(original[2]), int(original[11])]
+    # every tensor of that input, read as the page reads it
+    status, _, body = get(srv, f"/api/tensor?whatif={answer['id']}&snap=0&sample=0&name=bert.encoder.layer.0.attention.self.probs")
+    assert status == 200
+    np.testing.assert_allclose(np.array(json.loads(body)["data"]).reshape(attn.shape), attn, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"text": "x" * 2001}, "text is 2001 characters: shorten it to at most 2000"),
+    ({"text": "the cat " * 10}, "this model reads at most 16: shorten the text"),
+    ({"text": "the cat", "mask": [0]}, "mask position 0 is [CLS]: mask a word"),
+    ({"text": "the cat", "mask": [7]}, "mask position 7 is not a token of this input (0..3)"),
+    ({"text": "the cat", "mask": "1"}, "mask must be a list"),
+    ({"text": "  "}, "text is empty"),
+    ({"text": 3}, "must be strings"),
+    ({"text": "the cat", "snap": 9}, "snap 9 does not exist"),
+    ({"text": "the cat", "snap": -1}, "give a snapshot index from 0"),
+    ({"text": "the cat", "model": "x"}, "unknown field 'model'"),
+    ([1, 2], "send a JSON object"),
+])
+def test_whatif_refusals_say_what_to_change(model_run, body, fragment):
+    status, answer = post(model_run[1], body)
+    assert status == 400 and fragment in answer["message"], answer
+
+
+def test_whatif_transport_refusals(model_run, server):
+    srv = model_run[1]
+    assert post(srv, b"{not json")[0] == 400
+    status, answer = post(srv, {"text": "the cat"}, ctype="text/plain")  # what a foreign page can send unasked
+    assert status == 415 and "application/json" in answer["message"]
+    status, answer = post(srv, {"text": "a" * 70_000})
+    assert status == 413 and "at most 65536" in answer["message"]
+    assert post(srv, {"text": "the cat"}, host="evil.example")[0] == 403
+    assert post(srv, {"text": "the cat"}, path="/api/manifest")[0] == 405
+    status, _, body = get(srv, "/api/tensor?whatif=999&name=x")
+    assert status == 404 and b"what-if 999 is gone" in body
+    # a run without a saved model: the page is told, a what-if is refused with the reason
+    manifest = json.loads(get(server, "/api/manifest")[2])
+    assert manifest["whatif"]["available"] is False and "holds no model" in manifest["whatif"]["reason"]
+    status, answer = post(server, {"text": "the cat"})
+    assert status == 400 and "holds no model" in answer["message"]

@@ -295,3 +295,89 @@ def test_side_by_side_tour_and_narrow_screen(browser, demo_run, tmp_path):
         page.close()
     finally:
         srv.stop()
+
+
+def library_forward(run: Path, a: str, b: str, masked: list[int], snap: int | None = None):
+    """The library on the same input: the run's model (or the weights snapshot ``snap`` recorded), the clicked
+    positions replaced by [MASK]: (token ids before masking, MLM probabilities at the masks, layer attentions)."""
+    import torch
+
+    import glassbert as gb
+
+    model = gb.BertForPreTraining.from_pretrained(run).eval()
+    if snap is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(load_tensor(run, snap, name))
+    tok = gb.Tokenizer.from_pretrained(run)
+    batch = tok(a, text_pair=b)
+    original = batch["input_ids"][0].tolist()
+    ids = batch["input_ids"].clone()
+    ids[0, masked] = tok.mask_token_id
+    with torch.no_grad():
+        out = model.bert(ids, batch["token_type_ids"], batch["attention_mask"], output_attentions=True)
+        probs = model(ids, batch["token_type_ids"], batch["attention_mask"]).prediction_logits.softmax(-1)
+    return original, probs, [t[0].numpy() for t in out.attentions]
+
+
+def test_live_what_if_equals_the_library(browser, demo_run, tmp_path):
+    """Type a pair, click "cat" to mask it: the page shows the model's top words with the library's probabilities
+    and the attention the library computes for that input; at an earlier snapshot, that snapshot's weights answer."""
+    manifest = load_manifest(demo_run)
+    n = len(manifest["snapshots"])
+    a, b = "the cat chased the mouse", "it was a fast chase"
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        page.locator("#whatif-text").fill(a)
+        page.locator("#whatif-pair").fill(b)
+        page.locator("#whatif-run").click()
+        wait_for(page, lambda: page.locator("#whatif-tokens span.tok").count() == 13, "the what-if tokens")
+        assert "the model saved in" in page.locator("#whatif-status").text_content()
+        page.locator('#whatif-tokens span.tok[data-pos="2"]').click()  # "cat"
+        row = page.locator('#whatif-table tr[data-position="2"]')
+        wait_for(page, lambda: row.count() == 1, "the [MASK] prediction")
+        original, probs, attentions = library_forward(demo_run, a, b, [2])
+        top = probs[0, 2].topk(5)
+        assert json.loads(row.get_attribute("data-ids")) == top.indices.tolist()
+        np.testing.assert_allclose(json.loads(row.get_attribute("data-probs")), top.values.numpy(), atol=5e-5)
+        assert "cat" in row.text_content()  # the actual word of the clicked token
+        # every view shows the what-if input: its attention equals the library's
+        check = lambda want: np.testing.assert_allclose(np.array(shown_attention(page)["values"]), want, atol=1e-6)
+        page.select_option("#layer-select", "1")
+        page.select_option("#head-select", "3")
+        shown = wait_for(page, lambda: (lambda d: d if d.get("whatif") and d.get("head") == 3 and d.get("layer") == 1 else None)(
+            shown_attention(page)), "the what-if attention")
+        assert shown["tokens"][2] == "[MASK]" and len(shown["tokens"]) == 13
+        check(attentions[1][3])
+        assert "what-if input" in page.locator("#attention-title").text_content()
+        # an earlier epoch: the weights snapshot 1 recorded answer
+        move_slider(page, 1)
+        wait_for(page, lambda: "epoch 5" in page.locator("#whatif-status").text_content(), "the what-if at epoch 5")
+        _, probs1, attentions1 = library_forward(demo_run, a, b, [2], snap=1)
+        np.testing.assert_allclose(json.loads(row.get_attribute("data-probs")), probs1[0, 2].topk(5).values.numpy(), atol=5e-5)
+        wait_for(page, lambda: shown_attention(page).get("whatif") and shown_attention(page)["snap"] == 1, "the attention at epoch 5")
+        check(attentions1[1][3])
+        page.locator("#whatif-panel").screenshot(path=str(tmp_path / "whatif.png"))
+        shutil.copy(tmp_path / "whatif.png", "/tmp/explorer-whatif.png")
+        page.screenshot(path=str(tmp_path / "whatif-page.png"))
+        shutil.copy(tmp_path / "whatif-page.png", "/tmp/explorer-whatif-page.png")
+        # a bad input: the server's one-line reason on the page
+        page.locator("#whatif-text").fill("the cat " * 10)
+        page.locator("#whatif-run").click()
+        wait_for(page, lambda: "shorten the text" in page.locator("#whatif-status").text_content(), "the length refusal")
+        # back to the recorded samples
+        page.locator("#whatif-clear").click()
+        wait_for(page, lambda: shown_attention(page).get("whatif") is None, "the recorded sample")
+        # the browser logs the refused request's 400 itself; nothing else may be logged
+        assert [e for e in errors if "status of 400" not in e] == [], errors
+        page.close()
+    finally:
+        srv.stop()
+    # the exported file says what-if needs the server
+    out = export_html(demo_run, tmp_path / "demo.html")
+    page, errors, _ = open_page(browser, out.as_uri())
+    assert "needs the server" in page.locator("#whatif-status").text_content()
+    assert page.locator("#whatif-run").is_disabled()
+    assert not errors, errors
+    page.close()

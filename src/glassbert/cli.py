@@ -522,13 +522,15 @@ def params(presets, vocab_size) -> None:
 @click.option("--pair", is_flag=True, help="Treat the two --text values as one sentence pair.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Keep the model snapshot in this directory (default: a temporary one, deleted on exit).")
+@click.option("--model", "whatif_model", default=None,
+              help="The model the page's live what-if runs (default: the run's own, or TARGET when it is a model).")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (127.0.0.1 = this machine only).")
 @click.option("--export", "export_file", type=click.Path(dir_okay=False), help="Write one self-contained HTML file instead of serving.")
 @click.option("--open/--no-open", "open_browser", default=False, help="Open a browser tab.")
 @_overwrite
 @_threads()
-def explore(target, texts, pair, out, port, host, export_file, open_browser, overwrite) -> None:
+def explore(target, texts, pair, out, whatif_model, port, host, export_file, open_browser, overwrite) -> None:
     """Watch every tensor of a recorded run (or of a model on --text) in the browser."""
     import tempfile
 
@@ -539,6 +541,7 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser, ove
     run_dir = Path(target)
     with tempfile.TemporaryDirectory(prefix="glassbert-explore-") as scratch:
         if texts or not has_recording(run_dir):
+            whatif_model = whatif_model or target
             run_dir = Path(out) if out else Path(scratch) / "snapshot"
             record_model(target, list(texts), run_dir, pair=pair, overwrite=overwrite)
             click.echo(f"recorded one snapshot of {target} on {len(texts)} input(s)"
@@ -553,7 +556,7 @@ def explore(target, texts, pair, out, port, host, export_file, open_browser, ove
         import signal  # a `kill` ends the server as Ctrl-C does, so a temporary snapshot is deleted
         previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         try:
-            serve(run_dir, host=host, port=port, open_browser=open_browser)
+            serve(run_dir, host=host, port=port, open_browser=open_browser, model=whatif_model)
         finally:
             signal.signal(signal.SIGTERM, previous)
 

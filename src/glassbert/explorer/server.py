@@ -1,17 +1,25 @@
-"""The explorer's local web server: read-only, bound to 127.0.0.1, serving one run directory.
+"""The explorer's local web server: bound to 127.0.0.1, serving one run directory (read-only) and running its
+model on what the user types (the live what-if, the one POST).
 
-Routes (GET and HEAD only; anything else is 405):
+Routes (GET and HEAD, and POST on /api/whatif only; anything else is 405):
 
     /                       the page (static/index.html)
     /static/<file>          the page's own CSS/JS (this package's static folder only)
-    /api/manifest           RUN/record/manifest.json
+    /api/manifest           RUN/record/manifest.json, plus "whatif": whether the what-if can run and its limits
     /api/metrics            RUN/metrics.jsonl as a JSON list of rows
     /api/tensor?snap=K&name=NAME[&sample=I][&rows=A:B][&format=json|bin]
                             one recorded tensor, read lazily from snapshot K's safetensors file
                             (only sample I's slice, optionally rows A..B-1 of its first axis; B past
                             the end means "to the end"); json: {name, snap, sample, shape, dtype, data
                             (flat, 4 significant digits)}; bin: little-endian float32 bytes, shape in
-                            the X-Shape header
+                            the X-Shape header; &whatif=N reads what-if answer N's recording instead
+    POST /api/whatif        JSON {text, pair (or null), mask: [token positions], snap (or null)}: the model at
+                            snapshot ``snap``'s recorded weights (the saved model at the last snapshot) on that
+                            input, recorded by the recorder's own code (:mod:`glassbert.recording.whatif`);
+                            answers {id, weights, snap, manifest} (the recording's manifest: tokens,
+                            predictions, tensors). Content-Type must be application/json (a page of another
+                            site cannot send that without a preflight, which is refused), at most
+                            MAX_BODY bytes (413), and the input within the limits the 400 names.
     /run/<path>             a raw file of the run directory (e.g. record/snap-000000.safetensors)
 
 Every answer that is not a 200 is JSON ``{error, status, message, path}`` whose message says what was
@@ -42,6 +50,7 @@ import logging
 import mimetypes
 import re
 import socket
+import tempfile
 import threading
 import webbrowser
 from http import HTTPStatus
@@ -54,13 +63,15 @@ import numpy as np
 
 from glassbert.errors import InputError
 from glassbert.recording.store import PathRefused, RecordStore, quoted, safe_join
+from glassbert.recording.whatif import WhatIf, WhatIfInput, WhatIfRefused
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 ALL_INTERFACES = ("0.0.0.0", "::", "")
-TENSOR_PARAMS = ("snap", "name", "sample", "rows", "format")
+TENSOR_PARAMS = ("snap", "name", "sample", "rows", "format", "whatif")
+MAX_BODY = 64 * 1024    # bytes of a what-if request
 _MAX_DIGITS = 18        # a count with more digits is refused as too large (it could never exist)
 _MAX_NAME_BYTES = 255   # the longest file name (one path segment) a file system holds
 _MAX_PATH_CHARS = 4096
@@ -152,6 +163,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "glassbert-explorer"
     sys_version = ""
     store: RecordStore  # set on the subclass made by make_server
+    whatif: WhatIf      # idem: the run's model for the live what-if
     server: "ExplorerServer"
     quiet = True
 
@@ -265,10 +277,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def _refuse_write(self) -> None:
         def refuse() -> None:
-            self._error(405, "the explorer is read-only: GET and HEAD only", {"Allow": "GET, HEAD"})
+            self._error(405, "the explorer is read-only: GET and HEAD only (POST on /api/whatif)",
+                        {"Allow": "GET, HEAD"})
         self._answer(refuse)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_write  # type: ignore[assignment]
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_write  # type: ignore[assignment]
+
+    def do_POST(self) -> None:
+        if urlsplit(self.path).path != "/api/whatif":
+            self._refuse_write()
+            return
+        self._answer(self._whatif)
 
     def do_HEAD(self) -> None:
         self._answer(self._route)
@@ -293,7 +312,7 @@ class Handler(BaseHTTPRequestHandler):
             _check_file_name(rel, quoted(path))
             self._file(safe_join(self.store.run_dir, rel), quoted(path))
         elif path == "/api/manifest":
-            self._json(self.store.manifest())
+            self._json(dict(self.store.manifest(), whatif=self.whatif.status()))
         elif path == "/api/metrics":
             self._json(self.store.metrics())
         elif path == "/api/tensor":
@@ -331,7 +350,10 @@ class Handler(BaseHTTPRequestHandler):
         if fmt not in ("json", "bin"):
             raise _Reply(400, f"format={quoted(fmt, 30)}: format must be json or bin")
         try:
-            arr, dtype = self.store.tensor(snap, name, sample, rows)
+            store = self.store
+            if q.get("whatif"):
+                store = RecordStore(self.whatif.answer(_count("whatif", q["whatif"])).directory)
+            arr, dtype = store.tensor(snap, name, sample, rows)
         except LookupError as e:
             raise _Reply(404, str(e.args[0] if e.args else e)) from None
         shape = list(arr.shape)
@@ -343,6 +365,44 @@ class Handler(BaseHTTPRequestHandler):
             head = json.dumps({"name": name, "snap": snap, "sample": sample, "shape": shape, "dtype": dtype})
             body = head[:-1] + ',"data":' + format_values(arr) + "}"
             self._send(200, body.encode("utf-8"), "application/json; charset=utf-8")
+
+
+    def _body_json(self) -> Any:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise _Reply(415, f"Content-Type {quoted(ctype or '(none)', 60)}: send the what-if as application/json")
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise _Reply(411, "no Content-Length: send the JSON body with its length")
+        if int(length) > MAX_BODY:
+            self.close_connection = True  # the body is not read: this connection cannot carry another request
+            raise _Reply(413, f"the request is {int(length)} bytes; a what-if takes at most {MAX_BODY}: "
+                              "shorten the text")
+        try:
+            body = json.loads(self.rfile.read(int(length)).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise _Reply(400, f"the body is not UTF-8 JSON ({e})") from None
+        if not isinstance(body, dict):
+            raise _Reply(400, "send a JSON object {text, pair, mask, snap}")
+        return body
+
+    def _whatif(self) -> None:
+        body = self._body_json()
+        unknown = sorted(set(body) - {"text", "pair", "mask", "snap"})
+        if unknown:
+            raise _Reply(400, f"unknown field {quoted(unknown[0], 30)}: a what-if takes text, pair, mask, snap")
+        text, pair, mask, snap = body.get("text"), body.get("pair"), body.get("mask") or [], body.get("snap")
+        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
+            raise _Reply(400, "text (and pair, when given) must be strings: type a sentence")
+        if not isinstance(mask, list):
+            raise _Reply(400, "mask must be a list of token positions, e.g. [2, 9]")
+        if snap is not None and (isinstance(snap, bool) or not isinstance(snap, int) or snap < 0):
+            raise _Reply(400, f"snap {snap!r}: give a snapshot index from 0, or null for the saved model")
+        try:
+            answer = self.whatif.run(WhatIfInput(text, pair if pair and pair.strip() else None, mask), snap)
+        except WhatIfRefused as e:
+            raise _Reply(400, str(e)) from None
+        self._json({"id": answer.id, "weights": answer.weights, "snap": answer.snap, "manifest": answer.manifest})
 
 
 class ExplorerServer(ThreadingHTTPServer):
@@ -394,6 +454,12 @@ class ExplorerServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
+    def server_close(self) -> None:
+        super().server_close()
+        whatif = getattr(self.RequestHandlerClass, "whatif", None)
+        if whatif is not None:
+            whatif.close()  # the what-if answers' recordings
+
 
 class _ExplorerServer6(ExplorerServer):
     address_family = socket.AF_INET6
@@ -418,8 +484,9 @@ def _bind_address(host: str, port: int) -> tuple[type[ExplorerServer], str]:
 
 
 def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
-                verbose: bool = False) -> ExplorerServer:
-    """A server for one run directory (not started). ``port=0`` picks a free port.
+                verbose: bool = False, model: str | Path | None = None) -> ExplorerServer:
+    """A server for one run directory (not started). ``port=0`` picks a free port. ``model``: the model the
+    live what-if runs (default: the run directory's own, when it holds one).
 
     InputError (one line, naming what to change) for a broken manifest, a port outside 0..65535, a host
     that names no address, an address that is not this machine's, or a port already in use.
@@ -430,10 +497,12 @@ def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
         raise InputError(f"--port {port!r}: a port is a whole number from 0 to 65535 (0 picks a free one)")
     host = str(host).strip()
     cls, address = _bind_address(host, port)
-    handler = type("RunHandler", (Handler,), {"store": store, "quiet": not verbose})
+    whatif = WhatIf(store, model, Path(tempfile.mkdtemp(prefix="glassbert-whatif-")))
+    handler = type("RunHandler", (Handler,), {"store": store, "whatif": whatif, "quiet": not verbose})
     try:
         server = cls((address, port), handler)
     except OSError as e:
+        whatif.close()
         where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         if e.errno == errno.EADDRNOTAVAIL:
             raise InputError(f"cannot serve on {where}: {host} is not an address of this machine; give --host "
@@ -445,12 +514,13 @@ def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, open_browser: bool = False,
-          block: bool = True, verbose: bool = False) -> ExplorerServer:
+          block: bool = True, verbose: bool = False, model: str | Path | None = None) -> ExplorerServer:
     """Serve the explorer page for ``run_dir`` on http://host:port/ (127.0.0.1 unless told otherwise).
 
     ``block=True`` serves until Ctrl-C; ``block=False`` serves in a thread and returns the server.
+    ``model``: the model the live what-if runs (default: the run directory's own).
     """
-    server = make_server(run_dir, host, port, verbose=verbose)
+    server = make_server(run_dir, host, port, verbose=verbose, model=model)
     if open_browser:
         threading.Timer(0.3, lambda: webbrowser.open(server.url)).start()
     if not block:

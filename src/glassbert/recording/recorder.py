@@ -151,8 +151,18 @@ class Recorder:
             return [str(i) for i in ids]
         return list(self.tokenizer.convert_ids_to_tokens(list(ids)))
 
+    def _mlm_labels(self) -> torch.Tensor | None:
+        """The batch's MLM labels (B, T), or None (none given, or a classifier's labels (B,))."""
+        labels = self.batch.get("labels")
+        return labels if labels is not None and labels.shape == self.batch["input_ids"].shape else None
+
+    def _class_labels(self) -> torch.Tensor | None:
+        """A classifier's gold labels (B,), when the batch holds them."""
+        labels = self.batch.get("labels")
+        return labels if labels is not None and labels.dim() == 1 else None
+
     def _masked_positions(self) -> list[list[int]]:
-        ids, labels = self.batch["input_ids"], self.batch.get("labels")
+        ids, labels = self.batch["input_ids"], self._mlm_labels()
         mask_id = getattr(self.tokenizer, "mask_token_id", None)
         out = []
         for i in range(ids.shape[0]):
@@ -166,7 +176,7 @@ class Recorder:
 
     def _describe_samples(self) -> list[dict[str, Any]]:
         ids, tt, am = self.batch["input_ids"], self.batch["token_type_ids"], self.batch["attention_mask"]
-        labels = self.batch.get("labels")
+        labels, gold = self._mlm_labels(), self._class_labels()
         nsp = next((self.batch[k] for k in PAIR_LABEL_ARGS if k in self.batch), None)  # NSP or SOP: 0 = first class
         self.masked_positions = self._masked_positions()
         info = []
@@ -196,6 +206,7 @@ class Recorder:
                 "masked_ids": true_ids,
                 "masked_tokens": self._tokens(true_ids) if true_ids else [],
                 "is_next": None if nsp is None else bool(int(nsp[i]) == 0),
+                **({} if gold is None else {"label": int(gold[i])}),
             })
         return info
 
@@ -231,9 +242,14 @@ class Recorder:
         return self.record(model, epoch, step)
 
     # -- predictions ---------------------------------------------------------------------------
-    def _predictions(self, acts: Mapping[str, torch.Tensor], roles: Mapping[str, str]) -> list[dict[str, Any]]:
+    def _predictions(self, acts: Mapping[str, torch.Tensor], roles: Mapping[str, str],
+                     meta: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Per sample: the MLM head's top words at the masked positions, the pair head's class 0 probability
+        (IsNext / InOrder) and a sequence classifier's label (its logits are the activation with dims
+        ``(label,)``) with every class's probability."""
         logits_name = roles.get("mlm_logits") if roles.get("mlm_logits") in acts else None
         nsp_name = roles.get("nsp_logits") if roles.get("nsp_logits") in acts else None
+        clf_name = next((n for n in acts if meta[n]["dims"] == ["label"]), None)
         preds = []
         for i, info in enumerate(self._sample_info):
             p: dict[str, Any] = {"masked_true_ids": info["masked_ids"]}
@@ -252,6 +268,10 @@ class Recorder:
                 prob = torch.softmax(nl, dim=-1)
                 p["is_next_pred"] = bool(int(nl.argmax()) == 0)
                 p["is_next_prob"] = round(float(prob[0]), 4)
+            if clf_name is not None:
+                prob = torch.softmax(acts[clf_name][i].float(), dim=-1)
+                p["label_pred"] = int(prob.argmax())
+                p["label_probs"] = [round(float(x), 4) for x in prob]
             preds.append(p)
         return preds
 
@@ -366,7 +386,7 @@ class Recorder:
             self._plan = self._plan_sizes(tensors, meta, aliases)
             self.manifest["dropped"] = sorted(self._plan.dropped)
         acts = {n: t for n, t in tensors.items() if meta[n]["kind"] == "activation"}
-        predictions = self._predictions(acts, roles)
+        predictions = self._predictions(acts, roles, meta)
         attributions = self._attributions(model)
         dropped = set(self._plan.dropped)
         aliases = {a: t for a, t in aliases.items() if a not in dropped and t not in dropped}
@@ -422,10 +442,11 @@ class Recorder:
 def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tuple[str, str]],
                 out_dir: str | Path, *, include: Sequence[str] | None = None,
                 max_bytes: int | float = DEFAULT_MAX_BYTES, max_length: int | None = None,
-                dtype: str = "auto") -> Path:
+                dtype: str = "auto", explain: str = "all") -> Path:
     """One snapshot of any checkpoint on the given texts (strings or (a, b) pairs) → ``out_dir``.
 
     Text with ``[MASK]`` tokens gets its MLM head recorded at those positions (for models with one).
+    ``explain``: the attributions recorded with it (all | ig | none, as ``--record``'s ``explain=``).
     Returns the run directory, ready for :func:`glassbert.explorer.serve` / ``export_html``.
     """
     if not texts:
@@ -442,8 +463,19 @@ def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tu
     else:
         batch = tokenizer(firsts, **kwargs)
     shown = [f"{a} ‖ {b}" if b is not None else a for a, b in zip(firsts, seconds)]
-    rec = Recorder(out_dir, dict(batch), tokenizer, RecordSpec(), include=include, max_bytes=max_bytes,
-                   expected_snapshots=1, texts=shown, dtype=dtype, metrics=None)
+    return record_batch(model, tokenizer, dict(batch), out_dir, texts=shown, include=include,
+                        max_bytes=max_bytes, dtype=dtype, explain=explain)
+
+
+def record_batch(model: torch.nn.Module, tokenizer: Any, batch: Mapping[str, Any], out_dir: str | Path, *,
+                 texts: Sequence[str] | None = None, include: Sequence[str] | None = None,
+                 max_bytes: int | float = DEFAULT_MAX_BYTES, dtype: str = "auto", explain: str = "all",
+                 weights: bool = True) -> Path:
+    """One snapshot of ``model`` on an encoded ``batch`` (input_ids, token_type_ids, attention_mask and, to
+    name the words behind [MASK] tokens, MLM ``labels``) → ``out_dir``: what :func:`record_once` and the
+    explorer's live what-if both record through."""
+    rec = Recorder(out_dir, batch, tokenizer, RecordSpec(explain=explain), include=include, max_bytes=max_bytes,
+                   expected_snapshots=1, texts=texts, dtype=dtype, metrics=None, weights=weights)
     if not rec.record(model, epoch=0, step=0):
         raise InputError(f"the recording does not fit in {int(max_bytes)} bytes")
     return Path(out_dir)

@@ -17,7 +17,10 @@
     diffB: 0, diffA: 0, diffFollow: true, diffLock: false, attrTarget: 0, stretch: false, rowStart: 0,
     neuronQuery: 0, xKey: 'epoch',
     timer: null,
+    whatif: null, wiShow: true, wiMask: [], wiAsked: null,  // the live what-if: its answer, shown or not, masked positions
   };
+  /* The views show the what-if input (its activations, the run's weights) instead of a recorded sample. */
+  const wiActive = () => !!(S.whatif && S.wiShow);
   const gens = {};
   const nextGen = (view) => (gens[view] = (gens[view] || 0) + 1);
   const isCurrent = (view, g) => gens[view] === g;
@@ -108,7 +111,10 @@
     return embeddedFull.get(fk);
   }
 
-  function tensorMeta(name) { return S.man.tensors[name] || null; }
+  function tensorMeta(name) {
+    const wi = wiActive() && S.whatif.man.tensors[name];
+    return wi || S.man.tensors[name] || null;
+  }
   function storedKey(snap, name) {
     const al = (S.man.snapshots[snap] || {}).aliases || {};
     return al[name] || name;
@@ -118,10 +124,11 @@
     const meta = tensorMeta(name);
     if (!meta) return Promise.reject(new Error(notRecordedWhy(name)));
     const isAct = meta.kind === 'activation';
-    const key = [snap, name, isAct ? sample : '-', rows ? rows.join(':') : ''].join('|');
+    const wi = isAct && wiActive() ? S.whatif : null;  // the what-if's own recording (one sample, one snapshot)
+    const key = [wi ? 'whatif' + wi.id : snap, name, isAct ? sample : '-', rows ? rows.join(':') : ''].join('|');
     if (cache.has(key)) return cache.get(key);
     let p;
-    const derived = S.embedded && (S.man.export_derived || {})[name];
+    const derived = !wi && S.embedded && (S.man.export_derived || {})[name];
     if (derived) {
       p = Promise.all(derived.from.map((n) => getTensor(snap, n, sample))).then((src) => {
         let t = derive(derived, src);
@@ -148,8 +155,9 @@
         return { shape, data };
       });
     } else {
-      let url = 'api/tensor?format=bin&snap=' + snap + '&name=' + encodeURIComponent(name);
-      if (isAct) url += '&sample=' + sample;
+      let url = 'api/tensor?format=bin&snap=' + (wi ? 0 : snap) + '&name=' + encodeURIComponent(name);
+      if (wi) url += '&whatif=' + wi.id + '&sample=0';
+      else if (isAct) url += '&sample=' + sample;
       if (rows) url += '&rows=' + rows[0] + ':' + rows[1];
       p = fetch(url).then(async (r) => {
         if (!r.ok) {
@@ -230,7 +238,8 @@
     if (Array.isArray(v)) return v[id] !== undefined ? v[id] : '#' + id;
     return v && v[String(id)] !== undefined ? v[String(id)] : '#' + id;
   }
-  function sampleInfo() { return S.man.samples[S.sample]; }
+  function sampleInfo() { return wiActive() ? S.whatif.man.samples[0] : S.man.samples[S.sample]; }
+  function sampleName() { return wiActive() ? 'what-if input' : 'sample ' + S.man.samples[S.sample].index; }
   function snapLabel(i) {
     const s = S.man.snapshots[i];
     return s ? 'epoch ' + s.epoch + ' · step ' + s.step : '—';
@@ -505,7 +514,8 @@
     'first (class 0 of the NSP head, as in BERT); the article\'s IsNext column reads the other way (False = the pair is connected).';
   function renderInput() {
     const info = sampleInfo();
-    $('input-sub').textContent = 'sample ' + info.index + ' · ' + info.length + ' real tokens of ' + info.input_ids.length;
+    $('input-sub').textContent = (wiActive() ? 'what-if input · ' : 'sample ' + info.index + ' · ') + info.length + ' real tokens of ' + info.input_ids.length;
+    document.body.classList.toggle('whatif-on', wiActive());
     $('input-text').textContent = info.text;
     const mi = $('masked-input');
     mi.innerHTML = '';
@@ -750,7 +760,7 @@
     const name = S.tensor;
     const meta = name && tensorMeta(name);
     if (!meta) { $('matrix-title').textContent = name ? notRecordedWhy(name) : '—'; return; }
-    $('matrix-title').textContent = meta.label + (meta.kind === 'weight' ? ' (weight' + sharedNote(name, ', ') + ')' : ' · sample ' + sampleInfo().index);
+    $('matrix-title').textContent = meta.label + (meta.kind === 'weight' ? ' (weight' + sharedNote(name, ', ') + ')' : ' · ' + sampleName());
     $('matrix-name').textContent = name;
     $('matrix-shape').textContent = 'shape [' + meta.shape.join(', ') + ']';
     $('matrix-dims').textContent = '(' + meta.dims.join(', ') + ')';
@@ -841,7 +851,7 @@
       M.rowName = 'query'; M.colName = 'key';
       attnM = M;
       const sc = attnScale(M.data);
-      const where = 'layer ' + (S.layer + 1) + ' · head h' + S.head + ' · sample ' + info.index + ' · ' + snapLabel(S.snap);
+      const where = 'layer ' + (S.layer + 1) + ' · head h' + S.head + ' · ' + sampleName() + ' · ' + snapLabel(S.snap);
       $('attention-title').textContent = KIND_LABEL[S.kind] + ' · ' + where;
       attnMapper = drawHeatmap($('attention-canvas'), M, sc, { maxW: Math.min(620, $('attention-view').clientWidth - 40), maxH: 620,
         rowTitle: 'query', colTitle: 'key', alt: KIND_LABEL[S.kind] + ', ' + where });
@@ -851,6 +861,7 @@
       const snap = S.man.snapshots[S.snap];
       $('attention-values').textContent = JSON.stringify({
         name, snap: S.snap, epoch: snap.epoch, step: snap.step, sample: S.sample, layer: S.layer, head: S.head,
+        whatif: wiActive() ? S.whatif.id : null,
         kind: S.kind, tokens: M.rowLabels, values });
       const cv = $('attention-canvas');
       cv.dataset.layer = S.layer; cv.dataset.head = S.head; cv.dataset.snap = S.snap;
@@ -1062,6 +1073,12 @@
     $('diff-a-label').textContent = snapLabel(S.diffA);
     $('diff-b-label').textContent = snapLabel(S.diffB);
     if (!meta) { $('diff-title').textContent = 'open a tensor first'; return; }
+    if (wiActive() && meta.kind === 'activation') {
+      $('diff-title').textContent = meta.label + ' · ' + name;
+      $('diff-stats').textContent = 'two epochs side by side compare the recorded samples: the what-if input is run at one epoch ' +
+        '(the slider). Go back to the recorded samples, or open a weight.';
+      return;
+    }
     const who = meta.kind === 'weight' ? '' : ' · sample ' + sampleInfo().index;
     $('diff-title').textContent = meta.label + ' · ' + name + who;
     $('sbs-a-cap').textContent = 'A: ' + snapLabel(S.diffA);
@@ -1137,7 +1154,7 @@
 
   function renderAttribution() {
     const card = $('attribution-view');
-    card.hidden = !hasAttributions();
+    card.hidden = !hasAttributions() || wiActive();  // recorded with the recorded samples only
     if (card.hidden) return;
     const about = S.man.attribution || {};
     $('attr-about').textContent = about.f ? 'f = ' + about.f + ' · baseline: ' + about.baseline : '';
@@ -1271,7 +1288,8 @@
     renderAttribution();
     renderDiff();
     saveState();
-    prefetch(S.snap + 1);
+    if (S.whatif && S.whatif.snap !== S.snap) askWhatIf();
+    else prefetch(S.snap + 1);
   }
 
   // ------------------------------------------------------------------ the address holds the view
@@ -1312,6 +1330,7 @@
 
   function selectSample(i) {
     S.sample = i;
+    if (wiActive()) { S.wiShow = false; $('whatif-show').checked = false; renderWhatIf(); }
     $('sample-select').value = String(i);
     renderInput();
     renderPredictions();
@@ -1320,6 +1339,121 @@
     renderAttribution();
     renderDiff();
     saveState();
+  }
+
+  // ------------------------------------------------------------------ live what-if
+  /* The server runs the model on the typed input, with the clicked words masked, at the slider's snapshot (the
+     weights it recorded; the saved model at the last one), and records it with the recorder's own code: the
+     answer's manifest holds the tokens and predictions, its tensors come from api/tensor?whatif=ID. */
+  function whatIfNeedsServer() {
+    if (S.embedded) return 'What-if needs the server: this exported file holds only the recorded tensors. ' +
+      'Run `glassbert explore RUN` (or `glassbert explore MODEL --text …`) and open the page it prints.';
+    const w = S.man.whatif;
+    return w && !w.available ? 'What-if is off: ' + w.reason : '';
+  }
+  let wiGen = 0;
+  async function askWhatIf() {
+    const text = $('whatif-text').value, pair = $('whatif-pair').value.trim();
+    if (!text.trim()) { $('whatif-status').textContent = 'type a sentence first'; return; }
+    const asked = text + '\u0000' + pair;
+    if (S.wiAsked !== asked) S.wiMask = [];  // another text: its tokens (and positions) are new
+    S.wiAsked = asked;
+    const g = ++wiGen, snap = S.snap;
+    $('whatif-status').textContent = 'running the model at ' + snapLabel(snap) + '…';
+    let r, body;
+    try {
+      r = await fetch('api/whatif', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ text, pair: pair || null, mask: S.wiMask, snap }) });
+      body = await r.json();
+    } catch (e) {
+      if (g === wiGen) $('whatif-status').textContent = 'the server did not answer: ' + (e.message || e);
+      return;
+    }
+    if (g !== wiGen) return;  // a newer question is on its way
+    if (!r.ok) { $('whatif-status').textContent = body.message || (r.status + ' ' + r.statusText); return; }
+    S.whatif = { id: body.id, man: body.manifest, snap, weights: body.weights };
+    S.wiShow = $('whatif-show').checked;
+    renderWhatIf();
+    if (S.wiShow) renderWhatIfViews();
+  }
+  function renderWhatIfViews() {
+    renderInput(); renderArch(); renderMatrix(); renderAttention(); renderAttribution(); renderDiff();
+  }
+  function renderWhatIf() {
+    const w = S.whatif;
+    $('whatif-clear').hidden = !wiActive();
+    $('whatif-tokens-row').hidden = !w;
+    const tbl = $('whatif-table');
+    tbl.innerHTML = '';
+    if (!w) return;
+    const info = w.man.samples[0], pred = (w.man.snapshots[0].predictions || [])[0] || {};
+    $('whatif-status').textContent = 'answered by ' + w.weights + (S.wiShow ? ' · every view shows this input' : '');
+    const box = $('whatif-tokens');
+    box.innerHTML = '';
+    const maskedAt = new Map(info.masked_positions.map((p, i) => [p, i]));
+    info.tokens.slice(0, info.length).forEach((t, i) => {
+      const clicked = S.wiMask.includes(i), special = /^\[.*\]$/.test(t) && !clicked;
+      const span = el('span', { class: 'tok' + (maskedAt.has(i) ? ' masked' : '') + (special ? ' special' : ''),
+        'data-pos': i, title: special ? t : (clicked ? 'click to unmask' : 'click to mask this word') }, t);
+      if (maskedAt.has(i) && info.masked_tokens[maskedAt.get(i)] !== '[MASK]') span.append(el('small', null, '(' + info.masked_tokens[maskedAt.get(i)] + ')'));
+      if (!special) span.onclick = () => {
+        S.wiMask = clicked ? S.wiMask.filter((p) => p !== i) : S.wiMask.concat([i]).sort((a, b) => a - b);
+        askWhatIf();
+      };
+      box.append(span);
+    });
+    const head = el('tr');
+    for (const h of ['', 'prediction (top 5, probability)', 'actual']) head.append(el('th', null, h));
+    tbl.append(head);
+    (pred.masked_topk_ids || []).forEach((ids, k) => {
+      const probs = pred.masked_topk_probs[k], truth = info.masked_ids[k];
+      const tr = el('tr', { 'data-position': info.masked_positions[k], 'data-ids': JSON.stringify(ids), 'data-probs': JSON.stringify(probs) });
+      tr.append(el('td', { class: 'mono' }, '[MASK] @' + info.masked_positions[k]));
+      tr.append(el('td', { class: 'mono' }, ids.map((id, j) => vocabTokenIn(w.man, id) + ' ' + (100 * probs[j]).toFixed(1) + '%').join(' · ')));
+      const known = truth !== undefined && info.masked_tokens[k] !== '[MASK]';
+      tr.append(el('td', { class: known ? (ids[0] === truth ? 'ok' : 'no') : '' }, known ? info.masked_tokens[k] + (ids[0] === truth ? ' ✓' : ' ✗') : '—'));
+      tbl.append(tr);
+    });
+    if (pred.is_next_prob !== undefined) {
+      const names = w.man.pair_labels || pairNames();
+      const tr = el('tr', { 'data-pair-prob': String(pred.is_next_prob) });
+      tr.append(el('td', null, 'pair head'), el('td', { class: 'mono' }, (pred.is_next_pred ? names[0] : names[1]) + ' · p(' + names[0] + ') ' +
+        (100 * pred.is_next_prob).toFixed(1) + '%'), el('td', null, info.token_type_ids.some((x) => x) ? '' : 'one sentence: type a second one for a pair'));
+      tbl.append(tr);
+    }
+    if (pred.label_probs) {
+      const names = (w.man.config || {}).id2label || {};
+      const order = pred.label_probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
+      const tr = el('tr', { 'data-label-probs': JSON.stringify(pred.label_probs) });
+      tr.append(el('td', null, 'classifier'), el('td', { class: 'mono' }, order.map(([p, i]) => (names[i] || 'label ' + i) + ' ' + (100 * p).toFixed(1) + '%').join(' · ')), el('td'));
+      tbl.append(tr);
+    }
+    if (tbl.rows.length === 1) {  // no head answered: a bare encoder, or no [MASK] for the MLM head
+      const tr = el('tr');
+      tr.append(el('td', { colspan: 3, class: 'muted' }, info.masked_positions.length
+        ? 'this model has no head: see its attention and tensors in the views'
+        : 'no prediction yet: click a word to mask it (a model with an MLM head fills it); the views show every tensor of this input'));
+      tbl.append(tr);
+    }
+  }
+  function vocabTokenIn(man, id) {
+    const v = man.vocab;
+    const t = Array.isArray(v) ? v[id] : v && v[String(id)];
+    return t !== undefined ? t : vocabToken(id);
+  }
+  function setupWhatIf() {
+    const off = whatIfNeedsServer();
+    $('whatif-panel').classList.toggle('off', !!off);
+    for (const id of ['whatif-text', 'whatif-pair', 'whatif-run']) $(id).disabled = !!off;
+    if (off) { $('whatif-status').textContent = off; return; }
+    const tips = S.man.whatif || {};
+    if (tips.max_tokens) $('whatif-sub').textContent += ' · at most ' + tips.max_tokens + ' tokens';
+    $('whatif-form').addEventListener('submit', (e) => { e.preventDefault(); askWhatIf(); });
+    $('whatif-show').onchange = () => {
+      S.wiShow = $('whatif-show').checked;
+      renderWhatIf(); renderWhatIfViews();
+    };
+    $('whatif-clear').onclick = () => { $('whatif-show').checked = false; $('whatif-show').onchange(); };
   }
 
   // ------------------------------------------------------------------ save a view
@@ -1463,6 +1597,7 @@
       setTimeout(() => { $('link-button').textContent = 'Link'; }, 1500);
     };
     setupTour();
+    setupWhatIf();
     attachHover($('matrix-canvas'), $('matrix-hover'), () => matrixMapper, () => matrixM);
     attachHover($('attention-canvas'), $('attention-hover'), () => attnMapper, () => attnM);
     attachHover($('diff-canvas'), $('diff-hover'), () => diffMapper, () => diffM);

@@ -1,0 +1,214 @@
+"""Live what-if: the explorer's server runs the model on a sentence (or a pair) the user types, with the tokens
+they clicked replaced by [MASK], at a recorded snapshot, and records every tensor of that one input.
+
+    whatif = WhatIf(RecordStore("runs/demo"), model=None, scratch=Path(tmp))
+    answer = whatif.run(WhatIfInput(text="the cat chased the mouse", pair="it was a fast chase", mask=[2]), snap=3)
+    answer.directory     # a recording of one snapshot (record_batch: the recorder's own code), read by RecordStore
+
+Which weights answer: the model the run saved (``RUN/config.json`` + weights, or the model ``explore`` was given)
+at the run's last snapshot; at an earlier snapshot, the weights that snapshot recorded (every parameter of the
+model, as stored: float32 for small models, float16 for hidden sizes ≥ 256). When a snapshot lacks some of them
+(dropped to respect the recorder's size bound) the saved model answers and ``Answer.weights`` says so.
+
+Limits: at most :data:`MAX_CHARS` characters per text and :data:`MAX_TOKENS` tokens (or the model's
+``max_position_embeddings`` when smaller); :class:`WhatIfRefused` says which limit and what to change.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from glassbert.errors import InputError
+from glassbert.recording.store import RecordStore, load_manifest
+from glassbert.tokenizer import IGNORE_INDEX
+
+MAX_CHARS = 2000   # characters per text
+MAX_TOKENS = 128   # tokens of one what-if input ([CLS] … [SEP] … [SEP])
+MAX_MASKS = 20     # clicked tokens per input
+KEEP_ANSWERS = 6   # the latest answers kept on disk (the page reads their tensors lazily)
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class WhatIfRefused(InputError):
+    """An input the what-if does not run: too long, a bad mask position, … (the server answers 400)."""
+
+
+@dataclass
+class WhatIfInput:
+    text: str
+    pair: str | None = None
+    mask: Sequence[int] = ()           # token positions to replace with [MASK]
+
+
+@dataclass
+class Answer:
+    id: int
+    directory: Path                    # a recording of one snapshot (RecordStore reads it)
+    weights: str                       # which weights answered, in words
+    snap: int | None                   # the run's snapshot whose weights answered; None: the saved model
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def model_source(store: RecordStore, model: str | Path | None) -> str | Path | None:
+    """The model the what-if runs: ``model`` when given, else the run directory when it holds one."""
+    if model is not None:
+        from glassbert.checkpoint import resolve_model_path
+        directory = resolve_model_path(model)  # a path that is not there, or an unknown alias: one line now
+        if not (directory / "config.json").is_file():
+            raise InputError(f"--model {model}: {directory} holds no config.json (a model directory has "
+                             "config.json and its weights)")
+        return model
+    run = store.run_dir
+    if (run / "config.json").is_file() and any((run / f).is_file() for f in _WEIGHT_FILES):
+        return run
+    return None
+
+
+class WhatIf:
+    """The model of one explorer server, loaded at the first request; one what-if runs at a time."""
+
+    def __init__(self, store: RecordStore, model: str | Path | None, scratch: Path):
+        self.store = store
+        self.source = model_source(store, model)
+        self.scratch = Path(scratch)
+        self._lock = threading.Lock()
+        self._model: torch.nn.Module | None = None
+        self._tokenizer: Any = None
+        self._saved: dict[str, torch.Tensor] | None = None   # the saved model's parameters
+        self._loaded: int | None = None                      # the snapshot whose weights are in the model
+        self._answers: deque[Answer] = deque()
+        self._next = 0
+
+    # -- what the page is told -------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        if self.source is None:
+            return {"available": False, "reason": f"{self.store.run_dir} holds no model (config.json and weights): "
+                                                  "start `glassbert explore RUN --model DIR` to name one"}
+        return {"available": True, "model": str(self.source), "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS}
+
+    def answer(self, answer_id: int) -> Answer:
+        for a in self._answers:
+            if a.id == answer_id:
+                return a
+        raise LookupError(f"what-if {answer_id} is gone (the server keeps the latest {KEEP_ANSWERS}): run it again")
+
+    # -- running ---------------------------------------------------------------------------------
+    def _load(self) -> None:
+        from glassbert.heads import load_model
+        from glassbert.tokenizer import Tokenizer
+
+        self._tokenizer = Tokenizer.from_pretrained(self.source)
+        self._model = load_model(self.source).eval()
+        self._saved = {n: p.detach().clone() for n, p in self._model.named_parameters()}
+        self._loaded = None
+
+    def _use_weights(self, manifest: Mapping[str, Any], snap: int | None) -> tuple[str, int | None]:
+        """Put snapshot ``snap``'s recorded weights into the model (the saved model's at the last snapshot, or
+        when the snapshot lacks some); returns (what answered, in words; the snapshot used or None)."""
+        assert self._model is not None and self._saved is not None
+        snaps = manifest["snapshots"]
+        saved = f"the model saved in {self.source}"
+        why = ""
+        if snap is not None and snap < len(snaps) - 1:
+            params = dict(self._model.named_parameters())
+            recorded: dict[str, torch.Tensor] = {}
+            for name, p in params.items():
+                try:
+                    arr, _ = self.store.tensor(snap, name, manifest=manifest)
+                except LookupError:
+                    why = f" (snapshot {snap} did not record {name}: the recorder's size bound)"
+                    break
+                if tuple(arr.shape) != tuple(p.shape):
+                    why = f" (snapshot {snap} holds {name} as {list(arr.shape)}, the model {list(p.shape)})"
+                    break
+                recorded[name] = torch.from_numpy(np.ascontiguousarray(arr)).to(p.dtype)
+            else:
+                if self._loaded != snap:
+                    with torch.no_grad():
+                        for name, p in params.items():
+                            p.copy_(recorded[name])
+                    self._loaded = snap
+                entry = snaps[snap]
+                return (f"the weights recorded at epoch {entry['epoch']} · step {entry['step']} "
+                        f"({manifest.get('dtype', 'float32')})", snap)
+        if self._loaded is not None:
+            with torch.no_grad():
+                for name, p in self._model.named_parameters():
+                    p.copy_(self._saved[name])
+            self._loaded = None
+        return saved + why, None
+
+    def _batch(self, given: WhatIfInput) -> tuple[dict[str, torch.Tensor], str]:
+        tok = self._tokenizer
+        texts = [("text", given.text)] + ([("pair", given.pair)] if given.pair is not None else [])
+        for key, text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise WhatIfRefused(f"{key} is empty: type a sentence")
+            if len(text) > MAX_CHARS:
+                raise WhatIfRefused(f"{key} is {len(text)} characters: shorten it to at most {MAX_CHARS}")
+        cfg = getattr(self._model, "config", None)
+        limit = min(MAX_TOKENS, int(getattr(cfg, "max_position_embeddings", MAX_TOKENS)))
+        batch = tok(given.text, text_pair=given.pair, padding=True, truncation=False)
+        ids = batch["input_ids"]                                                      # (1, T)
+        if ids.shape[1] > limit:
+            which = "this model reads" if limit < MAX_TOKENS else "the what-if takes"
+            raise WhatIfRefused(f"the input is {ids.shape[1]} tokens; {which} at most {limit}: shorten the text")
+        mask = list(given.mask)
+        if len(mask) > MAX_MASKS:
+            raise WhatIfRefused(f"{len(mask)} masked tokens: mask at most {MAX_MASKS}")
+        special = batch.special_tokens_mask[0]
+        for p in mask:
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < ids.shape[1]:
+                raise WhatIfRefused(f"mask position {p!r} is not a token of this input (0..{ids.shape[1] - 1})")
+            if special[p] and ids[0, p] != tok.mask_token_id:
+                raise WhatIfRefused(f"mask position {p} is {tok.convert_ids_to_tokens([int(ids[0, p])])[0]}: "
+                                    "mask a word, not a special token")
+        out = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+        typed = ids[0] == tok.mask_token_id
+        if mask:  # the clicked words become [MASK]; their own ids are the MLM labels (the "actual" words)
+            labels = torch.full_like(ids, IGNORE_INDEX)
+            labels[0, typed] = tok.mask_token_id  # a [MASK] typed in the text: its word is not known
+            for p in mask:
+                labels[0, p] = ids[0, p]
+            ids = ids.clone()
+            ids[0, mask] = tok.mask_token_id
+            out.update(input_ids=ids, labels=labels)
+        shown = given.text if given.pair is None else f"{given.text} ‖ {given.pair}"
+        return out, shown
+
+    def run(self, given: WhatIfInput, snap: int | None = None) -> Answer:
+        """Record ``given`` at snapshot ``snap`` of the run (None: the saved model) into a new answer."""
+        from glassbert.recording.recorder import record_batch
+
+        if self.source is None:
+            raise WhatIfRefused(self.status()["reason"])
+        manifest = self.store.manifest()
+        if snap is not None and not 0 <= snap < len(manifest["snapshots"]):
+            raise WhatIfRefused(f"snap {snap} does not exist (this run has {len(manifest['snapshots'])} snapshots)")
+        with self._lock:
+            if self._model is None:
+                self._load()
+            batch, shown = self._batch(given)
+            weights, used = self._use_weights(manifest, snap)
+            self._next += 1
+            directory = self.scratch / f"whatif-{self._next}"
+            # the recorder's own code: every tensor of this input, float32 (the numbers the library computes),
+            # no weights (they are the snapshot's, which the page reads from the run), no attributions
+            record_batch(self._model, self._tokenizer, batch, directory, texts=[shown], dtype="float32",
+                         explain="none", weights=False)
+            answer = Answer(self._next, directory, weights, used, load_manifest(directory))
+            self._answers.append(answer)
+            while len(self._answers) > KEEP_ANSWERS:
+                shutil.rmtree(self._answers.popleft().directory, ignore_errors=True)
+        return answer
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
