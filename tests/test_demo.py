@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import glassbert as gb
-from glassbert.demo import PAIRS, build_vocab, make_batch, run_demo
+from glassbert.demo import ARTICLE_MASKS, PAIRS, build_vocab, make_batch, run_demo
+from glassbert.errors import InputError
 from glassbert.recording import load_manifest
 
 
@@ -34,7 +35,8 @@ def test_demo_learns_every_sample_and_leaves_a_run(tmp_path):
     epochs = [s["epoch"] for s in manifest["snapshots"]]
     assert epochs[0] == 0 and epochs[-1] == 3000
     summary = json.loads((run / "demo.json").read_text())["summary"]
-    assert [r["actual"] for r in summary][0] == ["mouse", "was"]
+    assert [r["actual"] for r in summary] == [list(words) for words in ARTICLE_MASKS]  # the article's masks
+    assert [r["predicted"] for r in summary] == [list(words) for words in ARTICLE_MASKS]
 
 
 def test_toy_setup_matches_the_article():
@@ -44,8 +46,23 @@ def test_toy_setup_matches_the_article():
     masked = (batch["labels"] != -100).sum(1)
     assert masked.tolist() == [2] * 6  # up to two words per pair
     assert (batch["input_ids"][batch["labels"] != -100] == tok.mask_token_id).all()
-    assert tok.convert_ids_to_tokens(batch["input_ids"][0, :7]) == \
-        ["[CLS]", "the", "cat", "chased", "the", "[MASK]", "[SEP]"]
+    # figure 6 of the article: sample 0 masks "cat" and "chase"
+    assert tok.convert_ids_to_tokens(batch["input_ids"][0]) == \
+        "[CLS] the [MASK] chased the mouse [SEP] it was a fast [MASK] [SEP] [PAD]".split()
+    assert tok.convert_ids_to_tokens(batch["labels"][0][batch["labels"][0] != -100]) == ["cat", "chase"]
+    assert tok.convert_ids_to_tokens(batch["input_ids"][3, :10]) == \
+        "[CLS] the [MASK] ran quickly [SEP] it was too [MASK]".split()
     assert batch["next_sentence_label"].tolist() == [0 if n else 1 for _, _, n in PAIRS]
     cfg = gb.BertConfig.preset("toy", vocab_size=tok.vocab_size)
     assert (cfg.hidden_size, cfg.num_attention_heads, cfg.attention_head_size, cfg.intermediate_size) == (7, 5, 4, 28)
+
+
+def test_random_masks_stay_an_option():
+    tok = gb.Tokenizer.from_vocab(build_vocab())
+    article, random = make_batch(tok, seed=5), make_batch(tok, seed=5, masks="random")
+    assert not torch.equal(article["labels"], random["labels"])
+    assert torch.equal(random["labels"], make_batch(tok, seed=5, masks="random")["labels"])  # the seed decides
+    assert ((random["labels"] != -100).sum(1) <= 2).all()
+    assert tok.convert_ids_to_tokens(random["input_ids"][0, :7]) == ["[CLS]", "the", "cat", "chased", "the", "[MASK]", "[SEP]"]
+    with pytest.raises(InputError, match="--masks 'some': choose one of article, random"):
+        make_batch(tok, seed=5, masks="some")

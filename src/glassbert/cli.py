@@ -247,14 +247,16 @@ def similarity(model, texts, pooling) -> None:
 @click.option("--seed", default=None, type=int, help="[default: 5]")
 @click.option("--record", default=None, help="What the explorer records (default: every 50 epochs, and the last).")
 @click.option("--no-record", is_flag=True, help="Record nothing for the explorer.")
+@click.option("--masks", type=click.Choice(["article", "random"]), default="article", show_default=True,
+              help="article: the words the article masks (sample 0: cat, chase); random: up to two drawn with --seed.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it holds a run (else it is refused).")
 @_threads(library_sets=True)
-def demo(arch, out, epochs, seed, record, no_record, overwrite, threads) -> None:
+def demo(arch, out, epochs, seed, record, no_record, masks, overwrite, threads) -> None:
     """Pretrain the six-pair toy BERT of 'Exploring BERT' (MLM + NSP), or a toy ALBERT on the same pairs
     (MLM + SOP), and show what it learned."""
     from .demo import DEFAULT_RECORD, run_demo
     result = run_demo(out, epochs=epochs, seed=seed, record=None if no_record else (record or DEFAULT_RECORD),
-                      echo=click.echo, overwrite=overwrite, threads=threads, arch=arch)
+                      echo=click.echo, overwrite=overwrite, threads=threads, arch=arch, masks=masks)
     if not result.all_correct:
         raise click.ClickException("the toy model did not learn every sample: try more --epochs")
 

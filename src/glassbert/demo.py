@@ -28,7 +28,7 @@ from .pretrain import PretrainingConfig, mask_tokens, pretraining_metrics
 from .errors import InputError
 from .runfiles import atomic_write_json, check_target_dir, replace_dir
 from .threads import set_threads
-from .tokenizer import SPECIAL_TOKENS, Tokenizer
+from .tokenizer import IGNORE_INDEX, SPECIAL_TOKENS, Tokenizer
 
 # (first sentence, second sentence, IsNext). The first four are the article's; IsNext follows its
 # "Actual IsNext" column read with its own rule (False = the pair is connected). The last two are ours.
@@ -40,6 +40,13 @@ PAIRS: list[tuple[str, str, bool]] = [
     ("The dog barked at the cat.", "It ran up a tree.", True),
     ("The sun is hot.", "The stars are bright.", False),
 ]
+# The words masked in each pair ("--masks article", the default): the article's figure 6 for the first four
+# (sample 0: "the [MASK] chased the mouse [SEP] it was a fast [MASK]" → cat, chase), its figure 1 for the sixth
+# ("The [MASK] is hot. The [MASK] are bright."); the fifth pair is ours, and so are its masks. "--masks random"
+# draws up to two words per pair with the seed instead.
+ARTICLE_MASKS: list[tuple[str, str]] = [("cat", "chase"), ("buy", "go"), ("milk", "shop"), ("mouse", "fast"),
+                                        ("dog", "tree"), ("sun", "stars")]
+MASKS = ("article", "random")
 DEFAULT_RECORD = "every=100;epochs=0,1,2,5,10,20,50,last"  # 37 snapshots: the exported page stays under 5 MB
 
 
@@ -105,8 +112,24 @@ class DemoResult:
         return all(r["words_ok"] and r[f"{key}_ok"] for r in self.rows)
 
 
-def make_batch(tok: Tokenizer, seed: int, max_length: int = 14, arch: str = "bert") -> dict[str, torch.Tensor]:
-    """The six pairs packed as [CLS] A [SEP] B [SEP] [PAD]…, with up to two words masked in each.
+def article_masks(tok: Tokenizer, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(masked input ids, MLM labels) with the words of :data:`ARTICLE_MASKS` masked (each at its one place in
+    its pair); labels are IGNORE_INDEX (-100) elsewhere."""
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    for i, chosen in enumerate(ARTICLE_MASKS):
+        tokens = tok.convert_ids_to_tokens(input_ids[i])
+        for word in chosen:
+            if tokens.count(word) != 1:
+                raise InputError(f"pair {i}: the masked word {word!r} is not in it once")
+            labels[i, tokens.index(word)] = input_ids[i, tokens.index(word)]
+    masked = torch.where(labels != IGNORE_INDEX, torch.full_like(input_ids, tok.mask_token_id), input_ids)
+    return masked, labels
+
+
+def make_batch(tok: Tokenizer, seed: int, max_length: int = 14, arch: str = "bert",
+               masks: str = "article") -> dict[str, torch.Tensor]:
+    """The six pairs packed as [CLS] A [SEP] B [SEP] [PAD]…, with two words masked in each: the article's
+    (``masks="article"``) or up to two drawn with ``seed`` (``"random"``).
     BERT: labelled IsNext as the article reads them; ALBERT: every second pair swapped (SOP label 1)."""
     order = [swapped(i) if arch == "albert" else False for i in range(len(PAIRS))]
     firsts = [" ".join(words(b if flip else a)) for (a, b, _), flip in zip(PAIRS, order)]
@@ -115,8 +138,13 @@ def make_batch(tok: Tokenizer, seed: int, max_length: int = 14, arch: str = "ber
     # every chosen word becomes [MASK] here (no 10 % random / 10 % kept), so the table reads as the article's
     cfg = PretrainingConfig(max_seq_length=max_length, masked_lm_prob=0.25, max_predictions_per_seq=2,
                             mask_ratio=1.0, random_ratio=0.0, keep_ratio=0.0)
-    gen = torch.Generator().manual_seed(seed)
-    masked, labels = mask_tokens(batch["input_ids"], batch["attention_mask"], tok, cfg, gen)
+    if masks not in MASKS:
+        raise InputError(f"--masks {masks!r}: choose one of {', '.join(MASKS)}")
+    if masks == "article":
+        masked, labels = article_masks(tok, batch["input_ids"])
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        masked, labels = mask_tokens(batch["input_ids"], batch["attention_mask"], tok, cfg, gen)
     if arch == "albert":
         pair_labels = {"sentence_order_label": torch.tensor([int(flip) for flip in order])}  # 1 = swapped
     else:
@@ -185,9 +213,9 @@ class _Collate:
 def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
              lr: float | None = None, record: str | None = DEFAULT_RECORD, progress: bool = True,
              echo: Callable[[str], None] = print, overwrite: bool = False, threads: int | None = None,
-             arch: str = "bert") -> DemoResult:
+             arch: str = "bert", masks: str = "article") -> DemoResult:
     """Train the toy of ``arch`` (bert | albert) in ``out``; an ``out`` that holds files is refused unless
-    ``overwrite`` (then replaced). ``out``, ``epochs``, ``seed`` and ``lr`` default to the arch's own
+    ``overwrite`` (then replaced). ``masks``: the article's masked words (default) or random ones. ``out``, ``epochs``, ``seed`` and ``lr`` default to the arch's own
     (bert: runs/demo, 3000 epochs, seed 5, lr 0.01; albert: see :data:`ARCHS`).
 
     ``threads``: intra-op threads (default: one, as :func:`glassbert.threads.choose_threads` picks for a model
@@ -204,7 +232,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
     replace_dir(run_dir)
     torch.manual_seed(seed)
     tok = Tokenizer.from_vocab(build_vocab(), lowercase=True, model_max_length=14)
-    batch = make_batch(tok, seed, arch=arch)
+    batch = make_batch(tok, seed, arch=arch, masks=masks)
     config = a.config_class.preset("toy", vocab_size=tok.vocab_size)
     chosen = set_threads(threads, config.hidden_size)
     model = a.model_class(config)
@@ -239,7 +267,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
         pairs = [{"first": x, "second": y, "is_next": n} for x, y, n in PAIRS]
     atomic_write_json(run_dir / "demo.json", {
         **({"arch": arch} if arch != "bert" else {}), "pairs": pairs,
-        "epochs": epochs, "seed": seed, "lr": lr, "final_loss": final_loss, "summary": rows}, indent=2)
+        "epochs": epochs, "seed": seed, "lr": lr, "masks": masks, "final_loss": final_loss, "summary": rows}, indent=2)
     echo(f"\nAfter {epochs} epochs (loss {final_loss:.4f}), the article's summary table:\n")
     echo(format_table(rows, arch))
     result = DemoResult(run_dir, epochs, final_loss, rows, arch)
