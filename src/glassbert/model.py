@@ -308,7 +308,10 @@ class BertEncoder(nn.Module):
         return outputs, attentions
 
 
-POOLER_GROUP = "Pooler → NSP head (IsNext)"
+# The pooler's own diagram box, whatever head (if any) reads its output: a bare encoder has only this one.
+POOLER_ONLY_GROUP = "Pooler ([CLS] → tanh)"
+# The box of the pretraining head's NSP points (heads.NSP_POINTS), drawn after the pooler's.
+POOLER_GROUP = "NSP head (IsNext)"
 
 
 class BertPooler(nn.Module):
@@ -317,7 +320,7 @@ class BertPooler(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.activation = nn.Tanh()
 
-    capture = Points(POOLER_GROUP, [
+    capture = Points(POOLER_ONLY_GROUP, [
         Point("hidden_states", ("token", "hidden"), "pooler input", "Hidden States", REDUNDANT),
         Point("first_token", ("hidden",), "[CLS] vector", "First Token [CLS]", CORE, block="[CLS] row"),
         Point("dense", ("hidden",), "pooler W·[CLS]", "First Token [CLS] Linear Layer", CORE,
@@ -484,5 +487,5 @@ def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
     return (1.0 - keep) * torch.finfo(dtype).min
 
 
-__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder", "POOLER_GROUP",
+__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder", "POOLER_GROUP", "POOLER_ONLY_GROUP",
            "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "pool", "ACT2FN"]
