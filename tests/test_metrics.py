@@ -164,3 +164,12 @@ def test_squad_gold_from_examples() -> None:
     assert list(gold) == [e.id for e in examples]
     perfect = {e.id: e.answers[0][0] for e in examples}
     assert squad_evaluate(perfect, gold) == {"exact_match": 100.0, "f1": 100.0}
+
+
+def test_confusion_png_shows_row_percentages_and_the_accuracy() -> None:
+    from glassbert.metrics import confusion_cells
+
+    share, texts, accuracy = confusion_cells(np.array([[50, 3, 2], [10, 20, 0], [0, 0, 0]]))
+    assert texts[0][0] == "50\n90.9%" and texts[1][0] == "10\n33.3%" and texts[2][2] == "0\n0.0%"
+    np.testing.assert_allclose(share.sum(axis=1), [1, 1, 0])  # an empty gold row stays 0, not NaN
+    assert accuracy == "accuracy 82.4% (70/85)"

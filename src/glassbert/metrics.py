@@ -144,10 +144,25 @@ def macro_f1(y_true: Iterable[int], y_pred: Iterable[int], num_labels: int | Non
     return classification_report(y_true, y_pred, num_labels).macro_f1
 
 
+def confusion_cells(matrix: np.ndarray) -> tuple[np.ndarray, list[list[str]], str]:
+    """What the confusion PNG shows: each cell's share of its gold row (0..1, the colour), its text
+    ("count" and the row percentage) and the accuracy line of the title."""
+    matrix = np.asarray(matrix)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    count = (lambda v: f"{v:d}") if np.issubdtype(matrix.dtype, np.integer) else (lambda v: f"{v:.2f}")
+    texts = [[f"{count(matrix[r, c])}\n{100 * share[r, c]:.1f}%" for c in range(matrix.shape[1])]
+             for r in range(matrix.shape[0])]
+    total, right = matrix.sum(), np.trace(matrix)
+    accuracy = f"accuracy {100 * right / total:.1f}% ({count(right)}/{count(total)})" if total else "no examples"
+    return share, texts, accuracy
+
+
 def plot_confusion(
     matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "Confusion matrix"
 ) -> Path:
-    """Save the confusion matrix as a PNG with the count in every cell; returns the path."""
+    """Save the confusion matrix as a PNG: every cell's count and its percentage of the gold row (the colour),
+    the accuracy in the title; returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,23 +174,23 @@ def plot_confusion(
     if len(labels) != matrix.shape[0]:
         raise InputError(f"{len(labels)} labels for a {matrix.shape[0]}x{matrix.shape[0]} matrix")
     n = matrix.shape[0]
-    size = max(4.0, 0.6 * n + 2.5)
+    share, texts, accuracy = confusion_cells(matrix)
+    size = max(4.5, 0.75 * n + 2.5)
     fig, ax = plt.subplots(figsize=(size, size), dpi=100)
     try:
-        image = ax.imshow(matrix, cmap="Blues")
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        image = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100)
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        bar.set_label("% of the gold row")
         ax.set_xticks(range(n), labels=list(labels), rotation=45, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(n), labels=list(labels))
         ax.set_xlabel("predicted")
         ax.set_ylabel("gold")
-        ax.set_title(title)
-        threshold = matrix.max() / 2 if matrix.size else 0
+        ax.set_title(f"{title}\n{accuracy}")
         for row in range(n):
             for col in range(n):
-                value = matrix[row, col]
-                text = f"{value:d}" if np.issubdtype(matrix.dtype, np.integer) else f"{value:.2f}"
-                color = "white" if value > threshold else "black"
-                ax.text(col, row, text, ha="center", va="center", color=color)
+                color = "white" if share[row, col] > 0.5 else "black"
+                ax.text(col, row, texts[row][col], ha="center", va="center", color=color,
+                        fontsize=9 if n <= 8 else 7)
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
