@@ -116,7 +116,9 @@ def _record_callback(args: FinetuneArgs, data: TaskData, tok: Tokenizer, out: Pa
     if max(rows) >= len(source):
         raise InputError(f"--record samples {[r for r in rows if r >= len(source)]}: the "
                          f"{'eval' if data.eval_set is not None else 'training'} set has {len(source)} items")
-    picked = [{k: source.items[i][k] for k in MODEL_INPUTS} for i in range(max(rows) + 1)]
+    # a classifier's gold label goes with its inputs: the explorer shows each eval prediction right or wrong
+    keys = MODEL_INPUTS + (("labels",) if args.task == classification.NAME else ())
+    picked = [{k: source.items[i][k] for k in keys} for i in range(max(rows) + 1)]
     return RecordCallback(Recorder(out, pad_rows(picked, source.pad_id), tok, spec, resume=args.resume))
 
 
