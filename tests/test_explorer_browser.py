@@ -381,3 +381,40 @@ def test_live_what_if_equals_the_library(browser, demo_run, tmp_path):
     assert page.locator("#whatif-run").is_disabled()
     assert not errors, errors
     page.close()
+
+
+def test_embedding_projector(browser, demo_run, tmp_path):
+    """The token-embedding table in 2-D: one point per token, moving with the slider; the nearest neighbours are
+    the recorded table's cosine neighbours; a layer's contextual vectors: one point per real token of each sample."""
+    manifest = load_manifest(demo_run)
+    n = len(manifest["snapshots"])
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        circles = page.locator("#proj-svg circle")
+        tokens = [t for t in manifest["vocab"] if t != "[PAD]"]
+        wait_for(page, lambda: circles.count() == len(tokens), "the table's points")
+        late = circles.evaluate_all("cs => cs.map(c => [Number(c.dataset.x), Number(c.dataset.y)])")
+        table = load_tensor(demo_run, n - 1, "bert.embeddings.word_embeddings.weight").numpy()[1:]  # [PAD] is id 0
+        cat = tokens.index("cat")
+        page.select_option("#proj-token", str(cat))
+        wait_for(page, lambda: page.locator("#proj-nn li").count() == 8, "the neighbours")
+        cos = table @ table[cat] / np.linalg.norm(table, axis=1) / np.linalg.norm(table[cat])
+        want = [int(i) for i in np.argsort(-cos) if i != cat][:8]
+        assert [int(i) for i in page.locator("#proj-nn li").evaluate_all("ls => ls.map(l => l.dataset.i)")] == want
+        np.testing.assert_allclose(float(page.locator("#proj-nn li").first.get_attribute("data-cos")), cos[want[0]], atol=1e-4)
+        page.locator("#projector-view").screenshot(path=str(tmp_path / "proj.png"))
+        shutil.copy(tmp_path / "proj.png", "/tmp/explorer-projector.png")
+        move_slider(page, 0)
+        wait_for(page, lambda: "epoch 0 " in page.locator("#proj-stats").text_content() + " ", "the projection at epoch 0")
+        early = circles.evaluate_all("cs => cs.map(c => [Number(c.dataset.x), Number(c.dataset.y)])")
+        assert np.abs(np.array(early) - np.array(late)).max() > 1e-3, "the points move with training"
+        page.select_option("#proj-source", label="layer 2 output, per token")
+        total = sum(s["length"] for s in manifest["samples"])
+        wait_for(page, lambda: circles.count() == total, "one point per real token of every sample")
+        page.locator("#projector-view").screenshot(path=str(tmp_path / "proj-ctx.png"))
+        shutil.copy(tmp_path / "proj-ctx.png", "/tmp/explorer-projector-layer2.png")
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()

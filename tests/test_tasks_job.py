@@ -316,6 +316,11 @@ def test_record_eval_examples(tiny, sentiment, tmp_path):
     assert manifest["samples"][0]["text"].split() == first_eval_text.replace(" .", ".").split()
     steps = [snap["step"] for snap in manifest["snapshots"]]
     assert 0 in steps and 10 in steps and 20 in steps and steps[-1] == 25
+    # the explorer's eval predictions: each sample's gold label, and per snapshot the predicted label's probabilities
+    assert all(isinstance(s["label"], int) for s in manifest["samples"])
+    last = manifest["snapshots"][-1]["predictions"]
+    assert all(len(p["label_probs"]) == 2 and p["label_pred"] == max(range(2), key=p["label_probs"].__getitem__)
+               for p in last)
     with pytest.raises(ValueError, match=r"--record samples \[500\]"):
         run(tiny, sentiment[0], tmp_path / "bad", eval=sentiment[1], epochs=1, batch_size=16,
             record="samples=500", **QUIET)
