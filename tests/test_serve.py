@@ -5,6 +5,7 @@ Servers run in a thread of the test process (uvicorn), over real HTTP; the SIGTE
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -178,7 +179,13 @@ def test_info_health_and_docs(minilm_server, classifier_server):
     status, spec = call(minilm_server.url, "/openapi.json")
     assert {"/embed", "/similarity", "/predict", "/tokenize", "/fill-mask", "/info", "/health"} <= set(spec["paths"])
     with urllib.request.urlopen(minilm_server.url + "/docs", timeout=30) as r:
-        assert r.status == 200 and b"swagger" in r.read().lower()
+        page = r.read().decode()
+    assert r.status == 200 and "swagger" in page.lower()
+    scripts = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page)
+    assert scripts and all(s.startswith("/") for s in scripts), scripts  # served here: the page works offline
+    for script in scripts:
+        with urllib.request.urlopen(minilm_server.url + script, timeout=30) as r:
+            assert r.status == 200 and len(r.read()) > 10_000
 
 
 # ─── errors: each says what to change, and the server goes on ───────────────────────────────

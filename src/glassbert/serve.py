@@ -326,7 +326,8 @@ class FillMaskRequest(BaseModel):
 
 def create_app(service: Service):
     """The FastAPI app over ``service`` (its batcher starts with the app and stops with it)."""
-    from fastapi import FastAPI, Request
+    from fastapi import Request
+    from fastapi_offline import FastAPIOffline  # FastAPI whose /docs page needs no CDN
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
@@ -341,7 +342,7 @@ def create_app(service: Service):
         finally:
             await batcher.stop()
 
-    app = FastAPI(title="glassbert serve", version=service.info()["version"], lifespan=lifespan,
+    app = FastAPIOffline(title="glassbert serve", version=service.info()["version"], lifespan=lifespan,
                   description=f"{service.architecture} from {service.directory}: "
                               f"{', '.join(service.endpoints)}. Shapes as text-embeddings-inference.")
     app.state.service, app.state.batcher = service, batcher
