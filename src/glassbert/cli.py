@@ -245,7 +245,7 @@ def similarity(model, texts, pooling) -> None:
               help="The run directory  [default: runs/demo; albert: runs/demo-albert]")
 @click.option("--epochs", default=None, type=click.IntRange(1), help="[default: 3000; albert: 1000]")
 @click.option("--seed", default=None, type=int, help="[default: 5]")
-@click.option("--record", default=None, help="What the explorer records (default: every 50 epochs, and the last).")
+@click.option("--record", default=None, help="What the explorer records (default: every 100 epochs, the first few and the last: 'every=100;epochs=0,1,2,5,10,20,50,last').")
 @click.option("--no-record", is_flag=True, help="Record nothing for the explorer.")
 @click.option("--masks", type=click.Choice(["article", "random"]), default="article", show_default=True,
               help="article: the words the article masks (sample 0: cat, chase); random: up to two drawn with --seed.")
