@@ -241,8 +241,9 @@ def _with_transformers_note(pooling: str, reason: str) -> str:
             f"untrained head: --pooling pooler makes one it loads as is")
 
 
-def parse_freeze(freeze: str | int | None, num_layers: int) -> str:
-    """'none' | 'embeddings' | 'encoder' | 'N' (embeddings + the first N of ``num_layers`` layers)."""
+def parse_freeze(freeze: str | int | None, num_layers: int, config: BertConfig | None = None) -> str:
+    """'none' | 'embeddings' | 'encoder' | 'N' (embeddings + the first N of ``num_layers`` layers). With the
+    model's ``config``, an N that an ALBERT's shared layers cannot freeze alone is refused here, before the work."""
     value = "none" if freeze is None else str(freeze).strip().lower()
     if value in FREEZE_MODES:
         return value
@@ -251,6 +252,8 @@ def parse_freeze(freeze: str | int | None, num_layers: int) -> str:
         if not 1 <= n <= num_layers:
             raise InputError(f"freeze={value}: the model has {num_layers} layers; freeze 1 to {num_layers} "
                              f"of them, or use 'embeddings' / 'encoder'")
+        if config is not None:
+            _layer_prefixes(config, "", n)
         return str(n)
     raise InputError(f"freeze={freeze!r}: expected {', '.join(FREEZE_MODES)}, or a number of layers")
 
@@ -293,9 +296,10 @@ def _layer_prefixes(config, base: str, n: int) -> tuple[str, ...]:
     groups = sorted({config.group_of(i) for i in range(n)})
     later = sorted(i + 1 for i in range(n, config.num_hidden_layers) if config.group_of(i) in groups)
     if later:
-        raise InputError(f"freeze={n}: this ALBERT's layers share weights (those of its first {n} also run in "
+        first = "layer 1" if n == 1 else f"layers 1–{n}"
+        raise InputError(f"freeze={n}: this ALBERT's layers share weights (the weights of {first} also run in "
                          f"layer{'s' if len(later) > 1 else ''} {', '.join(map(str, later[:6]))}"
-                         f"{' …' if len(later) > 6 else ''}), so its first {n} layers cannot be frozen alone; "
+                         f"{' …' if len(later) > 6 else ''}), so {first} cannot be frozen alone; "
                          "use --freeze embeddings or --freeze encoder")
     return tuple(f"{base}encoder.albert_layer_groups.{g}." for g in groups)
 

@@ -138,7 +138,7 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
     out = check_target_dir(args.out, overwrite=args.overwrite, resume=args.resume, resume_hint="--resume")
     model_dir = resolve_model_path(args.model)
     config = BertConfig.load(model_dir)
-    freeze = parse_freeze(args.freeze, config.num_hidden_layers)
+    freeze = parse_freeze(args.freeze, config.num_hidden_layers, config)
     max_length = args.max_length or task.DEFAULT_MAX_LENGTH
     if max_length > config.max_position_embeddings:
         say(f"max_length {max_length} is more than the model's {config.max_position_embeddings} positions; "
