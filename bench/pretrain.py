@@ -1,11 +1,14 @@
-"""Pretraining speed: glassbert vs transformers' BertForPreTraining, same config, weights and batches.
+"""Pretraining speed: glassbert vs transformers' BertForPreTraining (--arch albert: AlbertForPreTraining, MLM +
+SOP), same config, weights and batches.
 
     python bench/pretrain.py                       # mini preset, State of the Union, 60 steps each
     python bench/pretrain.py --preset small --steps 200 --device cuda
+    python bench/pretrain.py --arch albert         # ALBERT's tiny preset; --preset base for ALBERT-base's shape
 
 Both models start from the same weights and take the same optimizer steps (AdamW, no decay on biases
-and LayerNorm, lr warmup then linear decay) on the same masked batches. Prints real (non-padding)
-tokens/s of each and the ratio, then the held-out MLM and NSP accuracy of the glassbert run.
+and LayerNorm, lr warmup then linear decay) on the same masked batches, the two libraries taking turns
+(--turn steps each), so that a machine whose load changes during the run slows both alike. Prints real
+(non-padding) tokens/s of each and the ratio, then the held-out MLM and NSP (SOP) accuracy of the glassbert run.
 """
 from __future__ import annotations
 
@@ -41,31 +44,48 @@ def batches_for(dataset, collate, n: int, batch_size: int, seed: int) -> list[di
                     torch.Generator().manual_seed(seed + k)) for k in range(n)]
 
 
-def train(model, batches, args) -> tuple[float, list[float]]:
-    device = torch.device(args.device)
-    model.to(device).train()
-    opt = build_optimizer(model, args.lr, 0.01, (0.9, 0.999), 1e-8, fused=device.type == "cuda")
-    warmup = max(1, len(batches) // 10)
-    amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16)
-    losses, t0 = [], 0.0
-    for step, batch in enumerate(batches):
-        if step == args.warmup_steps:  # the first steps pay one-off costs (allocation, autotuning)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        for group in opt.param_groups:
-            group["lr"] = args.lr * lr_factor(step, warmup, len(batches), "linear")
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with torch.autocast(**amp):
-            out = model(**batch)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(out.loss))
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, losses
+class Run:
+    """One library's training run, taken a few steps at a time: its optimizer, step, timed seconds and losses."""
+
+    def __init__(self, model, batches, args):
+        self.device = torch.device(args.device)
+        self.model = model.to(self.device).train()
+        self.opt = build_optimizer(model, args.lr, 0.01, (0.9, 0.999), 1e-8, fused=self.device.type == "cuda")
+        self.batches, self.args = batches, args
+        self.warmup = max(1, len(batches) // 10)
+        self.amp = dict(device_type=self.device.type, dtype=torch.bfloat16, enabled=args.bf16)
+        self.step, self.seconds, self.losses = 0, 0.0, []
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def train(self, n: int) -> None:
+        """The next ``n`` steps; the first ``args.warmup_steps`` of the run (one-off costs) are not timed."""
+        self._sync()
+        t0 = time.perf_counter()
+        for _ in range(min(n, len(self.batches) - self.step)):
+            if self.step == self.args.warmup_steps:
+                self._sync()
+                t0 = time.perf_counter()
+            for group in self.opt.param_groups:
+                group["lr"] = self.args.lr * lr_factor(self.step, self.warmup, len(self.batches), "linear")
+            batch = {k: v.to(self.device) for k, v in self.batches[self.step].items()}
+            with torch.autocast(**self.amp):
+                out = self.model(**batch)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            self.losses.append(float(out.loss.detach()))
+            self.step += 1
+        self._sync()
+        if self.step > self.args.warmup_steps:
+            self.seconds += time.perf_counter() - t0
+
+    @property
+    def done(self) -> bool:
+        return self.step >= len(self.batches)
 
 
 @torch.no_grad()
@@ -81,7 +101,9 @@ def evaluate(model, batches, device) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="mini")
+    p.add_argument("--arch", choices=["bert", "albert"], default="bert")
+    p.add_argument("--preset", default=None, help="default: mini (bert), tiny (albert)")
+    p.add_argument("--turn", type=int, default=5, help="steps each library runs before the other takes its turn")
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--warmup-steps", type=int, default=3, help="untimed first steps")
     p.add_argument("--batch-size", type=int, default=32)
@@ -98,7 +120,9 @@ def main() -> None:
     corpus = fetch("sotu", args.data, quiet=True)
     vocab = vocabulary(corpus, args.vocab_size, Path(args.data) / ".cache" / f"sotu-vocab-{args.vocab_size}")
     tok = gb.Tokenizer.from_pretrained(vocab)
-    pargs = PretrainArgs(corpus=str(corpus), vocab=str(vocab), out="", max_seq_length=args.max_seq_length)
+    pargs = PretrainArgs(corpus=str(corpus), vocab=str(vocab), out="", max_seq_length=args.max_seq_length,
+                         arch=args.arch, preset=args.preset)
+    arch = pargs.architecture
     data = build_datasets(pargs, tok)
     train_ds, eval_ds, collate, n_train, n_eval = data.train, data.eval, data.collate, data.train_documents, data.eval_documents
     batches = batches_for(train_ds, collate, args.steps, args.batch_size, seed=0)
@@ -112,22 +136,29 @@ def main() -> None:
           f"timed {real} real tokens of {padded} ({real / padded:.0%})")
 
     torch.manual_seed(0)
-    config = gb.BertConfig.preset(args.preset, vocab_size=tok.vocab_size)
-    ours = gb.BertForPreTraining(config)
-    with tempfile.TemporaryDirectory() as tmp:
-        ours.save_pretrained(tmp)
-        hf = transformers.BertForPreTraining.from_pretrained(tmp, attn_implementation="sdpa")
-
-    t_ours, loss_ours = train(ours, batches, args)
-    print(f"glassbert:    {t_ours:7.1f} s  {real / t_ours:8.0f} real tok/s  loss {loss_ours[0]:.3f} → {loss_ours[-1]:.3f}")
+    config = arch.config_class.preset(pargs.preset, vocab_size=tok.vocab_size)
+    ours = arch.model_class(config)
+    print(f"{args.arch} {pargs.preset}: {ours.num_parameters() / 1e6:.1f} M parameters, MLM + {arch.task.upper()}")
+    runs = {"glassbert": Run(ours, batches, args)}
     if not args.skip_transformers:
-        t_hf, loss_hf = train(hf, batches, args)
-        print(f"transformers: {t_hf:7.1f} s  {real / t_hf:8.0f} real tok/s  loss {loss_hf[0]:.3f} → {loss_hf[-1]:.3f}")
-        gap = max(abs(a - b) for a, b in zip(loss_ours[:5], loss_hf[:5]))
-        print(f"ratio glassbert / transformers: {t_hf / t_ours:.2f}x   (first-5-step loss gap {gap:.1e})")
+        with tempfile.TemporaryDirectory() as tmp:
+            ours.save_pretrained(tmp)
+            hf_class = getattr(transformers, arch.model_class.__name__)  # BertForPreTraining | AlbertForPreTraining
+            runs["transformers"] = Run(hf_class.from_pretrained(tmp, attn_implementation="sdpa"), batches, args)
+    while not all(r.done for r in runs.values()):  # the two take turns, --turn steps at a time
+        for r in runs.values():
+            r.train(args.turn)
+    for name, r in runs.items():
+        print(f"{name + ':':13} {r.seconds:7.1f} s  {real / r.seconds:8.0f} real tok/s  "
+              f"loss {r.losses[0]:.3f} → {r.losses[-1]:.3f}")
+    if "transformers" in runs:
+        a, b = runs["glassbert"], runs["transformers"]
+        gap = max(abs(x - y) for x, y in zip(a.losses[:5], b.losses[:5]))
+        print(f"ratio glassbert / transformers: {b.seconds / a.seconds:.2f}x   (first-5-step loss gap {gap:.1e})")
     metrics = evaluate(ours, eval_batches, torch.device(args.device))
+    pair = arch.pair_metric
     print(f"glassbert held-out after {args.steps} steps: MLM accuracy {metrics['mlm_acc']:.3f}, "
-          f"NSP accuracy {metrics['nsp_acc']:.3f}, MLM loss {metrics['mlm_loss']:.3f}")
+          f"{pair.upper()} accuracy {metrics[f'{pair}_acc']:.3f}, MLM loss {metrics['mlm_loss']:.3f}")
 
 
 if __name__ == "__main__":
