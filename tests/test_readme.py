@@ -113,6 +113,10 @@ SKIPPED: dict[str, tuple[str, StandIn]] = {
     "glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --preset mini --out runs/sotu-mini --minutes 20":
         ("trains for 20 minutes", "glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --preset mini "
                                   "--out runs/sotu-mini --steps 2 --max-seq-length 64 --batch-size 8".split()),
+    "glassbert pretrain --arch albert --corpus data/sotu --vocab runs/sotu-vocab --out runs/sotu-albert --minutes 20":
+        ("trains for 20 minutes: tests/test_albert_cli.py pretrains ALBERTs", "glassbert pretrain --arch albert "
+         "--corpus data/sotu --vocab runs/sotu-vocab --out runs/sotu-albert --steps 2 --max-seq-length 64 "
+         "--batch-size 8".split()),
     "glassbert pretrain --resume runs/sotu-mini --minutes 40":
         ("trains for up to 40 minutes: tests/test_run_pretrain.py extends a run", None),
     "torchrun --nproc-per-node 2 -m glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --out runs/ddp "
