@@ -304,6 +304,62 @@ def test_minutes_add_up_over_a_resume(tmp_path):
     assert summary.stopped_by == "minutes" and summary.step == 10 and summary.elapsed == pytest.approx(0.5)
 
 
+class LrLog(Callback):
+    """The lr each optimizer step used, by step (1-based)."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.lrs: dict[int, float] = {}
+        self.stop_at = stop_at
+
+    def on_step_end(self, trainer, loss) -> None:
+        self.lrs[trainer.state.step] = trainer.optimizer.param_groups[0]["lr"]
+        if trainer.state.step == self.stop_at:
+            raise KeyboardInterrupt  # a run killed here, after its checkpoint of step 10
+
+
+def minutes_trainer(out, clock, log, **overrides):
+    settings = dict(max_steps=None, minutes=0.5, warmup_steps=0, warmup_ratio=0.1, lr=1e-2, save_every=10)
+    trainer = h.make_trainer(out, callbacks=(clock, log), **{**settings, **overrides})
+    trainer.clock = clock
+    return trainer
+
+
+def test_a_minutes_schedule_reaches_its_end_lr_at_the_deadline(tmp_path):
+    """--minutes alone: warmup over the first 10 % of the 30 s, then linear decay by the fraction of the
+    budget spent, 0 at the deadline (each step "takes" 1 s on the fake clock: step k is taken at k s)."""
+    clock, log = h.FakeClock(tick=1.0), LrLog()
+    summary = minutes_trainer(tmp_path, clock, log).fit()
+    assert summary.stopped_by == "minutes" and summary.step == 30
+    expected = {k: 1e-2 * (k / 3 if k < 3 else (1 - k / 30) / 0.9) for k in range(1, 31)}
+    assert log.lrs == pytest.approx(expected, abs=1e-12)
+    assert log.lrs[30] == 0.0 and max(log.lrs.values()) == pytest.approx(1e-2)
+
+
+def test_a_minutes_schedule_resumes_where_it_stopped(tmp_path):
+    """The elapsed time is saved with the checkpoint: a run killed after step 12 (checkpoint at 10) and
+    resumed under a clock that reads anything at all takes the same lrs and losses as one that never stopped."""
+    whole = LrLog()
+    minutes_trainer(tmp_path / "whole", h.FakeClock(tick=1.0), whole).fit()
+    first = LrLog(stop_at=12)
+    with pytest.raises(KeyboardInterrupt):
+        minutes_trainer(tmp_path / "cut", h.FakeClock(tick=1.0), first).fit()
+    clock, second = h.FakeClock(tick=1.0), LrLog()
+    clock.now = 1000.0  # a new process: the clock's zero is not the run's
+    summary = minutes_trainer(tmp_path / "cut", clock, second).fit(resume=True)
+    assert summary.step == 30 and sorted(second.lrs) == list(range(11, 31))
+    assert second.lrs == {k: whole.lrs[k] for k in range(11, 31)}
+    assert losses(tmp_path / "whole") == losses(tmp_path / "cut")
+
+
+def test_steps_and_minutes_end_the_schedule_at_the_first_limit(tmp_path):
+    """max_steps 100 and 30 s of 1 s steps: the decay follows the time budget, the sooner end."""
+    clock, log = h.FakeClock(tick=1.0), LrLog()
+    trainer = minutes_trainer(tmp_path, clock, log, max_steps=100)
+    summary = trainer.fit()
+    assert summary.stopped_by == "minutes" and summary.step == 30 and log.lrs[30] == 0.0
+    assert trainer.warmup_steps == 10 and log.lrs[5] == pytest.approx(1e-2 * 5 / 10)  # the slower warmup
+
+
 def test_stop_by_epochs_with_a_progress_bar(tmp_path, capsys):
     summary = h.make_trainer(tmp_path, max_steps=None, epochs=2, progress=True).fit()
     assert summary.stopped_by == "epochs" and summary.step == 16 and summary.epoch == 2.0
@@ -399,7 +455,6 @@ def test_default_eval_is_mean_loss_and_metrics_over_eval_dataset(tmp_path):
         (dict(warmup_steps=2, warmup_ratio=0.1), "not both"),
         (dict(early_stop_patience=2), "needs keep_best"),
         (dict(amp="fp16"), "amp must be"),
-        (dict(max_steps=None, minutes=1.0), "schedule='linear' needs max_steps or epochs"),
         (dict(batch_size=8, grad_accum=3), "divisible by world_size 1 × grad_accum 3"),
         (dict(batch_size=128), "fewer than one batch"),
         (dict(keep_best="loss"), "need an eval_dataset or an eval_fn"),

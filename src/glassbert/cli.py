@@ -362,10 +362,12 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--lr", default=5e-4, show_default=True, type=_POSITIVE)
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many optimizer steps.")
 @click.option("--epochs", type=click.IntRange(1), help="Stop after this many passes over the pairs.")
-@click.option("--minutes", type=_POSITIVE, help="Stop after this much training time. With --resume, --steps, "
-              "--epochs and --minutes give new, larger totals for the whole run and extend it: a linear "
-              "learning-rate schedule is recomputed for the new total (the rate rises again to where a run "
-              "planned that long would be); a run started with --minutes alone keeps its constant rate.")
+@click.option("--minutes", type=_POSITIVE, help="Stop after this much training time. The learning rate warms "
+              "up, then decays linearly to 0 at the end of the run: at the deadline when --minutes is given "
+              "(by the fraction of the minutes spent, counted over resumes), at --steps/--epochs otherwise, at "
+              "whichever comes first with both. With --resume, --steps, --epochs and --minutes give new, larger "
+              "totals for the whole run and extend it: the schedule is recomputed for the new total (the rate "
+              "rises again to where a run planned that long would be).")
 @click.option("--task", type=click.Choice(["nsp", "sop"]), default=None,
               help="The sentence-pair task (default: nsp for bert, sop for albert, which has only sop).")
 @click.option("--whole-word-mask", is_flag=True)

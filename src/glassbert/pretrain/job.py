@@ -90,7 +90,8 @@ class PretrainArgs:
     record: str | None = None
     config_overrides: dict = field(default_factory=dict)
     overwrite: bool = False  # replace a non-empty ``out`` whole (otherwise it is refused)
-    schedule: str | None = None  # "linear" (with steps/epochs) or "constant" (minutes alone); fixed at the start
+    schedule: str | None = None  # "linear" (new runs: decays to 0 at the steps/epochs limit or the minutes deadline);
+    #                              "constant" in runs started with --minutes alone before that; fixed at the start
     arch: str = "bert"  # bert (MLM + NSP) | albert (MLM + SOP); a run saved before --arch existed is a BERT
 
     def __post_init__(self) -> None:
@@ -262,7 +263,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     torch.manual_seed(args.seed)
     model = arch.model_class(config)
     if args.schedule is None:  # chosen once: an extension on resume keeps the run's kind of schedule
-        args.schedule = "linear" if (args.steps or args.epochs) else "constant"
+        args.schedule = "linear"  # over the steps, the epochs or the minutes (by the fraction of the budget spent)
     say(f"pretraining {args.arch} {args.preset} ({model.num_parameters() / 1e6:.1f} M parameters, MLM + "
         f"{args.task.upper()}) on {args.corpus}: "
         f"{data.train_documents} documents → {len(train_ds)} pairs; held out {data.eval_documents} documents → "
@@ -319,9 +320,10 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
     the same text: its fingerprint is checked).
 
     ``steps``/``epochs``/``minutes`` extend the run: each is a new total for the whole run (minutes count
-    the training time of every session), larger than what is done. A linear schedule is recomputed for the
-    new total, as if the run had been planned that long (the learning rate rises again to that curve); a
-    run started with ``minutes`` alone keeps its constant rate.
+    the training time of every session, saved with each checkpoint), larger than what is done. The linear
+    schedule is recomputed for the new total, as if the run had been planned that long (the learning rate
+    rises again to that curve); a run started by an older glassbert with ``minutes`` alone keeps its
+    constant rate.
     """
     run_dir = Path(run_dir)
     path = run_dir / ARGS_FILE

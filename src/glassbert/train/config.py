@@ -30,6 +30,10 @@ class NonFiniteLossError(RuntimeError):
 class TrainConfig:
     """Everything the Trainer needs to know; ``batch_size`` is the GLOBAL batch (all ranks).
 
+    The 'linear' schedule warms up, then decays to 0 where the run ends: at ``max_steps``/``epochs``, or at
+    the deadline ``minutes`` (by the fraction of the time budget spent; warmup_ratio is then a fraction of
+    the budget); with both, the lower of the two rates, so it ends at whichever limit comes first.
+
     With ``keep_best`` (an eval metric), the best evaluation's weights are written to ``best/`` and,
     with ``restore_best`` (default), put back into the model when ``fit`` ends.
     """
@@ -88,9 +92,6 @@ class TrainConfig:
             value = getattr(self, name)
             _require(value is None or (isinstance(value, int) and value >= 1), f"{name} must be a positive int or None, got {value!r}")
         _require(self.minutes is None or self.minutes > 0, f"minutes must be > 0, got {self.minutes}")
-        _require(self.schedule == "constant" or self.max_steps is not None or self.epochs is not None,
-                 "schedule='linear' needs max_steps or epochs to know where the decay ends; "
-                 "with minutes alone use schedule='constant'")
         _require(self.keep_best_mode in ("auto", "max", "min"), f"keep_best_mode must be 'auto', 'max' or 'min', got {self.keep_best_mode!r}")
         _require(self.early_stop_patience is None or self.keep_best is not None,
                  "early_stop_patience needs keep_best (the eval metric to watch)")

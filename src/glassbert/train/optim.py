@@ -1,4 +1,5 @@
-"""The optimizer and its schedule: AdamW without decay on 1-D parameters, warmup then linear decay."""
+"""The optimizer and its schedule: AdamW without decay on 1-D parameters, warmup then linear decay,
+over steps (:func:`lr_factor`) or over a time budget (:func:`time_lr_factor`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,18 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int | None, schedule: s
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
+def time_lr_factor(fraction: float, warmup_fraction: float = 0.0) -> float:
+    """Multiplier of the base lr once ``fraction`` of a time budget is spent (elapsed / budget).
+
+    Warmup: fraction / warmup_fraction over the first warmup_fraction of the budget; then linear decay
+    (1 - fraction) / (1 - warmup_fraction), which reaches 0 at the deadline (fraction 1) and stays there.
+    """
+    fraction = min(max(fraction, 0.0), 1.0)
+    if fraction < warmup_fraction:
+        return fraction / warmup_fraction
+    return (1.0 - fraction) / (1.0 - warmup_fraction)
+
+
 def build_optimizer(
     model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float, fused: bool = False
 ) -> torch.optim.AdamW:
@@ -38,4 +51,4 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
 
 
-__all__ = ["lr_factor", "build_optimizer"]
+__all__ = ["lr_factor", "time_lr_factor", "build_optimizer"]

@@ -4,7 +4,7 @@ For every optimizer step:
 
     global batch (seeded permutation per epoch) ─▶ this rank's contiguous share
     ─▶ grad_accum micro-batches ─▶ collate(items, generator seeded by (seed, micro-step))
-    ─▶ model(**batch).loss ─▶ backward ─▶ clip ─▶ AdamW (warmup + linear decay) ─▶ log / eval / save
+    ─▶ model(**batch).loss ─▶ backward ─▶ clip ─▶ AdamW (warmup + linear decay over the steps or the minutes) ─▶ log / eval / save
 
 Everything that decides a step (data order, collate randomness, dropout) is derived from
 (seed, position), and checkpoints hold the position plus optimizer and RNG state, so on the CPU
@@ -35,7 +35,7 @@ from .checkpoints import (find_checkpoint, load_best_weights, prepare_run_dir, r
 from .evaluation import as_evaluation, mean_eval_loss
 from .config import Evaluation, FitSummary, NonFiniteLossError, TrainConfig, TrainState
 from .logs import LogWindow
-from .optim import build_optimizer, lr_factor
+from .optim import build_optimizer, lr_factor, time_lr_factor
 from .plots import plot_metrics
 from .rng import derive_seed, seed_everything, set_rng_state
 
@@ -103,12 +103,10 @@ class Trainer:
             raise InputError(f"train_dataset has {len(train_dataset)} items, fewer than one batch of {config.batch_size}")
         limits = [v for v in (config.max_steps, config.epochs and config.epochs * self.steps_per_epoch) if v]
         self.total_steps: int | None = min(limits) if limits else None
-        if config.warmup_ratio is None:
-            self.warmup_steps = config.warmup_steps
-        elif self.total_steps is None:
-            raise InputError("warmup_ratio needs max_steps or epochs; use warmup_steps with minutes alone")
-        else:
-            self.warmup_steps = round(config.warmup_ratio * self.total_steps)
+        # warmup_ratio: a fraction of the steps (with max_steps/epochs) and of the time budget (with minutes)
+        ratio = config.warmup_ratio
+        self.warmup_steps = config.warmup_steps if ratio is None else round(ratio * (self.total_steps or 0))
+        self.warmup_fraction = ratio if ratio is not None and config.minutes is not None else 0.0
 
         self.amp_enabled = config.amp == "bf16" or (config.amp == "auto" and self.device.type == "cuda")
         self.model.to(self.device)
@@ -126,6 +124,7 @@ class Trainer:
         self._last_eval: dict[str, Any] | None = None
         self._last_train: dict[str, Any] = {}
         self._pbar: Any = None
+        self._session_clock: tuple[float, float] = (self.clock(), 0.0)  # (clock at this session's start, elapsed then)
 
     # -- small helpers ---------------------------------------------------------------
 
@@ -178,7 +177,8 @@ class Trainer:
         if self.is_main:
             write_checkpoint(
                 target, self.model, self.optimizer, self.state, self.config,
-                schedule={"kind": self.config.schedule, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps},
+                schedule={"kind": self.config.schedule, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
+                          "minutes": self.config.minutes, "warmup_fraction": self.warmup_fraction},
                 world_size=self.world_size, metric_keys=self._metric_keys,
             )
             self._callback("on_save", target)
@@ -296,6 +296,7 @@ class Trainer:
             prepare_run_dir(self.out_dir, self.state.step if self._resumed else None, {
                 **cfg.to_dict(), "world_size": self.world_size, "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps, "warmup_steps_resolved": self.warmup_steps,
+                "warmup_fraction_of_minutes": self.warmup_fraction,
                 "device": str(self.device), "amp_enabled": self.amp_enabled,
             })
         self._barrier()
@@ -340,9 +341,28 @@ class Trainer:
             else:
                 yield from (steps[b] for b in range(len(steps)))
 
+    def elapsed_now(self) -> float:
+        """Seconds of training so far, summed over resumes (the saved elapsed plus this session's)."""
+        started, base_elapsed = self._session_clock
+        return base_elapsed + self.clock() - started
+
+    def lr_factor_now(self) -> float:
+        """The multiplier of the base lr for the step about to be taken (see :class:`TrainConfig`): by steps
+        (warmup, then constant or linear to ``total_steps``) and, with ``minutes``, by the fraction of the
+        time budget spent: the lower of the two, so a linear schedule reaches 0 at whichever limit comes first."""
+        cfg, step = self.config, self.state.step
+        factor = lr_factor(step, self.warmup_steps, self.total_steps, cfg.schedule if self.total_steps else "constant")
+        if cfg.minutes is not None:
+            fraction = self.elapsed_now() / (cfg.minutes * 60)
+            if cfg.schedule == "linear":
+                factor = min(factor, time_lr_factor(fraction, self.warmup_fraction))
+            elif fraction < self.warmup_fraction:
+                factor = min(factor, fraction / self.warmup_fraction)
+        return factor
+
     def _loop(self) -> FitSummary:
         cfg, st = self.config, self.state
-        started, base_elapsed = self.clock(), st.elapsed
+        self._session_clock = (self.clock(), st.elapsed)
         last_saved = st.step if self._resumed else -1
         last_eval = st.step if self._resumed else -1
         window = LogWindow(started=self.clock())
@@ -354,7 +374,7 @@ class Trainer:
                 st.batch_in_epoch += 1
                 if st.batch_in_epoch == self.steps_per_epoch:
                     st.epoch, st.batch_in_epoch = st.epoch + 1, 0
-                st.elapsed = base_elapsed + self.clock() - started
+                st.elapsed = self.elapsed_now()
                 if self._pbar is not None:
                     self._pbar.update(1)
                 self._callback("on_step_end", loss)
@@ -373,7 +393,7 @@ class Trainer:
             self._log(window)
         if (self.eval_dataset is not None or self.eval_fn is not None) and last_eval != st.step:
             self._track_best(self.evaluate())
-        st.elapsed = base_elapsed + self.clock() - started
+        st.elapsed = self.elapsed_now()
         if last_saved != st.step:
             self.save_checkpoint()
         if self.is_main:
@@ -423,7 +443,7 @@ class Trainer:
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm or math.inf)
         self._callback("on_before_optimizer_step")
-        factor = lr_factor(self.state.step, self.warmup_steps, self.total_steps, self.config.schedule)
+        factor = self.lr_factor_now()
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr * factor
         self.optimizer.step()
