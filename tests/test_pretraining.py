@@ -270,3 +270,36 @@ def test_masking_vocab_marks_pieces(tok: Tokenizer) -> None:
     assert vocab.continuation.sum().item() == N_PIECES
     assert not torch.isin(vocab.random_ids, vocab.special_ids).any()
     assert len(vocab.random_ids) == tok.vocab_size - len(tok.special_ids)
+
+
+# --- the end-of-run report ---------------------------------------------------------------------------
+
+
+def test_run_report_figures_and_fill_mask_examples(corpus_tok: Tokenizer) -> None:
+    """The report's perplexity is exp(MLM loss) and the NSP baseline is the held-out pairs' commoner label;
+    each fill-mask example hides a held-out word of segment A, and its guesses are the model's own top 3."""
+    from glassbert.config import BertConfig
+    from glassbert.heads import BertForPreTraining
+    from glassbert.predict import predict_masks
+    from glassbert.pretrain.report import fill_mask_examples, run_report
+
+    items = [{"next_sentence_label": label} for label in (1, 1, 1, 0)]
+    report = run_report({"mlm_loss": 2.0, "mlm_acc": 0.25, "nsp_acc": 0.5}, "nsp", items, [])
+    assert (report.perplexity, report.pair_majority, report.pair_acc, report.pairs) == (
+        pytest.approx(7.389056), 0.75, 0.5, 4)
+    assert "  NSP: accuracy 0.500 (always answering the commoner label: 0.750)" in report.lines()
+
+    texts = read_texts(TINY_CORPUS)
+    dataset = PretrainingDataset.from_texts(texts, corpus_tok, PretrainingConfig(max_seq_length=64), seed=0)
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig.preset("tiny", vocab_size=corpus_tok.vocab_size))
+    examples = fill_mask_examples(model, corpus_tok, dataset, n=4, seed=0, window=50)
+    assert len(examples) == 4 and model.training  # the model is handed back in the mode it came
+    segments = [corpus_tok.decode(item["input_ids"][1:item["input_ids"].index(corpus_tok.sep_token_id)])
+                for item in dataset]
+    for example in examples:
+        assert example.answer.isalpha() and len(example.answer) >= 3
+        assert example.context.replace("[MASK]", example.answer) in segments  # the whole of segment A (window 50)
+        model.eval()
+        [own] = predict_masks(model, corpus_tok, [example.context], top_k=3)
+        assert [t for t, _ in own.candidates] == [t for t, _ in example.guesses]

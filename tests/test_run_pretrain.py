@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -59,6 +60,28 @@ def test_a_finished_run_is_extended_on_resume(vocab_dir, tmp_path):
     result = CliRunner().invoke(main, ["pretrain", "--resume", str(run), "--steps", "6"])
     assert result.exit_code == 1 and "already at step 8" in result.output, result.output
     assert (run / "pretrain_args.json").read_bytes() == before  # a refused extension changes nothing
+
+
+def test_a_run_ends_with_its_held_out_report(vocab_dir, tmp_path):
+    """The end of a run: held-out MLM accuracy/loss/perplexity, NSP beside the majority class, and held-out
+    words behind [MASK] with the model's top 3, in the output and in pretrain_result.json."""
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, pretrain_args(vocab_dir, run, 3))
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "pretrain_result.json").read_text())["report"]
+    final = json.loads((run / "pretrain_result.json").read_text())["eval"]
+    assert report["mlm_acc"] == final["mlm_acc"] and report["pair_acc"] == final["nsp_acc"]
+    assert report["perplexity"] == pytest.approx(math.exp(final["mlm_loss"]))
+    assert 0.5 <= report["pair_majority"] <= 1 and report["pairs"] > 0
+    assert len(report["examples"]) == 5
+    for example in report["examples"]:
+        assert example["context"].count("[MASK]") == 1 and example["answer"].isalpha()
+        probs = [p for _, p in example["guesses"]]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0001
+        assert f"[{example['answer']}] → " in result.output
+    out = result.output
+    assert f"perplexity {report['perplexity']:.1f}" in out and f"NSP: accuracy {report['pair_acc']:.3f}" in out
+    assert f"(always answering the commoner label: {report['pair_majority']:.3f})" in out
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
     config.py      PretrainingConfig (how pairs are cut and tokens masked), TokenizerLike
     instances.py   corpus → documents → sentence-pair instances → packed, un-masked items
     masking.py     dynamic 80/10/10 (whole-word) masking and the collator that pads and masks each batch
+    report.py      the end-of-run report: held-out MLM/NSP figures and fill-mask on held-out text
     job.py         PretrainArgs and the `glassbert pretrain` job: datasets, model, Trainer, run dir, resume
 """
 

@@ -4,8 +4,8 @@
     ─▶ NSP/SOP instances (instances.py) ─▶ dynamic 80/10/10 masking per batch (masking.py)
     ─▶ Trainer(BertForPreTraining: MLM + NSP | AlbertForPreTraining: MLM + SOP, --arch)
     ─▶ RUN/: config.json, model.safetensors, vocab (a transformers-style dir), metrics.jsonl/.png,
-             checkpoint/ (resume), pretrain_args.json, pretrain_data.json, pretrain_result.json,
-             record/ (explorer, with --record)
+             checkpoint/ (resume), pretrain_args.json, pretrain_data.json, pretrain_result.json (with the
+             held-out report that is printed at the end: report.py), record/ (explorer, with --record)
 
 A run directory is self-contained: its vocabulary is copied in at the start, and a resume writes where it
 is told (the directory given), never where the run was first started; the corpus is recorded by absolute
@@ -36,6 +36,7 @@ from ..train.checkpoints import find_checkpoint
 from .config import PretrainingConfig
 from .instances import PretrainingDataset, build_instances, tokenize_documents
 from .masking import PretrainingCollator
+from .report import fill_mask_examples, run_report
 
 ARGS_FILE = "pretrain_args.json"
 DATA_FILE = "pretrain_data.json"
@@ -300,13 +301,17 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     model.save_pretrained(out, tokenizer=tok)
     result = {"step": summary.step, "stopped_by": summary.stopped_by, "elapsed_s": round(summary.elapsed, 1),
               "train": summary.train, "eval": final_eval}
+    report = None
+    if final_eval and eval_ds is not None:
+        examples = fill_mask_examples(model, tok, eval_ds, n=5, seed=args.seed)
+        report = run_report(final_eval, arch.pair_metric, eval_ds, examples)
+        result["report"] = report.to_dict()
     atomic_write_json(out / RESULT_FILE, result, indent=2)
     say(f"stopped after step {summary.step} ({summary.stopped_by}), {summary.elapsed / 60:.1f} min")
-    if final_eval:
-        pair = arch.pair_metric
-        say(f"held-out: loss {final_eval['loss']:.3f}, MLM accuracy {final_eval.get('mlm_acc', 0):.3f}, "
-            f"{pair.upper()} accuracy {final_eval.get(f'{pair}_acc', 0):.3f}")
-    say(f"model: {out} (transformers-style dir); curves: {out / PLOT_FILE}")
+    for line in report.lines() if report else []:
+        say(line)
+    say(f"model: {out} (transformers-style dir); curves: {out / PLOT_FILE}; try: glassbert fill-mask {out} "
+        '"... [MASK] ..."')
     return result
 
 
