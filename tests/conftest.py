@@ -14,6 +14,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_again():
+    """Every test starts on the suite's one thread, whatever the one before chose (commands set threads
+    for their model: a learning test's numbers must not depend on which test ran before it)."""
+    yield
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 SENTENCES = [
     "I love cats!",
     "He hates pineapple pizza.",
