@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from glassbert.albert import AlbertForPreTraining
 from glassbert.cli import main
 from glassbert.demo import build_vocab, make_batch, run_demo
 from glassbert.recording import load_manifest
+from glassbert.tokenizer import SPECIAL_TOKENS
 
 CORPUS = Path(__file__).parent / "data" / "tiny_corpus.txt"
 # E = 8 < H = 16, three layers on one shared set of weights
@@ -186,19 +188,37 @@ def test_albert_pretraining_resumes_and_its_run_dir_loads_everywhere(vocab, tmp_
     assert "sop" in {d for e in manifest["catalogue"] for d in e["dims"]}
 
 
+def word_vocab(out: Path, size: int = 600) -> Path:
+    """The corpus's ``size`` most frequent words and punctuation marks as a vocabulary (ties alphabetical): the
+    same every time, where `vocab train` is not (the tokenizers library's WordPiece trainer differs run to run,
+    and SOP's learning step with it)."""
+    text = CORPUS.read_text(encoding="utf-8").lower()
+    counts = Counter(re.findall(r"[a-z]+|[^\sa-z]", text))
+    words = sorted(sorted(counts, key=lambda w: (-counts[w], w))[:size])
+    tok = gb.Tokenizer.from_vocab(list(SPECIAL_TOKENS.values()) + words, lowercase=True)
+    tok.save_pretrained(out)
+    return out
+
+
 @pytest.mark.slow
-def test_albert_pretraining_loss_falls_and_learns_sentence_order(vocab, tmp_path):
-    """On the committed corpus: MLM + SOP loss falls well below its start, SOP accuracy rises above chance."""
+def test_albert_pretraining_loss_falls_and_learns_sentence_order(tmp_path):
+    """On the committed corpus: MLM + SOP loss falls well below its start, SOP accuracy rises above chance.
+
+    SOP stays at chance (one class for every pair) for a plateau, then is learned at once. With this vocabulary
+    the tiny ALBERT at a constant 2e-3 leaves the plateau at about step 150 (0.84 over steps 151-160, 0.94 over
+    201-210); the toy stays on it past step 1,000. 81 s on the shared 2-core machine (others' jobs running)."""
+    from glassbert.pretrain import PretrainArgs, pretrain
     run_dir = tmp_path / "run"
-    ok(*pretrain_args(vocab, run_dir, "--preset", "toy", "--steps", SOP_STEPS, "--lr", SOP_LR))
+    vocab = word_vocab(tmp_path / "vocab")
+    pretrain(PretrainArgs(corpus=str(CORPUS), vocab=str(vocab), out=str(run_dir), arch="albert", preset="tiny",
+                          max_seq_length=128, batch_size=16, lr=2e-3, schedule="constant", steps=220,
+                          log_every=10, eval_every=None, save_every=1000), progress=False, threads=1)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["split"] == "train"]
-    first, last = train[0], train[-20:]
-    assert sum(r["loss"] for r in last) / len(last) < first["loss"] - 1.0
-    assert sum(r["sop_acc"] for r in last) / len(last) > 0.75  # the pairs in order and swapped are told apart
-
-
-SOP_STEPS, SOP_LR = 800, 3e-3
+    first, last = train[0], train[-5:]  # the mean of steps 1-10, and of steps 171-220
+    assert sum(r["loss"] for r in last) / len(last) < first["loss"] - 1.5
+    assert first["sop_acc"] < 0.6
+    assert sum(r["sop_acc"] for r in last) / len(last) > 0.8  # the pairs in order and swapped are told apart
 
 
 @pytest.mark.slow
