@@ -15,6 +15,7 @@ import click
 from .config import ALBERT_PRESETS, CLASSIFIER_POOLING, PRESETS
 from .embed import POOLINGS, VECTOR_FORMATS
 from .errors import GlassbertError, InputError
+from .precision import PRECISIONS
 from .runfiles import check_target_file
 from .synthetic import SYNTHETIC_SETS
 from .tasks import FREEZE_MODES, TAG_FORMATS, TASK_NAMES
@@ -74,6 +75,19 @@ def _read_lines(path: str | None) -> list[str]:
 
 _POSITIVE = click.FloatRange(min=0, min_open=True)
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace the output if it exists (else it is refused).")
+
+
+def _precision(default: str | None, training: bool = False):
+    """``--precision fp32|bf16|auto`` (glassbert.precision): training defaults to auto, inference to fp32."""
+    what = ("Train in fp32, or under bf16 autocast (weights and optimizer stay fp32; saved weights are fp32); "
+            "auto: bf16 where the hardware has fast bf16 (CUDA, a CPU with AMX), else fp32."
+            if training else
+            "Run the model in fp32, or under bf16 autocast (faster on CPUs with AMX and on GPUs; the README says "
+            "what it changes); auto: bf16 where the hardware has fast bf16, else fp32.")
+    if default is None:
+        what += " Default: auto (with --resume: the precision the run was started with)."
+    return click.option("--precision", type=click.Choice(PRECISIONS), default=default,
+                        show_default=default is not None, help=what)
 
 
 def _hidden_size(model: str | None) -> int | None:
@@ -193,9 +207,10 @@ _pooling = click.option("--pooling", type=click.Choice(POOLINGS), default="mean"
 @_pooling
 @click.option("--normalize/--no-normalize", default=True, show_default=True, help="Unit-length vectors.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@_precision("fp32")
 @_overwrite
 @_threads()
-def embed(model, texts, input_file, out, pooling, normalize, batch_size, overwrite) -> None:
+def embed(model, texts, input_file, out, pooling, normalize, batch_size, precision, overwrite) -> None:
     """Sentence embeddings of TEXTS (or of --input's lines)."""
     from .embed import Embedder, write_vectors
     if out is not None:  # before the work, not after
@@ -205,7 +220,8 @@ def embed(model, texts, input_file, out, pooling, normalize, batch_size, overwri
     items = list(texts) + _read_lines(input_file)
     if not items:
         raise click.UsageError("give TEXTS or --input FILE")
-    vectors = Embedder(model).encode(items, pooling=pooling, normalize=normalize, batch_size=batch_size)
+    vectors = Embedder(model, precision=precision).encode(items, pooling=pooling, normalize=normalize,
+                                                          batch_size=batch_size)
     if out is None:
         for text, v in zip(items, vectors):
             head = " ".join(f"{x:+.4f}" for x in v[:6])
@@ -221,13 +237,14 @@ def embed(model, texts, input_file, out, pooling, normalize, batch_size, overwri
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
 @_pooling
+@_precision("fp32")
 @_threads()
-def similarity(model, texts, pooling) -> None:
+def similarity(model, texts, pooling, precision) -> None:
     """A cosine-similarity table between TEXTS."""
     from .embed import Embedder, cosine_matrix
     if len(texts) < 2:
         raise click.UsageError("give at least two texts to compare")
-    sims = cosine_matrix(Embedder(model).encode(list(texts), pooling=pooling))
+    sims = cosine_matrix(Embedder(model, precision=precision).encode(list(texts), pooling=pooling))
     width = 8
     click.echo(" " * 4 + "".join(f"{f'[{j}]':>{width}}" for j in range(len(texts))))
     for i, row in enumerate(sims):
@@ -377,9 +394,11 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--log-every", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--text-column", default=None)
 @click.option("--record", default=None, help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
+@_precision("auto", training=True)
 @_threads(library_sets=True)
 def pretrain(arch, corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
-             task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record, threads) -> None:
+             task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record, precision,
+             threads) -> None:
     """Pretrain BERT (MLM + NSP) or ALBERT (MLM + SOP) on your own text; checkpoints resume exactly."""
     from .pretrain import PretrainArgs, resume_pretraining
     from .pretrain import pretrain as run
@@ -402,7 +421,8 @@ def pretrain(arch, corpus, vocab, out, overwrite, resume_dir, preset, max_seq_le
     run(PretrainArgs(arch=arch, corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
                      whole_word_mask=whole_word_mask, seed=seed, save_every=save_every, eval_every=eval_every,
-                     log_every=log_every, text_column=text_column, record=record, overwrite=overwrite),
+                     log_every=log_every, text_column=text_column, record=record, precision=precision,
+                     overwrite=overwrite),
         threads=threads)
 
 
@@ -412,11 +432,12 @@ def pretrain(arch, corpus, vocab, out, overwrite, resume_dir, preset, max_seq_le
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
+@_precision("fp32")
 @_threads()
-def fill_mask(model, texts, top_k) -> None:
+def fill_mask(model, texts, top_k, precision) -> None:
     """The most likely words for each [MASK] in TEXTS, with probabilities."""
     from .predict import fill_mask as run
-    for p in run(model, list(texts), top_k=top_k):
+    for p in run(model, list(texts), top_k=top_k, precision=precision):
         click.echo(f"{p.text}  (token {p.position})")
         for token, prob in p.candidates:
             click.echo(f"   {prob:7.2%}  {token}")
@@ -582,15 +603,17 @@ def explore(target, texts, pair, out, whatif_model, port, host, export_file, ope
 @click.option("--payload-limit", default=2_000_000, show_default=True, type=click.IntRange(1),
               help="Bytes in a request body; more is answered 413.")
 @_pooling
+@_precision("fp32")
 @_threads()
-def serve(model, host, port, max_batch_tokens, max_client_batch_size, max_queue, payload_limit, pooling) -> None:
+def serve(model, host, port, max_batch_tokens, max_client_batch_size, max_queue, payload_limit, pooling,
+          precision) -> None:
     """Serve MODEL over HTTP: /embed, /similarity, /predict, /fill-mask, /tokenize, /info, /health and the
     OpenAPI page /docs, in text-embeddings-inference's shapes. Ctrl-C (or SIGTERM) stops it."""
     from .serve import ServeConfig
     from .serve import serve as run
     run(model, host=host, port=port, echo=click.echo, config=ServeConfig(
         max_batch_tokens=max_batch_tokens, max_client_batch_size=max_client_batch_size, max_queue=max_queue,
-        payload_limit=payload_limit, pooling=pooling))
+        payload_limit=payload_limit, pooling=pooling, precision=precision))
 
 
 @main.command(context_settings=CONTEXT, epilog=_examples(
@@ -651,9 +674,11 @@ def export(model, out, sentence_transformers, pooling, normalize, overwrite) -> 
 @click.option("--overwrite", is_flag=True, help="Start over in an --out that holds a run.")
 @click.option("--record", default=None,
               help="Record tensors of eval (or train) examples for the explorer, e.g. 'samples=0,1;every_steps=50'.")
+@_precision(None, training=True)
 @_threads()
 def finetune(model, train_file, eval_file, out, task, text_column, text_pair_column, label_column, epochs, batch_size,
-             lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite, record) -> None:
+             lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite, record,
+             precision) -> None:
     """Fine-tune MODEL for classification, token tagging or question answering."""
     from .tasks.job import FinetuneArgs
     from .tasks.job import finetune as run
@@ -661,7 +686,7 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
         model, train_file, out, task=task, eval=eval_file, text_column=text_column, label_column=label_column,
         text_pair_column=text_pair_column, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
         doc_stride=doc_stride, freeze=freeze, pooling=pooling, early_stop_patience=patience, minutes=minutes,
-        seed=seed, resume=resume, overwrite=overwrite, record=record))
+        seed=seed, resume=resume, overwrite=overwrite, record=record, precision=precision))
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("metrics", {}).items() if isinstance(v, float))
     click.echo(f"done: {out}" + (f" ({metrics})" if metrics else ""))
 
@@ -675,9 +700,10 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
 @click.option("--output", type=click.Path(dir_okay=False), help="Write a CSV of labels and probabilities.")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@_precision("fp32")
 @_overwrite
 @_threads()
-def classify(model, texts, input_file, output, text_column, batch_size, overwrite) -> None:
+def classify(model, texts, input_file, output, text_column, batch_size, precision, overwrite) -> None:
     """Label TEXTS (or the rows of --input) with a fine-tuned classifier."""
     from .tasks.predict import classify as run
     from .tasks.predict import format_table
@@ -686,7 +712,7 @@ def classify(model, texts, input_file, output, text_column, batch_size, overwrit
     if output:
         check_target_file(output, overwrite=overwrite, option="--output")
     rows = run(model, texts=list(texts) or None, input=input_file, output=output, text_column=text_column,
-               batch_size=batch_size)
+               batch_size=batch_size, precision=precision)
     if output:
         click.echo(f"wrote {len(rows)} predictions to {output}")
     if not output or len(rows) <= 20:
@@ -707,9 +733,10 @@ def classify(model, texts, input_file, output, text_column, batch_size, overwrit
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of the terminal.")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@_precision("fp32")
 @_overwrite
 @_threads()
-def tag(model, texts, input_file, fmt, output, text_column, batch_size, overwrite) -> None:
+def tag(model, texts, input_file, fmt, output, text_column, batch_size, precision, overwrite) -> None:
     """Tag TEXTS (or the texts of --input) with a fine-tuned token tagger: entities and their character spans.
 
     Words are split as BERT splits them (at spaces and around punctuation) and each word's tag is the tag of its
@@ -723,7 +750,8 @@ def tag(model, texts, input_file, fmt, output, text_column, batch_size, overwrit
         raise click.UsageError("give TEXTS or --input FILE, not both")
     if output:
         check_target_file(output, overwrite=overwrite, option="--output")
-    results = run(model, texts=list(texts) or None, input=input_file, text_column=text_column, batch_size=batch_size)
+    results = run(model, texts=list(texts) or None, input=input_file, text_column=text_column, batch_size=batch_size,
+                  precision=precision)
     fmt = format_for(output, fmt)
     if output:
         write_tags(results, output, fmt)
@@ -750,9 +778,11 @@ def tag(model, texts, input_file, fmt, output, text_column, batch_size, overwrit
 @click.option("--n-best", type=click.IntRange(1), default=None,
               help="Candidates to show per question (default 1) and to keep in --nbest-output (default the run's, 20).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@_precision("fp32")
 @_overwrite
 @_threads()
-def answer(model, questions, context, input_file, output, nbest_output, n_best, batch_size, overwrite) -> None:
+def answer(model, questions, context, input_file, output, nbest_output, n_best, batch_size, precision,
+           overwrite) -> None:
     """Answer questions with a fine-tuned QA model: the answer's text, character span, score and the n-best.
 
     The run's own settings (max_length, doc_stride, max_answer_length) window and decode the context.
@@ -773,7 +803,7 @@ def answer(model, questions, context, input_file, output, nbest_output, n_best, 
     if output and nbest_output and Path(output).resolve() == Path(nbest_output).resolve():
         raise click.UsageError("--output and --nbest-output name the same file")
     result = run(model, questions=list(questions) or None, context=context, input=input_file, n_best=n_best,
-                 batch_size=batch_size)
+                 batch_size=batch_size, precision=precision)
     if output:
         write_json(output, result.predictions())
         click.echo(f"wrote {len(result.answers)} answers to {output}")

@@ -2,6 +2,8 @@
 
 Like sentence-transformers' encode: tokenize everything once, sort by length so each batch pads little,
 run the batches (with a progress bar on large inputs), then restore the caller's order.
+``precision="bf16"`` (or ``"auto"``: bf16 where the hardware has fast bf16) runs the model under bf16
+autocast; the vectors are pooled and returned in float32 either way (glassbert.precision).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .batching import sorted_batches
 from .errors import InputError
 from .heads import load_as
 from .model import BertModel, pool
+from .precision import autocast, check_precision, resolve
 from .runfiles import atomic_write_text, atomic_write_with
 from .tokenizer import Tokenizer
 
@@ -27,8 +30,11 @@ POOLINGS = ("mean", "cls", "pooled")
 
 class Embedder:
     def __init__(self, model: str | Path | BertModel, tokenizer: Tokenizer | None = None,
-                 device: str | torch.device | None = None, max_length: int | None = None):
-        """``model``: a directory or alias (its BertModel or AlbertModel, as config.json says), or a model."""
+                 device: str | torch.device | None = None, max_length: int | None = None,
+                 precision: str = "fp32"):
+        """``model``: a directory or alias (its BertModel or AlbertModel, as config.json says), or a model.
+        ``precision``: fp32 (default), bf16 or auto (see glassbert.precision)."""
+        check_precision(precision)
         if isinstance(model, (str, Path)):
             tokenizer = tokenizer or Tokenizer.from_pretrained(model)
             model = load_as(model)
@@ -38,6 +44,10 @@ class Embedder:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.max_length = min(max_length or tokenizer.model_max_length, model.config.max_position_embeddings)
+        self.precision = resolve(precision, self.device)  # what it runs as here: fp32 | bf16
+
+    def _precision(self):
+        return autocast(self.device, self.precision == "bf16")
 
     @property
     def dim(self) -> int:
@@ -72,8 +82,10 @@ class Embedder:
         out = np.zeros((1 if isinstance(texts, str) else len(texts), self.dim), dtype=np.float32)
         for idx, batch in self._batches(texts, batch_size, show_progress):
             inputs = {k: v.to(self.device) for k, v in batch.items()}
-            result = self.model(**inputs)
-            vectors = pool(result.sequence_output, inputs["attention_mask"], pooling, result.pooled_output)
+            with self._precision():
+                result = self.model(**inputs)
+            pooled = None if result.pooled_output is None else result.pooled_output.float()
+            vectors = pool(result.sequence_output.float(), inputs["attention_mask"], pooling, pooled)  # (B, H) fp32
             if normalize:
                 vectors = torch.nn.functional.normalize(vectors, p=2, dim=-1)
             out[idx] = vectors.float().cpu().numpy()
@@ -85,7 +97,8 @@ class Embedder:
         results: list = [None] * (1 if isinstance(texts, str) else len(texts))
         for idx, batch in self._batches(texts, batch_size, False):
             inputs = {k: v.to(self.device) for k, v in batch.items()}
-            hidden = self.model(**inputs).sequence_output.float().cpu().numpy()
+            with self._precision():
+                hidden = self.model(**inputs).sequence_output.float().cpu().numpy()
             for row, i in enumerate(idx):
                 n = int(batch["attention_mask"][row].sum())
                 tokens = self.tokenizer.convert_ids_to_tokens(batch["input_ids"][row, :n])

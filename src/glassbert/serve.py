@@ -48,6 +48,7 @@ from pydantic import BaseModel, Field
 
 from .checkpoint import resolve_model_path
 from .embed import POOLINGS, Embedder
+from .precision import PRECISIONS, autocast, model_device
 from .errors import InputError
 from .tokenizer import Tokenizer, check_text
 
@@ -68,6 +69,7 @@ class ServeConfig:
     payload_limit: int = 2_000_000      # bytes in a request body
     pooling: str = "mean"               # how /embed turns token vectors into one vector (mean | cls | pooled)
     max_input_length: int | None = None  # tokens per input (default: the model's)
+    precision: str = "fp32"             # fp32 | bf16 | auto: the model under bf16 autocast (glassbert.precision)
 
     def check(self) -> "ServeConfig":
         for name in ("max_batch_tokens", "max_client_batch_size", "max_queue", "payload_limit"):
@@ -76,6 +78,8 @@ class ServeConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be a whole number ≥ 1, got {value!r}")
         if self.pooling not in POOLINGS:
             raise InputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         return self
 
 
@@ -108,7 +112,9 @@ class Service:
         backbone = getattr(self.model, prefix) if prefix else self.model
         self.tokenizer = Tokenizer.from_pretrained(self.directory)   # the worker's
         self.counter = Tokenizer.from_pretrained(self.directory)     # the handlers'
-        self.embedder = Embedder(backbone, self.tokenizer, device=device, max_length=self.config.max_input_length)
+        self.embedder = Embedder(backbone, self.tokenizer, device=device, max_length=self.config.max_input_length,
+                                 precision=self.config.precision)
+        self.precision = self.embedder.precision  # what it runs as on this device: fp32 | bf16
         self.max_input_length = self.embedder.max_length
         if self.config.pooling == "pooled" and backbone.pooler is None:
             raise InputError(f"{self.directory}: --pooling pooled needs a model with a pooler; use mean or cls")
@@ -165,7 +171,7 @@ class Service:
         if kind == "fill-mask":  # items: (text, its [MASK] count) → its MaskPredictions (top MAX_TOP_K)
             from .predict import predict_masks
             found = iter(predict_masks(self.model, self.tokenizer, [text for text, _ in items], top_k=MAX_TOP_K,
-                                       max_length=self.max_input_length))  # one per [MASK], in text order
+                                       max_length=self.max_input_length, precision=self.precision))  # per [MASK]
             return [[next(found) for _ in range(n)] for _, n in items]
         raise ValueError(f"unknown kind {kind!r}")
 
@@ -179,8 +185,9 @@ class Service:
             data = ClassificationData([items[i][0] for i in rows],
                                       [items[i][1] for i in rows] if with_pair else None, [0] * len(rows),
                                       list(self.labels or []))
-            logits = class_logits(self.model, encode_classification(data, self.tokenizer, self.max_input_length),
-                                  batch_size=BATCH_SIZE)
+            with autocast(model_device(self.model), self.precision == "bf16"):
+                logits = class_logits(self.model, encode_classification(data, self.tokenizer,
+                                                                        self.max_input_length), batch_size=BATCH_SIZE)
             for i, row in zip(rows, logits):
                 out[i] = row
         return out
@@ -193,7 +200,7 @@ class Service:
         return {"model_id": self.model_id, "model_dir": str(self.directory), "model_type": kind,
                 "architecture": self.architecture, "hidden_size": config.hidden_size,
                 "num_hidden_layers": config.num_hidden_layers, "max_input_length": self.max_input_length,
-                "pooling": self.config.pooling, "endpoints": self.endpoints,
+                "pooling": self.config.pooling, "precision": self.precision, "endpoints": self.endpoints,
                 "max_batch_tokens": self.config.max_batch_tokens,
                 "max_client_batch_size": self.config.max_client_batch_size,
                 "max_queue": self.config.max_queue, "payload_limit": self.config.payload_limit,
@@ -664,7 +671,7 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8080, config: 
     server = Server(model, host, port, config)
     info = server.service.info()
     echo(f"glassbert serve: {server.service.architecture} from {server.service.directory} "
-         f"(hidden {info['hidden_size']}, max input {info['max_input_length']} tokens)")
+         f"(hidden {info['hidden_size']}, max input {info['max_input_length']} tokens, {info['precision']})")
     echo(f"  {server.url}  {' '.join(server.service.endpoints)}  docs: {server.url}/docs  (Ctrl-C stops)")
     # uvicorn catches Ctrl-C and SIGTERM, finishes the requests in flight, then raises the signal again:
     # both end here as a clean stop (exit status 0), not as a KeyboardInterrupt or a kill.

@@ -27,6 +27,7 @@ from ..config import AlbertConfig, BertConfig
 from ..corpus import read_texts
 from ..errors import InputError, MissingError
 from ..heads import BertForPreTraining
+from ..precision import AMP_OF, PRECISION_OF_AMP, check_precision
 from ..runfiles import PLOT_FILE, atomic_write_json, check_target_dir, replace_dir
 from ..textfiles import read_json_object
 from ..threads import set_threads
@@ -87,7 +88,7 @@ class PretrainArgs:
     save_every: int = 200
     log_every: int = 10
     text_column: str | None = None
-    amp: str = "auto"
+    precision: str = "auto"  # fp32 | bf16 | auto (bf16 autocast where the hardware has fast bf16): glassbert.precision
     record: str | None = None
     config_overrides: dict = field(default_factory=dict)
     overwrite: bool = False  # replace a non-empty ``out`` whole (otherwise it is refused)
@@ -99,6 +100,7 @@ class PretrainArgs:
         if self.arch not in ARCHS:
             raise InputError(f"--arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
         arch = ARCHS[self.arch]
+        check_precision(self.precision)
         self.preset = self.preset or arch.default_preset
         self.task = self.task or arch.task
         presets = arch.config_class.presets
@@ -277,7 +279,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
         warmup_steps=0 if schedule == "linear" else 100, schedule=schedule,
         max_steps=args.steps, epochs=args.epochs, minutes=args.minutes, seed=args.seed,
         log_every=args.log_every, eval_every=args.eval_every if eval_ds else None,
-        save_every=args.save_every, amp=args.amp, progress=progress, overwrite=not resume)
+        save_every=args.save_every, amp=AMP_OF[args.precision], progress=progress, overwrite=not resume)
     callbacks = [_record_callback(args, out, train_ds, eval_ds, collate, tok, resume)] if args.record else []
     trainer = Trainer(model, train_ds, collate, train_cfg, eval_dataset=eval_ds,
                       metrics_fn=pretraining_metrics, callbacks=callbacks)
@@ -335,6 +337,8 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
     if not path.is_file():
         raise MissingError(f"{run_dir}: no {ARGS_FILE}: not a glassbert pretraining run")
     saved = read_json_object(path)
+    if "amp" in saved:  # a run from before --precision: its TrainConfig.amp spelling
+        saved.setdefault("precision", PRECISION_OF_AMP.get(saved.pop("amp"), "auto"))
     unknown = sorted(set(saved) - {f.name for f in fields(PretrainArgs)})
     if unknown:
         raise InputError(f"{path}: unknown keys {unknown}: was it written by a newer glassbert?")

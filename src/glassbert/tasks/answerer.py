@@ -18,6 +18,7 @@ from .. import metrics as M
 from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForQuestionAnswering, load_as
+from ..precision import check_precision, precision_context
 from ..runfiles import atomic_write_text
 from ..tokenizer import Tokenizer, check_count, check_text
 from . import qa
@@ -72,13 +73,15 @@ def questions_on(context: str, questions: Sequence[str]) -> list[SquadExample]:
 
 def answer(model: str | Path, questions: Sequence[str] | None = None, context: str | None = None,
            input: str | Path | None = None, n_best: int | None = None, batch_size: int = 64,
-           progress: bool | None = None, device: str = "cpu") -> Answers:
+           progress: bool | None = None, device: str = "cpu", precision: str = "fp32") -> Answers:
     """Answer ``questions`` on ``context``, or every question of the SQuAD v1.1 file ``input``, with the QA
     model ``model`` (a `finetune --task qa` run: its max_length, doc_stride, n_best and max_answer_length).
 
     Each answer keeps ``n_best`` candidates (default: the run's n_best, 20). When ``input`` holds gold
-    answers, ``scores`` gives SQuAD exact match and F1 against them.
+    answers, ``scores`` gives SQuAD exact match and F1 against them. ``precision``: fp32 (default), bf16 or
+    auto (the model under bf16 autocast: glassbert.precision; the logits are decoded in float32).
     """
+    check_precision(precision)
     directory, info = fine_tuned_run(model, qa.NAME, BertForQuestionAnswering.__name__)
     if input is not None:
         if questions or context is not None:
@@ -99,7 +102,8 @@ def answer(model: str | Path, questions: Sequence[str] | None = None, context: s
     with about(Path(input)) if input is not None else contextlib.nullcontext():
         features = qa.prepare_qa_features(examples, tok, max_length, info.get("doc_stride") or qa.DEFAULT_DOC_STRIDE)
     net = load_as(directory, BertForQuestionAnswering).to(device).eval()  # (AlbertFor… on an ALBERT)
-    starts, ends = qa.qa_logits(net, features, pad_id_of(tok), batch_size, progress, "answer")
+    with precision_context(precision, device):
+        starts, ends = qa.qa_logits(net, features, pad_id_of(tok), batch_size, progress, "answer")
     decoded = qa.decode_nbest(starts, ends, features, examples, keep,
                               info.get("max_answer_length") or qa.DEFAULT_MAX_ANSWER_LENGTH)
     answers = [Answer(ex.id, ex.question, decoded[ex.id][:n_best] if n_best else decoded[ex.id]) for ex in examples]

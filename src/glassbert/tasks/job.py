@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 from ..checkpoint import resolve_model_path
 from ..config import BertConfig
 from ..errors import InputError
-from ..runfiles import atomic_write_text, check_target_dir, replace_dir
+from ..precision import AMP_OF, PRECISION_OF_AMP, check_precision, resolve
+from ..runfiles import CONFIG_FILE, atomic_write_text, check_target_dir, replace_dir
+from ..textfiles import read_json_object
 from ..tokenizer import Tokenizer, pad_rows
 from ..train import Callback, Evaluation, TrainConfig, Trainer
 from . import TASK_NAMES, classification, qa, tagging
@@ -66,6 +68,7 @@ class FinetuneArgs:
     record: str | None = None        # what the explorer records, e.g. "samples=0,1;every_steps=50" (as pretrain's)
     resume: bool = False
     overwrite: bool = False
+    precision: str | None = None     # fp32 | bf16 | auto (glassbert.precision); None: auto, or on resume the run's own
     device: str = "auto"
     progress: bool = True
     quiet: bool = False
@@ -81,6 +84,21 @@ class FinetuneArgs:
             raise InputError(f"pooling applies to task 'classify' only, not {self.task!r}")
         self.train, self.out = Path(self.train), Path(self.out)
         self.eval = Path(self.eval) if self.eval is not None else None
+        if self.precision is not None:
+            check_precision(self.precision)
+
+
+def run_precision(args: FinetuneArgs, out: Path) -> str:
+    """The precision the run trains in: ``args.precision`` (default auto); a resumed run keeps the one it was
+    started with (its trainer_config.json), and a different one asked for is refused."""
+    saved_file = out / CONFIG_FILE
+    if not (args.resume and saved_file.is_file()):
+        return args.precision or "auto"
+    saved = PRECISION_OF_AMP.get(str(read_json_object(saved_file).get("amp")), "auto")
+    if args.precision is not None and args.precision != saved:
+        raise InputError(f"--resume continues {out} in the precision it was started with ({saved}); "
+                         f"drop --precision {args.precision}, or start a new run")
+    return saved
 
 
 def build_task_model(task: str, model_dir: str | Path, id2label: Mapping[int, str] | None = None,
@@ -136,6 +154,7 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
     if args.resume and args.overwrite:
         raise InputError("--resume continues the run in --out and --overwrite replaces it: give one of them")
     out = check_target_dir(args.out, overwrite=args.overwrite, resume=args.resume, resume_hint="--resume")
+    precision = run_precision(args, out)
     model_dir = resolve_model_path(args.model)
     config = BertConfig.load(model_dir)
     freeze = parse_freeze(args.freeze, config.num_hidden_layers, config)
@@ -172,7 +191,7 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         weight_decay=args.weight_decay, seed=args.seed, eval_every=steps_per_epoch if eval_fn else None,
         keep_best=keep_best, keep_best_mode="max", early_stop_patience=args.early_stop_patience,
         minutes=args.minutes, progress=args.progress, overwrite=args.overwrite, device=args.device,
-        log_every=max(1, min(10, steps_per_epoch)),
+        log_every=max(1, min(10, steps_per_epoch)), amp=AMP_OF[precision],
     )
     callbacks = [_SayEvaluation(steps_per_epoch, say)]
     if args.record:
@@ -184,7 +203,8 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         f"items{f'; eval {data.eval_examples} examples' if eval_fn else ''}), {args.epochs} epochs × "
         f"{steps_per_epoch} steps of {args.batch_size}, lr {args.lr:g}, freeze {freeze} ({n_trainable:,} "
         f"trainable / {n_frozen:,} frozen parameters)"
-        + (f", pooling {pooling} ({pooling_reason})" if pooling else ""))
+        + (f", pooling {pooling} ({pooling_reason})" if pooling else "")
+        + f", precision {resolve(precision, trainer.device)}" + (" (auto)" if precision == "auto" else ""))
     started = time.perf_counter()
     fit = trainer.fit(resume=args.resume)  # with an eval, the model now holds the best evaluation's weights
     wall = time.perf_counter() - started
@@ -209,6 +229,7 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         "stopped_by": fit.stopped_by, "train_seconds": fit.elapsed, "wall_seconds": wall,
         "best_metric": keep_best, "best_step": fit.best_step, "freeze": freeze,
         "frozen_parameters": n_frozen, "trainable_parameters": n_trainable, "pooling": pooling,
+        "precision": resolve(precision, trainer.device),
         "last_train_loss": fit.train.get("loss"), "metrics": final.metrics if final else {},
     }
     if data.id2label is not None:

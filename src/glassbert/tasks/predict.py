@@ -15,6 +15,7 @@ import torch
 from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForSequenceClassification, load_as
+from ..precision import check_precision, precision_context
 from ..textfiles import read_lines
 from ..tokenizer import Tokenizer, check_count, check_text
 from .classification import ClassificationData, cell, class_logits, encode_classification, iter_table
@@ -60,13 +61,15 @@ def gather_texts(texts: Sequence[str] | str | None, input: str | Path | None, te
 def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: str | Path | None = None,
              output: str | Path | None = None, text_column: str = "text", text_pair_column: str | None = None,
              text_pairs: Sequence[str] | None = None, batch_size: int = 64, max_length: int | None = None,
-             progress: bool | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+             progress: bool | None = None, device: str = "cpu", precision: str = "fp32") -> list[dict[str, Any]]:
     """Labels and probabilities for ``texts`` or the rows of ``input`` (CSV/TSV/JSONL or .txt).
 
     Returns one dict per text, in input order: text (and text_pair), label, probability (of that
     label) and probs (label → probability). With ``output``, also writes them as CSV: text, label,
-    probability and one ``prob_<label>`` column per label.
+    probability and one ``prob_<label>`` column per label. ``precision``: fp32 (default), bf16 or auto (the
+    model under bf16 autocast: glassbert.precision; the softmax is float64 either way).
     """
+    check_precision(precision)
     directory, info = fine_tuned_run(model_dir, "classify")
     config = BertConfig.load(directory)
     if config.id2label is None:
@@ -89,7 +92,8 @@ def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: s
     labels = [config.id2label[i] for i in range(config.num_labels)]
     data = ClassificationData(list(texts), list(text_pairs) if text_pairs is not None else None,
                               [0] * len(texts), labels)
-    logits = class_logits(model, encode_classification(data, tok, limit), batch_size, progress, "classify")
+    with precision_context(precision, device):
+        logits = class_logits(model, encode_classification(data, tok, limit), batch_size, progress, "classify")
     probs = torch.from_numpy(logits).double().softmax(-1).numpy()
     rows = []
     for i, p in enumerate(probs):

@@ -21,6 +21,7 @@ from .. import metrics as M
 from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForTokenClassification, load_as
+from ..precision import check_precision, precision_context
 from ..runfiles import atomic_write_text
 from ..tokenizer import Tokenizer
 from . import TAG_FORMATS
@@ -96,12 +97,14 @@ def _windows(word_ids: Sequence[int | None], size: int) -> list[list[int]]:
 
 def tag(model: str | Path, texts: Sequence[str] | None = None, input: str | Path | None = None,
         text_column: str = "text", batch_size: int = 64, progress: bool | None = None,
-        device: str = "cpu") -> list[TaggedText]:
+        device: str = "cpu", precision: str = "fp32") -> list[TaggedText]:
     """Tag ``texts`` (or the texts of ``input``: a .txt file, one per line, or a CSV/TSV/JSONL table's
     ``text_column``) with the token-classification model ``model`` (a `finetune --task token` run).
 
     A text longer than the run's max_length is tagged in consecutive windows, never splitting a word.
+    ``precision``: fp32 (default), bf16 or auto (glassbert.precision; tag probabilities are a float32 softmax).
     """
+    check_precision(precision)
     directory, info = fine_tuned_run(model, NAME, BertForTokenClassification.__name__)
     texts, _, from_file = gather_texts(texts, input, text_column, verb="tag")
     progress = from_file if progress is None else progress
@@ -112,10 +115,11 @@ def tag(model: str | Path, texts: Sequence[str] | None = None, input: str | Path
     net = load_as(directory, BertForTokenClassification).to(device).eval()  # (AlbertFor… on an ALBERT)
     words = [split_words(text, tok) for text in texts]
     items, firsts = _windowed_items([[w for w, _ in text_words] for text_words in words], tok, limit)
-    probabilities = forward_sorted(
-        net, items, pad_id_of(tok), batch_size,
-        lambda output, row, length: torch.softmax(output.logits[row, :length].float(), -1).cpu().numpy(),
-        progress, "tag") if items else []
+    with precision_context(precision, device):
+        probabilities = forward_sorted(
+            net, items, pad_id_of(tok), batch_size,
+            lambda output, row, length: torch.softmax(output.logits[row, :length].float(), -1).cpu().numpy(),
+            progress, "tag") if items else []
     found: list[dict[int, np.ndarray]] = [{} for _ in texts]
     for (t, seen), rows in zip(firsts, probabilities):
         for word, row in seen:

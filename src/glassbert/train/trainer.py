@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ExistsError, InputError
+from ..precision import PRECISION_OF_AMP, autocast, use_bf16
 from ..progress import progress_bar
 from ..runfiles import BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, PLOT_FILE, append_jsonl
 from .batches import DistInfo, EpochSteps, MicroBatch, count_tokens, identity, resolve_device, to_device
@@ -108,7 +109,8 @@ class Trainer:
         self.warmup_steps = config.warmup_steps if ratio is None else round(ratio * (self.total_steps or 0))
         self.warmup_fraction = ratio if ratio is not None and config.minutes is not None else 0.0
 
-        self.amp_enabled = config.amp == "bf16" or (config.amp == "auto" and self.device.type == "cuda")
+        # amp "auto": bf16 where the hardware has fast bf16 (CUDA, or a CPU with AMX): glassbert.precision
+        self.amp_enabled = use_bf16(PRECISION_OF_AMP[config.amp], self.device)
         self.model.to(self.device)
         self.optimizer = build_optimizer(
             self.model, config.lr, config.weight_decay, config.betas, config.eps, fused=self.device.type == "cuda"
@@ -151,7 +153,7 @@ class Trainer:
                 fn(self, *args)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp_enabled)
+        return autocast(self.device, self.amp_enabled)
 
     def _metrics(self, output: Any, batch: Mapping[str, Any]) -> dict[str, float]:
         if self.metrics_fn is None:

@@ -1,0 +1,108 @@
+"""Precision: fp32, bf16 (autocast) or auto, one choice for every command and the one autocast context.
+
+    --precision fp32 ─▶ no autocast: float32 everywhere (the parity-tested path)
+    --precision bf16 ─▶ torch.autocast(device, bfloat16): matmuls in bf16, weights and optimizer in fp32
+    --precision auto ─▶ bf16 where the hardware has fast bf16 matrix units (a CUDA GPU that supports bf16,
+                        or a CPU with Intel AMX), fp32 otherwise
+
+Training commands default to ``auto``; inference commands default to ``fp32`` (``auto`` or ``bf16`` only
+when asked). Weights are always saved in fp32: autocast never changes the parameters, only the dtype the
+operations inside it compute in.
+
+A CPU has fast bf16 only with AMX (``amx_bf16`` and ``amx_tile`` in /proc/cpuinfo's flags, and torch's
+own check that it can use the tiles). avx512_bf16 alone (e.g. AMD Zen 4) makes bf16 GEMMs faster than
+fp32 too, but by far less, so ``auto`` leaves such a CPU in fp32; ``bf16`` still runs there.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import InputError
+
+PRECISIONS = ("fp32", "bf16", "auto")
+CPUINFO = Path("/proc/cpuinfo")
+AMX_FLAGS = ("amx_bf16", "amx_tile")
+# TrainConfig.amp spells the same three choices "no" | "bf16" | "auto"
+AMP_OF = {"fp32": "no", "bf16": "bf16", "auto": "auto"}
+PRECISION_OF_AMP = {amp: precision for precision, amp in AMP_OF.items()}
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a one-line InputError."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def cpu_flags(cpuinfo: Path | None = None) -> set[str]:
+    """The CPU feature flags of the first processor in ``cpuinfo`` (default /proc/cpuinfo; empty when there is
+    none: not Linux)."""
+    try:
+        text = (cpuinfo or CPUINFO).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def _torch_can_use_amx() -> bool:
+    """torch's own answer: its CPU kernels can use the AMX tiles (the kernel allows them to this process)."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check()) if check is not None else False
+
+
+def has_amx(flags: set[str] | None = None, torch_check: Callable[[], bool] | None = None) -> bool:
+    """Whether this CPU has Intel AMX for bf16: both flags in /proc/cpuinfo (or ``flags``) and torch agrees
+    (``torch_check``, default torch's own)."""
+    flags = cpu_flags() if flags is None else flags
+    return all(f in flags for f in AMX_FLAGS) and (torch_check or _torch_can_use_amx)()
+
+
+def fast_bf16(device: torch.device | str) -> bool:
+    """Whether bf16 matmuls are much faster than fp32 on ``device``: a bf16-capable CUDA GPU or an AMX CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return has_amx()
+    return False
+
+
+def use_bf16(precision: str, device: torch.device | str) -> bool:
+    """Whether ``precision`` means bf16 autocast on ``device`` (``auto``: where it is fast)."""
+    check_precision(precision)
+    return precision == "bf16" or (precision == "auto" and fast_bf16(device))
+
+
+def resolve(precision: str, device: torch.device | str) -> str:
+    """``fp32`` or ``bf16``: what ``precision`` runs as on ``device``."""
+    return "bf16" if use_bf16(precision, device) else "fp32"
+
+
+def autocast(device: torch.device | str, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` when ``enabled``; otherwise nothing (an outer autocast, if any, stays on)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+def precision_context(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """The context a forward pass runs in for ``precision`` on ``device`` (inference and training alike)."""
+    return autocast(device, use_bf16(precision, device))
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+__all__ = ["PRECISIONS", "AMP_OF", "PRECISION_OF_AMP", "check_precision", "cpu_flags", "has_amx", "fast_bf16",
+           "use_bf16", "resolve", "autocast", "precision_context", "model_device"]

@@ -1,0 +1,258 @@
+"""--precision fp32|bf16|auto: the detection of fast bf16 (faked both ways), the choice reaching the library from
+every command, bf16 really running under autocast, fp32 unchanged, saved weights fp32, resume keeping it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors import safe_open
+
+import glassbert as gb
+import helpers_train as h
+from glassbert import precision as P
+from glassbert.cli import main
+from glassbert.embed import Embedder
+from glassbert.errors import InputError
+from glassbert.model import BertModel
+from glassbert.pretrain import PretrainArgs
+from glassbert.serve import ServeConfig, Service
+from glassbert.synthetic import make_dataset
+from helpers_tasks import tiny_bert
+
+CORPUS = Path(__file__).parent / "data" / "tiny_corpus.txt"
+AMX_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n\nprocessor\t: 1\n"
+ZEN4_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n"
+
+
+def run(*args) -> object:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# ─── detection ──────────────────────────────────────────────────────────────────────────────
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text(AMX_CPUINFO)
+    assert {"amx_bf16", "amx_tile", "avx512_bf16"} <= P.cpu_flags(path)
+    assert P.cpu_flags(tmp_path / "missing") == set()
+
+
+@pytest.mark.parametrize("cpuinfo, torch_says, expected", [
+    (AMX_CPUINFO, True, True),     # Sapphire Rapids and later
+    (AMX_CPUINFO, False, False),   # flags present but torch cannot use the tiles (kernel too old, not allowed)
+    (ZEN4_CPUINFO, True, False),   # avx512_bf16 alone is not AMX
+    ("", True, False),             # no cpuinfo (not Linux)
+])
+def test_amx_detection_both_answers(tmp_path, monkeypatch, cpuinfo, torch_says, expected):
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    monkeypatch.setattr(P, "CPUINFO", path)
+    monkeypatch.setattr(P, "_torch_can_use_amx", lambda: torch_says)
+    assert P.has_amx() is expected
+    assert P.fast_bf16("cpu") is expected
+    assert P.use_bf16("auto", "cpu") is expected
+    assert P.resolve("auto", "cpu") == ("bf16" if expected else "fp32")
+    # the explicit choices do not depend on the hardware
+    assert P.use_bf16("bf16", "cpu") and not P.use_bf16("fp32", "cpu")
+
+
+def test_this_machine_answers_without_error():
+    assert isinstance(P.has_amx(), bool)
+    assert P.resolve("auto", "cpu") in ("fp32", "bf16")
+
+
+def test_bad_precision_is_one_line():
+    with pytest.raises(InputError, match="precision must be one of fp32, bf16, auto, got 'fp16'"):
+        P.check_precision("fp16")
+    result = run("embed", "minilm", "x", "--precision", "fp16")
+    assert result.exit_code == 2 and "'fp16' is not one of 'fp32', 'bf16', 'auto'" in result.output
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_trainer_auto_follows_the_detection(tmp_path, monkeypatch, amx):
+    """TrainConfig(amp='auto') on the CPU trains in bf16 exactly when the CPU has AMX (the faked answer)."""
+    monkeypatch.setattr(P, "has_amx", lambda flags=None, torch_check=None: amx)
+    trainer = h.make_trainer(tmp_path / "run", amp="auto", max_steps=1)
+    assert trainer.amp_enabled is amx
+    assert h.make_trainer(tmp_path / "run2", amp="no", max_steps=1).amp_enabled is False
+    assert h.make_trainer(tmp_path / "run3", amp="bf16", max_steps=1).amp_enabled is True
+
+
+def test_autocast_off_leaves_an_outer_autocast_on():
+    with torch.autocast("cpu", dtype=torch.bfloat16), P.autocast("cpu", False):
+        assert torch.is_autocast_enabled("cpu")
+    with P.autocast("cpu", True):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+# ─── what the model ran under ───────────────────────────────────────────────────────────────
+@pytest.fixture
+def seen(monkeypatch) -> list[bool]:
+    """Every BertModel forward from here on appends whether it ran under CPU bf16 autocast."""
+    calls: list[bool] = []
+    forward = BertModel.forward
+
+    def spy(self, *args, **kwargs):
+        calls.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertModel, "forward", spy)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """A tiny BERT with an MLM head, and tiny classify / token / qa runs fine-tuned (one epoch) by the CLI in bf16."""
+    root = tmp_path_factory.mktemp("precision")
+    base = tiny_bert(root / "base")
+    mlm = gb.BertForMaskedLM.from_pretrained(base).save_pretrained(root / "mlm")
+    out = {"base": base, "mlm": mlm}
+    for task, name, max_length in (("classify", "sentiment", 64), ("token", "ner", 64), ("qa", "qa", 40)):
+        train, test = make_dataset(name, root / "data" / name, n=32, seed=1).files
+        result = run("finetune", base, "--task", task, "--train", train, "--eval", test, "--out", root / task,
+                     "--epochs", 1, "--batch-size", 16, "--lr", "2e-3", "--max-length", max_length,
+                     "--doc-stride", 16, "--precision", "bf16")
+        assert result.exit_code == 0, result.output
+        out[task], out[f"{task}_data"] = root / task, (train, test)
+    return out
+
+
+INFERENCE = {
+    "embed": lambda m: ("embed", m["base"], "the cat sat on the mat", "a second text"),
+    "similarity": lambda m: ("similarity", m["base"], "the cat sat", "the dog ran"),
+    "fill-mask": lambda m: ("fill-mask", m["mlm"], "the [MASK] sat on the mat"),
+    "classify": lambda m: ("classify", m["classify"], "a great movie", "a dull movie"),
+    "tag": lambda m: ("tag", m["token"], "Alice Becker flew to Paris."),
+    "answer": lambda m: ("answer", m["qa"], "--question", "Where was Zoe born?", "--context",
+                         "Zoe Weber was born in Lima in 1931."),
+}
+
+
+@pytest.mark.parametrize("command", list(INFERENCE))
+def test_inference_commands_run_in_the_precision_asked(models, seen, command):
+    """fp32 by default; --precision bf16 runs every forward under bf16 autocast; the output stays readable."""
+    outputs = {}
+    for flag in ((), ("--precision", "fp32"), ("--precision", "bf16")):
+        seen.clear()
+        result = run(*INFERENCE[command](models), *flag)
+        assert result.exit_code == 0, result.output
+        assert seen and all(x == (flag[-1:] == ("bf16",)) for x in seen), (flag, seen)
+        outputs[flag] = result.output
+    assert outputs[()] == outputs[("--precision", "fp32")]  # fp32 is the default, to the printed digit
+
+
+def test_finetune_trained_under_bf16_and_saved_fp32_weights(models):
+    for task in ("classify", "token", "qa"):
+        run_dir = models[task]
+        assert json.loads((run_dir / "trainer_config.json").read_text())["amp"] == "bf16"
+        assert json.loads((run_dir / "trainer_config.json").read_text())["amp_enabled"] is True
+        assert json.loads((run_dir / "eval.json").read_text())["precision"] == "bf16"
+        with safe_open(str(run_dir / "model.safetensors"), "pt") as f:
+            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
+
+
+def test_finetune_training_forwards_under_autocast_and_resume_keeps_the_precision(models, seen, tmp_path):
+    base, (train, test) = models["base"], models["classify_data"]
+    common = ("--train", train, "--eval", test, "--out", tmp_path / "run", "--batch-size", 16, "--max-length", 32)
+    result = run("finetune", base, *common, "--epochs", 1, "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert "precision bf16" in result.output
+    assert any(seen), "no training forward ran under bf16 autocast"
+    refused = run("finetune", base, *common, "--epochs", 2, "--resume", "--precision", "fp32")
+    assert refused.exit_code == 1
+    assert "in the precision it was started with (bf16); drop --precision fp32" in refused.output
+    seen.clear()
+    resumed = run("finetune", base, *common, "--epochs", 2, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert any(seen) and json.loads((tmp_path / "run" / "eval.json").read_text())["precision"] == "bf16"
+
+
+def test_finetune_fp32_runs_no_autocast(models, seen, tmp_path):
+    base, (train, test) = models["base"], models["classify_data"]
+    result = run("finetune", base, "--train", train, "--eval", test, "--out", tmp_path / "run", "--epochs", 1,
+                 "--batch-size", 16, "--max-length", 32, "--precision", "fp32")
+    assert result.exit_code == 0, result.output
+    assert seen and not any(seen)
+    assert json.loads((tmp_path / "run" / "trainer_config.json").read_text())["amp"] == "no"
+
+
+@pytest.fixture(scope="module")
+def vocab(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vocab") / "v"
+    assert run("vocab", "train", "--corpus", CORPUS, "--size", 600, "--out", out).exit_code == 0
+    return out
+
+
+def test_pretrain_bf16_is_saved_in_its_args_and_resume_keeps_it(vocab, seen, tmp_path):
+    out = tmp_path / "run"
+    args = ("pretrain", "--corpus", CORPUS, "--vocab", vocab, "--out", out, "--preset", "tiny",
+            "--max-seq-length", 32, "--batch-size", 8, "--save-every", 2, "--eval-every", 100)
+    result = run(*args, "--steps", 2, "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert any(seen)
+    assert json.loads((out / "pretrain_args.json").read_text())["precision"] == "bf16"
+    assert json.loads((out / "trainer_config.json").read_text())["amp_enabled"] is True
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
+    refused = run("pretrain", "--resume", out, "--steps", 3, "--precision", "fp32")
+    assert refused.exit_code == 2 and "--precision cannot be changed on resume" in refused.output
+    seen.clear()
+    resumed = run("pretrain", "--resume", out, "--steps", 3)
+    assert resumed.exit_code == 0, resumed.output
+    assert seen and seen[0]  # the resumed session's training step ran under bf16 autocast (the end report: fp32)
+    assert json.loads((out / "pretrain_args.json").read_text())["precision"] == "bf16"
+
+
+def test_pretrain_args_of_a_run_from_before_precision_resume(tmp_path):
+    """pretrain_args.json written before --precision holds TrainConfig's "amp": it reads as the same precision."""
+    from glassbert.pretrain.job import resume_pretraining
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    (run_dir / "pretrain_args.json").write_text(json.dumps({"corpus": str(tmp_path / "gone"), "vocab": "v",
+                                                            "amp": "auto"}))
+    with pytest.raises(gb.errors.MissingError, match="not there any more"):  # read past the args: "amp" is known
+        resume_pretraining(run_dir)
+    assert PretrainArgs(corpus="c", vocab="v", out="o").precision == "auto"
+    with pytest.raises(InputError, match="precision must be one of"):
+        PretrainArgs(corpus="c", vocab="v", out="o", precision="half")
+
+
+# ─── the library ────────────────────────────────────────────────────────────────────────────
+def test_embedder_fp32_unchanged_and_bf16_close(minilm_path):
+    texts = ["A man is eating food.", "The girl is carrying a baby.", "Stocks fell sharply on Monday."]
+    default = Embedder(minilm_path).encode(texts, normalize=True)
+    fp32 = Embedder(minilm_path, precision="fp32").encode(texts, normalize=True)
+    bf16 = Embedder(minilm_path, precision="bf16")
+    assert bf16.precision == "bf16" and Embedder(minilm_path).precision == "fp32"
+    low = bf16.encode(texts, normalize=True)
+    assert np.array_equal(default, fp32) and low.dtype == np.float32
+    cosines = (fp32 * low).sum(1)
+    assert cosines.min() > 0.999 and not np.array_equal(fp32, low)  # close, and really computed in bf16
+    with pytest.raises(InputError, match="precision must be one of"):
+        Embedder(minilm_path, precision="fp16")
+
+
+def test_serve_runs_each_endpoint_in_its_precision(models, seen):
+    for precision, expected in (("fp32", False), ("bf16", True)):
+        service = Service(models["mlm"], ServeConfig(precision=precision))
+        assert service.info()["precision"] == precision
+        for kind, items in (("embed", ["the cat sat"]), ("fill-mask", [("the [MASK] sat", 1)])):
+            seen.clear()
+            service.run(kind, items)
+            assert seen and all(x is expected for x in seen), (precision, kind)
+        classifier = Service(models["classify"], ServeConfig(precision=precision))
+        seen.clear()
+        classifier.run("predict", [("a great movie", None)])
+        assert seen and all(x is expected for x in seen)
+    with pytest.raises(InputError, match="--precision must be one of"):
+        ServeConfig(precision="fp16").check()
+
+
+def test_serve_command_passes_the_precision(monkeypatch, models):
+    got = {}
+    monkeypatch.setattr("glassbert.serve.serve", lambda model, config=None, **kw: got.update(config=config))
+    assert run("serve", models["base"]).exit_code == 0 and got["config"].precision == "fp32"
+    assert run("serve", models["base"], "--precision", "auto").exit_code == 0 and got["config"].precision == "auto"
