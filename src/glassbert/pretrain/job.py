@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from ..albert import AlbertForPreTraining
 from ..config import AlbertConfig, BertConfig
 from ..corpus import read_texts
 from ..errors import InputError, MissingError
-from ..heads import BertForPreTraining
+from ..checkpoint import read_state_dict, resolve_model_path
+from ..heads import BertForPreTraining, load_as
 from ..precision import AMP_OF, PRECISION_OF_AMP, check_precision
 from ..runfiles import PLOT_FILE, atomic_write_json, check_target_dir, replace_dir
 from ..textfiles import read_json_object
@@ -34,6 +36,7 @@ from ..threads import set_threads
 from ..tokenizer import Tokenizer
 from ..train import Trainer, TrainConfig
 from ..train.checkpoints import find_checkpoint
+from ..train.evaluation import mean_eval_loss
 from .config import PretrainingConfig
 from .instances import PretrainingDataset, build_instances, tokenize_documents
 from .masking import PretrainingCollator
@@ -95,8 +98,12 @@ class PretrainArgs:
     schedule: str | None = None  # "linear" (new runs: decays to 0 at the steps/epochs limit or the minutes deadline);
     #                              "constant" in runs started with --minutes alone before that; fixed at the start
     arch: str = "bert"  # bert (MLM + NSP) | albert (MLM + SOP); a run saved before --arch existed is a BERT
+    from_model: str | None = None  # continue pretraining this model (dir or alias): its config, weights, vocabulary
 
     def __post_init__(self) -> None:
+        if self.from_model is not None:  # the model's own architecture and size; its vocabulary
+            self.arch = BertConfig.load(resolve_model_path(self.from_model)).model_type
+            self.preset = self.preset or "from-model"
         if self.arch not in ARCHS:
             raise InputError(f"--arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
         arch = ARCHS[self.arch]
@@ -104,7 +111,7 @@ class PretrainArgs:
         self.preset = self.preset or arch.default_preset
         self.task = self.task or arch.task
         presets = arch.config_class.presets
-        if self.preset not in presets:
+        if self.preset not in presets and self.from_model is None:
             raise InputError(f"--preset {self.preset!r} is not one of {self.arch.upper()}'s presets; "
                              f"--arch {self.arch} has: {', '.join(presets)}")
         if self.arch == "albert" and self.task != "sop":
@@ -239,8 +246,40 @@ def _resume_or_say_done(trainer: Trainer, args: PretrainArgs, out: Path, extende
     return read_json_object(result_file) if result_file.is_file() else {"step": step, "stopped_by": reason}
 
 
+HEADS = {"MLM head": ("predictions.",), "pair head": ("seq_relationship.", "sop_classifier.")}  # key parts
+
+
+def build_model(args: PretrainArgs, tok: Tokenizer) -> torch.nn.Module:
+    """A new model of ``args.preset`` (seeded), or with ``args.from_model`` that model's weights in the
+    pretraining class: a head the checkpoint lacks (MiniLM ships none) is initialised as BERT does
+    (normal(0, 0.02), zero biases, LayerNorm 1) with the MLM decoder tied to the word embeddings."""
+    arch = args.architecture
+    torch.manual_seed(args.seed)
+    if args.from_model is None:
+        overrides = dict(args.config_overrides)
+        overrides.setdefault("max_position_embeddings", max(512, args.max_seq_length))
+        config = arch.config_class.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id,
+                                          **overrides)
+        return arch.model_class(config)
+    source = resolve_model_path(args.from_model)
+    model = load_as(source, arch.model_class)
+    if model.config.vocab_size != tok.vocab_size:
+        raise InputError(f"--from {args.from_model}: its embeddings have {model.config.vocab_size} rows but the "
+                         f"vocabulary {args.vocab} has {tok.vocab_size} tokens: continue with the model's own "
+                         "vocabulary (leave out --vocab)")
+    if args.max_seq_length > model.config.max_position_embeddings:
+        raise InputError(f"--max-seq-length {args.max_seq_length} is longer than {args.from_model}'s "
+                         f"{model.config.max_position_embeddings} positions")
+    saved = read_state_dict(source)[0]
+    new = [name for name, parts in HEADS.items() if not any(p in k for k in saved for p in parts)]
+    if new:
+        say(f"{args.from_model} has no {' and no '.join(new)}: initialised as BERT does (normal(0, 0.02), the "
+            "MLM decoder tied to the word embeddings), trained from here")
+    return model.train()
+
+
 def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, expect: dict | None = None,
-             extended: tuple[str, ...] = (), threads: int | None = None) -> dict:
+             extended: tuple[str, ...] = (), threads: int | None = None, callbacks: Sequence = ()) -> dict:
     """Pretrain a BertForPreTraining (``args.arch`` bert) or an AlbertForPreTraining (albert) as ``args`` say;
     ``resume`` continues ``args.out``'s checkpoint.
 
@@ -248,6 +287,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     once the corpus and vocabulary have been read). ``expect``: see :func:`build_datasets`. ``extended``:
     the limits (of :data:`LIMITS`) a resume changed, which must then let the run go on. ``threads``: the
     intra-op threads of this process (default: :func:`glassbert.threads.choose_threads` for the preset).
+    ``callbacks``: more Trainer callbacks (bench/quality.py keeps the weights at fixed minutes with one).
     """
     out = Path(args.out)
     if not resume:
@@ -257,17 +297,13 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     tok = Tokenizer.from_pretrained(args.vocab)
     data = build_datasets(args, tok, expect)
     train_ds, eval_ds, collate = data.train, data.eval, data.collate
-    overrides = dict(args.config_overrides)
-    overrides.setdefault("max_position_embeddings", max(512, args.max_seq_length))
     arch = args.architecture
-    config = arch.config_class.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id,
-                                      **overrides)
-    chosen = set_threads(threads, config.hidden_size)
-    torch.manual_seed(args.seed)
-    model = arch.model_class(config)
+    model = build_model(args, tok)
+    chosen = set_threads(threads, model.config.hidden_size)
     if args.schedule is None:  # chosen once: an extension on resume keeps the run's kind of schedule
         args.schedule = "linear"  # over the steps, the epochs or the minutes (by the fraction of the budget spent)
-    say(f"pretraining {args.arch} {args.preset} ({model.num_parameters() / 1e6:.1f} M parameters, MLM + "
+    what = f"{args.from_model} ({args.arch})" if args.from_model else f"{args.arch} {args.preset}"
+    say(f"pretraining {what} ({model.num_parameters() / 1e6:.1f} M parameters, MLM + "
         f"{args.task.upper()}) on {args.corpus}: "
         f"{data.train_documents} documents → {len(train_ds)} pairs; held out {data.eval_documents} documents → "
         f"{len(eval_ds) if eval_ds else 0} pairs; vocabulary {tok.vocab_size}; {chosen}")
@@ -280,13 +316,20 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
         max_steps=args.steps, epochs=args.epochs, minutes=args.minutes, seed=args.seed,
         log_every=args.log_every, eval_every=args.eval_every if eval_ds else None,
         save_every=args.save_every, amp=AMP_OF[args.precision], progress=progress, overwrite=not resume)
-    callbacks = [_record_callback(args, out, train_ds, eval_ds, collate, tok, resume)] if args.record else []
+    recorder = [_record_callback(args, out, train_ds, eval_ds, collate, tok, resume)] if args.record else []
     trainer = Trainer(model, train_ds, collate, train_cfg, eval_dataset=eval_ds,
-                      metrics_fn=pretraining_metrics, callbacks=callbacks)
+                      metrics_fn=pretraining_metrics, callbacks=[*recorder, *callbacks])
     if resume:
         done = _resume_or_say_done(trainer, args, out, extended)
         if done is not None:
             return done
+    before = None
+    if args.from_model and not resume and eval_ds is not None:  # what the model knew of this text before
+        model.eval()
+        before = mean_eval_loss(trainer)
+        model.train()
+        say(f"held-out before training ({args.from_model} as loaded): MLM accuracy {before.get('mlm_acc', 0):.3f}, "
+            f"loss {before.get('mlm_loss', 0):.3f}")
     if is_main_process():  # only now that nothing can refuse the run: its files change from here on
         if not resume and args.overwrite:
             replace_dir(out)
@@ -303,6 +346,8 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     model.save_pretrained(out, tokenizer=tok)
     result = {"step": summary.step, "stopped_by": summary.stopped_by, "elapsed_s": round(summary.elapsed, 1),
               "train": summary.train, "eval": final_eval}
+    if before is not None:
+        result["before"] = before
     report = None
     if final_eval and eval_ds is not None:
         examples = fill_mask_examples(model, tok, eval_ds, n=5, seed=args.seed)
