@@ -546,7 +546,9 @@
     $('masked-ids').textContent = info.masked_ids.length
       ? info.masked_ids.map((id, i) => id + ' (' + (info.masked_tokens[i] || vocabToken(id)) + ')').join(', ') : '—';
     $('is-next').textContent = info.is_next === null || info.is_next === undefined ? '—' : (info.is_next ? pairNames()[0] + ' (True)' : pairNames()[1] + ' (False)');
-    $('convention-note').textContent = info.is_next === null || info.is_next === undefined ? '' : CONVENTION;
+    // the article's IsNext convention concerns BERT's NSP head only; an ALBERT's pair head is SOP (InOrder / Swapped)
+    const nsp = !S.man.pair_labels || S.man.pair_labels[0] === 'IsNext';
+    $('convention-note').textContent = info.is_next === null || info.is_next === undefined || !nsp ? '' : CONVENTION;
   }
 
   function renderVocab() {
