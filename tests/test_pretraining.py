@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -303,3 +304,44 @@ def test_run_report_figures_and_fill_mask_examples(corpus_tok: Tokenizer) -> Non
         model.eval()
         [own] = predict_masks(model, corpus_tok, [example.context], top_k=3)
         assert [t for t, _ in own.candidates] == [t for t, _ in example.guesses]
+
+
+def test_nsp_labels_are_balanced_when_chunks_are_single_sentences() -> None:
+    """Documents of long sentences (each fills a chunk alone): half the pairs are still IsNext (the two halves
+    of a sentence), not all NotNext as BERT's script made them, which tilted SOTU's labels to 55 % NotNext."""
+    rng = random.Random(3)
+    docs = [[[rng.randrange(5, 300) for _ in range(70)] for _ in range(6)] for _ in range(60)]
+    instances = build_instances(docs, PretrainingConfig(max_seq_length=64), random.Random(0))
+    not_next = sum(i.is_random_next for i in instances) / len(instances)
+    assert len(instances) > 300 and abs(not_next - 0.5) < 0.05, not_next
+    for inst in instances:
+        assert inst.tokens_a and inst.tokens_b and len(inst.tokens_a) + len(inst.tokens_b) <= 61
+
+
+@pytest.mark.parametrize("rate", [0.15, 0.3])
+def test_mask_rate_is_honoured_by_the_pretraining_data(corpus_tok: Tokenizer, tmp_path, rate: float) -> None:
+    """`pretrain --mask-rate R` (PretrainArgs.masked_lm_prob): R of the real tokens are chosen, 80/10/10, in the
+    batches a run trains on (at 128 tokens and 30 % the old cap of 20 predictions per pair allowed only ~16 %)."""
+    from glassbert.pretrain.job import PretrainArgs, build_datasets
+
+    vocab = tmp_path / "vocab"
+    corpus_tok.save_pretrained(vocab)
+    args = PretrainArgs(corpus=str(TINY_CORPUS), vocab=str(vocab), out=str(tmp_path / "run"), masked_lm_prob=rate)
+    data = build_datasets(args, corpus_tok)
+    assert args.max_predictions_per_seq == math.ceil(128 * rate)
+    batch = data.collate(data.train.items, torch.Generator().manual_seed(0))
+    originals = [item["input_ids"] for item in data.train.items]
+    candidates = sum(len(ids) - 3 for ids in originals)
+    chosen = batch["labels"] != IGNORE_INDEX
+    assert abs(chosen.sum().item() / candidates - rate) < 0.01 * (rate / 0.15)
+    n = chosen.sum().item()
+    as_mask = (batch["input_ids"] == corpus_tok.mask_token_id) & chosen
+    kept = (batch["input_ids"] == batch["labels"]) & chosen
+    assert abs(as_mask.sum().item() / n - 0.8) < 0.02 and abs(kept.sum().item() / n - 0.1) < 0.02
+
+
+def test_a_mask_rate_outside_0_1_is_named() -> None:
+    from glassbert.pretrain.job import PretrainArgs
+
+    with pytest.raises(ValueError, match="--mask-rate 1.5: give a share of the tokens between 0 and 1"):
+        PretrainArgs(corpus="c", vocab="v", out="o", masked_lm_prob=1.5)

@@ -393,6 +393,9 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--task", type=click.Choice(["nsp", "sop"]), default=None,
               help="The sentence-pair task (default: nsp for bert, sop for albert, which has only sop).")
 @click.option("--whole-word-mask", is_flag=True)
+@click.option("--mask-rate", default=0.15, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="The share of each pair's tokens the model must predict (of them 80 % [MASK], 10 % a random "
+                   "token, 10 % kept); up to ceil(max-seq-length × rate) per pair.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--save-every", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--eval-every", default=200, show_default=True, type=click.IntRange(1))
@@ -402,7 +405,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @_precision("auto", training=True)
 @_threads(library_sets=True)
 def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
-             task, whole_word_mask, seed, save_every, eval_every, log_every, text_column, record, precision,
+             task, whole_word_mask, mask_rate, seed, save_every, eval_every, log_every, text_column, record, precision,
              threads) -> None:
     """Pretrain BERT (MLM + NSP) or ALBERT (MLM + SOP) on your own text; checkpoints resume exactly."""
     from .pretrain import PretrainArgs, resume_pretraining
@@ -433,7 +436,7 @@ def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset
         raise click.UsageError("say when to stop: --steps, --epochs or --minutes")
     run(PretrainArgs(arch=arch, corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
-                     whole_word_mask=whole_word_mask, seed=seed, save_every=save_every, eval_every=eval_every,
+                     whole_word_mask=whole_word_mask, masked_lm_prob=mask_rate, seed=seed, save_every=save_every, eval_every=eval_every,
                      log_every=log_every, text_column=text_column, record=record, precision=precision,
                      overwrite=overwrite, from_model=from_model),
         threads=threads)

@@ -2,7 +2,8 @@
 
 The original BERT recipe (create_pretraining_data.py): each document is cut into chunks of about
 max_seq_length tokens; a chunk's first sentences make segment A, the rest segment B, or (NSP, half the
-time) B comes from another document; SOP swaps A and B half the time instead. Items are packed by
+time) B comes from another document; SOP swaps A and B half the time instead. A one-sentence chunk is cut
+inside its sentence (BERT's script made it NotNext every time, which tilted the labels). Items are packed by
 :meth:`Tokenizer.pack` as [CLS] A [SEP] B [SEP]; masking happens later, per batch (:mod:`.masking`).
 """
 
@@ -98,12 +99,16 @@ def _instances_from_document(
             a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
             tokens_a = [t for s in chunk[:a_end] for t in s]
             if cfg.task == "nsp":
-                if len(chunk) == 1 or rng.random() < 0.5:
-                    is_random = True
+                # half the pairs NotNext, whatever the chunks: BERT's script also made every one-sentence
+                # chunk NotNext, so short sentences tilted the labels (55 % NotNext on SOTU, 58 % at 64 tokens)
+                # and a model that had learnt only that prior scored above 0.5
+                is_random = rng.random() < 0.5 or (len(chunk) == 1 and len(tokens_a) < 2)
+                if is_random:
                     tokens_b = _random_segment(docs, index, target_length - len(tokens_a), rng)
                     i -= len(chunk) - a_end  # put the unused segments back
+                elif len(chunk) == 1:  # one long sentence: its two halves are a true next pair
+                    tokens_a, tokens_b = _split(tokens_a, rng)
                 else:
-                    is_random = False
                     tokens_b = [t for s in chunk[a_end:] for t in s]
             else:
                 if len(chunk) == 1:  # one long sentence: split it at a random token
@@ -111,8 +116,7 @@ def _instances_from_document(
                         chunk, chunk_length = [], 0
                         i += 1
                         continue
-                    cut = rng.randint(1, len(tokens_a) - 1)
-                    tokens_a, tokens_b = tokens_a[:cut], tokens_a[cut:]
+                    tokens_a, tokens_b = _split(tokens_a, rng)
                 else:
                     tokens_b = [t for s in chunk[a_end:] for t in s]
                 is_random = rng.random() < 0.5
@@ -123,6 +127,12 @@ def _instances_from_document(
             chunk, chunk_length = [], 0
         i += 1
     return instances
+
+
+def _split(tokens: list[int], rng: random.Random) -> tuple[list[int], list[int]]:
+    """A sentence of ≥ 2 tokens cut at a random token into two non-empty parts."""
+    cut = rng.randint(1, len(tokens) - 1)
+    return tokens[:cut], tokens[cut:]
 
 
 def _random_segment(

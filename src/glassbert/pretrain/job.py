@@ -15,6 +15,7 @@ one is refused.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -84,8 +85,8 @@ class PretrainArgs:
     seed: int = 0
     task: str | None = None    # None: the arch's own (bert: nsp, albert: sop)
     whole_word_mask: bool = False
-    masked_lm_prob: float = 0.15
-    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15  # --mask-rate: the share of each pair's tokens chosen for prediction
+    max_predictions_per_seq: int | None = None  # None: ceil(max_seq_length × masked_lm_prob) (BERT: 20 at 128, 15 %)
     eval_fraction: float = 0.02
     eval_every: int | None = 200
     save_every: int = 200
@@ -101,6 +102,11 @@ class PretrainArgs:
     from_model: str | None = None  # continue pretraining this model (dir or alias): its config, weights, vocabulary
 
     def __post_init__(self) -> None:
+        if not 0 < self.masked_lm_prob < 1:
+            raise InputError(f"--mask-rate {self.masked_lm_prob}: give a share of the tokens between 0 and 1, "
+                             "e.g. 0.15 (BERT) or 0.3")
+        if self.max_predictions_per_seq is None:  # room for the whole rate in a full-length pair
+            self.max_predictions_per_seq = math.ceil(self.max_seq_length * self.masked_lm_prob - 1e-9)
         if self.from_model is not None:  # the model's own architecture and size; its vocabulary
             self.arch = BertConfig.load(resolve_model_path(self.from_model)).model_type
             self.preset = self.preset or "from-model"

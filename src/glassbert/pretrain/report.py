@@ -75,7 +75,8 @@ def fill_mask_examples(model: nn.Module, tok: Tokenizer, items: Sequence[Mapping
     The model reads the whole segment A; ``context`` shows ``window`` tokens either side."""
     rng = random.Random(seed)
     texts, shown, answers = [], [], []
-    for index in range(0, len(items), max(1, len(items) // n)):
+    step = max(1, len(items) // n)  # spread over the items; then the rest, should some have no word to hide
+    for index in [*range(0, len(items), step), *(i for i in range(len(items)) if i % step)]:
         ids = list(items[index]["input_ids"])
         segment_a = ids[1:ids.index(tok.sep_token_id)]  # [CLS] A [SEP] B [SEP] → A
         tokens = tok.convert_ids_to_tokens(segment_a)
