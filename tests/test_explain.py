@@ -392,3 +392,11 @@ def test_the_explain_command_prints_writes_and_refuses(tok, tmp_path):
                           (("the cat ran .", "--png", str(tmp_path / "why.jpg")), "give a .png")]:
         bad = run(*args)
         assert bad.exit_code != 0 and message in bad.output and "Traceback" not in bad.output, bad.output
+
+
+def test_outputs_go_into_a_folder_that_does_not_exist_yet(results, tmp_path):
+    png, js = tmp_path / "new" / "why.png", tmp_path / "other" / "deeper" / "why.json"
+    plot(results, png)
+    write_json(results, js)
+    assert png.read_bytes()[:4] == b"\x89PNG" and json.loads(js.read_text())
+    assert sorted(p.name for p in png.parent.iterdir()) == ["why.png"]  # no temporary file left beside it

@@ -40,8 +40,10 @@ def _tmp_name(path: Path) -> Path:
 
 
 def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` to fill a temp file beside ``path``, then rename it over ``path``."""
+    """Call ``write(tmp)`` to fill a temp file beside ``path``, then rename it over ``path`` (its folder is
+    made if missing, as `--png out/why.png` asks)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
         write(tmp)
