@@ -381,7 +381,9 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
                    "(default tiny).")
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(8))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Global batch size.")
-@click.option("--lr", default=5e-4, show_default=True, type=_POSITIVE)
+@click.option("--lr", default=None, type=_POSITIVE,
+              help="Peak learning rate (default: 1e-3 for bert toy/tiny/mini, measured best of 5e-4/1e-3 in "
+                   "short runs; 5e-4 for larger presets and albert; 1e-4 with --from).")
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many optimizer steps.")
 @click.option("--epochs", type=click.IntRange(1), help="Stop after this many passes over the pairs.")
 @click.option("--minutes", type=_POSITIVE, help="Stop after this much training time. The learning rate warms "

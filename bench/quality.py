@@ -1,0 +1,430 @@
+"""Pretraining quality per wall-clock minute: glassbert's `pretrain` (its defaults) against transformers' usual
+recipe, in the same time budget, on the same text, scored on the same held-out masked set.
+
+    python bench/quality.py                          # 10 minutes per run, the mini preset, State of the Union
+    python bench/quality.py --minutes 2 --preset tiny          # a quick look
+    python bench/quality.py --downstream             # then fine-tune the pretrained model vs random init
+    python bench/quality.py --glassbert-option masked_lm_prob=0.3 --label mask30   # an arm (a) variant (ablations)
+
+(a) glassbert: `glassbert.pretrain.pretrain` with PretrainArgs' defaults (what `glassbert pretrain --minutes M`
+    does; only the intermediate evaluations are switched off, as they would be paid from the budget).
+(b) transformers: BertForPreTraining of the same size, DataCollatorForLanguageModeling (15 %, 80/10/10) over the
+    same NSP pairs (glassbert's instances: same held-out documents, same vocabulary), torch AdamW (weight decay
+    0.01 but not on biases/LayerNorm, as transformers' Trainer), get_linear_schedule_with_warmup with glassbert's
+    lr, batch size and warmup ratio; its total steps are the budget divided by the time of 5 calibration
+    steps taken (untimed, on a copy that is then thrown away) just before the run: a linear schedule needs a
+    step count and the budget is in minutes. Gradients clipped at 1.0 (the Trainer's default).
+
+The two take turns (--turn seconds each), each on its own clock that runs only during its turns, so a machine
+whose load changes slows both alike. Each arm's weights are kept at fixed fractions of its budget (a copy,
+not an evaluation: nothing is scored inside the budget); afterwards every copy is scored by transformers'
+BertForPreTraining on ONE fixed held-out masked set (the held-out documents' pairs, masked once with a fixed
+seed): MLM accuracy, MLM loss (mean over masked tokens), perplexity = exp(loss), NSP accuracy. Prints the
+table, writes OUT/quality.json and OUT/quality.png (held-out MLM loss against minutes).
+
+--downstream: fine-tunes (a)'s model and the same architecture from random initialisation with one recipe on
+the fine-food reviews and the spam corpus (`glassbert data fetch fine-foods`, `... spam`) and prints test
+accuracy of both beside the majority baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from glassbert.config import BertConfig  # noqa: E402
+from glassbert.corpus import read_texts  # noqa: E402
+from glassbert.heads import BertForPreTraining  # noqa: E402
+from glassbert.pretrain.job import PretrainArgs, build_datasets, pretrain  # noqa: E402
+from glassbert.tokenizer import IGNORE_INDEX, Tokenizer  # noqa: E402
+from glassbert.train import Callback  # noqa: E402
+
+FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)  # of the budget, where each arm's weights are kept
+
+
+def load_note() -> str:
+    """The machine's load and CPU, for every printed number."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    kind = "AMX" if "amx_bf16" in flags else "AVX2" if "avx2" in flags else platform.processor() or "?"
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min); {os.cpu_count()} cores, {kind}; torch threads {torch.get_num_threads()}"
+
+
+class TurnClock:
+    """A clock that runs only while its arm has the turn: pause() / go() around the other arm's turns."""
+
+    def __init__(self) -> None:
+        self.spent, self.since = 0.0, None
+
+    def go(self) -> None:
+        self.since = time.perf_counter()
+
+    def pause(self) -> None:
+        if self.since is not None:
+            self.spent += time.perf_counter() - self.since
+            self.since = None
+
+    def __call__(self) -> float:
+        return self.spent + (time.perf_counter() - self.since if self.since is not None else 0.0)
+
+
+@dataclass
+class Snapshots:
+    """Weights kept at fixed fractions of an arm's budget: (minutes, step, state dict on the CPU)."""
+
+    budget_s: float
+    kept: list[tuple[float, int, dict]] = field(default_factory=list)
+
+    def due(self, elapsed: float) -> bool:
+        return len(self.kept) < len(FRACTIONS) and elapsed >= FRACTIONS[len(self.kept)] * self.budget_s
+
+    def keep(self, elapsed: float, step: int, model: torch.nn.Module) -> None:
+        self.kept.append((elapsed / 60, step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}))
+
+
+class TransformersArm:
+    """transformers' usual pretraining recipe, run in turns: BertForPreTraining, DataCollatorForLanguageModeling,
+    AdamW, get_linear_schedule_with_warmup (total steps estimated by :meth:`calibrate`)."""
+
+    def __init__(self, config: BertConfig, vocab_dir: Path, items: list[dict], args: PretrainArgs, budget_s: float):
+        import transformers
+
+        self.tf = transformers
+        keep = {k: v for k, v in config.to_dict().items() if k not in ("architectures", "model_type", "classifier_pooling")}
+        torch.manual_seed(args.seed)
+        self.model = transformers.BertForPreTraining(transformers.BertConfig(**keep)).train()
+        tokenizer = transformers.BertTokenizerFast.from_pretrained(str(vocab_dir))
+        self.collator = transformers.DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=0.15)
+        decay = [p for n, p in self.model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+        rest = [p for n, p in self.model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                            {"params": rest, "weight_decay": 0.0}], lr=args.lr)
+        self.items, self.args, self.budget_s = items, args, budget_s
+        self.rng = random.Random(args.seed)
+        self.order: list[int] = []
+        self.clock = TurnClock()
+        self.snapshots = Snapshots(budget_s)
+        self.snapshots.keep(0.0, 0, self.model)  # the 0.0 fraction: the initial weights
+        self.step, self.scheduler, self.estimated_steps = 0, None, None
+
+    def calibrate(self, steps: int = 5) -> None:
+        """Time ``steps`` steps of a throwaway copy (same load as now), then plan the linear schedule for the
+        steps the budget holds at that pace."""
+
+        model, optimizer = copy.deepcopy(self.model), torch.optim.AdamW(self.model.parameters(), lr=0.0)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model(**self._batch()).loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        per_step = (time.perf_counter() - start) / steps
+        self.order, self.rng = [], random.Random(self.args.seed)  # the run starts from the first batch again
+        self.estimated_steps = max(1, round(self.budget_s / per_step))
+        warmup = round(self.args.warmup_ratio * self.estimated_steps)
+        self.scheduler = self.tf.get_linear_schedule_with_warmup(self.optimizer, warmup, self.estimated_steps)
+
+    @property
+    def done(self) -> bool:
+        return self.clock() >= self.budget_s
+
+    def _batch(self) -> dict:
+        if len(self.order) < self.args.batch_size:  # a new epoch, shuffled
+            self.order = list(range(len(self.items)))
+            self.rng.shuffle(self.order)
+        picked, self.order = self.order[:self.args.batch_size], self.order[self.args.batch_size:]
+        features = [{"input_ids": self.items[i]["input_ids"], "token_type_ids": self.items[i]["token_type_ids"]}
+                    for i in picked]
+        batch = self.collator(features)
+        batch["next_sentence_label"] = torch.tensor([self.items[i]["next_sentence_label"] for i in picked])
+        return batch
+
+    def run_for(self, seconds: float) -> None:
+        """Train for ``seconds`` of this arm's clock (or to its deadline)."""
+        self.clock.go()
+        end = self.clock() + seconds
+        while self.clock() < end and not self.done:
+            batch = self._batch()
+            loss = self.model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.step += 1
+            while self.snapshots.due(self.clock()):
+                self.snapshots.keep(self.clock(), self.step, self.model)
+        self.clock.pause()
+
+
+class Turns(Callback):
+    """Inside glassbert's run: its clock is a TurnClock; every ``turn`` seconds it pauses and the other arm
+    trains for ``turn`` seconds; its weights are kept at the budget's fractions."""
+
+    def __init__(self, other: TransformersArm, turn: float, budget_s: float) -> None:
+        self.other, self.turn = other, turn
+        self.clock = TurnClock()
+        self.snapshots = Snapshots(budget_s)
+        self.turn_started = 0.0
+
+    def on_train_begin(self, trainer) -> None:
+        trainer.clock = self.clock
+        self.snapshots.keep(0.0, 0, trainer.model)  # the 0.0 fraction: the initial weights
+        self.clock.go()
+
+    def on_step_end(self, trainer, loss) -> None:
+        while self.snapshots.due(trainer.elapsed_now()):
+            self.snapshots.keep(trainer.elapsed_now(), trainer.state.step, trainer.model)
+        if self.clock() - self.turn_started >= self.turn and not self.other.done:
+            self.clock.pause()
+            self.other.run_for(self.turn)
+            self.clock.go()
+            self.turn_started = self.clock()
+
+
+@torch.no_grad()
+def score(state: dict, hf_model, batches: list[dict]) -> dict:
+    """Held-out MLM accuracy/loss (over every masked token)/perplexity and NSP accuracy of weights ``state``,
+    computed by transformers' BertForPreTraining."""
+    hf_model.load_state_dict(state, strict=False)
+    hf_model.eval()
+    right = total = nsp_right = pairs = 0
+    loss_sum = 0.0
+    for batch in batches:
+        out = hf_model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                       attention_mask=batch["attention_mask"])
+        masked = batch["labels"] != IGNORE_INDEX
+        logits, targets = out.prediction_logits[masked], batch["labels"][masked]
+        loss_sum += torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
+        right += (logits.argmax(-1) == targets).sum().item()
+        total += int(masked.sum())
+        nsp_right += (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
+        pairs += len(batch["next_sentence_label"])
+    loss = loss_sum / total
+    return {"mlm_acc": right / total, "mlm_loss": loss, "perplexity": math.exp(loss), "nsp_acc": nsp_right / pairs}
+
+
+def make_vocab(corpus: Path, out: Path) -> Path:
+    """The bench's vocabulary: `glassbert vocab train --size 8000` on the corpus, made once."""
+    if not (out / "tokenizer.json").is_file():
+        tok = Tokenizer.train(read_texts(corpus), vocab_size=8000, files=False, show_progress=False)
+        tok.save_pretrained(out)
+    return out
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """KEY=VALUE for PretrainArgs fields; a VALUE that reads as JSON (0.3, 64, true) is taken as such."""
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def plot(curves: dict[str, list[tuple[float, dict]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for label, points in curves.items():
+        ax.plot([m for m, _ in points], [s["mlm_loss"] for _, s in points], marker="o", label=label)
+    ax.set_xlabel("wall-clock minutes of training (each arm on its own clock)")
+    ax.set_ylabel("held-out MLM loss (mean over masked tokens)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, args) -> list[dict]:
+    """Fine-tune the pretrained model and a random initialisation of its architecture on each data set."""
+    from glassbert.tasks.job import FinetuneArgs, finetune
+
+    random_dir = out / "random-init"
+    torch.manual_seed(args.seed)
+    BertForPreTraining(config).save_pretrained(random_dir, tokenizer=tok)
+    rows = []
+    for name, text_column, label_column in (("fine-foods", "review", "score"), ("spam", "text", "label")):
+        data = ROOT / "data" / name
+        if not (data / "train.csv").is_file():
+            print(f"{data}: missing (glassbert data fetch {name}); skipped")
+            continue
+
+        with open(data / "test.csv", newline="", encoding="utf-8") as f:
+            labels = [row[label_column] for row in csv.DictReader(f)]
+        train = data / "train.csv"
+        if args.ft_train_limit:  # a seeded sample of the training rows (the test set stays whole)
+            with open(train, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                rows_in, fields = list(reader), reader.fieldnames
+            random.Random(args.seed).shuffle(rows_in)
+            train = out / f"{name}-train-{args.ft_train_limit}.csv"
+            with open(train, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows_in[:args.ft_train_limit])
+        majority = max(labels.count(x) for x in set(labels)) / len(labels)
+        row = {"data": name, "majority": majority, "test": len(labels)}
+        for arm, model in (("pretrained", model_dir), ("random init", random_dir)):
+            t0 = time.perf_counter()
+            result = finetune(FinetuneArgs(model=str(model), train=str(train), eval=str(data / "test.csv"),
+                                           out=str(out / f"{name}-{arm.replace(' ', '-')}"), text_column=text_column,
+                                           label_column=label_column, epochs=args.ft_epochs, lr=args.ft_lr,
+                                           batch_size=32, max_length=args.ft_max_length, seed=args.seed,
+                                           overwrite=True, progress=False, quiet=True))
+            row[arm] = result["metrics"].get("accuracy")
+            row[f"{arm} minutes"] = (time.perf_counter() - t0) / 60
+            print(f"  {name}: {arm}: accuracy {row[arm]:.3f}  ({row[f'{arm} minutes']:.1f} min; {load_note()})",
+                  flush=True)
+        rows.append(row)
+    return rows
+
+
+def print_downstream(rows: list[dict], args) -> None:
+    print(f"\nfine-tuned {args.ft_epochs} epochs, lr {args.ft_lr}, batch 32, {args.ft_max_length} tokens, "
+          f"{args.ft_train_limit or 'all'} training rows; test accuracy (best epoch on the test set, both arms alike):")
+    print(f"{'data':<12} {'test rows':>9} {'majority':>9} {'random init':>12} {'pretrained':>11} {'gain':>7}")
+    for row in rows:
+        gain = (row["pretrained"] or 0) - (row["random init"] or 0)
+        print(f"{row['data']:<12} {row['test']:9d} {row['majority']:9.3f} {row['random init']:12.3f} "
+              f"{row['pretrained']:11.3f} {gain:+7.3f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget of each arm (default 10)")
+    p.add_argument("--preset", default="mini")
+    p.add_argument("--corpus", type=Path, default=ROOT / "data" / "sotu")
+    p.add_argument("--vocab", type=Path, default=None, help="default: made once in OUT/vocab (size 8000)")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "quality")
+    p.add_argument("--turn", type=float, default=30.0, help="seconds of each turn")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: glassbert's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--glassbert-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a PretrainArgs field for arm (a), e.g. masked_lm_prob=0.3 (ablations)")
+    p.add_argument("--label", default="", help="a name for this arm (a) variant in the output")
+    p.add_argument("--no-transformers", action="store_true", help="arm (a) alone (ablations against each other)")
+    p.add_argument("--downstream", action="store_true")
+    p.add_argument("--ft-epochs", type=int, default=2)
+    p.add_argument("--ft-train-limit", type=int, default=None, help="fine-tune on a seeded sample of this many rows")
+    p.add_argument("--ft-max-length", type=int, default=128)
+    p.add_argument("--downstream-from", type=Path, default=None, metavar="RUN",
+                   help="skip pretraining: fine-tune this glassbert pretraining run (and its random init)")
+    p.add_argument("--ft-lr", type=float, default=1e-4)
+    args = p.parse_args()
+    if not args.corpus.exists():
+        sys.exit(f"{args.corpus}: missing; fetch it with: glassbert data fetch sotu")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.downstream_from:
+        run_config = BertConfig.load(args.downstream_from)
+        print(f"downstream only: {args.downstream_from} against its architecture from random init; {load_note()}")
+        rows = downstream(args.downstream_from, run_config, Tokenizer.from_pretrained(args.downstream_from), args.out, args)
+        print_downstream(rows, args)
+        (args.out / "downstream.json").write_text(json.dumps(rows, indent=2))
+        return
+    vocab = args.vocab or make_vocab(args.corpus, args.out / "vocab")
+    tok = Tokenizer.from_pretrained(vocab)
+    options = parse_options(args.glassbert_option)
+    run_dir = args.out / ("glassbert" + (f"-{args.label}" if args.label else ""))
+    pargs = PretrainArgs(corpus=str(args.corpus), vocab=str(vocab), out=str(run_dir), preset=args.preset,
+                         minutes=args.minutes, seed=args.seed, overwrite=True, eval_every=10**9, save_every=10**9,
+                         **options)
+    args.max_seq_length = pargs.max_seq_length
+    data = build_datasets(pargs, tok)  # the same pairs pretrain() builds from the same arguments
+    defaults = PretrainArgs(corpus="", vocab="", out="")
+    # the fixed held-out set: transformers' defaults (15 %, 128 tokens) as the common ground for both arms
+    fixed = build_datasets(PretrainArgs(corpus=str(args.corpus), vocab=str(vocab), out="", seed=args.seed,
+                                        max_seq_length=defaults.max_seq_length), tok)
+    g = torch.Generator().manual_seed(1234)
+    batches = [fixed.collate(fixed.eval.items[i:i + 64], g) for i in range(0, len(fixed.eval), 64)]
+    masked = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches)
+    labels = [it["next_sentence_label"] for it in fixed.eval.items]
+    nsp_majority = max(sum(labels), len(labels) - sum(labels)) / len(labels)
+    config = BertConfig.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id,
+                               max_position_embeddings=max(512, pargs.max_seq_length))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    budget = args.minutes * 60
+    print(f"quality bench: {args.minutes:g} min per arm, preset {args.preset}, {args.corpus.name}: "
+          f"{data.train_documents} training documents ({len(data.train)} pairs), held-out {fixed.eval_documents} "
+          f"documents: {len(fixed.eval)} pairs, {masked} masked tokens (seed 1234); vocabulary {tok.vocab_size}; "
+          f"arm (a) options {options or 'defaults'}", flush=True)
+    print(f"at the start: {load_note()}", flush=True)
+
+    other = TransformersArm(config, Path(vocab), list(data.train.items), pargs, budget)
+    if args.no_transformers:
+        other.clock.spent = budget  # done before it starts
+    else:
+        other.calibrate()
+    turns = Turns(other, args.turn, budget)
+    t0 = time.perf_counter()
+    result = pretrain(pargs, progress=False, threads=args.threads, callbacks=[turns])
+    while not other.done:  # glassbert stopped first: the other arm finishes its budget
+        other.run_for(args.turn)
+    wall = (time.perf_counter() - t0) / 60
+    end_note = load_note()
+    print(f"at the end: {end_note} ({wall:.1f} min for both arms)", flush=True)
+
+    import transformers
+
+    keep = {k: v for k, v in config.to_dict().items() if k not in ("architectures", "model_type", "classifier_pooling")}
+    judge = transformers.BertForPreTraining(transformers.BertConfig(**keep))
+    label_a = "glassbert pretrain" + (f" ({args.label})" if args.label else " (defaults)")
+    arms = {label_a: turns.snapshots}
+    if not args.no_transformers:
+        arms["transformers (BertForPreTraining + DataCollatorForLanguageModeling)"] = other.snapshots
+    if args.no_transformers:  # an ablation arm: its final weights only (scoring every copy takes minutes)
+        turns.snapshots.kept = turns.snapshots.kept[-1:]
+    curves = {name: [(m, {"step": step, **score(state, judge, batches)}) for m, step, state in snaps.kept]
+              for name, snaps in arms.items()}
+    print(f"\nheld-out ({len(fixed.eval)} pairs of {fixed.eval_documents} unseen documents, {masked} masked tokens; "
+          f"NSP majority class {nsp_majority:.3f}), scored by transformers' BertForPreTraining:")
+    print(f"{'arm':<70} {'minutes':>7} {'steps':>6} {'MLM acc':>8} {'MLM loss':>9} {'ppl':>8} {'NSP acc':>8}")
+    for name, points in curves.items():
+        for minutes, s in points:
+            print(f"{name:<70} {minutes:7.2f} {s['step']:6d} {s['mlm_acc']:8.3f} {s['mlm_loss']:9.3f} "
+                  f"{s['perplexity']:8.1f} {s['nsp_acc']:8.3f}")
+    if not args.no_transformers:
+        print(f"(transformers' linear schedule was planned for {other.estimated_steps} steps, from 5 calibration steps)")
+    finals = {name: points[-1][1] for name, points in curves.items()}
+    png = args.out / f"quality{'-' + args.label if args.label else ''}.png"
+    plot(curves, png, f"SOTU, {args.preset}, {args.minutes:g} min per arm; {end_note}")
+    record = {"minutes": args.minutes, "preset": args.preset, "options": options, "label": args.label,
+              "load_start_end": [load_note(), end_note], "held_out_pairs": len(fixed.eval), "masked_tokens": masked,
+              "nsp_majority": nsp_majority, "curves": curves, "finals": finals,
+              "glassbert_result": {k: result.get(k) for k in ("step", "elapsed_s")},
+              "transformers_planned_steps": other.estimated_steps}
+    if args.downstream:
+        print("\ndownstream:", flush=True)
+        record["downstream"] = downstream(run_dir, config, tok, args.out, args)
+        print_downstream(record["downstream"], args)
+    name = args.out / f"quality{'-' + args.label if args.label else ''}.json"
+    name.write_text(json.dumps(record, indent=2))
+    print(f"\ncurve: {png}\nnumbers: {name}")
+
+
+if __name__ == "__main__":
+    main()
