@@ -1,15 +1,21 @@
 """Inference speed: the same weights through glassbert and transformers, in one run.
 
-    python bench/inference.py                      # base (random weights) and MiniLM, CPU
-    python bench/inference.py --device cuda --models base minilm --dtype bf16
+    python bench/inference.py                      # base (random weights) and MiniLM, CPU, fp32 and bf16
+    python bench/inference.py --device cuda --models base minilm --precision bf16
+    python bench/inference.py --models base --precision fp32 bf16 --texts 64 --repeats 3
 
 Prints real (non-padding) tokens/s of each and the ratio glassbert / transformers, on
 (1) batches of real sentences of varied length, padded to the longest (what users feed), and
-(2) full-length batches with no padding (where transformers already runs near the GEMM limit).
+(2) full-length batches with no padding (where transformers already runs near the GEMM limit),
+for each --precision side by side (bf16: both libraries under the same bf16 autocast, glassbert's through
+glassbert.precision). First it measures a plain GEMM in each precision: what the matrix units give here.
+The arms take turns (every repeat runs each library in each precision once) so that a shared machine's
+changing load slows them alike; the best of the repeats is kept, and the load average is printed.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import statistics
@@ -24,6 +30,36 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import glassbert as gb  # noqa: E402
+from glassbert.precision import autocast  # noqa: E402
+
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def gemm_rates(device: str, precisions: list[str], n: int = 1024, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of an (n, n) @ (n, n) matmul in each precision, the precisions taking turns (best of repeats)."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    inputs = {p: (a.to(DTYPES[p] or torch.float32), b.to(DTYPES[p] or torch.float32)) for p in precisions}
+    best = {p: float("inf") for p in precisions}
+    for _ in range(repeats):
+        for p, (x, y) in inputs.items():
+            x @ y  # warm
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(4):
+                x @ y
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best[p] = min(best[p], (time.perf_counter() - t0) / 4)
+    return {p: 2 * n ** 3 / t / 1e9 for p, t in best.items()}
+
+
+def context(device: str, precision: str):
+    """The forward's precision context: glassbert.precision's bf16 autocast (fp16: torch.autocast directly)."""
+    if precision == "fp16":
+        return torch.autocast(device, dtype=torch.float16)
+    return autocast(device, precision == "bf16")
 
 
 def load_sentences(n: int, seed: int = 0, group: bool = True) -> list[str]:
@@ -56,24 +92,25 @@ def make_models(name: str, device: str, tmp: Path):
     return ours, hf, gb.Tokenizer.from_pretrained(gb.checkpoint.resolve_model_path("minilm"))
 
 
-def timed(fn, batches, device, repeats: int) -> float:
-    """Best-of-`repeats` seconds for running fn over all batches."""
-    best = float("inf")
+def timed_turns(arms: dict, batches, device, repeats: int) -> dict:
+    """Best-of-`repeats` seconds of each arm (a function of one batch) over all batches, the arms taking turns."""
+    best = {name: float("inf") for name in arms}
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for b in batches:
-            fn(b)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in arms.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for b in batches:
+                fn(b)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
 def run(name: str, args, tmp: Path) -> list[tuple]:
     ours, hf, tok = make_models(name, args.device, tmp)
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+
     def padded_batches(texts):
         return [tok(texts[i:i + args.batch_size], max_length=args.max_length)
                 for i in range(0, len(texts), args.batch_size)]
@@ -88,19 +125,23 @@ def run(name: str, args, tmp: Path) -> list[tuple]:
         real = sum(int(b["attention_mask"].sum()) for b in batches)
         padded = sum(b["attention_mask"].numel() for b in batches)
 
-        def go(model):
+        def go(model, precision):
             def step(b):
-                with torch.autocast(args.device, dtype=dtype, enabled=dtype is not None):
+                with context(args.device, precision):
                     model(**b)
             return step
+        arms = {(lib, p): go(model, p) for p in args.precision for lib, model in (("hf", hf), ("ours", ours))}
         with torch.inference_mode():
-            for model in (ours, hf):  # warm-up
-                go(model)(batches[0])
-            t_ours = timed(go(ours), batches, args.device, args.repeats)
-            t_hf = timed(go(hf), batches, args.device, args.repeats)
+            for fn in arms.values():  # warm-up
+                fn(batches[0])
+            seconds = timed_turns(arms, batches, args.device, args.repeats)
             b0 = batches[0]
-            diff = (ours(**b0).sequence_output - hf(**b0).last_hidden_state)[b0["attention_mask"].bool()].abs().max()
-        rows.append((name, label, real, padded, real / t_hf, real / t_ours, t_hf / t_ours, float(diff)))
+            for p in args.precision:
+                with context(args.device, p):
+                    diff = (ours(**b0).sequence_output.float()
+                            - hf(**b0).last_hidden_state.float())[b0["attention_mask"].bool()].abs().max()
+                t_hf, t_ours = seconds[("hf", p)], seconds[("ours", p)]
+                rows.append((name, label, p, real, padded, real / t_hf, real / t_ours, t_hf / t_ours, float(diff)))
     return rows
 
 
@@ -108,7 +149,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["base", "minilm"])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--precision", nargs="+", choices=list(DTYPES), default=["fp32", "bf16"],
+                   help="precisions to compare side by side (default fp32 bf16; fp16 only means something on CUDA)")
     p.add_argument("--texts", type=int, default=256, help="varied-length texts")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
@@ -116,20 +158,34 @@ def main() -> None:
     p.add_argument("--full-batches", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    print(f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, device {args.device}, precision {' '.join(args.precision)}, "
+          f"threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
     if args.device == "cuda":
         print(torch.cuda.get_device_name())
+    gemm = gemm_rates(args.device, args.precision)
+    print("GEMM 1024³: " + ", ".join(f"{p} {rate:.0f} GFLOP/s" for p, rate in gemm.items()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             rows += run(name, args, Path(tmp))
     print("\nsentences: single real sentences, 32 a batch, padded to the longest; texts: 1–6 sentences a text;"
           " full: 128 real tokens a row, no padding")
-    print(f"\n{'model':8} {'batches':9} {'real tok':>9} {'padded':>8} {'transformers tok/s':>19} "
+    print(f"\n{'model':8} {'batches':9} {'prec':5} {'real tok':>9} {'padded':>8} {'transformers tok/s':>19} "
           f"{'glassbert tok/s':>16} {'ratio':>7} {'max|diff|':>10}")
-    for name, label, real, padded, hf_tps, ours_tps, ratio, diff in rows:
-        print(f"{name:8} {label:9} {real:9d} {padded:8d} {hf_tps:19.0f} {ours_tps:16.0f} {ratio:6.2f}x {diff:10.2e}")
-    print(f"\ngeometric mean ratio: {statistics.geometric_mean([r[6] for r in rows]):.2f}x")
+    for name, label, prec, real, padded, hf_tps, ours_tps, ratio, diff in rows:
+        print(f"{name:8} {label:9} {prec:5} {real:9d} {padded:8d} {hf_tps:19.0f} {ours_tps:16.0f} {ratio:6.2f}x "
+              f"{diff:10.2e}")
+    for prec in args.precision:
+        ratios = [r[7] for r in rows if r[2] == prec]
+        print(f"geometric mean ratio, {prec}: {statistics.geometric_mean(ratios):.2f}x")
+    if len(args.precision) > 1:  # what each library gains from the other precisions
+        first = args.precision[0]
+        base = {(r[0], r[1]): r for r in rows if r[2] == first}
+        for prec in args.precision[1:]:
+            for lib, col in (("transformers", 5), ("glassbert", 6)):
+                gains = [r[col] / base[(r[0], r[1])][col] for r in rows if r[2] == prec]
+                print(f"{lib} {prec} / {first}: {statistics.geometric_mean(gains):.2f}x")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

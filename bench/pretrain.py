@@ -4,15 +4,23 @@ SOP), same config, weights and batches.
     python bench/pretrain.py                       # mini preset, State of the Union, 60 steps each
     python bench/pretrain.py --preset small --steps 200 --device cuda
     python bench/pretrain.py --arch albert         # ALBERT's tiny preset; --preset base for ALBERT-base's shape
+    python bench/pretrain.py --precision fp32 bf16 --steps 30 --profile 3   # both precisions, then a profile
 
 Both models start from the same weights and take the same optimizer steps (AdamW, no decay on biases
 and LayerNorm, lr warmup then linear decay) on the same masked batches, the two libraries taking turns
 (--turn steps each), so that a machine whose load changes during the run slows both alike. Prints real
 (non-padding) tokens/s of each and the ratio, then the held-out MLM and NSP (SOP) accuracy of the glassbert run.
+
+--precision fp32 bf16 (the default) trains each library in each precision from the same weights on the same
+batches (bf16: glassbert.precision's autocast around the forward, as the Trainer runs it; weights and AdamW in
+fp32), all four runs taking turns, and prints them side by side. --profile N then profiles N more steps of
+each run (torch.profiler) and prints the top operations by self CPU time.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import sys
 import tempfile
 import time
@@ -25,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import glassbert as gb  # noqa: E402
 from glassbert.data import fetch, read_texts  # noqa: E402
+from glassbert.precision import autocast  # noqa: E402
 from glassbert.pretrain import PretrainArgs, build_datasets, pretraining_metrics  # noqa: E402
 from glassbert.train import build_optimizer, lr_factor  # noqa: E402
 
@@ -47,18 +56,31 @@ def batches_for(dataset, collate, n: int, batch_size: int, seed: int) -> list[di
 class Run:
     """One library's training run, taken a few steps at a time: its optimizer, step, timed seconds and losses."""
 
-    def __init__(self, model, batches, args):
+    def __init__(self, model, batches, args, precision: str = "fp32"):
         self.device = torch.device(args.device)
         self.model = model.to(self.device).train()
         self.opt = build_optimizer(model, args.lr, 0.01, (0.9, 0.999), 1e-8, fused=self.device.type == "cuda")
         self.batches, self.args = batches, args
         self.warmup = max(1, len(batches) // 10)
-        self.amp = dict(device_type=self.device.type, dtype=torch.bfloat16, enabled=args.bf16)
+        self.precision = precision
         self.step, self.seconds, self.losses = 0, 0.0, []
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+
+    def one_step(self, batch: dict) -> float:
+        for group in self.opt.param_groups:
+            group["lr"] = self.args.lr * lr_factor(min(self.step, len(self.batches)), self.warmup,
+                                                    len(self.batches), "linear")
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with autocast(self.device, self.precision == "bf16"):
+            out = self.model(**batch)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return float(out.loss.detach())
 
     def train(self, n: int) -> None:
         """The next ``n`` steps; the first ``args.warmup_steps`` of the run (one-off costs) are not timed."""
@@ -68,16 +90,7 @@ class Run:
             if self.step == self.args.warmup_steps:
                 self._sync()
                 t0 = time.perf_counter()
-            for group in self.opt.param_groups:
-                group["lr"] = self.args.lr * lr_factor(self.step, self.warmup, len(self.batches), "linear")
-            batch = {k: v.to(self.device) for k, v in self.batches[self.step].items()}
-            with torch.autocast(**self.amp):
-                out = self.model(**batch)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-            self.losses.append(float(out.loss.detach()))
+            self.losses.append(self.one_step(self.batches[self.step]))
             self.step += 1
         self._sync()
         if self.step > self.args.warmup_steps:
@@ -111,7 +124,11 @@ def main() -> None:
     p.add_argument("--vocab-size", type=int, default=8000)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"],
+                   help="train in each, side by side (default fp32 bf16; bf16 = bf16 autocast)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after the timed runs, profile N more steps of each and print the top ops by self CPU time")
+    p.add_argument("--profile-rows", type=int, default=15)
     p.add_argument("--data", default=str(ROOT / "data"))
     p.add_argument("--skip-transformers", action="store_true")
     args = p.parse_args()
@@ -130,7 +147,8 @@ def main() -> None:
     real = sum(int(b["attention_mask"][:].sum()) for b in batches[args.warmup_steps:])
     padded = sum(b["attention_mask"].numel() for b in batches[args.warmup_steps:])
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, device {args.device}"
-          f"{' ' + torch.cuda.get_device_name() if args.device == 'cuda' else ''}, threads {torch.get_num_threads()}")
+          f"{' ' + torch.cuda.get_device_name() if args.device == 'cuda' else ''}, threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"State of the Union: {n_train} speeches → {len(train_ds)} pairs (held out {n_eval} → {len(eval_ds)}); "
           f"vocab {tok.vocab_size}; {args.steps} steps × {args.batch_size} × ≤{args.max_seq_length}; "
           f"timed {real} real tokens of {padded} ({real / padded:.0%})")
@@ -139,26 +157,56 @@ def main() -> None:
     config = arch.config_class.preset(pargs.preset, vocab_size=tok.vocab_size)
     ours = arch.model_class(config)
     print(f"{args.arch} {pargs.preset}: {ours.num_parameters() / 1e6:.1f} M parameters, MLM + {arch.task.upper()}")
-    runs = {"glassbert": Run(ours, batches, args)}
-    if not args.skip_transformers:
-        with tempfile.TemporaryDirectory() as tmp:
-            ours.save_pretrained(tmp)
-            hf_class = getattr(transformers, arch.model_class.__name__)  # BertForPreTraining | AlbertForPreTraining
-            runs["transformers"] = Run(hf_class.from_pretrained(tmp, attn_implementation="sdpa"), batches, args)
-    while not all(r.done for r in runs.values()):  # the two take turns, --turn steps at a time
+    runs: dict[tuple[str, str], Run] = {}  # (library, precision) → its run, all from the same weights
+    with tempfile.TemporaryDirectory() as tmp:
+        ours.save_pretrained(tmp)
+        hf_class = getattr(transformers, arch.model_class.__name__)  # BertForPreTraining | AlbertForPreTraining
+        for precision in args.precision:
+            runs[("glassbert", precision)] = Run(copy.deepcopy(ours), batches, args, precision)
+            if not args.skip_transformers:
+                runs[("transformers", precision)] = Run(hf_class.from_pretrained(tmp, attn_implementation="sdpa"),
+                                                        batches, args, precision)
+    while not all(r.done for r in runs.values()):  # all take turns, --turn steps at a time
         for r in runs.values():
             r.train(args.turn)
-    for name, r in runs.items():
-        print(f"{name + ':':13} {r.seconds:7.1f} s  {real / r.seconds:8.0f} real tok/s  "
+    for (name, precision), r in runs.items():
+        print(f"{name + ',':13} {precision}: {r.seconds:7.1f} s  {real / r.seconds:8.0f} real tok/s  "
               f"loss {r.losses[0]:.3f} → {r.losses[-1]:.3f}")
-    if "transformers" in runs:
-        a, b = runs["glassbert"], runs["transformers"]
-        gap = max(abs(x - y) for x, y in zip(a.losses[:5], b.losses[:5]))
-        print(f"ratio glassbert / transformers: {b.seconds / a.seconds:.2f}x   (first-5-step loss gap {gap:.1e})")
-    metrics = evaluate(ours, eval_batches, torch.device(args.device))
+    for precision in args.precision:
+        if ("transformers", precision) in runs:
+            a, b = runs[("glassbert", precision)], runs[("transformers", precision)]
+            gap = max(abs(x - y) for x, y in zip(a.losses[:5], b.losses[:5]))
+            print(f"{precision} ratio glassbert / transformers: {b.seconds / a.seconds:.2f}x   "
+                  f"(first-5-step loss gap {gap:.1e})")
+    if len(args.precision) > 1:
+        for name in ("glassbert", "transformers"):
+            if (name, "bf16") in runs:
+                print(f"{name} bf16 / fp32: {runs[(name, 'fp32')].seconds / runs[(name, 'bf16')].seconds:.2f}x")
     pair = arch.pair_metric
-    print(f"glassbert held-out after {args.steps} steps: MLM accuracy {metrics['mlm_acc']:.3f}, "
-          f"{pair.upper()} accuracy {metrics[f'{pair}_acc']:.3f}, MLM loss {metrics['mlm_loss']:.3f}")
+    for precision in args.precision:
+        metrics = evaluate(runs[("glassbert", precision)].model, eval_batches, torch.device(args.device))
+        print(f"glassbert ({precision}) held-out after {args.steps} steps: MLM accuracy {metrics['mlm_acc']:.3f}, "
+              f"{pair.upper()} accuracy {metrics[f'{pair}_acc']:.3f}, MLM loss {metrics['mlm_loss']:.3f}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    if args.profile:
+        for (name, precision), r in runs.items():
+            profile(r, batches[:args.profile], f"{name} {precision}", args.profile_rows)
+
+
+def profile(run: Run, batches: list[dict], title: str, rows: int) -> None:
+    """``len(batches)`` training steps of ``run`` under torch.profiler: the top ops by self CPU time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    run.model.train()
+    run.one_step(batches[0])  # warm
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for batch in batches:
+            run.one_step(batch)
+        seconds = time.perf_counter() - t0
+    print(f"\n── profile: {title}, {len(batches)} steps, {seconds / len(batches) * 1000:.0f} ms a step "
+          f"(under the profiler) ──")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40))
 
 
 if __name__ == "__main__":
