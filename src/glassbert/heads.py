@@ -16,7 +16,7 @@ from torch import nn
 from .capture import CORE, KEEP, Point, Points, tap
 from .config import BertConfig
 from .errors import InputError, MissingError
-from .model import ACT2FN, POOLER_GROUP, BertModel, BertModelOutput, BertPreTrainedModel, pool
+from .model import ACT2FN, POOLER_GROUP, BertModel, BertModelOutput, BertPreTrainedModel, gather_rows, pool
 from .tokenizer import IGNORE_INDEX
 
 
@@ -139,7 +139,7 @@ def _mlm(head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torc
         raise InputError(f"MLM labels have shape {tuple(labels.shape)}, expected {(B, T)}")
     flat = labels.reshape(-1)
     masked_index = (flat != IGNORE_INDEX).nonzero().squeeze(1)                   # (M,)
-    logits = head(sequence_output.reshape(B * T, H).index_select(0, masked_index))  # (M, V)
+    logits = head(gather_rows(sequence_output.reshape(B * T, H), masked_index))    # (M, V)
     targets = flat.index_select(0, masked_index)
     if masked_index.numel() == 0:
         loss = logits.sum() * 0.0  # no masked token in this batch: a zero that keeps the graph

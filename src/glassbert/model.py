@@ -55,7 +55,7 @@ class Unpadded:
         return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T)
 
     def unpad(self, x: torch.Tensor) -> torch.Tensor:
-        return _GatherRows.apply(x.reshape(self.batch * self.length, -1), self.indices)  # (N, D)
+        return gather_rows(x.reshape(self.batch * self.length, -1), self.indices)  # (N, D)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         out = x.new_zeros(self.batch * self.length, x.shape[-1])
@@ -78,6 +78,11 @@ class _GatherRows(torch.autograd.Function):
         (indices,) = ctx.saved_tensors
         out = grad.new_zeros(ctx.rows, grad.shape[-1])                            # (B*T, D)
         return out.index_copy_(0, indices, grad), None
+
+
+def gather_rows(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """(R, D) → (N, D): the rows ``indices`` of ``x``, which must not repeat (its gradient copies, never adds)."""
+    return _GatherRows.apply(x, indices)
 
 
 # ─── embeddings ─────────────────────────────────────────────────────────────────────────────
