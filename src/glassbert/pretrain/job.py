@@ -15,6 +15,7 @@ one is refused.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import random
@@ -271,7 +272,7 @@ def _resume_or_say_done(trainer: Trainer, args: PretrainArgs, out: Path, extende
 HEADS = {"MLM head": ("predictions.",), "pair head": ("seq_relationship.", "sop_classifier.")}  # key parts
 
 
-def build_model(args: PretrainArgs, tok: Tokenizer) -> torch.nn.Module:
+def build_model(args: PretrainArgs, tok: Tokenizer, resume: bool = False) -> torch.nn.Module:
     """A new model of ``args.preset`` (seeded), or with ``args.from_model`` that model's weights in the
     pretraining class: a head the checkpoint lacks (MiniLM ships none) is initialised as BERT does
     (normal(0, 0.02), zero biases, LayerNorm 1) with the MLM decoder tied to the word embeddings."""
@@ -284,7 +285,13 @@ def build_model(args: PretrainArgs, tok: Tokenizer) -> torch.nn.Module:
                                           **overrides)
         return arch.model_class(config)
     source = resolve_model_path(args.from_model)
-    model = load_as(source, arch.model_class)
+    quiet = logging.getLogger("glassbert")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its "newly initialized" warning: said below in words, or void on resume
+    try:
+        model = load_as(source, arch.model_class)
+    finally:
+        quiet.setLevel(level)
     if model.config.vocab_size != tok.vocab_size:
         raise InputError(f"--from {args.from_model}: its embeddings have {model.config.vocab_size} rows but the "
                          f"vocabulary {args.vocab} has {tok.vocab_size} tokens: continue with the model's own "
@@ -294,7 +301,7 @@ def build_model(args: PretrainArgs, tok: Tokenizer) -> torch.nn.Module:
                          f"{model.config.max_position_embeddings} positions")
     saved = read_state_dict(source)[0]
     new = [name for name, parts in HEADS.items() if not any(p in k for k in saved for p in parts)]
-    if new:
+    if new and not resume:  # a resumed run loads its trained heads from the checkpoint next
         say(f"{args.from_model} has no {' and no '.join(new)}: initialised as BERT does (normal(0, 0.02), the "
             "MLM decoder tied to the word embeddings), trained from here")
     return model.train()
@@ -320,7 +327,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     data = build_datasets(args, tok, expect)
     train_ds, eval_ds, collate = data.train, data.eval, data.collate
     arch = args.architecture
-    model = build_model(args, tok)
+    model = build_model(args, tok, resume)
     chosen = set_threads(threads, model.config.hidden_size)
     if args.schedule is None:  # chosen once: an extension on resume keeps the run's kind of schedule
         args.schedule = "linear"  # over the steps, the epochs or the minutes (by the fraction of the budget spent)
