@@ -3,6 +3,7 @@
     python bench/finetune.py                                     # 4,000 train / 1,000 test, 2 epochs
     python bench/finetune.py --limit 800 --test-limit 300 --epochs 1   # a quick end-to-end check
     python bench/finetune.py --device cuda
+    python bench/finetune.py --precision fp32 bf16 --limit 400 --test-limit 200 --epochs 1 --skip-frozen
 
 (a) glassbert: `glassbert.tasks.job.finetune` on the training CSV (the Trainer, our model).
 (b) transformers: BertForSequenceClassification from the same checkpoint, given glassbert's initial
@@ -14,11 +15,17 @@ baseline (65.8 % on the full test set). Then (c) head-only runs (encoder frozen,
 classifier on the pooler and on the mean of the tokens: MiniLM's pooler was never trained, so
 only the second can learn. Training times are the training loops alone (no loading, no saving).
 Targets: accuracy within 0.5 points of transformers' (or better), at least 1.3× its speed.
+
+--precision fp32 bf16 (the default) runs (a) and (b) in each: bf16 is the Trainer's bf16 autocast
+(`finetune --precision bf16`) and the same autocast around transformers' forward; the saved weights are
+fp32 and every model is scored in fp32. It prints bf16's accuracy beside fp32's for both libraries (target:
+within 0.5 points), and how often the fp32 model's test labels change when it is run under bf16 autocast.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
 import sys
 import tempfile
@@ -59,7 +66,8 @@ def write_rows(data: ClassificationData, path: Path) -> Path:
     return path
 
 
-def train_transformers(model_dir: Path, labels: list[str], train_set, args, device: torch.device):
+def train_transformers(model_dir: Path, labels: list[str], train_set, args, device: torch.device,
+                       precision: str = "fp32"):
     """transformers' BertForSequenceClassification, our initial head, the Trainer's recipe and batches."""
     import transformers
 
@@ -84,7 +92,7 @@ def train_transformers(model_dir: Path, labels: list[str], train_set, args, devi
     warmup = round(0.1 * total)
     optimizer = build_optimizer(hf, args.lr, 0.01, (0.9, 0.999), 1e-8, fused=device.type == "cuda")
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     step = 0
     losses: list[float] = []
     torch.manual_seed(args.seed)
@@ -128,6 +136,8 @@ def main() -> None:
     parser.add_argument("--test-limit", type=int, default=None, help="score on a seeded subset of N reviews")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"],
+                        help="train the full fine-tunes in each (bf16: autocast; default fp32 bf16)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--skip-frozen", action="store_true", help="leave out the head-only runs")
     parser.add_argument("--progress", action="store_true", help="show training progress")
@@ -154,8 +164,8 @@ def main() -> None:
     real = sum(train_set.lengths)
     print(f"fine-food reviews: {len(train)} train / {len(test)} test, MiniLM ({model_dir}), "
           f"{args.epochs} epoch(s), batch {args.batch_size}, lr {args.lr:g}, max_length {args.max_length}, "
-          f"{args.device}, {torch.get_num_threads()} threads; {real / len(train):.0f} tokens per review on average",
-          flush=True)
+          f"{args.device}, {torch.get_num_threads()} threads; {real / len(train):.0f} tokens per review on average; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,19 +176,25 @@ def main() -> None:
                       max_length=args.max_length, seed=args.seed, device=args.device, progress=args.progress,
                       quiet=True, overwrite=True)
 
-        def glassbert_run(name: str, out: str, **kw) -> None:
+        def glassbert_run(name: str, out: str, **kw):
             summary = finetune(FinetuneArgs(model_dir, train_csv, work / out, **common, **kw))
             model = gb.BertForSequenceClassification.from_pretrained(work / out).to(device)
             scores = evaluate_classification(model, test_set, labels, batch_size=64)
             results.append((name, scores.metrics, summary["train_seconds"]))
             print(f"  done: {name}", flush=True)
+            return model
 
-        glassbert_run("glassbert, full fine-tune", "glassbert", lr=args.lr)
-        hf, seconds = train_transformers(model_dir, labels, train_set, args, device)
-        results.append(("transformers, full fine-tune", evaluate_classification(hf, test_set, labels, 64).metrics,
-                        seconds))
-        print("  done: transformers, full fine-tune", flush=True)
-        del hf
+        for precision in args.precision:
+            model = glassbert_run(f"glassbert, full fine-tune, {precision}", f"glassbert-{precision}", lr=args.lr,
+                                  precision=precision)
+            if precision == "fp32":
+                flips = label_agreement(model, test_set, device)
+            del model
+            hf, seconds = train_transformers(model_dir, labels, train_set, args, device, precision)
+            results.append((f"transformers, full fine-tune, {precision}",
+                            evaluate_classification(hf, test_set, labels, 64).metrics, seconds))
+            print(f"  done: transformers, full fine-tune, {precision}", flush=True)
+            del hf
         if not args.skip_frozen:
             for pooling in ("pooler", "mean"):
                 glassbert_run(f"glassbert, head only, {pooling} pooling", f"frozen-{pooling}",
@@ -189,14 +205,38 @@ def main() -> None:
     print(f"{'majority baseline (' + labels[majority] + ')':<38} {baseline:>9.3f}")
     for name, scores, secs in results:
         print(f"{name:<38} {scores['accuracy']:>9.3f} {scores['macro_f1']:>9.3f} {secs:>9.1f}")
-    (_, ours, our_s), (_, theirs, their_s) = results[:2]
-    gap = 100 * (ours["accuracy"] - theirs["accuracy"])
-    ratio = their_s / our_s
+    full = {name: (scores, secs) for name, scores, secs in results}
     print()
-    print(f"accuracy: glassbert {gap:+.1f} points vs transformers (target ≥ -0.5)  "
-          f"{'OK' if gap >= -0.5 else 'MISSED'}")
-    print(f"speed:    glassbert {ratio:.2f}× transformers ({our_s:.1f} s vs {their_s:.1f} s; target ≥ 1.3×)  "
-          f"{'OK' if ratio >= 1.3 else 'MISSED'}")
+    for precision in args.precision:
+        (ours, our_s), (theirs, their_s) = (full[f"{lib}, full fine-tune, {precision}"]
+                                            for lib in ("glassbert", "transformers"))
+        gap = 100 * (ours["accuracy"] - theirs["accuracy"])
+        ratio = their_s / our_s
+        print(f"{precision} accuracy: glassbert {gap:+.1f} points vs transformers (target ≥ -0.5)  "
+              f"{'OK' if gap >= -0.5 else 'MISSED'}")
+        print(f"{precision} speed:    glassbert {ratio:.2f}× transformers ({our_s:.1f} s vs {their_s:.1f} s; "
+              f"target ≥ 1.3×)  {'OK' if ratio >= 1.3 else 'MISSED'}")
+    if {"fp32", "bf16"} <= set(args.precision):
+        for lib in ("glassbert", "transformers"):
+            (low, low_s), (high, high_s) = (full[f"{lib}, full fine-tune, {p}"] for p in ("bf16", "fp32"))
+            gap = 100 * (low["accuracy"] - high["accuracy"])
+            print(f"{lib}: bf16 accuracy {low['accuracy']:.3f} vs fp32 {high['accuracy']:.3f} ({gap:+.1f} points, "
+                  f"target ≥ -0.5: {'OK' if gap >= -0.5 else 'MISSED'}); training {low_s:.1f} s in bf16, {high_s:.1f} s in fp32")
+    if "fp32" in args.precision:
+        print(f"the fp32 glassbert model run under bf16 autocast: {flips[0]} of {flips[1]} test labels change "
+              f"({100 * (1 - flips[0] / flips[1]):.1f} % agree)")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def label_agreement(model, test_set, device: torch.device) -> tuple[int, int]:
+    """(labels that change, labels): the model's test predictions in fp32 against the same model under bf16
+    autocast (glassbert.precision, as `glassbert classify --precision bf16` runs it)."""
+    from glassbert.precision import autocast
+    from glassbert.tasks.classification import class_logits
+    fp32 = class_logits(model, test_set, 64).argmax(-1)
+    with autocast(device, True):
+        bf16 = class_logits(model, test_set, 64).argmax(-1)
+    return int((fp32 != bf16).sum()), len(fp32)
 
 
 if __name__ == "__main__":
