@@ -51,6 +51,7 @@ from glassbert.corpus import read_texts  # noqa: E402
 from glassbert.heads import BertForPreTraining  # noqa: E402
 from glassbert.pretrain.job import PretrainArgs, build_datasets, pretrain  # noqa: E402
 from glassbert.tokenizer import IGNORE_INDEX, Tokenizer  # noqa: E402
+from glassbert.threads import set_threads  # noqa: E402
 from glassbert.train import Callback  # noqa: E402
 
 FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)  # of the budget, where each arm's weights are kept
@@ -365,14 +366,16 @@ def main() -> None:
     nsp_majority = max(sum(labels), len(labels) - sum(labels)) / len(labels)
     config = BertConfig.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id,
                                max_position_embeddings=max(512, pargs.max_seq_length))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # glassbert's thread choice for this model and machine, fixed now for both arms (and the calibration)
+    threads = set_threads(args.threads, config.hidden_size).threads
     budget = args.minutes * 60
     print(f"quality bench: {args.minutes:g} min per arm, preset {args.preset}, {args.corpus.name}: "
           f"{data.train_documents} training documents ({len(data.train)} pairs), held-out {fixed.eval_documents} "
           f"documents: {len(fixed.eval)} pairs, {masked} masked tokens (seed 1234); vocabulary {tok.vocab_size}; "
           f"arm (a) options {options or 'defaults'}", flush=True)
-    print(f"at the start: {load_note()}", flush=True)
+    start_note = load_note()
+    print(f"both arms: peak lr {pargs.lr:g}, batch {pargs.batch_size}, {pargs.max_seq_length} tokens, warmup "
+          f"{pargs.warmup_ratio:.0%} then linear decay; at the start: {start_note}", flush=True)
 
     other = TransformersArm(config, Path(vocab), list(data.train.items), pargs, budget)
     if args.no_transformers:
@@ -381,7 +384,7 @@ def main() -> None:
         other.calibrate()
     turns = Turns(other, args.turn, budget)
     t0 = time.perf_counter()
-    result = pretrain(pargs, progress=False, threads=args.threads, callbacks=[turns])
+    result = pretrain(pargs, progress=False, threads=threads, callbacks=[turns])
     while not other.done:  # glassbert stopped first: the other arm finishes its budget
         other.run_for(args.turn)
     wall = (time.perf_counter() - t0) / 60
@@ -410,10 +413,16 @@ def main() -> None:
     if not args.no_transformers:
         print(f"(transformers' linear schedule was planned for {other.estimated_steps} steps, from 5 calibration steps)")
     finals = {name: points[-1][1] for name, points in curves.items()}
+    if len(curves) == 2:  # the issue's target: glassbert's held-out MLM loss lower at every budget measured
+        ours, theirs = curves.values()
+        lower = [a["mlm_loss"] < b["mlm_loss"] for (_, a), (_, b) in zip(ours[1:], theirs[1:])]
+        print(f"glassbert's held-out MLM loss is lower at {sum(lower)} of {len(lower)} budgets measured "
+              f"({', '.join(f'{f:g}' for f in FRACTIONS[1:])} of {args.minutes:g} min); at the end "
+              f"{ours[-1][1]['mlm_loss']:.3f} vs {theirs[-1][1]['mlm_loss']:.3f}")
     png = args.out / f"quality{'-' + args.label if args.label else ''}.png"
     plot(curves, png, f"SOTU, {args.preset}, {args.minutes:g} min per arm; {end_note}")
     record = {"minutes": args.minutes, "preset": args.preset, "options": options, "label": args.label,
-              "load_start_end": [load_note(), end_note], "held_out_pairs": len(fixed.eval), "masked_tokens": masked,
+              "load_start_end": [start_note, end_note], "held_out_pairs": len(fixed.eval), "masked_tokens": masked,
               "nsp_majority": nsp_majority, "curves": curves, "finals": finals,
               "glassbert_result": {k: result.get(k) for k in ("step", "elapsed_s")},
               "transformers_planned_steps": other.estimated_steps}
