@@ -63,7 +63,7 @@ def test_embed_files_and_similarity(tmp_path):
     (("embed", "minilm"), "give TEXTS or --input FILE"),
     (("embed", "minilm", "x", "--out", "v.csv"), "use a .npy or .jsonl file name"),
     (("similarity", "minilm", "only one"), "at least two texts"),
-    (("pretrain", "--steps", "3"), "missing --corpus, --vocab, --out"),
+    (("pretrain", "--steps", "3"), "missing --corpus, --vocab (or --from MODEL), --out"),
     (("explore", "."), "holds no recording"),
 ])
 def test_bad_input_is_one_clear_line(args, message, tmp_path, monkeypatch):
