@@ -380,10 +380,12 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
               help=f"Model size. bert: {', '.join(PRESETS)} (default mini); albert: {', '.join(ALBERT_PRESETS)} "
                    "(default tiny).")
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(8))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Global batch size.")
+@click.option("--batch-size", default=None, type=click.IntRange(1),
+              help="Global batch size (default: 8 for bert toy/tiny/mini, measured better than 32 in short runs "
+                   "on a CPU; 32 otherwise).")
 @click.option("--lr", default=None, type=_POSITIVE,
-              help="Peak learning rate (default: 1e-3 for bert toy/tiny/mini, measured best of 5e-4/1e-3 in "
-                   "short runs; 5e-4 for larger presets and albert; 1e-4 with --from).")
+              help="Peak learning rate (default: 5e-4, measured best of 1e-4/3e-4/5e-4/1e-3 for bert mini in "
+                   "short runs; 1e-4 with --from).")
 @click.option("--steps", type=click.IntRange(1), help="Stop after this many optimizer steps.")
 @click.option("--epochs", type=click.IntRange(1), help="Stop after this many passes over the pairs.")
 @click.option("--minutes", type=_POSITIVE, help="Stop after this much training time. The learning rate warms "
