@@ -19,7 +19,7 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> None:
     keys.sort(key=lambda k: k != "loss")
     if not keys:
         return
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
     cols = min(3, len(keys))
     nrows = math.ceil(len(keys) / cols)
@@ -41,6 +41,8 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> None:
             ax.set_xticks(sorted(steps))
         if key.endswith("loss") and all(r[key] > 0 for r in rows if isinstance(r.get(key), (int, float))):
             ax.set_yscale("log")
+            for axis_ticks in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+                axis_ticks(ScalarFormatter())  # 6, 7, 8 — not 6×10⁰ on a range within one decade
         ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write_with(png_path, lambda tmp: fig.savefig(tmp, dpi=90))
