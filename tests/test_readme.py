@@ -141,6 +141,11 @@ SKIPPED: dict[str, tuple[str, StandIn]] = {
     "python bench/inference.py": ("a benchmark, minutes", None),
     "python bench/pretrain.py": ("a benchmark, minutes", None),
     "python bench/finetune.py": ("a benchmark, minutes", None),
+    "glassbert pretrain --from minilm --corpus data/sotu --out runs/sotu-minilm --minutes 20":
+        ("trains for 20 minutes: tests/test_run_pretrain.py continues MiniLM", "glassbert pretrain --from minilm "
+         "--corpus data/sotu --out runs/sotu-minilm --steps 2 --max-seq-length 32 --batch-size 4".split()),
+    "python bench/quality.py": ("a benchmark, 20 minutes and more", None),
+    "python bench/quality.py --downstream": ("a benchmark, 20 minutes and more", None),
 }
 # Sections none of whose lines run here yet.
 SKIPPED_SECTIONS: dict[str, str] = {}
