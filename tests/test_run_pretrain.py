@@ -27,7 +27,7 @@ def vocab_dir(tmp_path_factory) -> Path:
 def pretrain_args(vocab: Path, out: Path, steps: int, **extra) -> list[str]:
     args = ["pretrain", "--corpus", str(CORPUS), "--vocab", str(vocab), "--out", str(out), "--preset", "tiny",
             "--max-seq-length", "64", "--batch-size", "16", "--lr", "1e-3", "--steps", str(steps),
-            "--save-every", "5", "--eval-every", "100"]
+            "--save-every", "5", "--eval-every", "100", "--threads", "1"]  # one thread: the same numbers under any load
     for k, v in extra.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
     return args
@@ -93,7 +93,7 @@ def test_pretraining_loss_falls_and_fill_mask_runs(vocab_dir, tmp_path):
     losses = train_losses(run)
     first = losses[1]  # ≈ ln(vocab) + ln(2) at random init
     last = sum(losses[s] for s in range(241, 251)) / 10
-    assert last < first - 1.0, (first, last)
+    assert last < first - 1.0, (first, last)  # one thread: 7.11 → 5.81 (2 threads under load: 7.12 → 6.13)
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert evals and {"mlm_acc", "nsp_acc"} <= set(evals[-1])
     assert (run / "metrics.png").is_file() and (run / "model.safetensors").is_file()
