@@ -120,7 +120,7 @@ class TransformersArm:
         self.clock = TurnClock()
         self.snapshots = Snapshots(budget_s)
         self.snapshots.keep(0.0, 0, self.model)  # the 0.0 fraction: the initial weights
-        self.step, self.scheduler, self.estimated_steps = 0, None, None
+        self.step, self.scheduler, self.estimated_steps, self.calibration_steps = 0, None, None, None
 
     def calibrate(self, warmup: int = 3, seconds: float = 15.0, min_steps: int = 10) -> None:
         """Time steps of a throwaway copy (same load as now) after ``warmup`` untimed ones (the first steps

@@ -72,16 +72,14 @@ ARCHS = {
 SMALL_PRESETS = ("toy", "tiny", "mini")  # BERT's presets whose short-budget recipe was measured
 
 
-def default_lr(arch: str, preset: str | None, from_model: str | None) -> float:
+def default_lr(from_model: str | None) -> float:
     """The peak learning rate when none is given. 5e-4 for BERT's small presets, from 5-minute runs of the mini
     preset on SOTU (bench/quality.py's data; one thread each, two runs side by side; README "Pretraining
     quality"): with batch 8, held-out MLM accuracy/loss 0.079/6.62 at 1e-3 (stuck at the unigram plateau,
     predicting "the" everywhere), 0.098/6.55 at 1e-4, 0.116/6.39 at 3e-4, 0.125/6.30 at 5e-4 (dropout off).
-    5e-4 for the larger presets and ALBERT too, which were not measured; 1e-4 to continue a pretrained model
+    5e-4 for every preset and ALBERT too (the larger ones were not measured); 1e-4 to continue a pretrained model
     (--from), as domain-adaptive pretraining does, so that its knowledge is adjusted rather than overwritten."""
-    if from_model is not None:
-        return 1e-4
-    return 5e-4
+    return 1e-4 if from_model is not None else 5e-4
 
 
 def default_batch_size(arch: str, preset: str | None, from_model: str | None) -> int:
@@ -100,7 +98,7 @@ class PretrainArgs:
     preset: str | None = None  # None: the arch's default (bert: mini, albert: tiny)
     max_seq_length: int = 128
     batch_size: int | None = None  # None: default_batch_size(arch, preset, from_model)
-    lr: float | None = None  # None: default_lr(arch, preset, from_model)
+    lr: float | None = None  # None: default_lr(from_model)
     warmup_ratio: float = 0.02
     weight_decay: float = 0.01
     steps: int | None = None
@@ -140,7 +138,7 @@ class PretrainArgs:
         check_precision(self.precision)
         self.preset = self.preset or arch.default_preset
         if self.lr is None:
-            self.lr = default_lr(self.arch, self.preset, self.from_model)
+            self.lr = default_lr(self.from_model)
         if self.batch_size is None:
             self.batch_size = default_batch_size(self.arch, self.preset, self.from_model)
         self.task = self.task or arch.task
