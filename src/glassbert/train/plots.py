@@ -39,10 +39,12 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> None:
         steps = {r["step"] for r in rows if key in r and "step" in r}
         if len(steps) == 1:  # one step: a tick there, not 9.45 … 10.5
             ax.set_xticks(sorted(steps))
-        if key.endswith("loss") and all(r[key] > 0 for r in rows if isinstance(r.get(key), (int, float))):
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+        if key.endswith("loss") and min(values) > 0:
             ax.set_yscale("log")
-            for axis_ticks in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-                axis_ticks(ScalarFormatter())  # 6, 7, 8 — not 6×10⁰ on a range within one decade
+            if max(values) < 10 * min(values):  # within one decade: 6, 7, 8 — not 6×10⁰ (across decades the
+                for axis_ticks in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # default is right)
+                    axis_ticks(ScalarFormatter())
         ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write_with(png_path, lambda tmp: fig.savefig(tmp, dpi=90))
