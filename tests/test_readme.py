@@ -144,6 +144,10 @@ SKIPPED: dict[str, tuple[str, StandIn]] = {
     "glassbert pretrain --from minilm --corpus data/sotu --out runs/sotu-minilm --minutes 20":
         ("trains for 20 minutes: tests/test_run_pretrain.py continues MiniLM", "glassbert pretrain --from minilm "
          "--corpus data/sotu --out runs/sotu-minilm --steps 2 --max-seq-length 32 --batch-size 4".split()),
+    "glassbert pretrain --corpus data/sotu --vocab runs/sotu-vocab --task mlm --pack --out runs/sotu-mlm --minutes 20":
+        ("trains for 20 minutes: tests/test_packing.py pretrains packed", "glassbert pretrain --corpus data/sotu "
+         "--vocab runs/sotu-vocab --task mlm --pack --out runs/sotu-mlm --steps 2 --max-seq-length 64 "
+         "--batch-size 8".split()),
     "python bench/quality.py": ("a benchmark, 20 minutes and more", None),
     "python bench/quality.py --downstream": ("a benchmark, 20 minutes and more", None),
 }

@@ -16,14 +16,6 @@ from glassbert.cli import main
 CORPUS = Path(__file__).parent / "data" / "tiny_corpus.txt"
 
 
-@pytest.fixture(scope="module")
-def vocab_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("vocab") / "v"
-    result = CliRunner().invoke(main, ["vocab", "train", "--corpus", str(CORPUS), "--size", "600", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def pretrain_args(vocab: Path, out: Path, steps: int, **extra) -> list[str]:
     args = ["pretrain", "--corpus", str(CORPUS), "--vocab", str(vocab), "--out", str(out), "--preset", "tiny",
             "--max-seq-length", "64", "--batch-size", "16", "--lr", "1e-3", "--steps", str(steps),

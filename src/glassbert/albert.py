@@ -265,8 +265,8 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
         self.predictions.decoder.weight = self.albert.embeddings.word_embeddings.weight
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
-                sentence_order_label=None, output_attentions=False) -> AlbertPreTrainingOutput:
-        out = self.albert(input_ids, token_type_ids, attention_mask, output_attentions)
+                sentence_order_label=None, output_attentions=False, position_ids=None) -> AlbertPreTrainingOutput:
+        out = self.albert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids)
         logits, masked_index, mlm_loss = _mlm(self.predictions, out.sequence_output, labels)
         sop_logits = self.sop_classifier(out.pooled_output)                       # (B, 2)
         sop_loss = None if sentence_order_label is None else \
@@ -287,8 +287,8 @@ class AlbertForMaskedLM(AlbertPreTrainedModel):
         self.predictions.decoder.weight = self.albert.embeddings.word_embeddings.weight
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
-                output_attentions=False) -> PreTrainingOutput:
-        out = self.albert(input_ids, token_type_ids, attention_mask, output_attentions)
+                output_attentions=False, position_ids=None) -> PreTrainingOutput:
+        out = self.albert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids)
         logits, masked_index, loss = _mlm(self.predictions, out.sequence_output, labels)
         return PreTrainingOutput(loss, loss, None, logits, None, masked_index, out)
 

@@ -394,8 +394,12 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
               "whichever comes first with both. With --resume, --steps, --epochs and --minutes give new, larger "
               "totals for the whole run and extend it: the schedule is recomputed for the new total (the rate "
               "rises again to where a run planned that long would be).")
-@click.option("--task", type=click.Choice(["nsp", "sop"]), default=None,
-              help="The sentence-pair task (default: nsp for bert, sop for albert, which has only sop).")
+@click.option("--task", type=click.Choice(["nsp", "sop", "mlm"]), default=None,
+              help="The sentence-pair task (default: nsp for bert, sop for albert, which has only sop); mlm: "
+                   "masked words only, one chunk of a document per sequence (RoBERTa's recipe).")
+@click.option("--pack", is_flag=True,
+              help="With --task mlm: put several short chunks in one sequence, each seeing only itself (its own "
+                   "attention block and positions from 0), so short documents fill the rows.")
 @click.option("--whole-word-mask", is_flag=True)
 @click.option("--mask-rate", default=0.15, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="The share of each pair's tokens the model must predict (of them 80 % [MASK], 10 % a random "
@@ -409,9 +413,10 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @_precision("auto", training=True)
 @_threads(library_sets=True)
 def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
-             task, whole_word_mask, mask_rate, seed, save_every, eval_every, log_every, text_column, record, precision,
+             task, pack, whole_word_mask, mask_rate, seed, save_every, eval_every, log_every, text_column, record, precision,
              threads) -> None:
-    """Pretrain BERT (MLM + NSP) or ALBERT (MLM + SOP) on your own text; checkpoints resume exactly."""
+    """Pretrain BERT (MLM + NSP) or ALBERT (MLM + SOP), or either on MLM alone, on your own text; checkpoints
+    resume exactly."""
     from .pretrain import PretrainArgs, resume_pretraining
     from .pretrain import pretrain as run
     if resume_dir:
@@ -440,7 +445,7 @@ def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset
         raise click.UsageError("say when to stop: --steps, --epochs or --minutes")
     run(PretrainArgs(arch=arch, corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
-                     whole_word_mask=whole_word_mask, masked_lm_prob=mask_rate, seed=seed, save_every=save_every, eval_every=eval_every,
+                     pack=pack, whole_word_mask=whole_word_mask, masked_lm_prob=mask_rate, seed=seed, save_every=save_every, eval_every=eval_every,
                      log_every=log_every, text_column=text_column, record=record, precision=precision,
                      overwrite=overwrite, from_model=from_model),
         threads=threads)

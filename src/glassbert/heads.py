@@ -168,8 +168,8 @@ class BertForPreTraining(BertPreTrainedModel):
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
-                next_sentence_label=None, output_attentions=False) -> PreTrainingOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+                next_sentence_label=None, output_attentions=False, position_ids=None) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids)
         logits, masked_index, mlm_loss = _mlm(self.cls.predictions, out.sequence_output, labels)
         nsp_logits, nsp_loss = _nsp(self.cls, out.pooled_output, next_sentence_label)
         losses = [x for x in (mlm_loss, nsp_loss) if x is not None]
@@ -188,8 +188,8 @@ class BertForMaskedLM(BertPreTrainedModel):
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
-                output_attentions=False) -> PreTrainingOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+                output_attentions=False, position_ids=None) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids)
         logits, masked_index, loss = _mlm(self.cls.predictions, out.sequence_output, labels)
         return PreTrainingOutput(loss, loss, None, logits, None, masked_index, out)
 

@@ -1,6 +1,6 @@
 """BERT, top-down in the order the data flows through it.
 
-    input_ids, token_type_ids, attention_mask                             (B, T)
+    input_ids, token_type_ids, attention_mask (or (B, T, T)), position_ids  (B, T)
     ─▶ BertEmbeddings: word + token_type + position ─▶ LayerNorm ─▶ dropout   (B, T, H)
     ─▶ BertEncoder: BertLayer × L
          BertAttention
@@ -14,7 +14,8 @@ Class names and parameter names are transformers' (`encoder.layer.0.attention.se
 published checkpoints load by name. Every step is offered to `capture.tap` under a name, and each module
 declares the names it taps in its `capture` table just above its `forward` (`trace`, the recorder and the
 explorer read only those tables); when nothing captures, the fast path runs instead: padding tokens are removed before
-the linear layers (MosaicBERT's unpadding) and attention runs on `scaled_dot_product_attention`.
+the linear layers (MosaicBERT's unpadding) and attention runs on `scaled_dot_product_attention`. A (B, T, T)
+attention mask with position_ids runs packed rows (several documents per row, each seeing only itself).
 """
 from __future__ import annotations
 
@@ -115,9 +116,11 @@ class BertEmbeddings(nn.Module):
         Point("dropout", ("token", "hidden"), "embedding after dropout", "Embeddings Dropout Layer", REDUNDANT),
     ])
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
         T = input_ids.shape[1]
-        position_ids = self.position_ids[:, :T]                              # (1, T)
+        if position_ids is None:                                             # given: packed rows restart at 0
+            position_ids = self.position_ids[:, :T]                          # (1, T) | (B, T)
         tap(self, "position_ids", position_ids)
         tap(self, "input_ids", input_ids)                                    # (B, T)
         tap(self, "token_type_ids", token_type_ids)                          # (B, T)
@@ -201,7 +204,7 @@ class BertSelfAttention(nn.Module):
         k_t = tap(self, "key_transposed", k.transpose(-1, -2))                    # (B, nh, hs, T)
         scores = tap(self, "scores", q @ k_t)                                     # (B, nh, T, T)
         scores = tap(self, "scores_scaled", scores / math.sqrt(self.head_size))
-        tap(self, "attention_mask", mask[:, 0, 0, :].expand(B, T))                # (B, T) 0 | dtype min
+        tap(self, "attention_mask", key_mask(mask).expand(B, T))                # (B, T) 0 | dtype min
         scores = tap(self, "scores_masked", scores + mask)                        # (B, nh, T, T)
         probs = tap(self, "probs", torch.softmax(scores, dim=-1))                 # (B, nh, T, T)
         dropped = tap(self, "probs_dropout", self.dropout(probs))
@@ -441,15 +444,21 @@ class BertModel(BertPreTrainedModel):
         self.init_weights()
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> BertModelOutput:
-        input_ids, token_type_ids, attention_mask = self._check_inputs(input_ids, token_type_ids, attention_mask)
-        x = self.embeddings(input_ids, token_type_ids)                            # (B, T, H)
-        mask = additive_mask(attention_mask, x.dtype)                             # (B, 1, 1, T)
+                attention_mask: torch.Tensor | None = None, output_attentions: bool = False,
+                position_ids: torch.Tensor | None = None) -> BertModelOutput:
+        """``attention_mask``: (B, T) 1 = token, 0 = padding; or (B, T, T), row i = the keys token i may see
+        (packed rows: several documents per row, each seeing only itself; a token is real where it sees
+        itself), as transformers takes it. ``position_ids`` (B, T): default 0 … T−1 (packed rows restart)."""
+        input_ids, token_type_ids, attention_mask, position_ids = self._check_inputs(
+            input_ids, token_type_ids, attention_mask, position_ids)
+        x = self.embeddings(input_ids, token_type_ids, position_ids)              # (B, T, H)
+        mask = additive_mask(attention_mask, x.dtype)                             # (B, 1, 1, T) | (B, 1, T, T)
+        tokens = real_tokens(attention_mask)                                      # (B, T)
 
         explicit = output_attentions or capturing() or self.config.attn_implementation == "eager"
         packing = None
-        if not explicit and not bool(attention_mask.all()):
-            packing = Unpadded.from_mask(attention_mask)
+        if not explicit and not bool(tokens.all()):
+            packing = Unpadded.from_mask(tokens)
         hidden = packing.unpad(x) if packing is not None else x                  # (N, H) | (B, T, H)
 
         outputs, attentions = self.encoder(hidden, mask, packing, explicit)
@@ -459,7 +468,7 @@ class BertModel(BertPreTrainedModel):
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
         return BertModelOutput(sequence_output, pooled, outputs, x, attentions if output_attentions else None)
 
-    def _check_inputs(self, input_ids, token_type_ids, attention_mask):
+    def _check_inputs(self, input_ids, token_type_ids, attention_mask, position_ids=None):
         if not isinstance(input_ids, torch.Tensor):
             raise TypeError(f"input_ids must be a LongTensor of shape (batch, length), got {type(input_ids).__name__}")
         if input_ids.dim() == 1:
@@ -479,16 +488,28 @@ class BertModel(BertPreTrainedModel):
             token_type_ids = torch.zeros_like(input_ids)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
+        square = attention_mask.dim() == 3  # (B, T, T): which keys each token sees (packed rows)
+        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask),
+                        ("position_ids", position_ids)):
+            if t is None:
+                continue
             if t.dim() == 1:
                 t = t[None]
-            if tuple(t.shape) != (B, T):
-                raise InputError(f"{name} has shape {tuple(t.shape)} but input_ids has {(B, T)}")
+            wanted = (B, T, T) if name == "attention_mask" and square else (B, T)
+            if tuple(t.shape) != wanted:
+                also = " or (batch, length, length)" if name == "attention_mask" else ""
+                raise InputError(f"{name} has shape {tuple(t.shape)} but input_ids has {(B, T)}: it must be "
+                                 f"(batch, length){also}")
         token_type_ids = token_type_ids.view(B, T)
-        attention_mask = attention_mask.view(B, T)
+        attention_mask = attention_mask.view(B, T, T) if square else attention_mask.view(B, T)
         if int(token_type_ids.max()) >= cfg.type_vocab_size or int(token_type_ids.min()) < 0:
             raise InputError(f"token_type_ids must be in [0, {cfg.type_vocab_size}), got max {int(token_type_ids.max())}")
-        return input_ids, token_type_ids, attention_mask
+        if position_ids is not None:
+            position_ids = position_ids.view(B, T)
+            if int(position_ids.min()) < 0 or int(position_ids.max()) >= cfg.max_position_embeddings:
+                raise InputError(f"position_ids must be in [0, {cfg.max_position_embeddings}), got "
+                                 f"{int(position_ids.min())} … {int(position_ids.max())}")
+        return input_ids, token_type_ids, attention_mask, position_ids
 
 
 def pool(sequence_output: torch.Tensor, attention_mask: torch.Tensor | None, how: str,
@@ -505,10 +526,21 @@ def pool(sequence_output: torch.Tensor, attention_mask: torch.Tensor | None, how
 
 
 def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, T) 1/0 → (B, 1, 1, T): 0 where attending, the dtype's most negative value on padding."""
-    keep = attention_mask[:, None, None, :].to(dtype)
+    """(B, T) 1/0 → (B, 1, 1, T), or (B, T, T) → (B, 1, T, T): 0 where attending, the dtype's most negative
+    value on padding (and, in packed rows, on the other documents' keys)."""
+    keep = (attention_mask[:, None, None, :] if attention_mask.dim() == 2 else attention_mask[:, None]).to(dtype)
     return (1.0 - keep) * torch.finfo(dtype).min
 
 
+def real_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) 1 where a token is real: the mask itself, or a (B, T, T) mask's diagonal (a token sees itself)."""
+    return attention_mask if attention_mask.dim() == 2 else attention_mask.diagonal(dim1=1, dim2=2)
+
+
+def key_mask(mask: torch.Tensor) -> torch.Tensor:
+    """An additive (B, 1, 1, T) or (B, 1, T, T) mask → (B, T): 0 on each token's own key, dtype min on padding."""
+    return mask[:, 0, 0, :] if mask.shape[2] == 1 else mask[:, 0].diagonal(dim1=-2, dim2=-1)
+
+
 __all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder", "POOLER_GROUP", "POOLER_ONLY_GROUP",
-           "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "pool", "ACT2FN"]
+           "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "real_tokens", "pool", "ACT2FN"]

@@ -41,11 +41,15 @@ class PretrainingConfig:
     random_ratio: float = 0.1
     keep_ratio: float = 0.1
     whole_word_mask: bool = False
-    task: Literal["nsp", "sop"] = "nsp"
+    task: Literal["nsp", "sop", "mlm"] = "nsp"  # mlm: no sentence pairs, one document chunk per sequence
+    pack: bool = False  # mlm only: several short chunks share a row, each attending only to itself
 
     def __post_init__(self) -> None:
-        if self.task not in ("nsp", "sop"):
-            raise InputError(f"PretrainingConfig.task must be 'nsp' or 'sop', got {self.task!r}")
+        if self.task not in ("nsp", "sop", "mlm"):
+            raise InputError(f"PretrainingConfig.task must be 'nsp', 'sop' or 'mlm', got {self.task!r}")
+        if self.pack and self.task != "mlm":
+            raise InputError(f"packing puts several documents in one row, which a sentence-pair task "
+                             f"({self.task}) cannot read: pack with task 'mlm'")
         if self.max_seq_length < 5:
             raise InputError(f"PretrainingConfig.max_seq_length must be >= 5, got {self.max_seq_length}")
         for name in ("short_seq_prob", "masked_lm_prob", "mask_ratio", "random_ratio", "keep_ratio"):

@@ -1,10 +1,15 @@
-"""Corpus → documents → sentence-pair instances (NSP or SOP) → packed, un-masked items.
+"""Corpus → documents → sentence-pair instances (NSP or SOP), or document chunks (MLM) → un-masked items.
 
 The original BERT recipe (create_pretraining_data.py): each document is cut into chunks of about
 max_seq_length tokens; a chunk's first sentences make segment A, the rest segment B, or (NSP, half the
 time) B comes from another document; SOP swaps A and B half the time instead. A one-sentence chunk is cut
-inside its sentence (BERT's script made it NotNext every time, which tilted the labels). Items are packed by
+inside its sentence (BERT's script made it NotNext every time, which tilted the labels). Items are made by
 :meth:`Tokenizer.pack` as [CLS] A [SEP] B [SEP]; masking happens later, per batch (:mod:`.masking`).
+
+Task MLM (RoBERTa's recipe, no pair head): each chunk of consecutive sentences is [CLS] chunk [SEP]. With
+``pack``, chunks shorter than a row share it (:func:`pack_items`): the row keeps where each chunk starts in
+its ``position_ids`` (0 at each [CLS]), from which the collator builds an attention mask that lets a token see
+only its own chunk, so a packed row computes what its chunks would alone.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from .config import PretrainingConfig, TokenizerLike
 
 @dataclass
 class Instance:
-    """One sentence pair. is_random_next: NSP → B is from another document; SOP → A/B swapped."""
+    """One sentence pair. is_random_next: NSP → B is from another document; SOP → A/B swapped.
+    Task MLM: one chunk of a document in ``tokens_a``, ``tokens_b`` None."""
 
     tokens_a: list[int]
-    tokens_b: list[int]
+    tokens_b: list[int] | None
     is_random_next: bool
 
     @property
@@ -83,6 +89,8 @@ def _instances_from_document(
     docs: list[list[list[int]]], index: int, cfg: PretrainingConfig, rng: random.Random
 ) -> list[Instance]:
     document = docs[index]
+    if cfg.task == "mlm":
+        return _chunks_of_document(document, cfg, rng)
     max_num_tokens = cfg.max_seq_length - 3  # [CLS] A [SEP] B [SEP]
     target_length = max_num_tokens
     if rng.random() < cfg.short_seq_prob:
@@ -129,6 +137,47 @@ def _instances_from_document(
     return instances
 
 
+def _chunks_of_document(document: list[list[int]], cfg: PretrainingConfig, rng: random.Random) -> list[Instance]:
+    """Task MLM: consecutive sentences up to the target length ([CLS] chunk [SEP]: max_seq_length − 2, or a
+    random shorter length with short_seq_prob); a sentence longer than a row is cut, none is dropped."""
+    max_num_tokens = cfg.max_seq_length - 2
+    target_length = rng.randint(2, max_num_tokens) if rng.random() < cfg.short_seq_prob else max_num_tokens
+    instances: list[Instance] = []
+    chunk: list[int] = []
+    for sentence in document:
+        if chunk and len(chunk) + len(sentence) > target_length:
+            instances.append(Instance(chunk, None, False))
+            chunk = []
+        chunk = chunk + sentence
+        while len(chunk) > max_num_tokens:
+            instances.append(Instance(chunk[:max_num_tokens], None, False))
+            chunk = chunk[max_num_tokens:]
+    if chunk:
+        instances.append(Instance(chunk, None, False))
+    return instances
+
+
+def pack_items(items: Sequence[dict[str, Any]], max_seq_length: int, open_rows: int = 64) -> list[dict[str, Any]]:
+    """Task MLM items ([CLS] chunk [SEP]) put together into rows of at most ``max_seq_length`` tokens: each
+    item goes into the first of the last ``open_rows`` rows it fits in (in the items' shuffled order), else
+    starts a row. A row's ``position_ids`` restart at 0 where each of its items starts."""
+    rows: list[dict[str, Any]] = []
+    start = 0  # rows before this one are no longer looked at
+    for item in items:
+        n = len(item["input_ids"])
+        for row in rows[start:]:
+            if len(row["input_ids"]) + n <= max_seq_length:
+                break
+        else:
+            row = {"input_ids": [], "token_type_ids": [], "position_ids": []}
+            rows.append(row)
+            start = max(start, len(rows) - open_rows)
+        row["input_ids"] += item["input_ids"]
+        row["token_type_ids"] += item["token_type_ids"]
+        row["position_ids"] += list(range(n))
+    return rows
+
+
 def _split(tokens: list[int], rng: random.Random) -> tuple[list[int], list[int]]:
     """A sentence of ≥ 2 tokens cut at a random token into two non-empty parts."""
     cut = rng.randint(1, len(tokens) - 1)
@@ -162,17 +211,25 @@ def _truncate_pair(a: list[int], b: list[int], max_num_tokens: int, rng: random.
 
 
 class PretrainingDataset(Dataset):
-    """Packed, un-masked instances: each item is input_ids, token_type_ids, next_sentence_label."""
+    """Un-masked instances: each item is input_ids, token_type_ids, next_sentence_label ([CLS] A [SEP] B [SEP]);
+    task MLM: input_ids, token_type_ids ([CLS] chunk [SEP]), and with ``pack_length`` rows of several chunks
+    with their ``position_ids`` (see :func:`pack_items`)."""
 
-    def __init__(self, instances: Sequence[Instance], tokenizer: TokenizerLike) -> None:
+    def __init__(self, instances: Sequence[Instance], tokenizer: TokenizerLike, pack_length: int | None = None) -> None:
         self.items: list[dict[str, Any]] = []
         for instance in instances:
+            if instance.tokens_b is None:  # task MLM: one chunk
+                input_ids, token_type_ids = tokenizer.pack(instance.tokens_a)
+                self.items.append({"input_ids": input_ids, "token_type_ids": token_type_ids})
+                continue
             input_ids, token_type_ids = tokenizer.pack(instance.tokens_a, instance.tokens_b)
             self.items.append({
                 "input_ids": input_ids,
                 "token_type_ids": token_type_ids,
                 "next_sentence_label": instance.next_sentence_label,
             })
+        if pack_length is not None:
+            self.items = pack_items(self.items, pack_length)
 
     @classmethod
     def from_texts(
@@ -180,7 +237,8 @@ class PretrainingDataset(Dataset):
     ) -> PretrainingDataset:
         """Tokenize documents and cut them into instances with random.Random(seed)."""
         documents = tokenize_documents(texts, tokenizer)
-        return cls(build_instances(documents, cfg, random.Random(seed)), tokenizer)
+        return cls(build_instances(documents, cfg, random.Random(seed)), tokenizer,
+                   cfg.max_seq_length if cfg.pack else None)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -189,4 +247,4 @@ class PretrainingDataset(Dataset):
         return self.items[index]
 
 
-__all__ = ["Instance", "tokenize_documents", "build_instances", "PretrainingDataset"]
+__all__ = ["Instance", "tokenize_documents", "build_instances", "pack_items", "PretrainingDataset"]

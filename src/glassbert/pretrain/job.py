@@ -105,7 +105,8 @@ class PretrainArgs:
     epochs: int | None = None
     minutes: float | None = None
     seed: int = 0
-    task: str | None = None    # None: the arch's own (bert: nsp, albert: sop)
+    task: str | None = None    # None: the arch's own (bert: nsp, albert: sop); mlm: no pair task
+    pack: bool = False         # task mlm: several short chunks per row, kept apart by the attention mask
     whole_word_mask: bool = False
     masked_lm_prob: float = 0.15  # --mask-rate: the share of each pair's tokens chosen for prediction
     max_predictions_per_seq: int | None = None  # None: ceil(max_seq_length × masked_lm_prob) (BERT: 20 at 128, 15 %)
@@ -146,9 +147,12 @@ class PretrainArgs:
         if self.preset not in presets and self.from_model is None:
             raise InputError(f"--preset {self.preset!r} is not one of {self.arch.upper()}'s presets; "
                              f"--arch {self.arch} has: {', '.join(presets)}")
-        if self.arch == "albert" and self.task != "sop":
+        if self.arch == "albert" and self.task == "nsp":
             raise InputError(f"--task {self.task}: ALBERT's pair head predicts sentence order; use --task sop "
-                             "(its default)")
+                             "(its default) or --task mlm")
+        if self.pack and self.task != "mlm":
+            raise InputError(f"--pack puts several documents in one row, which the sentence-pair task "
+                             f"{self.task} cannot read: add --task mlm")
 
     @property
     def architecture(self) -> Arch:
@@ -212,14 +216,15 @@ def build_datasets(args: PretrainArgs, tok: Tokenizer, expect: dict | None = Non
     train_texts, eval_texts = split_documents(texts, args.eval_fraction, args.seed)
     cfg = PretrainingConfig(max_seq_length=args.max_seq_length, masked_lm_prob=args.masked_lm_prob,
                             max_predictions_per_seq=args.max_predictions_per_seq,
-                            whole_word_mask=args.whole_word_mask, task=args.task)
+                            whole_word_mask=args.whole_word_mask, task=args.task, pack=args.pack)
     pair_label = args.architecture.pair_label
     rng = random.Random(args.seed)
     train = build_instances(tokenize_documents(train_texts, tok), cfg, rng)
     evaluation = build_instances(tokenize_documents(eval_texts, tok), cfg, rng) if eval_texts else []
     if not train:
         raise InputError(f"{args.corpus}: the corpus gave no training pairs (is it too small?)")
-    return PretrainData(PretrainingDataset(train, tok), PretrainingDataset(evaluation, tok) if evaluation else None,
+    rows = args.max_seq_length if args.pack else None
+    return PretrainData(PretrainingDataset(train, tok, rows), PretrainingDataset(evaluation, tok, rows) if evaluation else None,
                         PretrainingCollator(tok, cfg, seed=args.seed, pair_label=pair_label), cfg,
                         len(train_texts), len(eval_texts),
                         fingerprint)
@@ -242,15 +247,24 @@ def pretraining_metrics(out, batch) -> dict[str, float]:
 
 
 def _record_callback(args: PretrainArgs, out: Path, train_ds, eval_ds, collate, tok: Tokenizer, resume: bool):
-    """The explorer's recorder over the first held-out (else training) pairs, masked with the run's seed."""
+    """The explorer's recorder over the first held-out (else training) pairs, masked with the run's seed.
+    Packed rows are shown by their first chunk: one document per sample, as the explorer draws them."""
     from ..recording import Recorder, RecordCallback, RecordSpec
 
     spec = RecordSpec.parse(args.record)
     source = eval_ds or train_ds
     rows = list(spec.samples) if spec.samples else [0, 1]
-    picked = [source[i] for i in range(min(len(source), max(rows) + 1))]
+    picked = [first_chunk(source[i]) for i in range(min(len(source), max(rows) + 1))]
     samples = collate(picked, torch.Generator().manual_seed(args.seed))
     return RecordCallback(Recorder(out, samples, tok, spec, resume=resume))
+
+
+def first_chunk(item: dict) -> dict:
+    """A packed row's first chunk as an item of its own (other items as they are)."""
+    if "position_ids" not in item:
+        return item
+    end = next((i for i, p in enumerate(item["position_ids"][1:], 1) if p == 0), len(item["input_ids"]))
+    return {"input_ids": item["input_ids"][:end], "token_type_ids": item["token_type_ids"][:end]}
 
 
 LIMITS = ("steps", "epochs", "minutes")  # when a run stops: on resume, new (larger) totals extend it
@@ -341,10 +355,11 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     if args.schedule is None:  # chosen once: an extension on resume keeps the run's kind of schedule
         args.schedule = "linear"  # over the steps, the epochs or the minutes (by the fraction of the budget spent)
     what = f"{args.from_model} ({args.arch})" if args.from_model else f"{args.arch} {args.preset}"
-    say(f"pretraining {what} ({model.num_parameters() / 1e6:.1f} M parameters, MLM + "
-        f"{args.task.upper()}) on {args.corpus}: "
-        f"{data.train_documents} documents → {len(train_ds)} pairs; held out {data.eval_documents} documents → "
-        f"{len(eval_ds) if eval_ds else 0} pairs; vocabulary {tok.vocab_size}; {chosen}")
+    objective = "MLM" if args.task == "mlm" else f"MLM + {args.task.upper()}"
+    unit = "packed rows" if args.pack else "chunks" if args.task == "mlm" else "pairs"
+    say(f"pretraining {what} ({model.num_parameters() / 1e6:.1f} M parameters, {objective}) on {args.corpus}: "
+        f"{data.train_documents} documents → {len(train_ds)} {unit}; held out {data.eval_documents} documents → "
+        f"{len(eval_ds) if eval_ds else 0} {unit}; vocabulary {tok.vocab_size}; {chosen}")
 
     schedule = args.schedule
     train_cfg = TrainConfig(
@@ -389,7 +404,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     report = None
     if final_eval and eval_ds is not None:
         examples = fill_mask_examples(model, tok, eval_ds, n=5, seed=args.seed)
-        report = run_report(final_eval, arch.pair_metric, eval_ds, examples)
+        report = run_report(final_eval, None if args.task == "mlm" else arch.pair_metric, eval_ds, examples, unit)
         result["report"] = report.to_dict()
     atomic_write_json(out / RESULT_FILE, result, indent=2)
     say(f"stopped after step {summary.step} ({summary.stopped_by}), {summary.elapsed / 60:.1f} min")

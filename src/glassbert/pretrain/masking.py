@@ -134,7 +134,8 @@ def _choose_whole_words(
 
 class PretrainingCollator:
     """Pads a list of dataset items to the longest and applies dynamic MLM masking. The pair labels go to
-    the model as ``pair_label``: ``next_sentence_label`` (BERT) or ``sentence_order_label`` (ALBERT)."""
+    the model as ``pair_label``: ``next_sentence_label`` (BERT) or ``sentence_order_label`` (ALBERT). Packed
+    rows (items with ``position_ids``) get a (B, T, T) attention mask that keeps their chunks apart."""
 
     def __init__(self, tokenizer: TokenizerLike, cfg: PretrainingConfig, seed: int = 0,
                  pair_label: str = "next_sentence_label") -> None:
@@ -154,13 +155,27 @@ class PretrainingCollator:
         masked, labels = mask_tokens(
             padded["input_ids"], padded["attention_mask"], self.vocab, self.cfg, generator or self.generator
         )
-        return {
+        batch = {
             "input_ids": masked,
             "token_type_ids": padded["token_type_ids"],
             "attention_mask": padded["attention_mask"],
             "labels": labels,
-            self.pair_label: padded["next_sentence_label"],  # the instance's label: NSP, or SOP's 1 = swapped
         }
+        if "next_sentence_label" in padded:  # the instance's label: NSP, or SOP's 1 = swapped (not in task MLM)
+            batch[self.pair_label] = padded["next_sentence_label"]
+        if "position_ids" in padded:  # packed rows: each chunk sees only itself
+            batch["attention_mask"] = chunk_attention(padded["position_ids"], padded["attention_mask"])
+            batch["position_ids"] = padded["position_ids"]
+        return batch
 
 
-__all__ = ["MaskingVocab", "mask_tokens", "PretrainingCollator"]
+def chunk_attention(position_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Packed rows (B, T) → (B, T, T) attention mask, 1 where token i may see token j: both real and in the
+    same chunk (a chunk starts at each position id 0). Padding sees nothing and is seen by nothing."""
+    real = attention_mask.bool()                                                  # (B, T)
+    chunk = torch.cumsum(position_ids.eq(0) & real, dim=1) * real                 # (B, T) 1, 2, … ; 0 = padding
+    same = chunk[:, :, None] == chunk[:, None, :]                                 # (B, T, T)
+    return (same & real[:, :, None] & real[:, None, :]).long()
+
+
+__all__ = ["MaskingVocab", "mask_tokens", "PretrainingCollator", "chunk_attention"]

@@ -40,19 +40,21 @@ class RunReport:
     mlm_acc: float
     mlm_loss: float
     perplexity: float
-    pair_task: str                     # NSP | SOP
+    pair_task: str | None              # NSP | SOP | None (task MLM)
     pair_acc: float
     pair_majority: float               # accuracy of always answering the held-out pairs' commoner label
-    pairs: int
+    pairs: int                         # held-out items: pairs, or (task MLM) chunks or packed rows
     examples: list[FillMaskExample]
+    unit: str = "pairs"
 
     def lines(self) -> list[str]:
         """The report as printed at the end of a run."""
-        out = [f"held-out ({self.pairs} pairs from documents the run never trained on):",
+        out = [f"held-out ({self.pairs} {self.unit} from documents the run never trained on):",
                f"  MLM: accuracy {self.mlm_acc:.3f} on the masked tokens, loss {self.mlm_loss:.3f}, "
-               f"perplexity {self.perplexity:.1f}",
-               f"  {self.pair_task}: accuracy {self.pair_acc:.3f} (always answering the commoner label: "
-               f"{self.pair_majority:.3f})"]
+               f"perplexity {self.perplexity:.1f}"]
+        if self.pair_task:
+            out.append(f"  {self.pair_task}: accuracy {self.pair_acc:.3f} (always answering the commoner label: "
+                       f"{self.pair_majority:.3f})")
         if self.examples:
             out.append("  fill-mask on held-out sentences (the hidden word → the model's top 3):")
             for e in self.examples:
@@ -71,7 +73,7 @@ def _is_word(token: str) -> bool:
 def fill_mask_examples(model: nn.Module, tok: Tokenizer, items: Sequence[Mapping[str, Any]], n: int = 5,
                        seed: int = 0, window: int = 8, top_k: int = 3) -> list[FillMaskExample]:
     """Hide one whole word (alphabetic, ≥ 3 letters, a single token) of segment A of ``n`` held-out items
-    spread over ``items`` (packed pairs: input_ids, token_type_ids) and ask ``model`` for its top ``top_k``.
+    spread over ``items`` ([CLS] A [SEP] …: input_ids) and ask ``model`` for its top ``top_k``.
     The model reads the whole segment A; ``context`` shows ``window`` tokens either side."""
     rng = random.Random(seed)
     texts, shown, answers = [], [], []
@@ -127,17 +129,18 @@ class _OnDevice(nn.Module):
         return out
 
 
-def run_report(final_eval: Mapping[str, float], pair_metric: str, items: Sequence[Mapping[str, Any]],
-               examples: list[FillMaskExample]) -> RunReport:
+def run_report(final_eval: Mapping[str, float], pair_metric: str | None, items: Sequence[Mapping[str, Any]],
+               examples: list[FillMaskExample], unit: str = "pairs") -> RunReport:
     """The figures of ``final_eval`` (the Trainer's last held-out evaluation, with mlm_loss, mlm_acc and
-    ``pair_metric``_acc) beside the majority class of the held-out pairs' labels."""
-    labels = [int(item["next_sentence_label"]) for item in items]
+    ``pair_metric``_acc) beside the majority class of the held-out pairs' labels; ``pair_metric`` None:
+    task MLM, no pairs."""
+    labels = [int(item["next_sentence_label"]) for item in items] if pair_metric else []
     majority = max(sum(labels), len(labels) - sum(labels)) / max(1, len(labels))
     mlm_loss = float(final_eval.get("mlm_loss", math.nan))
     return RunReport(mlm_acc=float(final_eval.get("mlm_acc", math.nan)), mlm_loss=mlm_loss,
-                     perplexity=math.exp(min(mlm_loss, 50.0)), pair_task=pair_metric.upper(),
+                     perplexity=math.exp(min(mlm_loss, 50.0)), pair_task=pair_metric.upper() if pair_metric else None,
                      pair_acc=float(final_eval.get(f"{pair_metric}_acc", math.nan)), pair_majority=majority,
-                     pairs=len(items), examples=examples)
+                     pairs=len(items), examples=examples, unit=unit)
 
 
 __all__ = ["FillMaskExample", "RunReport", "fill_mask_examples", "run_report"]
