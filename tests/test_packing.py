@@ -206,3 +206,9 @@ def test_a_packed_run_records_one_document_per_sample(vocab_dir, tmp_path):
     for sample in samples:
         ids = sample["input_ids"][:sample["length"]]
         assert ids.count(ids[0]) == 1 and sample["is_next"] is None  # one [CLS]: one chunk, no pair label
+
+
+def test_tokens_per_second_counts_real_tokens_of_packed_rows():
+    from glassbert.train.batches import count_tokens
+    _, dataset, batch = packed_batch()
+    assert count_tokens(batch) == sum(len(item["input_ids"]) for item in dataset.items[:6])

@@ -68,10 +68,11 @@ def identity(x: Any) -> Any:
 
 
 def count_tokens(batch: Mapping[str, Any]) -> int | None:
-    """Real tokens of a batch: the attention mask's sum, else the ids' count, else None."""
+    """Real tokens of a batch: the attention mask's sum (a (B, T, T) mask of packed rows: its diagonal's, each
+    real token seeing itself), else the ids' count, else None."""
     mask = batch.get("attention_mask")
     if isinstance(mask, torch.Tensor):
-        return int(mask.sum())
+        return int((mask.diagonal(dim1=1, dim2=2) if mask.dim() == 3 else mask).sum())
     ids = batch.get("input_ids")
     return ids.numel() if isinstance(ids, torch.Tensor) else None
 
