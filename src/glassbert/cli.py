@@ -395,7 +395,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
               "totals for the whole run and extend it: the schedule is recomputed for the new total (the rate "
               "rises again to where a run planned that long would be).")
 @click.option("--task", type=click.Choice(["nsp", "sop", "mlm"]), default=None,
-              help="The sentence-pair task (default: nsp for bert, sop for albert, which has only sop); mlm: "
+              help="The sentence-pair task (default: nsp for bert, sop for albert, which has no nsp); mlm: "
                    "masked words only, one chunk of a document per sequence (RoBERTa's recipe).")
 @click.option("--pack", is_flag=True,
               help="With --task mlm: put several short chunks in one sequence, each seeing only itself (its own "
