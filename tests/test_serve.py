@@ -73,7 +73,7 @@ def start(model, **limits) -> Server:
 
 @pytest.fixture(scope="module")
 def minilm_server(minilm_path):
-    server = start(minilm_path, max_client_batch_size=8, max_batch_tokens=2048, payload_limit=20_000)
+    server = start(minilm_path, max_client_batch_size=8, max_batch_tokens=2048, payload_limit=20_000, workers=2)
     yield server
     server.stop()
 
@@ -245,7 +245,7 @@ def wait_for(condition, seconds: float = 30) -> None:
 
 
 def test_waiting_requests_run_as_one_batch_each_with_its_own_answers(tiny_dirs, minilm_path):
-    server = start(tiny_dirs["classifier"], max_queue=6, max_batch_tokens=60)
+    server = start(tiny_dirs["classifier"], max_queue=6, max_batch_tokens=60, workers=1)
     try:
         gate, queue = Gate(server), server.app.state.batcher.queue
         library = Embedder(tiny_dirs["classifier"]).encode
@@ -277,6 +277,66 @@ def test_waiting_requests_run_as_one_batch_each_with_its_own_answers(tiny_dirs, 
         assert call(server.url, "/info")[1]["batches_run"] == 1 + len(expected)
     finally:
         gate.opened.set()
+        server.stop()
+
+
+class Turnstile:
+    """Wraps Service.run so that each call waits until the test lets that call through; records the thread
+    and the size of each call."""
+
+    def __init__(self, server: Server):
+        self.calls: list[tuple[str, int]] = []
+        self.passes: list[threading.Event] = [threading.Event() for _ in range(16)]
+        run, lock = server.service.run, threading.Lock()
+
+        def gated(kind, items):
+            with lock:
+                number = len(self.calls)
+                self.calls.append((threading.current_thread().name, len(items)))
+            self.passes[number].wait(60)
+            return run(kind, items)
+        server.service.run = gated
+
+    def let_through(self, number: int) -> None:
+        self.passes[number].set()
+
+
+def test_two_workers_compute_two_batches_at_once_and_share_the_waiting_work(tiny_dirs):
+    server = start(tiny_dirs["classifier"], workers=2)
+    gate = Turnstile(server)
+    try:
+        queue, batcher = server.app.state.batcher.queue, server.app.state.batcher
+        assert call(server.url, "/info")[1]["workers"] == 2
+        texts = [f"request {letter}" for letter in "abcdef"]
+        tok = Tokenizer.from_pretrained(tiny_dirs["classifier"])
+        assert len({len(tok.encode(t)) for t in texts}) == 1  # equal shares are counted in tokens
+        with ThreadPoolExecutor(8) as pool:
+            answers = [pool.submit(call, server.url, "/embed", {"inputs": texts[0], "normalize": False})]
+            wait_for(lambda: len(gate.calls) == 1)
+            answers.append(pool.submit(call, server.url, "/embed", {"inputs": texts[1], "normalize": False}))
+            wait_for(lambda: len(gate.calls) == 2)  # the first batch still runs: a second worker took this one
+            assert gate.calls[0][0] != gate.calls[1][0]
+            for i, text in enumerate(texts[2:], 1):
+                answers.append(pool.submit(call, server.url, "/embed", {"inputs": text, "normalize": False}))
+                wait_for(lambda: queue.qsize() == i)
+            # the first worker comes free while the second computes 1 request and 4 wait: its share of the 5
+            # is 3 (rounded up), not all 4; the second then takes the last one
+            gate.let_through(0)
+            wait_for(lambda: len(gate.calls) == 3)
+            gate.let_through(1)
+            wait_for(lambda: len(gate.calls) == 4)
+            for number in range(2, 4):
+                gate.let_through(number)
+            results = [a.result() for a in answers]
+        assert [size for _, size in gate.calls] == [1, 1, 3, 1]
+        library = Embedder(tiny_dirs["classifier"]).encode(texts)
+        for (status, vectors), expected in zip(results, library):
+            assert status == 200
+            np.testing.assert_allclose(np.array(vectors[0]), expected, atol=1e-5)
+        assert batcher.running_tokens == 0 and batcher.waiting_tokens == 0
+    finally:
+        for number in range(16):
+            gate.let_through(number)
         server.stop()
 
 

@@ -14,8 +14,9 @@ written for TEI talks to glassbert unchanged:
 How a request is answered:
 
     handler: parse + validate (422), count tokens (413 over the limits) ─▶ Batcher queue (429 when full)
-      ─▶ one worker thread: requests of one kind gathered up to --max-batch-tokens real tokens, run through
-         the library's length-sorted fast path (Embedder.encode, class_logits, predict_masks)
+      ─▶ a free worker thread (--workers, by default one per CPU thread): requests of one kind gathered up
+         to its fair share of the waiting work and --max-batch-tokens real tokens, run through the
+         library's length-sorted fast path (Embedder.encode, class_logits, predict_masks)
       ─▶ each request's own answers, in its order
 
 Errors are JSON ``{"error": "...", "error_type": "..."}`` whose message says what to change: 413
@@ -70,10 +71,14 @@ class ServeConfig:
     pooling: str = "mean"               # how /embed turns token vectors into one vector (mean | cls | pooled)
     max_input_length: int | None = None  # tokens per input (default: the model's)
     precision: str = "fp32"             # fp32 | bf16 | auto: the model under bf16 autocast (glassbert.precision)
+    workers: int | None = None          # batches computed at once, each in its own thread (default: one per
+                                        # intra-op thread, see Batcher); the threads are shared among them
 
     def check(self) -> "ServeConfig":
-        for name in ("max_batch_tokens", "max_client_batch_size", "max_queue", "payload_limit"):
+        for name in ("max_batch_tokens", "max_client_batch_size", "max_queue", "payload_limit", "workers"):
             value = getattr(self, name)
+            if name == "workers" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be a whole number ≥ 1, got {value!r}")
         if self.pooling not in POOLINGS:
@@ -97,9 +102,9 @@ MLM_SUFFIXES = ("ForPreTraining", "ForMaskedLM")
 
 
 class Service:
-    """One loaded model and what it can answer. ``run(kind, items)`` is called from one worker thread;
-    ``counter`` (a second tokenizer, so that no tokenizer state is shared between threads) counts and
-    shows tokens in the request handlers."""
+    """One loaded model and what it can answer. ``run(kind, items)`` is called from the worker threads,
+    each with its own tokenizer and Embedder over the one model (a tokenizer sets its truncation per
+    call, so threads share none); ``counter`` counts and shows tokens in the request handlers."""
 
     def __init__(self, model: str | Path, config: ServeConfig | None = None, device: str = "cpu"):
         from .heads import load_model
@@ -110,10 +115,10 @@ class Service:
         self.architecture = type(self.model).__name__
         prefix = self.model.base_model_prefix
         backbone = getattr(self.model, prefix) if prefix else self.model
-        self.tokenizer = Tokenizer.from_pretrained(self.directory)   # the worker's
+        self.backbone, self.device = backbone, device
         self.counter = Tokenizer.from_pretrained(self.directory)     # the handlers'
-        self.embedder = Embedder(backbone, self.tokenizer, device=device, max_length=self.config.max_input_length,
-                                 precision=self.config.precision)
+        self._local = threading.local()                              # each worker thread's tokenizer, Embedder
+        self.embedder = self._tools().embedder                       # (this thread's: the settings it resolved)
         self.precision = self.embedder.precision  # what it runs as on this device: fp32 | bf16
         self.max_input_length = self.embedder.max_length
         if self.config.pooling == "pooled" and backbone.pooler is None:
@@ -160,22 +165,33 @@ class Service:
                 for i, t, s, (a, b) in zip(encoding.ids, encoding.tokens, encoding.special_tokens_mask,
                                            encoding.offsets)]
 
-    # -- in the worker thread ----------------------------------------------------------------
+    # -- in the worker threads ---------------------------------------------------------------
+    def _tools(self) -> "WorkerTools":
+        """This thread's tokenizer and Embedder (made on its first batch; the model is shared)."""
+        tools = getattr(self._local, "tools", None)
+        if tools is None:
+            tokenizer = Tokenizer.from_pretrained(self.directory)
+            tools = self._local.tools = WorkerTools(tokenizer, Embedder(
+                self.backbone, tokenizer, device=self.device, max_length=self.config.max_input_length,
+                precision=self.config.precision))
+        return tools
+
     @torch.inference_mode()
     def run(self, kind: str, items: list) -> list:
         """One result per item, for a batch gathered from several requests (items in request order)."""
+        tools = self._tools()
         if kind == "embed":      # items: texts → (H,) vectors, not normalized (each request says)
-            return list(self.embedder.encode(items, pooling=self.config.pooling, batch_size=BATCH_SIZE))
+            return list(tools.embedder.encode(items, pooling=self.config.pooling, batch_size=BATCH_SIZE))
         if kind == "predict":    # items: (text, pair | None) → (num_labels,) logits
-            return self._logits(items)
+            return self._logits(items, tools.tokenizer)
         if kind == "fill-mask":  # items: (text, its [MASK] count) → its MaskPredictions (top MAX_TOP_K)
             from .predict import predict_masks
-            found = iter(predict_masks(self.model, self.tokenizer, [text for text, _ in items], top_k=MAX_TOP_K,
+            found = iter(predict_masks(self.model, tools.tokenizer, [text for text, _ in items], top_k=MAX_TOP_K,
                                        max_length=self.max_input_length, precision=self.precision))  # per [MASK]
             return [[next(found) for _ in range(n)] for _, n in items]
         raise ValueError(f"unknown kind {kind!r}")
 
-    def _logits(self, items: list[tuple[str, str | None]]) -> list[np.ndarray]:
+    def _logits(self, items: list[tuple[str, str | None]], tokenizer: Tokenizer) -> list[np.ndarray]:
         from .tasks.classification import ClassificationData, class_logits, encode_classification
         out: list[Any] = [None] * len(items)
         for with_pair in (False, True):  # singles and pairs: one dataset each (a dataset has pairs or not)
@@ -186,7 +202,7 @@ class Service:
                                       [items[i][1] for i in rows] if with_pair else None, [0] * len(rows),
                                       list(self.labels or []))
             with autocast(model_device(self.model), self.precision == "bf16"):
-                logits = class_logits(self.model, encode_classification(data, self.tokenizer,
+                logits = class_logits(self.model, encode_classification(data, tokenizer,
                                                                         self.max_input_length), batch_size=BATCH_SIZE)
             for i, row in zip(rows, logits):
                 out[i] = row
@@ -207,6 +223,12 @@ class Service:
                 "version": version("glassbert")}
 
 
+@dataclass
+class WorkerTools:
+    tokenizer: Tokenizer
+    embedder: Embedder
+
+
 MAX_TOP_K = 100   # /fill-mask's largest top_k: each text's candidates are computed once, cut per request
 BATCH_SIZE = 32   # rows per forward pass within a gathered batch (length-sorted), as Embedder.encode's default
 
@@ -221,21 +243,43 @@ class Job:
 
 
 class Batcher:
-    """An asyncio queue of jobs and one worker thread. The worker takes the first job waiting, adds the
-    next ones of the same kind while their tokens fit in ``max_batch_tokens``, runs them as one call of
-    ``service.run`` (length-sorted there) and hands each job its own slice of the results. While it
-    runs, new requests queue up: the busier the server, the larger its batches."""
+    """An asyncio queue of jobs and ``workers`` model threads. A free worker takes the first job waiting
+    and adds the next ones of the same kind while their tokens fit in ``max_batch_tokens`` and in its fair
+    share of the work (the tokens waiting and being computed, over the workers), runs them as one call of
+    ``service.run`` (length-sorted there) and hands each job its own slice of the results. While the
+    workers compute, new requests queue up: the busier the server, the larger its batches.
+
+    Why, by default, one single-threaded worker per intra-op thread rather than one worker with all of
+    them (measured on 2 cores with MiniLM and real sentences in random order, bench/serve.py): one
+    worker with 2 threads computes batches of 16 at 140 texts/s and of 32 at 180 (its threads wait for
+    each other on small matrix products), and it idles while its answers go out and the next requests
+    come in; a 1-thread worker computes about 105 texts/s at any batch size from 16 up, and two of them
+    overlap: one computes while the other's clients send their next requests. The fair share keeps one
+    worker from taking every waiting request while the other idles (without it, 32 clients settled into
+    batches of 29 and 3). Requests one at a time gain nothing from a second thread either (one client:
+    p50 14 ms with two 1-thread workers, 16 ms with one 2-thread worker). ``--workers 1`` gives all the
+    threads to one batch at a time (the default on a GPU, where one stream runs the batches anyway)."""
 
     def __init__(self, service: Service):
         self.service = service
         self.config = service.config
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=self.config.max_queue)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glassbert-model")
+        self.threads = torch.get_num_threads()          # intra-op threads of the process, shared among workers
+        self.workers = self.config.workers or (self.threads if str(service.device) == "cpu" else 1)
+        self.threads_per_worker = max(1, self.threads // self.workers)
+        # torch's thread count is one setting per process: each worker sets it as it starts, stop() restores it
+        self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="glassbert-model",
+                                           initializer=torch.set_num_threads, initargs=(self.threads_per_worker,))
         self.batches = 0            # how many model calls ran, and over how many requests (in /info)
         self.requests = 0
+        self.waiting_tokens = 0     # in the jobs queued (and one held back for the next batch)
+        self.running_tokens = 0     # in the batches the workers are computing
+        self._free: asyncio.Semaphore | None = None     # one unit per idle worker
         self._task: asyncio.Task | None = None
+        self._batches: set[asyncio.Task] = set()        # batches in flight (asyncio keeps only weak references)
 
     def start(self) -> None:
+        self._free = asyncio.Semaphore(self.workers)
         self._task = asyncio.get_running_loop().create_task(self._work(), name="glassbert-batcher")
 
     async def stop(self) -> None:
@@ -245,7 +289,10 @@ class Batcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        await asyncio.gather(*self._batches, return_exceptions=True)  # the batches in flight finish
         self.executor.shutdown(wait=True, cancel_futures=True)
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     async def submit(self, kind: str, items: list, tokens: int) -> list:
         if tokens > self.config.max_batch_tokens:
@@ -259,40 +306,57 @@ class Batcher:
             raise ServeError(429, f"the server is busy: {self.config.max_queue} requests are already waiting "
                                   "(--max-queue): retry in a moment, or send more inputs per request and fewer "
                                   "requests", "overloaded") from None
+        self.waiting_tokens += tokens
         return await job.future
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Gather a batch whenever a worker is free, and start it."""
+        assert self._free is not None
         held: Job | None = None     # a job that did not fit the last batch: it starts the next one
         while True:
+            await self._free.acquire()
             first = held or await self.queue.get()
             held = None
+            share = -(-(self.waiting_tokens + self.running_tokens) // self.workers)  # ceil
             jobs, tokens = [first], first.tokens
-            while not self.queue.empty():
+            while tokens < share and not self.queue.empty():
                 job = self.queue.get_nowait()
                 if job.kind != first.kind or tokens + job.tokens > self.config.max_batch_tokens:
                     held = job
                     break
                 jobs.append(job)
                 tokens += job.tokens
+            self.waiting_tokens -= tokens
             jobs = [j for j in jobs if not j.future.done()]  # a client that went away is not computed
             if not jobs:
+                self._free.release()
                 continue
-            items = [item for job in jobs for item in job.items]
-            try:
-                results = await loop.run_in_executor(self.executor, self.service.run, first.kind, items)
-            except Exception as e:  # a library error (or a bug) belongs to these requests, not to the worker
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(e)
-                continue
-            self.batches += 1
-            self.requests += len(jobs)
-            start = 0
+            task = asyncio.get_running_loop().create_task(self._run(first.kind, jobs, tokens))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _run(self, kind: str, jobs: list[Job], tokens: int) -> None:
+        """One batch on a worker thread; each job gets its own slice of the results."""
+        assert self._free is not None
+        items = [item for job in jobs for item in job.items]
+        self.running_tokens += tokens
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self.executor, self.service.run, kind, items)
+        except Exception as e:  # a library error (or a bug) belongs to these requests, not to the worker
             for job in jobs:
                 if not job.future.done():
-                    job.future.set_result(results[start:start + len(job.items)])
-                start += len(job.items)
+                    job.future.set_exception(e)
+            return
+        finally:
+            self.running_tokens -= tokens
+            self._free.release()
+        self.batches += 1
+        self.requests += len(jobs)
+        start = 0
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_result(results[start:start + len(job.items)])
+            start += len(job.items)
 
 
 # ─── the HTTP app ───────────────────────────────────────────────────────────────────────────
@@ -433,7 +497,7 @@ def create_app(service: Service):
         texts = as_list(body.inputs)
         tokens = service.count_tokens([(t, None) for t in texts], body.truncate)
         found = await batcher.submit("fill-mask", list(zip(texts, service.count_masks(texts))), tokens)
-        answers = [[[{"token": service.tokenizer.convert_tokens_to_ids([w])[0], "token_str": w, "score": p}
+        answers = [[[{"token": service.counter.convert_tokens_to_ids([w])[0], "token_str": w, "score": p}
                      for w, p in mask.candidates[:body.top_k]] for mask in masks] for masks in found]
         return answers[0] if isinstance(body.inputs, str) else answers
 
@@ -443,9 +507,14 @@ def create_app(service: Service):
 
     @app.get("/info", summary="The model, its type and the server's limits")
     async def info():
-        return {**service.info(), "batches_run": batcher.batches, "requests_batched": batcher.requests}
+        return {**service.info(), "workers": batcher.workers, "threads_per_worker": batcher.threads_per_worker,
+                "batches_run": batcher.batches, "requests_batched": batcher.requests}
 
     return PayloadLimit(HostCheck(app, "127.0.0.1"), config.payload_limit)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -669,9 +738,10 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8080, config: 
           echo=print) -> None:
     """`glassbert serve`: load MODEL, bind, print where, serve until Ctrl-C or SIGTERM."""
     server = Server(model, host, port, config)
-    info = server.service.info()
+    info, batcher = server.service.info(), server.app.state.batcher
     echo(f"glassbert serve: {server.service.architecture} from {server.service.directory} "
-         f"(hidden {info['hidden_size']}, max input {info['max_input_length']} tokens, {info['precision']})")
+         f"(hidden {info['hidden_size']}, max input {info['max_input_length']} tokens, {info['precision']}; "
+         f"{plural(batcher.workers, 'worker')} of {plural(batcher.threads_per_worker, 'thread')})")
     echo(f"  {server.url}  {' '.join(server.service.endpoints)}  docs: {server.url}/docs  (Ctrl-C stops)")
     # uvicorn catches Ctrl-C and SIGTERM, finishes the requests in flight, then raises the signal again:
     # both end here as a clean stop (exit status 0), not as a KeyboardInterrupt or a kill.
