@@ -300,7 +300,10 @@ def test_run_report_figures_and_fill_mask_examples(corpus_tok: Tokenizer) -> Non
                 for item in dataset]
     for example in examples:
         assert example.answer.isalpha() and len(example.answer) >= 3
-        assert example.context.replace("[MASK]", example.answer) in segments  # the whole of segment A (window 50)
+        # the context is a window of segment A (… where it is cut; the trained vocabulary, so the segments,
+        # can differ between processes: tokenizers' trainer breaks ties in hash-map order)
+        shown = example.context.removeprefix("…").removesuffix("…").replace("[MASK]", example.answer)
+        assert any(shown in segment for segment in segments), (shown, segments)
         model.eval()
         [own] = predict_masks(model, corpus_tok, [example.context], top_k=3)
         assert [t for t, _ in own.candidates] == [t for t, _ in example.guesses]
