@@ -310,7 +310,7 @@ def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, a
                                            out=str(out / f"{name}-{arm.replace(' ', '-')}"), text_column=text_column,
                                            label_column=label_column, epochs=args.ft_epochs, lr=args.ft_lr,
                                            batch_size=32, max_length=args.ft_max_length, seed=args.seed,
-                                           pooling=args.ft_pooling,
+                                           pooling=args.ft_pooling, freeze=args.ft_freeze,
                                            overwrite=True, progress=False, quiet=True))
             row[arm] = result["metrics"].get("accuracy")
             row[f"{arm} minutes"] = (time.perf_counter() - t0) / 60
@@ -322,7 +322,7 @@ def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, a
 
 def print_downstream(rows: list[dict], args) -> None:
     print(f"\nfine-tuned {args.ft_epochs} epochs, lr {args.ft_lr}, batch 32, {args.ft_max_length} tokens, "
-          f"pooling {args.ft_pooling or 'pooler'}, "
+          f"pooling {args.ft_pooling or 'pooler'}, freeze {args.ft_freeze}, "
           f"{args.ft_train_limit or 'all'} training rows; test accuracy (best epoch on the test set, both arms alike):")
     print(f"{'data':<12} {'test rows':>9} {'majority':>9} {'random init':>12} {'pretrained':>11} {'gain':>7}")
     for row in rows:
@@ -358,6 +358,9 @@ def main() -> None:
     p.add_argument("--ft-lr", type=float, default=1e-4)
     p.add_argument("--ft-data", nargs="+", choices=("fine-foods", "spam"), default=["fine-foods", "spam"])
     p.add_argument("--no-random-init", action="store_true", help="fine-tune the pretrained model only")
+    p.add_argument("--ft-freeze", default="none", metavar="WHAT",
+                   help="finetune's --freeze for both arms: none (default), embeddings, encoder (a probe of the "
+                        "pretrained features: only the pooler and classifier learn), or N first layers")
     p.add_argument("--ft-pooling", choices=("pooler", "cls", "mean"), default=None,
                    help="the classifier's input, both arms alike (default: the checkpoint's, BERT's pooler)")
     args = p.parse_args()
