@@ -96,7 +96,7 @@ class ServeError(Exception):
         self.status, self.message, self.error_type = status, message, error_type
 
 
-# ─── the model side: what the worker thread runs ────────────────────────────────────────────
+# ─── the model side: what the worker threads run ───────────────────────────────────────────
 CLASSIFIER_SUFFIX = "ForSequenceClassification"
 MLM_SUFFIXES = ("ForPreTraining", "ForMaskedLM")
 
