@@ -149,7 +149,7 @@ CASES = [
     (["tokenize", "minilm", "hello", "--max-length", "-3"], "--max-length", 2),
     (["pretrain", "--resume", "{cut_weights}"], "checkpoint/model.safetensors is damaged", 1),
     (["pretrain", "--resume", "{bad_state}"], "checkpoint/trainer_state.pt is damaged", 1),
-    (["finetune", "{pretrained}", "--train", "{train_csv}", "--out", "{pretrained}"], "already holds files", 1),
+    (["finetune", "{pretrained}", "--train", "{train_csv}", "--out", "{pretrained}"], "which this command reads", 1),
     # exit 0 before
     (["tokenize", "minilm", "hello", "--max-length", "0"], "--max-length", 2),
     (["trace", "minilm", "hello", "--layers", "3-1"], "empty range", 2),
@@ -273,7 +273,27 @@ def test_demo_over_a_run(pretrained):
 
 def test_finetune_over_a_run(pretrained, train_csv):
     refused_and_untouched(pretrained, "finetune", str(pretrained), "--train", str(train_csv), "--out",
-                          str(pretrained))
+                          str(pretrained), fragment="which this command reads")
+
+
+@pytest.mark.parametrize("command", ["finetune", "pretrain", "export", "vocab"])
+def test_overwrite_refuses_a_target_that_holds_what_the_command_reads(command, pretrained, vocab, train_csv,
+                                                                      tmp_path):
+    """--overwrite replaces the target before writing: a target that is (or holds) the model, vocabulary,
+    corpus or data file being read would lose it, so it is refused and left as it was."""
+    run_copy = tmp_path / "run"
+    shutil.copytree(pretrained, run_copy)
+    corpus = run_copy / "corpus.txt"
+    corpus.write_text(CORPUS.read_text(encoding="utf-8"), encoding="utf-8")
+    data = run_copy / "train.csv"
+    shutil.copy(train_csv, data)
+    args = {
+        "finetune": ["finetune", str(pretrained), "--train", str(data), "--out", str(run_copy), "--epochs", "1"],
+        "pretrain": pretrain_line(run_copy, run_copy),  # --vocab is the run being replaced
+        "export": ["export", str(run_copy), "--out", str(run_copy)],
+        "vocab": ["vocab", "train", "--corpus", str(corpus), "--size", "300", "--out", str(run_copy)],
+    }[command]
+    refused_and_untouched(run_copy, *args, "--overwrite", fragment="which this command reads")
 
 
 def test_data_fetch_keeps_a_users_files(tmp_path):

@@ -284,7 +284,7 @@ def export_model(model: str | Path, out: str | Path, *, sentence_transformers: b
     unless ``overwrite``; nothing is written before the model has loaded."""
     from .heads import load_model
     from .runfiles import check_target_dir, replace_dir
-    check_target_dir(out, overwrite=overwrite)
+    check_target_dir(out, overwrite=overwrite, reads=(("the model", model),))
     loaded = load_model(model)
     if sentence_transformers:
         check_sentence_transformers(loaded, pooling)

@@ -342,7 +342,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
     from .progress import on_terminal
     from .runfiles import check_target_dir, replace_dir
     from .tokenizer import Tokenizer
-    check_target_dir(out, overwrite=overwrite)
+    check_target_dir(out, overwrite=overwrite, reads=(("--corpus", corpus),))
     texts = read_texts(corpus, text_column=text_column)
     if not texts:
         raise InputError(f"--corpus {corpus}: no text found")

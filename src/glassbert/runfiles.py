@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from .errors import ExistsError, InputError
@@ -181,16 +182,21 @@ def _is_nonempty_dir(path: Path) -> bool:
 
 
 def check_target_dir(path: str | Path, *, overwrite: bool = False, resume: bool = False,
-                     option: str = "--out", resume_hint: str | None = None) -> Path:
+                     option: str = "--out", resume_hint: str | None = None,
+                     reads: Iterable[tuple[str, str | Path | None]] = ()) -> Path:
     """Refuse a directory target that holds files, unless ``overwrite`` or ``resume``; returns the path.
 
     Call it before any work. ``resume_hint`` (e.g. "--resume") is offered in the message when the
     directory holds a checkpoint that could be continued. With ``overwrite``, the directory must look like one glassbert writes (a run,
     a model, a recording, a vocabulary), so a mistyped ``--out .`` never empties a folder of other files.
+    ``reads``: (option, path) of what the command reads (its model, corpus, data files); a target that is
+    one of them or holds one is refused, since replacing it would delete the input before it is read.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"{option} {path} is a file: give a directory")
+    if not resume:
+        _refuse_holding_inputs(path, option, reads)
     if not _is_nonempty_dir(path) or resume:
         return path
     if not overwrite:
@@ -205,6 +211,17 @@ def check_target_dir(path: str | Path, *, overwrite: bool = False, resume: bool 
         raise InputError(f"{option} {path} holds files glassbert did not write (no model, run or vocabulary "
                          "files): --overwrite will not empty it; choose another directory")
     return path
+
+
+def _refuse_holding_inputs(path: Path, option: str, reads: Iterable[tuple[str, str | Path | None]]) -> None:
+    target = path.resolve()
+    for name, source in reads:
+        if source is None or not Path(source).exists():  # an alias ("minilm") or a missing file: not in the target
+            continue
+        src = Path(source).resolve()
+        if src == target or target in src.parents:
+            raise InputError(f"{option} {path} holds {name} {source}, which this command reads: writing there would "
+                             f"replace it; choose another {option}")
 
 
 def replace_dir(path: str | Path) -> Path:

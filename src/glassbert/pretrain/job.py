@@ -343,7 +343,8 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     """
     out = Path(args.out)
     if not resume:
-        check_target_dir(out, overwrite=args.overwrite, resume_hint=f"--resume {out}")
+        check_target_dir(out, overwrite=args.overwrite, resume_hint=f"--resume {out}",
+                         reads=(("--corpus", args.corpus), ("--vocab", args.vocab), ("--from", args.from_model)))
         args.corpus = str(Path(args.corpus).resolve())  # so a resume from anywhere finds it
         args.vocab = str(Path(args.vocab).resolve()) if Path(args.vocab).exists() else args.vocab
     tok = Tokenizer.from_pretrained(args.vocab)

@@ -500,10 +500,7 @@ def record_model(model: str | Path, texts: Sequence[str], out_dir: str | Path, *
     if pair and len(texts) != 2:
         raise InputError(f"a pair is two texts, got {len(texts)}")
     out = Path(out_dir)
-    source = Path(model)
-    if source.exists() and (out.resolve() == source.resolve() or out.resolve() in source.resolve().parents):
-        raise InputError(f"--out {out} holds the model being recorded ({model}): choose another --out")
-    check_target_dir(out, overwrite=overwrite, option="--out")
+    check_target_dir(out, overwrite=overwrite, option="--out", reads=(("the model", model),))
     tokenizer = Tokenizer.from_pretrained(model)
     items: list = [tuple(texts)] if pair else list(texts)
     loaded = load_model(model)

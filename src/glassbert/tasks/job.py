@@ -153,7 +153,8 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
     task = TASKS[args.task]
     if args.resume and args.overwrite:
         raise InputError("--resume continues the run in --out and --overwrite replaces it: give one of them")
-    out = check_target_dir(args.out, overwrite=args.overwrite, resume=args.resume, resume_hint="--resume")
+    out = check_target_dir(args.out, overwrite=args.overwrite, resume=args.resume, resume_hint="--resume",
+                           reads=(("the model", args.model), ("--train", args.train), ("--eval", args.eval)))
     precision = run_precision(args, out)
     model_dir = resolve_model_path(args.model)
     config = BertConfig.load(model_dir)
