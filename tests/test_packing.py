@@ -212,3 +212,63 @@ def test_tokens_per_second_counts_real_tokens_of_packed_rows():
     from glassbert.train.batches import count_tokens
     _, dataset, batch = packed_batch()
     assert count_tokens(batch) == sum(len(item["input_ids"]) for item in dataset.items[:6])
+
+
+def _pretraining_batch(kind: str) -> dict:
+    """A batch with MLM labels: packed rows (a square mask), padded rows, or full rows (no padding at all)."""
+    if kind == "packed":
+        batch = dict(packed_batch()[2])
+        return {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask", "position_ids", "labels")}
+    g = torch.Generator().manual_seed(1)
+    lengths = (12, 12, 12) if kind == "full" else (12, 7, 4)
+    ids = torch.randint(5, 50, (3, 12), generator=g)
+    mask = torch.zeros(3, 12, dtype=torch.long)
+    labels = torch.full((3, 12), -100)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+        ids[i, n:] = PAD
+        labels[i, 1:n:3] = ids[i, 1:n:3]
+    return dict(input_ids=ids, attention_mask=mask, labels=labels, next_sentence_label=torch.tensor([0, 1, 0]))
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert"])
+@pytest.mark.parametrize("kind", ["padded", "packed", "full"])
+def test_the_last_layer_on_the_rows_read_only_changes_no_number(arch, kind):
+    """Training with labels, the fast path's last layer computes only the masked tokens and [CLS] (the rest
+    attend as keys but produce no output): loss, logits and every gradient equal the explicit path's, which
+    computes all. (Dropout 0, so that training mode is deterministic.)"""
+    from glassbert.albert import AlbertForPreTraining
+    from glassbert.config import AlbertConfig
+    torch.manual_seed(0)
+    quiet = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    if arch == "bert":
+        model = BertForPreTraining(BertConfig.preset("tiny", vocab_size=50, max_position_embeddings=64, **quiet))
+    else:
+        model = AlbertForPreTraining(AlbertConfig.preset("tiny", vocab_size=50, max_position_embeddings=64,
+                                                         classifier_dropout=0.0, **quiet))
+    model.train()
+    batch = _pretraining_batch(kind)
+    if arch == "albert" and "next_sentence_label" in batch:
+        batch["sentence_order_label"] = batch.pop("next_sentence_label")
+    runs = []
+    for explicit in (False, True):
+        model.zero_grad()
+        out = model(**batch, output_attentions=explicit)
+        out.loss.backward()
+        runs.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (fast, fast_grads), (full, full_grads) = runs
+    assert abs(fast.loss.item() - full.loss.item()) < 1e-6
+    assert (fast.prediction_logits - full.prediction_logits).abs().max().item() < 1e-5
+    assert fast_grads.keys() == full_grads.keys()
+    assert max((fast_grads[n] - full_grads[n]).abs().max().item() for n in full_grads) < 1e-5
+    read = batch["labels"] != -100
+    read[:, 0] = True
+    real = batch["attention_mask"] if batch["attention_mask"].dim() == 2 else \
+        batch["attention_mask"].diagonal(dim1=1, dim2=2)
+    read &= real.bool()
+    seq_fast, seq_full = fast.bert.sequence_output, full.bert.sequence_output
+    assert (seq_fast[read] - seq_full[read]).abs().max().item() < 1e-5
+    assert not bool(seq_fast[~read].any()), "rows the heads do not read are not computed (zeros)"
+    model.eval()  # in eval mode every row is computed (hooks such as attribution's read whole layers)
+    with torch.no_grad():
+        assert bool(model(**batch).bert.sequence_output[~read & real.bool()].any())

@@ -29,9 +29,10 @@ from .capture import CORE, KEEP, Alias, Point, Points, running, tap
 from .config import AlbertConfig
 from .heads import (MLM_GROUP, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
                     BertLMPredictionHead, BertPredictionHeadTransform, PreTrainingOutput, _dropout,
-                    _load_classifier_from, _mlm, _save_classifier_as)
+                    _load_classifier_from, _mlm, _rows_read, _save_classifier_as)
 from .model import (ACT2FN, ATTENTION_GROUP, FFN_GROUP, BertEmbeddings, BertIntermediate,
-                    BertModel, BertOutput, BertPooler, BertPreTrainedModel, BertSelfAttention, BertSelfOutput)
+                    BertModel, BertOutput, BertPooler, BertPreTrainedModel, BertSelfAttention, BertSelfOutput,
+                    take_rows)
 
 
 # BERT's "Pooler → NSP head (IsNext)": ALBERT's pooler feeds the sentence-order head
@@ -65,9 +66,10 @@ class AlbertAttention(BertSelfAttention):
                                        *(p for p in BertSelfOutput.capture.points if p.name != "hidden_states")])
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, packing=None,
-                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                explicit: bool = False, rows=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         context, probs = super().forward(x, mask, packing, explicit)             # (B, T, A) | (N, A)
-        out = tap(self, "dense", self.dense(context))                             # (B, T, H) | (N, H)
+        context, x = take_rows(context, rows), take_rows(x, rows)                 # (M, A), (M, H) with rows
+        out = tap(self, "dense", self.dense(context))                             # (B, T, H) | (N, H) | (M, H)
         out = tap(self, "dropout", self.output_dropout(out))
         return tap(self, "layernorm", self.LayerNorm(out + x)), probs
 
@@ -92,8 +94,8 @@ class AlbertLayer(nn.Module):
         BertOutput.capture["layernorm"],
     ])
 
-    def forward(self, x, mask, packing=None, explicit=False):
-        attended, probs = self.attention(x, mask, packing, explicit)              # (B, T, H) | (N, H)
+    def forward(self, x, mask, packing=None, explicit=False, rows=None):
+        attended, probs = self.attention(x, mask, packing, explicit, rows)        # (B, T, H) | (N, H) | (M, H)
         h = tap(self, "ffn", self.ffn(attended))                                  # (B, T, I)
         h = tap(self, "activation", self.activation(h))
         out = tap(self, "ffn_output", self.ffn_output(h))                         # (B, T, H)
@@ -136,12 +138,12 @@ class AlbertTransformer(nn.Module):
     def capture_aliases(self) -> list[Alias]:
         return self.runs
 
-    def forward(self, x, mask, packing=None, explicit=False):
+    def forward(self, x, mask, packing=None, explicit=False, last_rows=None):
         x = tap(self, "projection", self.embedding_hidden_mapping_in(x))         # (B, T, H) | (N, H)
         outputs, attentions = [], []
-        for run in self.runs:
+        for i, run in enumerate(self.runs):
             with running(run):
-                x, probs = run.module(x, mask, packing, explicit)
+                x, probs = run.module(x, mask, packing, explicit, last_rows if i == len(self.runs) - 1 else None)
             outputs.append(x)
             attentions.append(probs)
         return outputs, attentions
@@ -266,7 +268,8 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 sentence_order_label=None, output_attentions=False, position_ids=None) -> AlbertPreTrainingOutput:
-        out = self.albert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids)
+        out = self.albert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids,
+                          output_rows=_rows_read(self, labels, cls=True))
         logits, masked_index, mlm_loss = _mlm(self.predictions, out.sequence_output, labels)
         sop_logits = self.sop_classifier(out.pooled_output)                       # (B, 2)
         sop_loss = None if sentence_order_label is None else \
@@ -288,7 +291,8 @@ class AlbertForMaskedLM(AlbertPreTrainedModel):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions=False, position_ids=None) -> PreTrainingOutput:
-        out = self.albert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids)
+        out = self.albert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids,
+                          output_rows=_rows_read(self, labels, cls=False))
         logits, masked_index, loss = _mlm(self.predictions, out.sequence_output, labels)
         return PreTrainingOutput(loss, loss, None, logits, None, masked_index, out)
 

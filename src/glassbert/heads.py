@@ -148,6 +148,18 @@ def _mlm(head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torc
     return logits, masked_index, loss
 
 
+def _rows_read(model: nn.Module, labels: torch.Tensor | None, cls: bool) -> torch.Tensor | None:
+    """(B, T) bool: the tokens whose last-layer output the MLM loss reads (and the pooler's [CLS] when ``cls``);
+    None without labels or outside training. BertModel's last layer then computes only these rows. Training
+    only: in eval mode every row is computed, for whatever reads the layers' outputs (attribution's hooks)."""
+    if labels is None or not model.training:
+        return None
+    rows = (labels != IGNORE_INDEX).reshape(-1, labels.shape[-1])
+    if cls:
+        rows[:, 0] = True
+    return rows
+
+
 def _nsp(head: BertOnlyNSPHead | BertPreTrainingHeads, pooled: torch.Tensor, labels: torch.Tensor | None):
     logits = tap(head, "seq_relationship.logits", head.seq_relationship(pooled))  # (B, 2)
     loss = None if labels is None else F.cross_entropy(logits.float(), labels.view(-1))
@@ -169,7 +181,8 @@ class BertForPreTraining(BertPreTrainedModel):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 next_sentence_label=None, output_attentions=False, position_ids=None) -> PreTrainingOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids)
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids,
+                        output_rows=_rows_read(self, labels, cls=True))
         logits, masked_index, mlm_loss = _mlm(self.cls.predictions, out.sequence_output, labels)
         nsp_logits, nsp_loss = _nsp(self.cls, out.pooled_output, next_sentence_label)
         losses = [x for x in (mlm_loss, nsp_loss) if x is not None]
@@ -189,7 +202,8 @@ class BertForMaskedLM(BertPreTrainedModel):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions=False, position_ids=None) -> PreTrainingOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids)
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, position_ids,
+                        output_rows=_rows_read(self, labels, cls=False))
         logits, masked_index, loss = _mlm(self.cls.predictions, out.sequence_output, labels)
         return PreTrainingOutput(loss, loss, None, logits, None, masked_index, out)
 

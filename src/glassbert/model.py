@@ -16,6 +16,8 @@ declares the names it taps in its `capture` table just above its `forward` (`tra
 explorer read only those tables); when nothing captures, the fast path runs instead: padding tokens are removed before
 the linear layers (MosaicBERT's unpadding) and attention runs on `scaled_dot_product_attention`. A (B, T, T)
 attention mask with position_ids runs packed rows (several documents per row, each seeing only itself).
+In pretraining (``output_rows``) the last layer computes only the rows the heads read: the masked tokens and
+[CLS] attend to every token, the other tokens' last outputs are never computed (MosaicBERT's subset trick).
 """
 from __future__ import annotations
 
@@ -84,6 +86,11 @@ class _GatherRows(torch.autograd.Function):
 def gather_rows(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """(R, D) → (N, D): the rows ``indices`` of ``x``, which must not repeat (its gradient copies, never adds)."""
     return _GatherRows.apply(x, indices)
+
+
+def take_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """(B, T, D) or (N, D) → (M, D): the token rows ``rows`` (indices into the flattened tokens); all when None."""
+    return x if rows is None else gather_rows(x.reshape(-1, x.shape[-1]), rows)
 
 
 # ─── embeddings ─────────────────────────────────────────────────────────────────────────────
@@ -258,9 +265,10 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
-    def forward(self, x, mask, packing=None, explicit=False):
+    def forward(self, x, mask, packing=None, explicit=False, rows=None):
+        """``rows``: compute the output only for these token rows (every token is still attended to)."""
         context, probs = self.self(x, mask, packing, explicit)
-        return self.output(context, x), probs
+        return self.output(take_rows(context, rows), take_rows(x, rows)), probs   # (M, H) with rows
 
 
 # ─── feed-forward ───────────────────────────────────────────────────────────────────────────
@@ -315,8 +323,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, x, mask, packing=None, explicit=False):
-        attended, probs = self.attention(x, mask, packing, explicit)              # (B, T, H) | (N, H)
+    def forward(self, x, mask, packing=None, explicit=False, rows=None):
+        attended, probs = self.attention(x, mask, packing, explicit, rows)        # (B, T, H) | (N, H) | (M, H)
         return self.output(self.intermediate(attended), attended), probs
 
 
@@ -325,10 +333,11 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, x, mask, packing=None, explicit=False):
+    def forward(self, x, mask, packing=None, explicit=False, last_rows=None):
+        """``last_rows``: the token rows the last layer computes (the others are not needed; see BertModel)."""
         outputs, attentions = [], []
-        for layer in self.layer:
-            x, probs = layer(x, mask, packing, explicit)
+        for i, layer in enumerate(self.layer):
+            x, probs = layer(x, mask, packing, explicit, last_rows if i == len(self.layer) - 1 else None)
             outputs.append(x)
             attentions.append(probs)
         return outputs, attentions
@@ -365,7 +374,8 @@ class BertPooler(nn.Module):
 # ─── the model ──────────────────────────────────────────────────────────────────────────────
 @dataclass
 class BertModelOutput:
-    """What BertModel returns. Padding rows of the tensors are zero on the fast (unpadded) path."""
+    """What BertModel returns. Padding rows of the tensors are zero on the fast (unpadded) path, and so are the
+    last layer's rows outside ``output_rows`` when it is given."""
 
     sequence_output: torch.Tensor                    # (B, T, H) last layer, every token
     pooled_output: torch.Tensor | None               # (B, H) tanh(dense([CLS])); None without a pooler
@@ -445,10 +455,15 @@ class BertModel(BertPreTrainedModel):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, output_attentions: bool = False,
-                position_ids: torch.Tensor | None = None) -> BertModelOutput:
+                position_ids: torch.Tensor | None = None, output_rows: torch.Tensor | None = None) -> BertModelOutput:
         """``attention_mask``: (B, T) 1 = token, 0 = padding; or (B, T, T), row i = the keys token i may see
         (packed rows: several documents per row, each seeing only itself; a token is real where it sees
-        itself), as transformers takes it. ``position_ids`` (B, T): default 0 … T−1 (packed rows restart)."""
+        itself), as transformers takes it. ``position_ids`` (B, T): default 0 … T−1 (packed rows restart).
+
+        ``output_rows`` (B, T) bool: the tokens whose last-layer output is wanted (pretraining: the masked
+        tokens and [CLS]). On the fast path the last layer then computes only those rows after attending
+        to every token (MosaicBERT's subset trick): the same numbers there, zeros in the other rows of
+        ``sequence_output``. The explicit path ignores it and computes every row."""
         input_ids, token_type_ids, attention_mask, position_ids = self._check_inputs(
             input_ids, token_type_ids, attention_mask, position_ids)
         x = self.embeddings(input_ids, token_type_ids, position_ids)              # (B, T, H)
@@ -461,9 +476,17 @@ class BertModel(BertPreTrainedModel):
             packing = Unpadded.from_mask(tokens)
         hidden = packing.unpad(x) if packing is not None else x                  # (N, H) | (B, T, H)
 
-        outputs, attentions = self.encoder(hidden, mask, packing, explicit)
+        wanted = last_rows = None
+        if output_rows is not None and not explicit:
+            wanted = (output_rows.reshape(-1).bool() & tokens.reshape(-1).bool()).nonzero().squeeze(1)  # (M,) of B*T
+            last_rows = wanted if packing is None else (tokens.reshape(-1).cumsum(0) - 1)[wanted]  # of the N rows
+        outputs, attentions = self.encoder(hidden, mask, packing, explicit, last_rows)
+        last = outputs.pop() if wanted is not None else None                      # (M, H)
         if packing is not None:
             outputs = [packing.pad(o) for o in outputs]                           # L × (B, T, H)
+        if last is not None:
+            B, T = tokens.shape
+            outputs.append(last.new_zeros(B * T, last.shape[-1]).index_copy(0, wanted, last).view(B, T, -1))
         sequence_output = outputs[-1]
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
         return BertModelOutput(sequence_output, pooled, outputs, x, attentions if output_attentions else None)
@@ -543,4 +566,5 @@ def key_mask(mask: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder", "POOLER_GROUP", "POOLER_ONLY_GROUP",
-           "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "real_tokens", "pool", "ACT2FN"]
+           "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "real_tokens", "pool", "ACT2FN",
+           "take_rows"]
