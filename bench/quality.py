@@ -23,8 +23,14 @@ seed): MLM accuracy, MLM loss (mean over masked tokens), perplexity = exp(loss),
 table, writes OUT/quality.json and OUT/quality.png (held-out MLM loss against minutes).
 
 --downstream: fine-tunes (a)'s model and the same architecture from random initialisation with one recipe on
-the fine-food reviews and the spam corpus (`glassbert data fetch fine-foods`, `... spam`) and prints test
-accuracy of both beside the majority baseline.
+the fine-food reviews and the spam corpus (`glassbert data fetch fine-foods`, `... spam`), once per seed
+(--ft-seeds, default 3: each seed its own 2,000 training rows, 500 validation rows and random init), keeps the
+epoch that does best on the validation rows, and prints the test accuracy of both (mean ± sd), the gain of the
+same seed's pair and the majority baseline. --probe first fits a linear probe on every layer's frozen,
+mean-pooled features of both arms, beside a bag of word pieces: what pretraining put in the features, without
+fine-tuning's noise.
+
+    python bench/quality.py --downstream-from runs/quality/glassbert --probe --ft-data fine-foods
 """
 from __future__ import annotations
 
@@ -272,63 +278,202 @@ def plot(curves: dict[str, list[tuple[float, dict]]], path: Path, title: str) ->
     plt.close(fig)
 
 
+DATA_SETS = {"fine-foods": ("review", "score"), "spam": ("text", "label")}
+
+
+def split_rows(name: str, seed: int, train_rows: int | None, val_rows: int, out: Path) -> tuple[Path, Path]:
+    """A seeded sample of train.csv's rows: ``train_rows`` to fine-tune on (all the rest when None) and, apart
+    from them, ``val_rows`` to choose the epoch by. test.csv stays whole and is read once, at the end."""
+    with open(ROOT / "data" / name / "train.csv", newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows, fields = list(reader), reader.fieldnames
+    random.Random(seed).shuffle(rows)
+    val, rest = rows[:val_rows], rows[val_rows:]
+    files = []
+    for part, chosen in (("train", rest[:train_rows] if train_rows else rest), ("val", val)):
+        path = out / f"{name}-{part}-seed{seed}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(chosen)
+        files.append(path)
+    return files[0], files[1]
+
+
+def test_accuracy(model_dir: Path, name: str, max_length: int) -> float:
+    """Accuracy of a fine-tuned classifier directory on the data set's whole test.csv."""
+    from glassbert.heads import load_model
+    from glassbert.tasks.classification import encode_classification, evaluate_classification, read_classification
+
+    model = load_model(model_dir).eval()
+    names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    text_column, label_column = DATA_SETS[name]
+    data = read_classification(ROOT / "data" / name / "test.csv", text_column, label_column, labels=names)
+    encoded = encode_classification(data, Tokenizer.from_pretrained(model_dir), max_length)
+    with torch.inference_mode():
+        return evaluate_classification(model, encoded, names).metrics["accuracy"]
+
+
 def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, args) -> list[dict]:
-    """Fine-tune the pretrained model and a random initialisation of its architecture on each data set."""
+    """Fine-tune the pretrained model and a random initialisation of its architecture on each data set, once
+    per seed: each seed draws its own training rows, validation rows and random init. The epoch is chosen on
+    the validation rows; the test rows score the chosen model."""
     from glassbert.tasks.job import FinetuneArgs, finetune
 
-    random_dir = out / "random-init"
-    torch.manual_seed(args.seed)
-    BertForPreTraining(config).save_pretrained(random_dir, tokenizer=tok)
-    arms = [("pretrained", model_dir)] + ([] if args.no_random_init else [("random init", random_dir)])
     rows = []
-    for name, text_column, label_column in (("fine-foods", "review", "score"), ("spam", "text", "label")):
-        if name not in args.ft_data:
+    for name in args.ft_data:
+        if not (ROOT / "data" / name / "train.csv").is_file():
+            print(f"{ROOT / 'data' / name}: missing (glassbert data fetch {name}); skipped")
             continue
-        data = ROOT / "data" / name
-        if not (data / "train.csv").is_file():
-            print(f"{data}: missing (glassbert data fetch {name}); skipped")
-            continue
-
-        with open(data / "test.csv", newline="", encoding="utf-8") as f:
+        text_column, label_column = DATA_SETS[name]
+        with open(ROOT / "data" / name / "test.csv", newline="", encoding="utf-8") as f:
             labels = [row[label_column] for row in csv.DictReader(f)]
-        train = data / "train.csv"
-        if args.ft_train_limit:  # a seeded sample of the training rows (the test set stays whole)
-            with open(train, newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                rows_in, fields = list(reader), reader.fieldnames
-            random.Random(args.seed).shuffle(rows_in)
-            train = out / f"{name}-train-{args.ft_train_limit}.csv"
-            with open(train, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=fields)
-                writer.writeheader()
-                writer.writerows(rows_in[:args.ft_train_limit])
-        majority = max(labels.count(x) for x in set(labels)) / len(labels)
-        row = {"data": name, "majority": majority, "test": len(labels)}
-        for arm, model in arms:
-            t0 = time.perf_counter()
-            result = finetune(FinetuneArgs(model=str(model), train=str(train), eval=str(data / "test.csv"),
-                                           out=str(out / f"{name}-{arm.replace(' ', '-')}"), text_column=text_column,
-                                           label_column=label_column, epochs=args.ft_epochs, lr=args.ft_lr,
-                                           batch_size=32, max_length=args.ft_max_length, seed=args.seed,
-                                           pooling=args.ft_pooling, freeze=args.ft_freeze,
-                                           overwrite=True, progress=False, quiet=True))
-            row[arm] = result["metrics"].get("accuracy")
-            row[f"{arm} minutes"] = (time.perf_counter() - t0) / 60
-            print(f"  {name}: {arm}: accuracy {row[arm]:.3f}  ({row[f'{arm} minutes']:.1f} min; {load_note()})",
-                  flush=True)
+        row = {"data": name, "majority": max(labels.count(x) for x in set(labels)) / len(labels),
+               "test": len(labels), "seeds": [], "pretrained": [], "random init": []}
+        for seed in range(args.seed, args.seed + args.ft_seeds):
+            train, val = split_rows(name, seed, args.ft_train_limit, args.ft_val, out)
+            random_dir = out / f"random-init-seed{seed}"
+            torch.manual_seed(seed)
+            BertForPreTraining(config).save_pretrained(random_dir, tokenizer=tok)
+            arms = [("pretrained", model_dir)] + ([] if args.no_random_init else [("random init", random_dir)])
+            row["seeds"].append(seed)
+            for arm, model in arms:
+                t0 = time.perf_counter()
+                run = out / f"{name}-{arm.replace(' ', '-')}-seed{seed}"
+                finetune(FinetuneArgs(model=str(model), train=str(train), eval=str(val), out=str(run),
+                                      text_column=text_column, label_column=label_column, epochs=args.ft_epochs,
+                                      lr=args.ft_lr, batch_size=32, max_length=args.ft_max_length, seed=seed,
+                                      pooling=args.ft_pooling, freeze=args.ft_freeze, overwrite=True,
+                                      progress=False, quiet=True))
+                row[arm].append(test_accuracy(run, name, args.ft_max_length))
+                print(f"  {name} seed {seed}: {arm}: test accuracy {row[arm][-1]:.3f}  "
+                      f"({(time.perf_counter() - t0) / 60:.1f} min; {load_note()})", flush=True)
         rows.append(row)
     return rows
 
 
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    m = sum(values) / len(values)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return f"{m:.3f} ± {sd:.3f}"
+
+
 def print_downstream(rows: list[dict], args) -> None:
-    print(f"\nfine-tuned {args.ft_epochs} epochs, lr {args.ft_lr}, batch 32, {args.ft_max_length} tokens, "
-          f"pooling {args.ft_pooling or 'pooler'}, freeze {args.ft_freeze}, "
-          f"{args.ft_train_limit or 'all'} training rows; test accuracy (best epoch on the test set, both arms alike):")
-    print(f"{'data':<12} {'test rows':>9} {'majority':>9} {'random init':>12} {'pretrained':>11} {'gain':>7}")
+    print(f"\nfine-tuned up to {args.ft_epochs} epochs (the epoch chosen on {args.ft_val} validation rows), lr "
+          f"{args.ft_lr}, batch 32, {args.ft_max_length} tokens, pooling {args.ft_pooling or 'pooler'}, freeze "
+          f"{args.ft_freeze}, {args.ft_train_limit or 'all other'} training rows; test accuracy, mean ± sd over "
+          f"{args.ft_seeds} seeds (each its own training rows and random init); gain: pretrained − random init "
+          "of the same seed:")
+    print(f"{'data':<12} {'test rows':>9} {'majority':>9} {'random init':>14} {'pretrained':>14} {'gain':>16} "
+          f"{'wins':>5}")
     for row in rows:
-        random_init = row.get("random init", math.nan)
-        print(f"{row['data']:<12} {row['test']:9d} {row['majority']:9.3f} {random_init:12.3f} "
-              f"{row['pretrained']:11.3f} {row['pretrained'] - random_init:+7.3f}")
+        gains = [a - b for a, b in zip(row["pretrained"], row["random init"])]
+        wins = f"{sum(g > 0 for g in gains)}/{len(gains)}" if gains else "-"
+        print(f"{row['data']:<12} {row['test']:9d} {row['majority']:9.3f} {mean_sd(row['random init']):>14} "
+              f"{mean_sd(row['pretrained']):>14} {mean_sd(gains):>16} "
+              f"{wins:>5}")
+
+
+def read_split(path: Path, name: str) -> tuple[list[str], list[str]]:
+    text_column, label_column = DATA_SETS[name]
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [r[text_column] for r in rows], [r[label_column] for r in rows]
+
+
+def layer_features(model, tok: Tokenizer, texts: list[str], max_length: int) -> list[torch.Tensor]:
+    """Mean-pooled (over real tokens) output of the embeddings and of every layer: (L + 1) × (N, H)."""
+    from glassbert.model import pool
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    feats: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for start in range(0, len(order), 64):
+            idx = order[start:start + 64]
+            batch = tok([texts[i] for i in idx], padding=True, max_length=max_length, warn_truncation=False)
+            out = model(**batch)
+            layers = [out.embedding_output, *out.encoder_outputs]
+            if not feats:
+                feats = [torch.zeros(len(texts), h.shape[-1], dtype=torch.float64) for h in layers]
+            for f, h in zip(feats, layers):
+                f[idx] = pool(h.float(), batch["attention_mask"], "mean").double()
+    return feats
+
+
+def linear_probe(train: torch.Tensor, y_train: torch.Tensor, val: torch.Tensor, y_val: torch.Tensor,
+                 test: torch.Tensor, y_test: torch.Tensor) -> float:
+    """Logistic regression on standardised features (L2 strength chosen on the validation rows): test accuracy."""
+    mu, sd = train.mean(0), train.std(0) + 1e-6
+    train, val, test = ((x - mu) / sd for x in (train, val, test))
+    n_classes = int(max(y_train.max(), y_val.max(), y_test.max())) + 1
+
+    def fit(l2: float) -> torch.Tensor:
+        w = torch.zeros(train.shape[1] + 1, n_classes, dtype=torch.float64, requires_grad=True)
+        x = torch.cat([train, torch.ones(len(train), 1, dtype=torch.float64)], 1)
+        opt = torch.optim.LBFGS([w], max_iter=300, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(x @ w, y_train) + l2 * (w[:-1] ** 2).sum()
+            loss.backward()
+            return loss
+        opt.step(closure)
+        return w.detach()
+
+    def accuracy(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
+        x = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], 1)
+        return float(((x @ w).argmax(1) == y).double().mean())
+
+    with torch.enable_grad():
+        best = max((fit(l2) for l2 in (1e-4, 1e-3, 1e-2, 1e-1)), key=lambda w: accuracy(w, val, y_val))
+    return accuracy(best, test, y_test)
+
+
+def probe(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, args) -> list[dict]:
+    """Frozen features, no fine-tuning: a linear probe of each layer's mean-pooled output, pretrained against
+    random init, and a bag of word pieces on the same tokenizer (what a classifier can learn with no
+    pretraining at all). Seed --seed's training and validation rows; the whole test set."""
+    from glassbert.heads import load_as
+    from glassbert.model import BertModel
+
+    pretrained = load_as(model_dir).eval()
+    torch.manual_seed(args.seed)
+    random_init = BertModel(config).eval()
+    rows = []
+    for name in args.ft_data:
+        if not (ROOT / "data" / name / "train.csv").is_file():
+            continue
+        train, val = split_rows(name, args.seed, args.ft_train_limit, args.ft_val, out)
+        splits = [read_split(path, name) for path in (train, val, ROOT / "data" / name / "test.csv")]
+        classes = sorted(set(splits[0][1]))
+        ys = [torch.tensor([classes.index(v) if v in classes else 0 for v in labels]) for _, labels in splits]
+        row = {"data": name, "layers": {}}
+        for arm, model in (("pretrained", pretrained), ("random init", random_init)):
+            feats = [layer_features(model, tok, texts, args.ft_max_length) for texts, _ in splits]
+            row["layers"][arm] = [linear_probe(tr, ys[0], va, ys[1], te, ys[2]) for tr, va, te in zip(*feats)]
+        ids = [[tok([t], max_length=args.ft_max_length, warn_truncation=False)["input_ids"][0] for t in texts]
+               for texts, _ in splits]
+        bags = [torch.zeros(len(rows_ids), config.vocab_size, dtype=torch.float64) for rows_ids in ids]
+        for bag, rows_ids in zip(bags, ids):
+            for i, row_ids in enumerate(rows_ids):
+                bag[i, row_ids] = 1.0
+        common = bags[0].sum(0) >= 3  # word pieces seen in at least 3 training rows
+        row["bag of words"] = linear_probe(*(x for pair in zip((b[:, common] for b in bags), ys) for x in pair))
+        rows.append(row)
+        print(f"  {name}: probed {len(row['layers']['pretrained'])} layers of both arms ({load_note()})", flush=True)
+    return rows
+
+
+def print_probe(rows: list[dict], args) -> None:
+    for row in rows:
+        print(f"\n{row['data']}: linear probe of frozen, mean-pooled features (test accuracy; {args.ft_train_limit} "
+              f"training rows, L2 chosen on {args.ft_val} validation rows); bag of word pieces "
+              f"{row['bag of words']:.3f}")
+        print(f"{'layer':<12} {'pretrained':>11} {'random init':>12}")
+        for i, (a, b) in enumerate(zip(row["layers"]["pretrained"], row["layers"]["random init"])):
+            print(f"{'embeddings' if i == 0 else f'layer {i}':<12} {a:11.3f} {b:12.3f}")
 
 
 def main() -> None:
@@ -350,19 +495,30 @@ def main() -> None:
                    help="the fixed held-out set: NSP pairs [CLS] A [SEP] B [SEP] (default), or single chunks "
                         "[CLS] text [SEP] (task MLM's inputs: fair to arms trained without pairs, e.g. --task mlm)")
     p.add_argument("--downstream", action="store_true")
-    p.add_argument("--ft-epochs", type=int, default=2)
-    p.add_argument("--ft-train-limit", type=int, default=None, help="fine-tune on a seeded sample of this many rows")
+    p.add_argument("--ft-epochs", type=int, default=10,
+                   help="at most this many epochs; the best on the validation rows is kept (default 10)")
+    p.add_argument("--ft-train-limit", type=int, default=2000,
+                   help="fine-tune on a seeded sample of this many training rows (default 2000; 0: all the rest)")
+    p.add_argument("--ft-val", type=int, default=500,
+                   help="training rows set apart (never trained on) to choose the epoch by (default 500)")
+    p.add_argument("--ft-seeds", type=int, default=3,
+                   help="fine-tune each arm this many times: seeds --seed, --seed + 1, … (default 3)")
     p.add_argument("--ft-max-length", type=int, default=128)
     p.add_argument("--downstream-from", type=Path, default=None, metavar="RUN",
                    help="skip pretraining: fine-tune this glassbert pretraining run (and its random init)")
-    p.add_argument("--ft-lr", type=float, default=1e-4)
+    p.add_argument("--ft-lr", type=float, default=3e-4,
+                   help="fine-tuning peak lr (default 3e-4: models this small and this young learn slowly at 5e-5)")
     p.add_argument("--ft-data", nargs="+", choices=("fine-foods", "spam"), default=["fine-foods", "spam"])
     p.add_argument("--no-random-init", action="store_true", help="fine-tune the pretrained model only")
+    p.add_argument("--probe", action="store_true",
+                   help="before fine-tuning: a linear probe of every layer's frozen features, both arms, and a bag "
+                        "of words (what the pretrained features hold, without fine-tuning's noise)")
     p.add_argument("--ft-freeze", default="none", metavar="WHAT",
                    help="finetune's --freeze for both arms: none (default), embeddings, encoder (a probe of the "
                         "pretrained features: only the pooler and classifier learn), or N first layers")
-    p.add_argument("--ft-pooling", choices=("pooler", "cls", "mean"), default=None,
-                   help="the classifier's input, both arms alike (default: the checkpoint's, BERT's pooler)")
+    p.add_argument("--ft-pooling", choices=("pooler", "cls", "mean"), default="mean",
+                   help="the classifier's input, both arms alike (default mean: the pooler is trained only by NSP, "
+                        "which a short run barely learns)")
     args = p.parse_args()
     if not args.corpus.exists():
         sys.exit(f"{args.corpus}: missing; fetch it with: glassbert data fetch sotu")
@@ -373,9 +529,14 @@ def main() -> None:
         args.downstream_from = resolve_model_path(args.downstream_from)  # a run, a model dir, or "minilm"
         run_config = BertConfig.load(args.downstream_from)
         print(f"downstream only: {args.downstream_from} against its architecture from random init; {load_note()}")
-        rows = downstream(args.downstream_from, run_config, Tokenizer.from_pretrained(args.downstream_from), args.out, args)
-        print_downstream(rows, args)
-        (args.out / "downstream.json").write_text(json.dumps(rows, indent=2))
+        run_tok = Tokenizer.from_pretrained(args.downstream_from)
+        record = {}
+        if args.probe:
+            record["probe"] = probe(args.downstream_from, run_config, run_tok, args.out, args)
+            print_probe(record["probe"], args)
+        record["downstream"] = downstream(args.downstream_from, run_config, run_tok, args.out, args)
+        print_downstream(record["downstream"], args)
+        (args.out / "downstream.json").write_text(json.dumps(record, indent=2))
         return
     vocab = args.vocab or make_vocab(args.corpus, args.out / "vocab", args.text_column)
     tok = Tokenizer.from_pretrained(vocab)
@@ -462,6 +623,9 @@ def main() -> None:
               "nsp_majority": nsp_majority, "curves": curves, "finals": finals,
               "glassbert_result": {k: result.get(k) for k in ("step", "elapsed_s")},
               "transformers_planned_steps": other.estimated_steps}
+    if args.probe:
+        record["probe"] = probe(run_dir, config, tok, args.out, args)
+        print_probe(record["probe"], args)
     if args.downstream:
         print("\ndownstream:", flush=True)
         record["downstream"] = downstream(run_dir, config, tok, args.out, args)
