@@ -272,3 +272,28 @@ def test_the_last_layer_on_the_rows_read_only_changes_no_number(arch, kind):
     model.eval()  # in eval mode every row is computed (hooks such as attribution's read whole layers)
     with torch.no_grad():
         assert bool(model(**batch).bert.sequence_output[~read & real.bool()].any())
+
+
+@pytest.mark.parametrize("pooling", ["pooler", "cls", "mean"])
+def test_a_classifier_trains_its_last_layer_on_cls_alone_when_that_is_all_it_reads(pooling):
+    """Fine-tuning a classifier pooled by the pooler or [CLS] computes only the [CLS] row of the last layer (mean
+    pooling reads every row, so all are computed); the loss and every gradient equal the explicit path's."""
+    from glassbert.heads import BertForSequenceClassification
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig.preset(
+        "tiny", vocab_size=50, max_position_embeddings=64, num_labels=3, classifier_pooling=pooling,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).train()
+    batch = _pretraining_batch("padded")
+    batch = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+             "labels": torch.tensor([0, 2, 1])}
+    runs = []
+    for explicit in (False, True):
+        model.zero_grad()
+        out = model(**batch, output_attentions=explicit)
+        out.loss.backward()
+        runs.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (fast, fast_grads), (full, full_grads) = runs
+    assert abs(fast.loss.item() - full.loss.item()) < 1e-6
+    assert max((fast_grads[n] - full_grads[n]).abs().max().item() for n in full_grads) < 1e-5
+    seq = fast.bert.sequence_output
+    assert bool(seq[:, 1:].any()) == (pooling == "mean")

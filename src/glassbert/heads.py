@@ -290,7 +290,11 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions=False) -> SequenceClassifierOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        rows = None
+        if self.training and self.config.classifier_pooling in ("pooler", "cls"):  # only [CLS] is read
+            rows = torch.zeros(input_ids.shape, dtype=torch.bool, device=input_ids.device)
+            rows[..., 0] = True
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions, output_rows=rows)
         pooled = pool(out.sequence_output, attention_mask, self.config.classifier_pooling, out.pooled_output)
         logits = tap(self, "logits", self.classifier(self.dropout(pooled)))      # (B, num_labels)
         loss = None
