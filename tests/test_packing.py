@@ -231,6 +231,22 @@ def _pretraining_batch(kind: str) -> dict:
     return dict(input_ids=ids, attention_mask=mask, labels=labels, next_sentence_label=torch.tensor([0, 1, 0]))
 
 
+def _fast_against_explicit(model, batch: dict):
+    """One forward and backward on the fast path and one on the explicit path (which computes every row):
+    both outputs, after checking that their losses and every gradient agree."""
+    runs = []
+    for explicit in (False, True):
+        model.zero_grad()
+        out = model(**batch, output_attentions=explicit)
+        out.loss.backward()
+        runs.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (fast, fast_grads), (full, full_grads) = runs
+    assert abs(fast.loss.item() - full.loss.item()) < 1e-6
+    assert fast_grads.keys() == full_grads.keys()
+    assert max((fast_grads[n] - full_grads[n]).abs().max().item() for n in full_grads) < 1e-5
+    return fast, full
+
+
 @pytest.mark.parametrize("arch", ["bert", "albert"])
 @pytest.mark.parametrize("kind", ["padded", "packed", "full"])
 def test_the_last_layer_on_the_rows_read_only_changes_no_number(arch, kind):
@@ -250,17 +266,8 @@ def test_the_last_layer_on_the_rows_read_only_changes_no_number(arch, kind):
     batch = _pretraining_batch(kind)
     if arch == "albert" and "next_sentence_label" in batch:
         batch["sentence_order_label"] = batch.pop("next_sentence_label")
-    runs = []
-    for explicit in (False, True):
-        model.zero_grad()
-        out = model(**batch, output_attentions=explicit)
-        out.loss.backward()
-        runs.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (fast, fast_grads), (full, full_grads) = runs
-    assert abs(fast.loss.item() - full.loss.item()) < 1e-6
+    fast, full = _fast_against_explicit(model, batch)
     assert (fast.prediction_logits - full.prediction_logits).abs().max().item() < 1e-5
-    assert fast_grads.keys() == full_grads.keys()
-    assert max((fast_grads[n] - full_grads[n]).abs().max().item() for n in full_grads) < 1e-5
     read = batch["labels"] != -100
     read[:, 0] = True
     real = batch["attention_mask"] if batch["attention_mask"].dim() == 2 else \
@@ -286,14 +293,6 @@ def test_a_classifier_trains_its_last_layer_on_cls_alone_when_that_is_all_it_rea
     batch = _pretraining_batch("padded")
     batch = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
              "labels": torch.tensor([0, 2, 1])}
-    runs = []
-    for explicit in (False, True):
-        model.zero_grad()
-        out = model(**batch, output_attentions=explicit)
-        out.loss.backward()
-        runs.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (fast, fast_grads), (full, full_grads) = runs
-    assert abs(fast.loss.item() - full.loss.item()) < 1e-6
-    assert max((fast_grads[n] - full_grads[n]).abs().max().item() for n in full_grads) < 1e-5
+    fast, _ = _fast_against_explicit(model, batch)
     seq = fast.bert.sequence_output
     assert bool(seq[:, 1:].any()) == (pooling == "mean")
