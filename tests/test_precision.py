@@ -256,3 +256,35 @@ def test_serve_command_passes_the_precision(monkeypatch, models):
     monkeypatch.setattr("glassbert.serve.serve", lambda model, config=None, **kw: got.update(config=config))
     assert run("serve", models["base"]).exit_code == 0 and got["config"].precision == "fp32"
     assert run("serve", models["base"], "--precision", "auto").exit_code == 0 and got["config"].precision == "auto"
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_bf16_attention_runs_in_fp32_on_a_cpu_without_amx(monkeypatch, amx):
+    """torch's bf16 scaled_dot_product_attention is slower than its fp32 one on a CPU without AMX: there the
+    fast path attends in fp32 (autocast kept off around it, which would cast back), elsewhere in bf16; the
+    outputs stay bf16-close to fp32 either way."""
+    import torch.nn.functional as F
+
+    import glassbert.model as M
+    monkeypatch.setattr(P, "_cpu_has_amx", lambda: amx)
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        out = real(q, k, v, **kwargs)
+        seen.append(out.dtype)  # the dtype attention computed in, after any autocast cast
+        return out
+    monkeypatch.setattr(M.F, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    model = BertModel(gb.BertConfig.preset("tiny", vocab_size=60)).eval()
+    ids = torch.randint(5, 60, (2, 12))
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, 8:] = 0
+    with torch.no_grad():
+        fp32 = model(ids, attention_mask=mask).sequence_output
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(ids, attention_mask=mask).sequence_output
+    assert seen[:2] == [torch.float32, torch.float32]
+    assert set(seen[2:]) == {torch.bfloat16 if amx else torch.float32}
+    real_rows = mask.bool()
+    assert (bf16.float() - fp32)[real_rows].abs().max().item() < 0.1

@@ -21,6 +21,7 @@ In pretraining (``output_rows``) the last layer computes only the rows the heads
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from torch import nn
 from .capture import CORE, DETAIL, KEEP, REDUNDANT, Point, Points, capturing, tap
 from .config import BertConfig
 from .errors import InputError
+from .precision import attention_in_fp32
 
 ACT2FN = {
     "gelu": F.gelu,  # exact, erf-based: the original BERT's
@@ -228,8 +230,12 @@ class BertSelfAttention(nn.Module):
         if packing is not None:
             qkv = packing.pad(qkv)                                                # (B, T, 3A)
         q, k, v = (self.split_heads(t) for t in qkv.chunk(3, dim=-1))             # (B, nh, T, hs)
-        context = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0)
+        dtype, fp32 = q.dtype, attention_in_fp32(q)  # bf16 attention is the slower one on this CPU
+        if fp32:
+            q, k, v, mask = q.float(), k.float(), v.float(), mask.float()
+        with torch.autocast("cpu", enabled=False) if fp32 else contextlib.nullcontext():  # autocast would cast back
+            context = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0).to(dtype)
         context = context.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)    # (B, T, A)
         return packing.unpad(context) if packing is not None else context        # (N, A) | (B, T, A)
 
