@@ -42,6 +42,7 @@ import math
 import os
 import platform
 import random
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -355,9 +356,7 @@ def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, a
 def mean_sd(values: list[float]) -> str:
     if not values:
         return "-"
-    m = sum(values) / len(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return f"{m:.3f} ± {sd:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
 
 
 def print_downstream(rows: list[dict], args) -> None:

@@ -482,17 +482,16 @@ class BertModel(BertPreTrainedModel):
             packing = Unpadded.from_mask(tokens)
         hidden = packing.unpad(x) if packing is not None else x                  # (N, H) | (B, T, H)
 
-        wanted = last_rows = None
+        wanted = last_rows = None  # the rows the last layer computes: of the B*T positions, of the layer's input
         if output_rows is not None and not explicit:
-            wanted = (output_rows.reshape(-1).bool() & tokens.reshape(-1).bool()).nonzero().squeeze(1)  # (M,) of B*T
-            last_rows = wanted if packing is None else (tokens.reshape(-1).cumsum(0) - 1)[wanted]  # of the N rows
+            wanted = Unpadded.from_mask(output_rows.bool() & tokens.bool())
+            last_rows = wanted.indices if packing is None else (tokens.reshape(-1).cumsum(0) - 1)[wanted.indices]
         outputs, attentions = self.encoder(hidden, mask, packing, explicit, last_rows)
         last = outputs.pop() if wanted is not None else None                      # (M, H)
         if packing is not None:
             outputs = [packing.pad(o) for o in outputs]                           # L × (B, T, H)
         if last is not None:
-            B, T = tokens.shape
-            outputs.append(last.new_zeros(B * T, last.shape[-1]).index_copy(0, wanted, last).view(B, T, -1))
+            outputs.append(wanted.pad(last))                                      # (B, T, H), zeros elsewhere
         sequence_output = outputs[-1]
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
         return BertModelOutput(sequence_output, pooled, outputs, x, attentions if output_attentions else None)
