@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from glassbert.checkpoint import resolve_model_path  # noqa: E402
 from glassbert.config import BertConfig  # noqa: E402
 from glassbert.corpus import read_texts  # noqa: E402
+from glassbert.errors import GlassbertError  # noqa: E402
 from glassbert.heads import BertForPreTraining  # noqa: E402
 from glassbert.pretrain.job import PretrainArgs, build_datasets, pretrain  # noqa: E402
 from glassbert.tokenizer import IGNORE_INDEX, Tokenizer  # noqa: E402
@@ -525,7 +526,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.downstream_from:
-        args.downstream_from = resolve_model_path(args.downstream_from)  # a run, a model dir, or "minilm"
+        try:
+            args.downstream_from = resolve_model_path(args.downstream_from)  # a run, a model dir, or "minilm"
+        except GlassbertError as e:
+            sys.exit(f"--downstream-from: {e}")
         run_config = BertConfig.load(args.downstream_from)
         print(f"downstream only: {args.downstream_from} against its architecture from random init; {load_note()}")
         run_tok = Tokenizer.from_pretrained(args.downstream_from)
