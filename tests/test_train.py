@@ -291,6 +291,15 @@ def test_stop_by_minutes(tmp_path):
     assert find_checkpoint(tmp_path) is not None
 
 
+def test_setup_time_counts_in_the_minutes(tmp_path):
+    """setup_seconds (pretrain's embedding init) is spent before the first step: 0.2 of 0.3 s leave 2 steps."""
+    clock = h.FakeClock(tick=0.05)
+    trainer = h.make_trainer(tmp_path, max_steps=10_000, minutes=0.3 / 60, setup_seconds=0.2, callbacks=(clock,))
+    trainer.clock = clock
+    summary = trainer.fit()
+    assert summary.stopped_by == "minutes" and summary.step == 2 and summary.elapsed == pytest.approx(0.3)
+
+
 def test_minutes_add_up_over_a_resume(tmp_path):
     clock = h.FakeClock(tick=0.05)
     first = h.make_trainer(tmp_path, max_steps=4, schedule="constant", warmup_steps=0, callbacks=(clock,))

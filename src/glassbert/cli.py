@@ -404,6 +404,12 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @click.option("--mask-rate", default=0.15, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="The share of each pair's tokens the model must predict (of them 80 % [MASK], 10 % a random "
                    "token, 10 % kept); up to ceil(max-seq-length × rate) per pair.")
+@click.option("--init-embeddings", type=click.Choice(["ppmi", "random"]), default=None,
+              help="Where a new model's word embeddings start (default ppmi): ppmi, each word piece's vector of "
+                   "positive pointwise mutual information with its neighbours in the training text, reduced by a "
+                   "truncated SVD to the embedding width (seconds; the model then knows which words are alike "
+                   "before its first step, which minutes of MLM do not teach it); random: BERT's normal(0, 0.02). "
+                   "Not with --from, whose model has its own.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--save-every", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--eval-every", default=200, show_default=True, type=click.IntRange(1))
@@ -413,8 +419,8 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @_precision("auto", training=True)
 @_threads(library_sets=True)
 def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
-             task, pack, whole_word_mask, mask_rate, seed, save_every, eval_every, log_every, text_column, record, precision,
-             threads) -> None:
+             task, pack, whole_word_mask, mask_rate, init_embeddings, seed, save_every, eval_every, log_every, text_column,
+             record, precision, threads) -> None:
     """Pretrain BERT (MLM + NSP) or ALBERT (MLM + SOP), or either on MLM alone, on your own text; checkpoints
     resume exactly."""
     from .pretrain import PretrainArgs, resume_pretraining
@@ -447,7 +453,7 @@ def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset
                      batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
                      pack=pack, whole_word_mask=whole_word_mask, masked_lm_prob=mask_rate, seed=seed, save_every=save_every, eval_every=eval_every,
                      log_every=log_every, text_column=text_column, record=record, precision=precision,
-                     overwrite=overwrite, from_model=from_model),
+                     overwrite=overwrite, from_model=from_model, init_embeddings=init_embeddings),
         threads=threads)
 
 

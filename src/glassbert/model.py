@@ -448,6 +448,11 @@ class BertPreTrainedModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
 
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        """The word-piece table (V, H; ALBERT's V, E), of this model or of its base model (``model.bert``)."""
+        return getattr(self, self.base_model_prefix, self).embeddings.word_embeddings
+
 
 class BertModel(BertPreTrainedModel):
     base_model_prefix = ""

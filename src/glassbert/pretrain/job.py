@@ -1,6 +1,7 @@
 """`glassbert pretrain`: MLM + NSP/SOP from raw text, into a run directory that resumes and scales out.
 
     corpus (txt/jsonl/csv, file or folder) ─▶ documents ─▶ held-out split ─▶ sentences ─▶ token ids
+    ─▶ (a new model: word embeddings from the training ids' co-occurrences, cooccurrence.py)
     ─▶ NSP/SOP instances (instances.py) ─▶ dynamic 80/10/10 masking per batch (masking.py)
     ─▶ Trainer(BertForPreTraining: MLM + NSP | AlbertForPreTraining: MLM + SOP, --arch)
     ─▶ RUN/: config.json, model.safetensors, vocab (a transformers-style dir), metrics.jsonl/.png,
@@ -19,6 +20,7 @@ import logging
 import math
 import os
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -40,6 +42,7 @@ from ..train import Trainer, TrainConfig
 from ..train.checkpoints import find_checkpoint
 from ..train.evaluation import mean_eval_loss
 from .config import PretrainingConfig
+from .cooccurrence import init_word_embeddings
 from .instances import PretrainingDataset, build_instances, tokenize_documents
 from .masking import PretrainingCollator
 from .report import fill_mask_examples, run_report
@@ -69,6 +72,7 @@ ARCHS = {
 }
 
 
+INIT_EMBEDDINGS = ("ppmi", "random")  # --init-embeddings of a new model
 SMALL_PRESETS = ("toy", "tiny", "mini")  # BERT's presets whose short-budget recipe was measured
 
 
@@ -123,6 +127,8 @@ class PretrainArgs:
     #                              "constant" in runs started with --minutes alone before that; fixed at the start
     arch: str = "bert"  # bert (MLM + NSP) | albert (MLM + SOP); a run saved before --arch existed is a BERT
     from_model: str | None = None  # continue pretraining this model (dir or alias): its config, weights, vocabulary
+    init_embeddings: str | None = None  # a new model's word embeddings: ppmi (the default: the corpus's
+    #                                     co-occurrence vectors, cooccurrence.py) | random (BERT's normal(0, 0.02))
 
     def __post_init__(self) -> None:
         if not 0 < self.masked_lm_prob < 1:
@@ -131,8 +137,15 @@ class PretrainArgs:
         if self.max_predictions_per_seq is None:  # room for the whole rate in a full-length pair
             self.max_predictions_per_seq = math.ceil(self.max_seq_length * self.masked_lm_prob - 1e-9)
         if self.from_model is not None:  # the model's own architecture and size; its vocabulary
+            if self.init_embeddings is not None:
+                raise InputError(f"--init-embeddings {self.init_embeddings}: --from {self.from_model} starts from "
+                                 "that model's own word embeddings; leave one of them out")
             self.arch = BertConfig.load(resolve_model_path(self.from_model)).model_type
             self.preset = self.preset or "from-model"
+        elif self.init_embeddings is None:
+            self.init_embeddings = "ppmi"
+        elif self.init_embeddings not in INIT_EMBEDDINGS:
+            raise InputError(f"--init-embeddings {self.init_embeddings!r}: choose one of {', '.join(INIT_EMBEDDINGS)}")
         if self.arch not in ARCHS:
             raise InputError(f"--arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
         arch = ARCHS[self.arch]
@@ -198,6 +211,7 @@ class PretrainData:
     train_documents: int
     eval_documents: int
     fingerprint: dict  # corpus_fingerprint of all the corpus's documents
+    train_ids: list = field(default_factory=list)  # the training documents' sentences' token ids (--init-embeddings)
 
 
 def build_datasets(args: PretrainArgs, tok: Tokenizer, expect: dict | None = None) -> PretrainData:
@@ -219,7 +233,8 @@ def build_datasets(args: PretrainArgs, tok: Tokenizer, expect: dict | None = Non
                             whole_word_mask=args.whole_word_mask, task=args.task, pack=args.pack)
     pair_label = args.architecture.pair_label
     rng = random.Random(args.seed)
-    train = build_instances(tokenize_documents(train_texts, tok), cfg, rng)
+    train_ids = tokenize_documents(train_texts, tok)
+    train = build_instances(train_ids, cfg, rng)
     evaluation = build_instances(tokenize_documents(eval_texts, tok), cfg, rng) if eval_texts else []
     if not train:
         raise InputError(f"{args.corpus}: the corpus gave no training pairs (is it too small?)")
@@ -227,7 +242,7 @@ def build_datasets(args: PretrainArgs, tok: Tokenizer, expect: dict | None = Non
     return PretrainData(PretrainingDataset(train, tok, rows), PretrainingDataset(evaluation, tok, rows) if evaluation else None,
                         PretrainingCollator(tok, cfg, seed=args.seed, pair_label=pair_label), cfg,
                         len(train_texts), len(eval_texts),
-                        fingerprint)
+                        fingerprint, train_ids)
 
 
 def pretraining_metrics(out, batch) -> dict[str, float]:
@@ -361,6 +376,15 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     say(f"pretraining {what} ({model.num_parameters() / 1e6:.1f} M parameters, {objective}) on {args.corpus}: "
         f"{data.train_documents} documents → {len(train_ds)} {unit}; held out {data.eval_documents} documents → "
         f"{len(eval_ds) if eval_ds else 0} {unit}; vocabulary {tok.vocab_size}; {chosen}")
+    setup_seconds = 0.0  # counted in the run's time (--minutes), as its first step would be
+    if args.init_embeddings == "ppmi" and (not resume or find_checkpoint(out) is None):
+        say("word embeddings: the training text's co-occurrence vectors (PPMI + SVD; --init-embeddings random: "
+            "BERT's random start) …")
+        start = time.perf_counter()
+        seen = init_word_embeddings(model, data.train_ids, seed=args.seed)
+        setup_seconds = time.perf_counter() - start
+        say(f"  set for the {seen} of {tok.vocab_size} pieces the text uses, the rest random, in "
+            f"{setup_seconds:.1f} s (counted in the run's time)")
 
     schedule = args.schedule
     train_cfg = TrainConfig(
@@ -369,7 +393,8 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
         warmup_steps=0 if schedule == "linear" else 100, schedule=schedule,
         max_steps=args.steps, epochs=args.epochs, minutes=args.minutes, seed=args.seed,
         log_every=args.log_every, eval_every=args.eval_every if eval_ds else None,
-        save_every=args.save_every, amp=AMP_OF[args.precision], progress=progress, overwrite=not resume)
+        save_every=args.save_every, amp=AMP_OF[args.precision], progress=progress, overwrite=not resume,
+        setup_seconds=setup_seconds)
     recorder = [_record_callback(args, out, train_ds, eval_ds, collate, tok, resume)] if args.record else []
     trainer = Trainer(model, train_ds, collate, train_cfg, eval_dataset=eval_ds,
                       metrics_fn=pretraining_metrics, callbacks=[*recorder, *callbacks])
@@ -442,6 +467,8 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
     if unknown:
         raise InputError(f"{path}: unknown keys {unknown}: was it written by a newer glassbert?")
     saved.update({k: v for k, v in changes.items() if v is not None})
+    if "init_embeddings" not in saved and saved.get("from_model") is None:  # from before --init-embeddings
+        saved["init_embeddings"] = "random"
     if saved.get("schedule") is None:  # a run from before the schedule was saved: as it was started
         saved["schedule"] = "linear" if (saved.get("steps") or saved.get("epochs")) else "constant"
     limits = {"steps": steps, "epochs": epochs, "minutes": minutes}

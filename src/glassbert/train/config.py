@@ -52,6 +52,8 @@ class TrainConfig:
     max_steps: int | None = None
     epochs: int | None = None
     minutes: float | None = None
+    setup_seconds: float = 0.0  # spent preparing a new run before its first step (pretrain's --init-embeddings):
+    #                             counted in its elapsed time, so ``minutes`` is the whole run's
     seed: int = 0
     shuffle: bool = True
     log_every: int = 10

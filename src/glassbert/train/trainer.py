@@ -291,7 +291,7 @@ class Trainer:
                     f"{self.out_dir} already holds a checkpoint: pass resume=True to continue it, "
                     "overwrite=True to start over, or choose another out_dir"
                 )
-            self.state = TrainState()
+            self.state = TrainState(elapsed=cfg.setup_seconds)
             seed_everything(cfg.seed)
         self._barrier()
         if self.is_main:
