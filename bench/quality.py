@@ -7,7 +7,9 @@ recipe, in the same time budget, on the same text, scored on the same held-out m
     python bench/quality.py --glassbert-option masked_lm_prob=0.3 --label mask30   # an arm (a) variant (ablations)
 
 (a) glassbert: `glassbert.pretrain.pretrain` with PretrainArgs' defaults (what `glassbert pretrain --minutes M`
-    does; only the intermediate evaluations are switched off, as they would be paid from the budget).
+    does; only the intermediate evaluations are switched off, as they would be paid from the budget). Its word
+    embeddings start from the training text's co-occurrence vectors (--init-embeddings ppmi), whose seconds are
+    paid from its budget; `--glassbert-option init_embeddings=random --label random-start` starts as BERT does.
 (b) transformers: BertForPreTraining of the same size, DataCollatorForLanguageModeling (15 %, 80/10/10) over the
     same NSP pairs (glassbert's instances: same held-out documents, same vocabulary), torch AdamW (weight decay
     0.01 but not on biases/LayerNorm, as transformers' Trainer), get_linear_schedule_with_warmup with glassbert's
@@ -204,7 +206,8 @@ class Turns(Callback):
 
     def on_train_begin(self, trainer) -> None:
         trainer.clock = self.clock
-        self.snapshots.keep(0.0, 0, trainer.model)  # the 0.0 fraction: the initial weights
+        # the 0.0 fraction: the initial weights, after the setup that is charged to the budget (the embedding init)
+        self.snapshots.keep(trainer.config.setup_seconds, 0, trainer.model)
         self.clock.go()
 
     def on_step_end(self, trainer, loss) -> None:
