@@ -198,8 +198,7 @@ def _probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _base(model: nn.Module) -> nn.Module:
-    prefix = getattr(model, "base_model_prefix", "")
-    return getattr(model, prefix) if prefix and hasattr(model, prefix) else model
+    return getattr(model, "base_model", model)  # BertPreTrainedModel.base_model; any other module as it is
 
 
 def _layer_outputs(model: nn.Module) -> list[nn.Module]:

@@ -449,9 +449,15 @@ class BertPreTrainedModel(nn.Module):
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
 
     @property
+    def base_model(self) -> "BertPreTrainedModel":
+        """The encoder under a task model's heads (``model.bert`` | ``model.albert``); a bare encoder itself."""
+        prefix = self.base_model_prefix
+        return getattr(self, prefix) if prefix and hasattr(self, prefix) else self
+
+    @property
     def word_embeddings(self) -> nn.Embedding:
-        """The word-piece table (V, H; ALBERT's V, E), of this model or of its base model (``model.bert``)."""
-        return getattr(self, self.base_model_prefix, self).embeddings.word_embeddings
+        """The word-piece table (V, H; ALBERT's V, E) of the base model."""
+        return self.base_model.embeddings.word_embeddings
 
 
 class BertModel(BertPreTrainedModel):

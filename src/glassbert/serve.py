@@ -113,15 +113,13 @@ class Service:
         self.directory = resolve_model_path(model)
         self.model = load_model(self.directory).to(device).eval()
         self.architecture = type(self.model).__name__
-        prefix = self.model.base_model_prefix
-        backbone = getattr(self.model, prefix) if prefix else self.model
-        self.backbone, self.device = backbone, device
+        self.backbone, self.device = self.model.base_model, device
         self.counter = Tokenizer.from_pretrained(self.directory)     # the handlers'
         self._local = threading.local()                              # each worker thread's tokenizer, Embedder
         self.embedder = self._tools().embedder                       # (this thread's: the settings it resolved)
         self.precision = self.embedder.precision  # what it runs as on this device: fp32 | bf16
         self.max_input_length = self.embedder.max_length
-        if self.config.pooling == "pooled" and backbone.pooler is None:
+        if self.config.pooling == "pooled" and self.backbone.pooler is None:
             raise InputError(f"{self.directory}: --pooling pooled needs a model with a pooler; use mean or cls")
         self.labels: list[str] | None = None
         if self.architecture.endswith(CLASSIFIER_SUFFIX):

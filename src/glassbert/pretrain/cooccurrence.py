@@ -8,9 +8,10 @@ within ``window`` pieces of each other in the training documents (weighted 1/dis
 window and GloVe do), turns the counts into positive pointwise mutual information with the context counts
 smoothed by the power 0.75 (Levy, Goldberg & Dagan 2015, "Improving distributional similarity with lessons
 learned from word embeddings"), and factorises that matrix with a truncated SVD: row i of U·√S is piece i's
-vector. On the fine-food reviews' own text this takes ~10 s and puts "delicious" next to "tasty", "yummy",
-"refreshing", and "coffee" next to "roast", "cup", "espresso". Masked-language-model training then goes on from
-there: the model stays a plain BERT (or ALBERT), only its starting point differs.
+vector. On the fine-food reviews' own text (8,000 pieces, 256 wide) this takes ~2 s and puts "delicious" next to
+"tasty", "wonderful", "nice", "yummy", and "coffee" next to "roast", "cup", "starbucks", "espresso".
+Masked-language-model training then goes on from there: the model stays a plain BERT (or ALBERT), only its
+starting point differs.
 
     training documents ─▶ sparse co-occurrence C (V × V, symmetric) ─▶ PPMI ─▶ truncated SVD ─▶ E = U·√S
     ─▶ centred, scaled to a trained BERT's word-embedding spread ─▶ the word-embedding rows of the pieces seen

@@ -385,6 +385,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
         setup_seconds = time.perf_counter() - start
         say(f"  set for the {seen} of {tok.vocab_size} pieces the text uses, the rest random, in "
             f"{setup_seconds:.1f} s (counted in the run's time)")
+    data.train_ids.clear()  # read by the start only: the run trains on the pairs, so their memory goes now
 
     schedule = args.schedule
     train_cfg = TrainConfig(
