@@ -459,7 +459,7 @@ def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset
 
 @main.command("fill-mask", context_settings=CONTEXT, epilog=_examples(
     'glassbert fill-mask runs/sotu-mini "the [MASK] of the union is strong"',
-    'glassbert fill-mask runs/demo "the cat chased the [MASK] it was a fast chase" --top-k 3'))
+    'glassbert fill-mask runs/demo "the [MASK] chased the mouse" --top-k 3'))
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
@@ -478,9 +478,9 @@ def fill_mask(model, texts, top_k, precision) -> None:
 @main.command(context_settings=CONTEXT, epilog=_examples(
     'glassbert explain runs/foods-minilm "the soup was great and the service friendly"',
     'glassbert explain runs/foods-minilm "not good at all" --method conductance --png why.png',
-    'glassbert explain runs/demo "the cat chased the [MASK] ." --target mouse --json why.json',
-    'glassbert explain runs/demo "the cat chased the mouse ." --pair "it was a fast chase ." --target IsNext',
-    'glassbert explain runs/ner "alice visited paris" --target B-LOC@4',
+    'glassbert explain runs/demo "the [MASK] chased the mouse" --pair "it was a fast chase" --json why.json',
+    'glassbert explain runs/demo "the sun is hot" --pair "the stars are bright" --target IsNext',
+    'glassbert explain runs/ner "alice visited paris" --target B-LOC@3',
     'glassbert explain runs/qa "who went to paris ?" --pair "alice went to paris ." --target start'))
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
