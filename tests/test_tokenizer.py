@@ -222,3 +222,10 @@ def test_train_checks_its_numbers(kwargs, message):
 def test_model_max_length_must_fit_the_special_tokens():
     with pytest.raises(InputError, match=r"model_max_length must be an integer >= 2, got 0"):
         gb.Tokenizer.from_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"], model_max_length=0)
+
+
+def test_repr_says_what_the_tokenizer_is(pair):
+    ours = pair[1]
+    assert repr(ours) == "Tokenizer(WordPiece, vocab_size=30522, lowercase=True, model_max_length=512)"
+    cased = gb.Tokenizer.from_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "A"], lowercase=False)
+    assert repr(cased) == "Tokenizer(WordPiece, vocab_size=6, lowercase=False, model_max_length=512)"

@@ -248,6 +248,10 @@ class Tokenizer:
     def __len__(self) -> int:
         return self.vocab_size
 
+    def __repr__(self) -> str:
+        return (f"Tokenizer(WordPiece, vocab_size={self.vocab_size}, lowercase={self.do_lower_case}, "
+                f"model_max_length={self.model_max_length})")
+
     def tokenize(self, text: str) -> list[str]:
         return self.backend.encode(check_text(text, 0), add_special_tokens=False).tokens
 
