@@ -360,7 +360,9 @@ def downstream(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, a
 def mean_sd(values: list[float]) -> str:
     if not values:
         return "-"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
+    if len(values) == 1:  # one seed: no spread to give
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def print_downstream(rows: list[dict], args) -> None:
