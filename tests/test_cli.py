@@ -65,6 +65,7 @@ def test_embed_files_and_similarity(tmp_path):
     (("similarity", "minilm", "only one"), "at least two texts"),
     (("pretrain", "--steps", "3"), "missing --corpus, --vocab (or --from MODEL), --out"),
     (("explore", "."), "holds no recording"),
+    (("explore", "runs/gone"), "runs/gone: no such model directory"),
 ])
 def test_bad_input_is_one_clear_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

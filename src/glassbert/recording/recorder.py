@@ -490,9 +490,11 @@ def record_model(model: str | Path, texts: Sequence[str], out_dir: str | Path, *
     whole: the recording is made in a temp directory beside it and swapped in, so ``out_dir`` never mixes
     old and new snapshots, and a recording that fails leaves the old contents as they were.
     """
+    from glassbert.checkpoint import resolve_model_path
     from glassbert.heads import load_model
     from glassbert.tokenizer import Tokenizer
 
+    resolve_model_path(model)  # a path that does not exist says so, before anything about recordings
     if not texts:
         raise InputError(f"{model} holds no recording ({RECORD_DIR}/{MANIFEST}): give one or more texts to "
                          "record a snapshot of the model, or record a run with `glassbert demo` / "
