@@ -330,3 +330,24 @@ def test_a_set_smaller_than_a_batch_trains_as_one_batch(tiny, tmp_path):
     train = write_csv(tmp_path / "small.csv", ["text", "label"], S.make_sentiment(10, 3))
     summary = run(tiny, train, tmp_path / "small", epochs=2, batch_size=32, lr=1e-3, max_length=32, **QUIET)
     assert summary["steps"] == 2  # one batch of 10 per epoch, not a refusal
+
+
+def test_a_training_set_the_vocabulary_cannot_read_is_warned_about(tiny, sentiment, tmp_path, capsys):
+    rows = [("Ταχεία καφέ αλεπού πηδά πάνω από σκύλο", "pos" if i % 2 else "neg") for i in range(16)]
+    greek = write_csv(tmp_path / "greek.csv", ["text", "label"], rows)
+    run(tiny, greek, tmp_path / "greek", epochs=1, batch_size=8, max_length=32, progress=False)
+    out = capsys.readouterr().out
+    assert f"warning: 100% of the word pieces of {greek} are [UNK] to {tiny}'s vocabulary" in out
+    assert "1 epoch × 2 steps of 8" in out
+    run(tiny, sentiment[0], tmp_path / "english", epochs=1, batch_size=64, max_length=32, progress=False)
+    assert "[UNK]" not in capsys.readouterr().out  # the set the vocabulary was learned from
+
+
+def test_unknown_share_counts_word_pieces_not_special_tokens(tiny):
+    from glassbert.tasks.common import EncodedDataset
+    tok = gb.Tokenizer.from_pretrained(tiny)
+    cls, sep, unk = (tok.vocab[t] for t in ("[CLS]", "[SEP]", "[UNK]"))
+    known = tok.encode("good", add_special_tokens=False)
+    ds = EncodedDataset([{"input_ids": [cls, *known, unk, sep]}, {"input_ids": [cls, unk, unk, sep]}], pad_id=0)
+    assert ds.unknown_share(tok) == pytest.approx(3 / (3 + len(known)))
+    assert EncodedDataset([], pad_id=0).unknown_share(tok) == 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..config import CLASSIFIER_POOLING, BertConfig
 from ..errors import InputError, MissingError
 from ..heads import load_as
 from ..textfiles import read_json_object
-from ..tokenizer import pad_rows
+from ..tokenizer import Tokenizer, pad_rows
 from ..train import Evaluation  # what every task's evaluate returns: metrics, and details["text"] to print
 from . import FREEZE_MODES
 
@@ -135,6 +136,12 @@ class EncodedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {key: torch.tensor(value, dtype=torch.long) for key, value in self.items[index].items()}
+
+    def unknown_share(self, tok: Tokenizer) -> float:
+        """The share of the word pieces (special tokens left out) that the vocabulary could only call [UNK]."""
+        counts = Counter(i for item in self.items for i in item["input_ids"])
+        pieces = sum(n for i, n in counts.items() if i not in tok.special_ids or i == tok.unk_token_id)
+        return counts[tok.unk_token_id] / pieces if pieces else 0.0
 
     @property
     def lengths(self) -> list[int]:

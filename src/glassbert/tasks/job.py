@@ -140,6 +140,9 @@ def _record_callback(args: FinetuneArgs, data: TaskData, tok: Tokenizer, out: Pa
     return RecordCallback(Recorder(out, pad_rows(picked, source.pad_id), tok, spec, resume=args.resume))
 
 
+UNKNOWN_WARNING = 0.1  # a training set with more [UNK] pieces than this is warned about (a vocabulary for other text)
+
+
 def finetune(args: FinetuneArgs) -> dict[str, Any]:
     """Fine-tune ``args.model`` on ``args.train`` and write the result to ``args.out``; returns a
     summary (also in out/eval.json).
@@ -166,6 +169,11 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         max_length = config.max_position_embeddings
     tok = Tokenizer.from_pretrained(model_dir)
     data = task.prepare(args, tok, max_length)
+    unknown = data.train.unknown_share(tok)
+    if unknown > UNKNOWN_WARNING:
+        say(f"warning: {unknown:.0%} of the word pieces of {args.train} are [UNK] to {args.model}'s vocabulary "
+            f"({tok.vocab_size:,} pieces): the model cannot read most of this text (was it trained on other "
+            "text, or with another tokenizer?)")
     if len(data.train) < args.batch_size:  # a small set is one batch, not a refusal
         say(f"{args.train}: {len(data.train)} training items, fewer than --batch-size {args.batch_size}: "
             f"batches of {len(data.train)}")
@@ -201,7 +209,7 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         replace_dir(out)  # the inputs have been read: now the old run goes, whole
     trainer = Trainer(net, data.train, data.train.collate, train_config, eval_fn=eval_fn, callbacks=callbacks)
     say(f"finetune {args.task}: {model_dir} on {args.train} ({data.train_examples} examples, {len(data.train)} "
-        f"items{f'; eval {data.eval_examples} examples' if eval_fn else ''}), {args.epochs} epochs × "
+        f"items{f'; eval {data.eval_examples} examples' if eval_fn else ''}), {args.epochs} epoch{'s' * (args.epochs != 1)} × "
         f"{steps_per_epoch} steps of {args.batch_size}, lr {args.lr:g}, freeze {freeze} ({n_trainable:,} "
         f"trainable / {n_frozen:,} frozen parameters)"
         + (f", pooling {pooling} ({pooling_reason})" if pooling else "")
