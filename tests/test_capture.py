@@ -165,3 +165,19 @@ def test_a_module_run_twice_under_two_names_is_recorded_and_catalogued_per_run()
     with Capture(model) as cap:
         model.shared(torch.ones(3))
     assert list(cap) == ["shared.out"] and not cap.shared
+
+
+@pytest.mark.parametrize("name", sorted(TASK_MODELS))
+def test_the_catalogue_lists_the_points_in_the_order_the_forward_taps_them(name):
+    """The page draws its diagram in catalogue order: ALBERT's layer drew its feed-forward above its attention."""
+    cls = TASK_MODELS[name]
+    cfg = _toy(cls, num_labels=3)
+    model = cls(cfg).eval()
+    with torch.no_grad(), Capture(model, explicit=True) as cap:
+        model(**_inputs(name, cfg.vocab_size))
+    entries = [e for e in catalogue(model) if e["name"] in cap]
+    layers = {e["layer"] for e in entries if e["layer"] is not None}
+    assert len(layers) == cfg.num_hidden_layers * getattr(cfg, "inner_group_num", 1)
+    for layer in layers:  # within each encoder layer: attention, then feed-forward, step by step
+        listed = [e["name"] for e in entries if e["layer"] == layer]
+        assert listed == [n for n in cap if n in set(listed)], f"layer {layer}"

@@ -92,7 +92,7 @@ class AlbertLayer(nn.Module):
         replace(BertOutput.capture["dense"], name="ffn_output", weight="ffn_output.weight"),
         BertOutput.capture["dropout"],
         BertOutput.capture["layernorm"],
-    ])
+    ], after_children=True)  # its taps follow its attention child's
 
     def forward(self, x, mask, packing=None, explicit=False, rows=None):
         attended, probs = self.attention(x, mask, packing, explicit, rows)        # (B, T, H) | (N, H) | (M, H)

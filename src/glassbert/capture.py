@@ -86,6 +86,7 @@ class Points:
 
     group: str
     points: Sequence[Point] = field(default_factory=tuple)
+    after_children: bool = False  # the module taps these after its submodules' points (ALBERT's layer: FFN after attention)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "points", tuple(self.points))
@@ -125,11 +126,15 @@ def aliases_of(module: nn.Module) -> Sequence[Alias]:
 def module_paths(model: nn.Module) -> list[tuple[str, nn.Module, Alias | None]]:
     """(path, module, alias) of every module whose taps are recorded, in forward order: ``named_modules``,
     except that a submodule its parent runs several times is listed once per run, under the run's name,
-    after the parent's other children (``alias`` is that run; None outside shared modules)."""
+    after the parent's other children (``alias`` is that run; None outside shared modules). A module whose
+    table says ``after_children`` comes after its submodules, as its taps do."""
     found: list[tuple[str, nn.Module, Alias | None]] = []
 
     def walk(module: nn.Module, path: str, alias: Alias | None, skip: frozenset[int]) -> None:
-        found.append((path, module, alias))
+        table = points_of(module)
+        last = table is not None and table.after_children
+        if not last:
+            found.append((path, module, alias))
         runs = aliases_of(module)
         skip = skip | {id(run.module) for run in runs}
         for name, child in module.named_children():
@@ -137,6 +142,8 @@ def module_paths(model: nn.Module) -> list[tuple[str, nn.Module, Alias | None]]:
                 walk(child, f"{path}.{name}" if path else name, alias, skip)
         for run in runs:
             walk(run.module, f"{path}.{run.name}" if path else run.name, run, skip - {id(run.module)})
+        if last:
+            found.append((path, module, alias))
 
     walk(model, "", None, frozenset())
     return found
