@@ -642,8 +642,13 @@
     defs.append(mk);
     svg.append(defs);
     const measure = sv('text', { x: -1000, y: -1000 });
-    svg.append(measure);
-    const textW = (t) => { measure.textContent = t; return measure.getComputedTextLength ? measure.getComputedTextLength() : t.length * 6; };
+    const measureGroup = sv('g', { class: 'group' });  // inside a group, so that a title's class styles it
+    measureGroup.append(measure);
+    svg.append(measureGroup);
+    const textW = (t, cls) => {  // cls: the class the text is drawn with (a group title is bold)
+      measure.setAttribute('class', cls || ''); measure.textContent = t;
+      return measure.getComputedTextLength ? measure.getComputedTextLength() : t.length * 6;
+    };
     const BH = 38, GAP = 20, CGAP = 34, RGAP = 14, PAD = 12;
     const avail = Math.max(420, $('arch-panel').clientWidth - 44);
     let y = 6, maxW = 0;
@@ -654,9 +659,13 @@
       const gEl = sv('g', { class: 'group' });
       const bg = sv('rect', { class: 'bg', x: 2, y });
       gEl.append(bg);
-      gEl.append(sv('text', { class: 'gt', x: PAD, y: y + 16 }, g.title));
+      // a title wider than the panel (ALBERT's "… · weights shared by layers …") breaks at its last " · "
+      const cut = g.title.lastIndexOf(' · ');
+      const lines = textW(g.title, 'gt') + 2 * PAD > avail && cut > 0
+        ? [g.title.slice(0, cut), g.title.slice(cut + 3)] : [g.title];
+      lines.forEach((line, i) => gEl.append(sv('text', { class: 'gt', x: PAD, y: y + 16 + 16 * i }, line)));
       const gTop = y;
-      y += 28;
+      y += 28 + 16 * (lines.length - 1);
       let gW = 0;
       for (const row of g.rows) {
         let x = PAD;
@@ -691,7 +700,7 @@
         y += BH + RGAP;
       }
       y += 2;
-      gW = Math.max(gW, textW(g.title) + 2 * PAD);  // a long title (e.g. ALBERT's shared layers) fits its box
+      gW = Math.max(gW, ...lines.map((line) => textW(line, 'gt') + 2 * PAD));  // a long title (e.g. ALBERT's shared layers) fits its box
       bg.setAttribute('width', gW);
       bg.setAttribute('height', y - gTop);
       maxW = Math.max(maxW, gW + 4);
