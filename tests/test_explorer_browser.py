@@ -119,6 +119,10 @@ def test_demo_page_slider_and_attention_head(browser, demo_run, tmp_path):
         assert "epoch 20" in page.locator("#pred-sub").text_content()
         assert page.locator("#prediction-table tr").count() == 1 + 6
         assert page.locator("#curves svg").count() >= 1
+        # the demo's constant learning rate is drawn at mid-height, its value on the axis (it lay on the bottom line)
+        lr = page.locator('#curves svg[data-chart="lr"] path[data-key="lr"]').get_attribute("d")
+        ys = {float(p.split(",")[1]) for p in lr[1:].split("L")}
+        assert len(ys) == 1 and abs(ys.pop() - (24 + 190 - 30) / 2) < 1
         # a block of the architecture opens its tensor in the matrix view
         page.locator('#arch-layer-tabs button[data-layer="1"]').click()
         page.locator('#arch-svg g.blk[data-name="bert.encoder.layer.1.attention.self.query"]').click(timeout=5000)
@@ -396,6 +400,8 @@ def test_embedding_projector(browser, demo_run, tmp_path):
         wait_for(page, lambda: circles.count() == len(tokens), "the table's points")
         late = circles.evaluate_all("cs => cs.map(c => [Number(c.dataset.x), Number(c.dataset.y)])")
         table = load_tensor(demo_run, n - 1, "bert.embeddings.word_embeddings.weight").numpy()[1:]  # [PAD] is id 0
+        first_word = next(i for i, t in enumerate(tokens) if not (t.startswith("[") and t.endswith("]")))
+        assert page.locator("#proj-token").input_value() == str(first_word)  # a word's neighbours, not [UNK]'s
         cat = tokens.index("cat")
         page.select_option("#proj-token", str(cat))
         wait_for(page, lambda: page.locator("#proj-nn li").count() == 8, "the neighbours")

@@ -1067,11 +1067,13 @@
     if (title === 'accuracy') { y0 = Math.min(0, y0); y1 = Math.max(1, y1); }
     const f = log ? Math.log10 : (v) => v;
     let t0 = f(y0), t1 = f(y1);
-    if (t1 === t0) { t1 += 1; t0 -= log ? 1 : Math.abs(t0) > 0 ? 0 : 1; }
+    if (t1 === t0) {  // a constant (the demo's learning rate): drawn at mid-height on an axis that shows its value
+      if (log) { t0 -= 1; t1 += 1; } else if (t0 === 0) { t1 = 1; } else { const a = Math.abs(t0); t0 -= a; t1 += a; }
+    }
     if (title === 'loss' && !log) t0 = Math.min(0, t0);
     const yticks = log ? niceTicks(Math.floor(t0), Math.ceil(t1), 4).filter((v) => Number.isInteger(v)) : niceTicks(t0, t1, 4);
     if (log) { t0 = Math.min(t0, yticks[0]); t1 = Math.max(t1, yticks[yticks.length - 1]); }
-    const label = (v) => (log ? fmt(Math.pow(10, v)) : fmt(v));
+    const label = (v) => (log ? (v < -2 || v > 4 ? '1e' + v : fmt(Math.pow(10, v))) : fmt(v));  // a decade: 0.01, 1e-4
     const L = 14 + 6.2 * Math.max(...yticks.map((v) => label(v).length));
     const X = (x) => L + (x - x0) / (x1 - x0) * (W - L - R), Y = (y) => T + (1 - (f(y) - t0) / (t1 - t0)) * (H - T - B);
     const Yt = (t) => T + (1 - (t - t0) / (t1 - t0)) * (H - T - B);
@@ -1613,6 +1615,8 @@
       tokSel.innerHTML = '';
       V.labels.forEach((t, i) => tokSel.append(el('option', { value: i }, t)));
       tokSel.dataset.labels = V.labels.join('|');
+      const word = V.labels.findIndex((t) => !/^\[.*\]$/.test(t));  // start at a word, not [PAD] or [UNK]
+      tokSel.value = String(Math.max(word, 0));
     }
     const chosen = Math.min(Number(tokSel.value) || 0, V.labels.length - 1);
     pts.forEach(([x, y], i) => {
