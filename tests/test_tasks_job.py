@@ -351,3 +351,49 @@ def test_unknown_share_counts_word_pieces_not_special_tokens(tiny):
     ds = EncodedDataset([{"input_ids": [cls, *known, unk, sep]}, {"input_ids": [cls, unk, unk, sep]}], pad_id=0)
     assert ds.unknown_share(tok) == pytest.approx(3 / (3 + len(known)))
     assert EncodedDataset([], pad_id=0).unknown_share(tok) == 0.0
+
+
+def test_a_stopped_finetune_resumes_from_its_last_epoch(tiny, sentiment, tmp_path, monkeypatch, capsys):
+    """A checkpoint per epoch by default: a run stopped in epoch 2 goes on from the end of epoch 1 and ends
+    with the weights of a run that never stopped (it used to keep no checkpoint until the end, and began again)."""
+    from glassbert.train.trainer import Trainer
+    train, test = sentiment
+    common = dict(eval=test, epochs=2, batch_size=16, lr=1e-3, max_length=32, progress=False)
+    run(tiny, train, tmp_path / "whole", **common)
+    save = Trainer.save_checkpoint
+
+    def save_then_stop(self, *a, **k):
+        target = save(self, *a, **k)
+        raise KeyboardInterrupt  # killed right after the end-of-epoch-1 checkpoint
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny, train, tmp_path / "stopped", **common)
+    monkeypatch.undo()
+    capsys.readouterr()
+    run(tiny, train, tmp_path / "stopped", resume=True, **common)
+    assert f"resuming {tmp_path / 'stopped'} at step 25 (epoch 2, batch 0)" in capsys.readouterr().out
+    whole, resumed = weights(tmp_path / "whole"), weights(tmp_path / "stopped")
+    assert whole.keys() == resumed.keys()
+    for k in whole:
+        torch.testing.assert_close(resumed[k], whole[k], rtol=0, atol=0, msg=k)
+
+
+def test_resume_before_the_first_checkpoint_says_it_starts_over(tiny, sentiment, tmp_path, monkeypatch, capsys):
+    from glassbert.train.trainer import Trainer
+    train, _ = sentiment
+
+    def stop(self, *a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "_train_step", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny, train, tmp_path / "r", epochs=1, batch_size=16, max_length=32, progress=False)
+    monkeypatch.undo()
+    capsys.readouterr()
+    run(tiny, train, tmp_path / "r", epochs=1, batch_size=16, max_length=32, progress=False, resume=True)
+    assert f"{tmp_path / 'r'} has no checkpoint yet: starting from step 0" in capsys.readouterr().out
+
+
+def test_save_every_must_be_a_positive_number_of_steps(tiny, sentiment, tmp_path):
+    from glassbert.errors import InputError
+    with pytest.raises(InputError, match="save_every must be >= 1 step, got 0"):
+        run(tiny, sentiment[0], tmp_path / "r", save_every=0, **QUIET)

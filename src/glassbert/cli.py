@@ -706,13 +706,15 @@ def export(model, out, sentence_transformers, pooling, normalize, overwrite) -> 
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start over in an --out that holds a run.")
+@click.option("--save-every", type=click.IntRange(1),
+              help="Steps between checkpoints, which --resume continues from (default: one per epoch).")
 @click.option("--record", default=None,
               help="Record tensors of eval (or train) examples for the explorer, e.g. 'samples=0,1;every_steps=50'.")
 @_precision(None, training=True)
 @_threads()
 def finetune(model, train_file, eval_file, out, task, text_column, text_pair_column, label_column, epochs, batch_size,
-             lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite, record,
-             precision) -> None:
+             lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite, save_every,
+             record, precision) -> None:
     """Fine-tune MODEL for classification, token tagging or question answering."""
     from .tasks.job import FinetuneArgs
     from .tasks.job import finetune as run
@@ -720,7 +722,7 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
         model, train_file, out, task=task, eval=eval_file, text_column=text_column, label_column=label_column,
         text_pair_column=text_pair_column, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
         doc_stride=doc_stride, freeze=freeze, pooling=pooling, early_stop_patience=patience, minutes=minutes,
-        seed=seed, resume=resume, overwrite=overwrite, record=record, precision=precision))
+        seed=seed, resume=resume, overwrite=overwrite, save_every=save_every, record=record, precision=precision))
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("metrics", {}).items() if isinstance(v, float))
     click.echo(f"done: {out}" + (f" ({metrics})" if metrics else ""))
 

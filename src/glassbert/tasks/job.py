@@ -68,6 +68,7 @@ class FinetuneArgs:
     record: str | None = None        # what the explorer records, e.g. "samples=0,1;every_steps=50" (as pretrain's)
     resume: bool = False
     overwrite: bool = False
+    save_every: int | None = None    # steps between checkpoints (None: one per epoch), what --resume continues from
     precision: str | None = None     # fp32 | bf16 | auto (glassbert.precision); None: auto, or on resume the run's own
     device: str = "auto"
     progress: bool = True
@@ -78,6 +79,8 @@ class FinetuneArgs:
             raise InputError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.epochs < 1:
             raise InputError(f"epochs must be >= 1, got {self.epochs}")
+        if self.save_every is not None and self.save_every < 1:
+            raise InputError(f"save_every must be >= 1 step, got {self.save_every}")
         if self.early_stop_patience is not None and self.eval is None:
             raise InputError("early_stop_patience needs an eval file to watch")
         if self.pooling is not None and self.task != "classify":
@@ -110,10 +113,17 @@ def build_task_model(task: str, model_dir: str | Path, id2label: Mapping[int, st
 
 
 class _SayEvaluation(Callback):
-    """Prints every evaluation (its ``details["text"]``) with its epoch and step."""
+    """Prints where a resumed run starts, and every evaluation (its ``details["text"]``) with its epoch and step."""
 
-    def __init__(self, steps_per_epoch: int, say: Callable[[str], None]) -> None:
-        self.steps_per_epoch, self.say = steps_per_epoch, say
+    def __init__(self, steps_per_epoch: int, say: Callable[[str], None], resume: bool = False) -> None:
+        self.steps_per_epoch, self.say, self.resume = steps_per_epoch, say, resume
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if not self.resume:
+            return
+        st = trainer.state
+        self.say(f"resuming {trainer.out_dir} at step {st.step} (epoch {st.epoch + 1}, batch {st.batch_in_epoch})"
+                 if trainer.resumed else f"{trainer.out_dir} has no checkpoint yet: starting from step 0")
 
     def on_evaluate(self, trainer: Trainer, row: dict[str, Any]) -> None:
         evaluation = trainer.last_evaluation
@@ -200,9 +210,10 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         weight_decay=args.weight_decay, seed=args.seed, eval_every=steps_per_epoch if eval_fn else None,
         keep_best=keep_best, keep_best_mode="max", early_stop_patience=args.early_stop_patience,
         minutes=args.minutes, progress=args.progress, overwrite=args.overwrite, device=args.device,
+        save_every=args.save_every or steps_per_epoch,  # a stopped run resumes from its last epoch at worst
         log_every=max(1, min(10, steps_per_epoch)), amp=AMP_OF[precision],
     )
-    callbacks = [_SayEvaluation(steps_per_epoch, say)]
+    callbacks = [_SayEvaluation(steps_per_epoch, say, resume=args.resume)]
     if args.record:
         callbacks.append(_record_callback(args, data, tok, out))
     if args.overwrite:

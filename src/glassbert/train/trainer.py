@@ -314,6 +314,11 @@ class Trainer:
         )
         self._callback("on_train_begin")
 
+    @property
+    def resumed(self) -> bool:
+        """Whether this run continued from a checkpoint (resume(), or fit(resume=True) that found one)."""
+        return self._resumed
+
     def _epoch_float(self) -> float:
         return self.state.epoch + self.state.batch_in_epoch / self.steps_per_epoch
 
