@@ -397,3 +397,33 @@ def test_save_every_must_be_a_positive_number_of_steps(tiny, sentiment, tmp_path
     from glassbert.errors import InputError
     with pytest.raises(InputError, match="save_every must be >= 1 step, got 0"):
         run(tiny, sentiment[0], tmp_path / "r", save_every=0, **QUIET)
+
+
+@pytest.mark.parametrize("when", ["after the first checkpoint", "before any checkpoint"])
+def test_ctrl_c_says_how_the_run_continues(when, tiny, sentiment, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from glassbert.cli import main
+    from glassbert.train.trainer import Trainer
+    save = Trainer.save_checkpoint
+
+    def save_then_stop(self, *a, **k):
+        save(self, *a, **k)
+        raise KeyboardInterrupt
+
+    def stop(self, *a, **k):
+        raise KeyboardInterrupt
+    if when == "after the first checkpoint":
+        monkeypatch.setattr(Trainer, "save_checkpoint", save_then_stop)
+    else:
+        monkeypatch.setattr(Trainer, "_train_step", stop)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["finetune", str(tiny), "--train", str(sentiment[0]), "--out", str(out),
+                                       "--epochs", "2", "--batch-size", "16", "--max-length", "32"])
+    assert result.exit_code == 130
+    said = result.stderr.strip().splitlines()[-1]
+    if when == "after the first checkpoint":
+        assert said == f"stopped: the same command with --resume continues {out} from its last checkpoint"
+    else:
+        assert said == f"stopped before {out} had a checkpoint: the same command with --resume starts it again from step 0"
+    assert "Aborted" not in result.stderr and "Traceback" not in result.output + result.stderr

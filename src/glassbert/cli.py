@@ -4,6 +4,7 @@ MODEL arguments take a model directory (transformers-style or our own run) or an
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -52,6 +53,21 @@ def main(verbose: bool) -> None:
     """glassbert: BERT from scratch, as a glass box: pretrain, fine-tune, embed, trace, explore."""
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("glassbert").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@contextlib.contextmanager
+def _stopped_says_how_to_resume(out: str | Path, how: str):
+    """Ctrl-C in a training command: one line on whether and how the run continues (exit status 130), not
+    click's bare "Aborted!"."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from .train.checkpoints import find_checkpoint
+        if find_checkpoint(out) is not None:
+            click.echo(f"\nstopped: {how} continues {out} from its last checkpoint", err=True)
+        else:
+            click.echo(f"\nstopped before {out} had a checkpoint: {how} starts it again from step 0", err=True)
+        sys.exit(130)
 
 
 def _load_tokenizer_and_model(model: str):
@@ -434,7 +450,9 @@ def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset
             raise click.UsageError(f"--resume continues {resume_dir} with the options it was started with "
                                    f"(its pretrain_args.json); {', '.join(given)} cannot be changed on resume: "
                                    "drop them, or start a new run with --out")
-        resume_pretraining(resume_dir, corpus=corpus, steps=steps, epochs=epochs, minutes=minutes, threads=threads)
+        with _stopped_says_how_to_resume(resume_dir, f"`glassbert pretrain --resume {resume_dir}`"):
+            resume_pretraining(resume_dir, corpus=corpus, steps=steps, epochs=epochs, minutes=minutes,
+                               threads=threads)
         return
     if from_model:
         ctx = click.get_current_context()
@@ -449,12 +467,14 @@ def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset
         raise click.UsageError(f"missing {', '.join(missing)} (or use --resume RUN)")
     if not (steps or epochs or minutes):
         raise click.UsageError("say when to stop: --steps, --epochs or --minutes")
-    run(PretrainArgs(arch=arch, corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
-                     batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
-                     pack=pack, whole_word_mask=whole_word_mask, masked_lm_prob=mask_rate, seed=seed, save_every=save_every, eval_every=eval_every,
-                     log_every=log_every, text_column=text_column, record=record, precision=precision,
-                     overwrite=overwrite, from_model=from_model, init_embeddings=init_embeddings),
-        threads=threads)
+    with _stopped_says_how_to_resume(out, f"`glassbert pretrain --resume {out}`"):
+        run(PretrainArgs(arch=arch, corpus=corpus, vocab=vocab, out=out, preset=preset, max_seq_length=max_seq_length,
+                         batch_size=batch_size, lr=lr, steps=steps, epochs=epochs, minutes=minutes, task=task,
+                         pack=pack, whole_word_mask=whole_word_mask, masked_lm_prob=mask_rate, seed=seed,
+                         save_every=save_every, eval_every=eval_every, log_every=log_every, text_column=text_column,
+                         record=record, precision=precision, overwrite=overwrite, from_model=from_model,
+                         init_embeddings=init_embeddings),
+            threads=threads)
 
 
 @main.command("fill-mask", context_settings=CONTEXT, epilog=_examples(
@@ -718,11 +738,13 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
     """Fine-tune MODEL for classification, token tagging or question answering."""
     from .tasks.job import FinetuneArgs
     from .tasks.job import finetune as run
-    summary = run(FinetuneArgs(
-        model, train_file, out, task=task, eval=eval_file, text_column=text_column, label_column=label_column,
-        text_pair_column=text_pair_column, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
-        doc_stride=doc_stride, freeze=freeze, pooling=pooling, early_stop_patience=patience, minutes=minutes,
-        seed=seed, resume=resume, overwrite=overwrite, save_every=save_every, record=record, precision=precision))
+    with _stopped_says_how_to_resume(out, "the same command with --resume"):
+        summary = run(FinetuneArgs(
+            model, train_file, out, task=task, eval=eval_file, text_column=text_column, label_column=label_column,
+            text_pair_column=text_pair_column, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+            doc_stride=doc_stride, freeze=freeze, pooling=pooling, early_stop_patience=patience, minutes=minutes,
+            seed=seed, resume=resume, overwrite=overwrite, save_every=save_every, record=record,
+            precision=precision))
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("metrics", {}).items() if isinstance(v, float))
     click.echo(f"done: {out}" + (f" ({metrics})" if metrics else ""))
 
