@@ -1615,7 +1615,7 @@
       tokSel.innerHTML = '';
       V.labels.forEach((t, i) => tokSel.append(el('option', { value: i }, t)));
       tokSel.dataset.labels = V.labels.join('|');
-      const word = V.labels.findIndex((t) => !/^\[.*\]$/.test(t));  // start at a word, not [PAD] or [UNK]
+      const word = V.labels.findIndex((t) => !/^\[.*\]( ·\d+)?$/.test(t));  // a word, not [UNK] or "[CLS] ·0"
       tokSel.value = String(Math.max(word, 0));
     }
     const chosen = Math.min(Number(tokSel.value) || 0, V.labels.length - 1);
