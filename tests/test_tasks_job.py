@@ -372,6 +372,9 @@ def test_a_stopped_finetune_resumes_from_its_last_epoch(tiny, sentiment, tmp_pat
     capsys.readouterr()
     run(tiny, train, tmp_path / "stopped", resume=True, **common)
     assert f"resuming {tmp_path / 'stopped'} at step 25 (epoch 2, batch 0)" in capsys.readouterr().out
+    run(tiny, train, tmp_path / "stopped", resume=True, **common)  # once more: the run has finished
+    assert (f"{tmp_path / 'stopped'} already finished at step 50 (stopped by epochs): nothing to train; a larger "
+            "--epochs extends it") in capsys.readouterr().out
     whole, resumed = weights(tmp_path / "whole"), weights(tmp_path / "stopped")
     assert whole.keys() == resumed.keys()
     for k in whole:

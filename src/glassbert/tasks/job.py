@@ -121,9 +121,15 @@ class _SayEvaluation(Callback):
     def on_train_begin(self, trainer: Trainer) -> None:
         if not self.resume:
             return
-        st = trainer.state
-        self.say(f"resuming {trainer.out_dir} at step {st.step} (epoch {st.epoch + 1}, batch {st.batch_in_epoch})"
-                 if trainer.resumed else f"{trainer.out_dir} has no checkpoint yet: starting from step 0")
+        st, done = trainer.state, trainer.stop_reason()
+        if not trainer.resumed:
+            self.say(f"{trainer.out_dir} has no checkpoint yet: starting from step 0")
+        elif done:
+            extend = f"; a larger --{done} extends it" if done in ("epochs", "minutes") else ""
+            self.say(f"{trainer.out_dir} already finished at step {st.step} (stopped by {done}): nothing to "
+                     f"train{extend}")
+        else:
+            self.say(f"resuming {trainer.out_dir} at step {st.step} (epoch {st.epoch + 1}, batch {st.batch_in_epoch})")
 
     def on_evaluate(self, trainer: Trainer, row: dict[str, Any]) -> None:
         evaluation = trainer.last_evaluation
