@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def _stopped_says_how_to_resume(out: str | Path, how: str):
         yield
     except KeyboardInterrupt:
         from .train.checkpoints import find_checkpoint
+        if os.environ.get("RANK", "0") != "0":  # under torchrun the first process says it for all
+            sys.exit(130)
         if find_checkpoint(out) is not None:
             click.echo(f"\nstopped: {how} continues {out} from its last checkpoint", err=True)
         else:
