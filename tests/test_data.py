@@ -69,7 +69,8 @@ def test_jsonl_missing_key_and_wrong_type(tmp_path: Path) -> None:
 def test_missing_column_lists_header(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     path.write_text("text,score\nhi,great\n")
-    with pytest.raises(ValueError, match=r"r\.csv: column 'review' not in header \['text', 'score'\]"):
+    with pytest.raises(ValueError, match=r"r\.csv: column 'review' not in header \['text', 'score'\]: name the text "
+                       r"column with --text-column"):
         read_texts(path, text_column="review")
 
 

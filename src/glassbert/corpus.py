@@ -84,7 +84,8 @@ def _parse_jsonl(path: Path, content: str, key: str) -> list[str]:
     texts: list[str] = []
     for number, record in jsonl_rows(content, path):
         if key not in record:
-            raise InputError(f"{path} line {number}: no key {key!r} (keys: {sorted(record)})")
+            raise InputError(f"{path} line {number}: no key {key!r} (keys: {sorted(record)}): name the text key "
+                             "with --text-column (text_column= in Python)")
         value = record[key]
         if not isinstance(value, str):
             raise InputError(f"{path} line {number}: key {key!r} is {type(value).__name__}, not a string")
@@ -98,7 +99,8 @@ def _parse_delimited(path: Path, content: str, column: str, delimiter: str) -> l
     header = next((row for _, row in rows if row), [])
     if column not in header:
         raise InputError(
-            f"{path}: column {column!r} not in header {header}; pass text_column= one of them"
+            f"{path}: column {column!r} not in header {header}: name the text column with --text-column "
+            "(text_column= in Python)"
         )
     index = header.index(column)
     texts: list[str] = []
