@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -63,8 +61,9 @@ def _stopped_says_how_to_resume(out: str | Path, how: str):
     try:
         yield
     except KeyboardInterrupt:
+        from .train.batches import DistInfo
         from .train.checkpoints import find_checkpoint
-        if os.environ.get("RANK", "0") != "0":  # under torchrun the first process says it for all
+        if DistInfo.from_env().rank != 0:  # under torchrun the first process says it for all
             sys.exit(130)
         if find_checkpoint(out) is not None:
             click.echo(f"\nstopped: {how} continues {out} from its last checkpoint", err=True)

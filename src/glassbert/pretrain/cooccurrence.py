@@ -76,10 +76,9 @@ def ppmi(counts: torch.Tensor, smoothing: float = SMOOTHING) -> torch.Tensor:
     """Positive pointwise mutual information of a sparse co-occurrence matrix, the context distribution
     raised to ``smoothing``: max(0, log P(w, c) / (P(w) · P_α(c))). Sparse, the zeros left out."""
     (w, c), x = counts.indices(), counts.values()
-    total = x.sum()
     word = torch.zeros(counts.shape[0], dtype=torch.float64).index_add_(0, w, x)
     context = torch.zeros(counts.shape[1], dtype=torch.float64).index_add_(0, c, x) ** smoothing
-    pmi = torch.log(x * context.sum() / (word[w] * context[c]))
+    pmi = torch.log(x * context.sum() / (word[w] * context[c]))  # the grand total of the counts cancels
     keep = pmi > 0
     return torch.sparse_coo_tensor(counts.indices()[:, keep], pmi[keep], counts.shape, check_invariants=True).coalesce()
 
@@ -95,9 +94,9 @@ def ppmi_embeddings(documents: Sequence[Sequence[Sequence[int]]], vocab_size: in
     seen = torch.zeros(vocab_size, dtype=torch.bool)
     seen[counts.indices()[0]] = True
     # the SVD runs on the pieces that occur only (a BERT-base vocabulary on SOTU: 17,211 of 30,522)
-    row_of = torch.full((vocab_size,), -1, dtype=torch.long)
-    row_of[seen] = torch.arange(int(seen.sum()))
     n = int(seen.sum())
+    row_of = torch.full((vocab_size,), -1, dtype=torch.long)
+    row_of[seen] = torch.arange(n)
     compact = torch.sparse_coo_tensor(row_of[counts.indices()], counts.values(), (n, n), check_invariants=True)
     matrix = ppmi(compact.coalesce())
     E = torch.zeros(vocab_size, dim, dtype=torch.float32)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from ..textfiles import read_json_object
 from ..threads import set_threads
 from ..tokenizer import Tokenizer
 from ..train import Trainer, TrainConfig
+from ..train.batches import DistInfo
 from ..train.checkpoints import find_checkpoint
 from ..train.evaluation import mean_eval_loss
 from .config import PretrainingConfig
@@ -173,7 +173,7 @@ class PretrainArgs:
 
 
 def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+    return DistInfo.from_env().rank == 0
 
 
 def say(message: str) -> None:
