@@ -430,3 +430,11 @@ def test_ctrl_c_says_how_the_run_continues(when, tiny, sentiment, tmp_path, monk
     else:
         assert said == f"stopped before {out} had a checkpoint: the same command with --resume starts it again from step 0"
     assert "Aborted" not in result.stderr and "Traceback" not in result.output + result.stderr
+
+
+def test_resume_of_a_directory_that_holds_no_run_is_refused(tiny, sentiment, tmp_path):
+    """A mistyped or moved run directory: --resume used to train a new run there from step 0."""
+    from glassbert.errors import MissingError
+    with pytest.raises(MissingError, match=r"--resume: .*moved-away holds no run to continue"):
+        run(tiny, sentiment[0], tmp_path / "moved-away", resume=True, **QUIET)
+    assert not (tmp_path / "moved-away").exists()

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import resolve_model_path
 from ..config import BertConfig
-from ..errors import InputError
+from ..errors import InputError, MissingError
 from ..precision import AMP_OF, PRECISION_OF_AMP, check_precision, resolve
 from ..runfiles import CONFIG_FILE, atomic_write_text, check_target_dir, replace_dir
 from ..textfiles import read_json_object
@@ -174,6 +174,9 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         raise InputError("--resume continues the run in --out and --overwrite replaces it: give one of them")
     out = check_target_dir(args.out, overwrite=args.overwrite, resume=args.resume, resume_hint="--resume",
                            reads=(("the model", args.model), ("--train", args.train), ("--eval", args.eval)))
+    if args.resume and not (out.is_dir() and any(out.iterdir())):  # a mistyped or moved run would start anew
+        raise MissingError(f"--resume: {out} holds no run to continue: give the directory of the run (where it "
+                           "now is, if it was moved), or leave out --resume to start one")
     precision = run_precision(args, out)
     model_dir = resolve_model_path(args.model)
     config = BertConfig.load(model_dir)
