@@ -11,6 +11,11 @@ and LayerNorm, lr warmup then linear decay) on the same masked batches, the two 
 (--turn steps each), so that a machine whose load changes during the run slows both alike. Prints real
 (non-padding) tokens/s of each and the ratio, then the held-out MLM and NSP (SOP) accuracy of the glassbert run.
 
+glibc's malloc is pinned first (--malloc steady, the default): left to itself it moves its mmap threshold as
+memory is freed, and then whichever library allocates after the other's large frees takes its temporaries from
+fresh pages (millions of page faults a run), so the ratio depended on the order of the arms (ALBERT base bf16:
+1.57× with two arms, 1.20× with four; 1.22× and 1.30× pinned). --malloc default leaves it alone.
+
 --precision fp32 bf16 (the default) trains each library in each precision from the same weights on the same
 batches (bf16: glassbert.precision's autocast around the forward, as the Trainer runs it; weights and AdamW in
 fp32), all four runs taking turns, and prints them side by side. --profile N then profiles N more steps of
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
+import ctypes.util
 import os
 import sys
 import tempfile
@@ -51,6 +58,21 @@ def batches_for(dataset, collate, n: int, batch_size: int, seed: int) -> list[di
         order += torch.randperm(len(dataset), generator=g).tolist()
     return [collate([dataset[i] for i in order[k * batch_size:(k + 1) * batch_size]],
                     torch.Generator().manual_seed(seed + k)) for k in range(n)]
+
+
+def steady_malloc() -> str:
+    """Pin glibc malloc's mmap and trim thresholds (as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ would), so
+    that every arm allocates from the same kind of memory whatever ran before it; what was done, in words."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return "malloc left as it is (no glibc mallopt)"
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, 1 << 30)):
+        return "malloc left as it is (mallopt refused)"
+    return "malloc pinned (mmap threshold 32 MiB, trim threshold 1 GiB)"
 
 
 class Run:
@@ -131,7 +153,11 @@ def main() -> None:
     p.add_argument("--profile-rows", type=int, default=15)
     p.add_argument("--data", default=str(ROOT / "data"))
     p.add_argument("--skip-transformers", action="store_true")
+    p.add_argument("--malloc", choices=["steady", "default"], default="steady",
+                   help="steady (the default): pin glibc malloc's thresholds so the arms' order does not change "
+                        "their speed; default: leave malloc alone")
     args = p.parse_args()
+    memory = steady_malloc() if args.malloc == "steady" else "malloc left as it is (--malloc default)"
     import transformers
 
     corpus = fetch("sotu", args.data, quiet=True)
@@ -148,7 +174,7 @@ def main() -> None:
     padded = sum(b["attention_mask"].numel() for b in batches[args.warmup_steps:])
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, device {args.device}"
           f"{' ' + torch.cuda.get_device_name() if args.device == 'cuda' else ''}, threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}; {memory}")
     print(f"State of the Union: {n_train} speeches → {len(train_ds)} pairs (held out {n_eval} → {len(eval_ds)}); "
           f"vocab {tok.vocab_size}; {args.steps} steps × {args.batch_size} × ≤{args.max_seq_length}; "
           f"timed {real} real tokens of {padded} ({real / padded:.0%})")
