@@ -438,3 +438,27 @@ def test_resume_of_a_directory_that_holds_no_run_is_refused(tiny, sentiment, tmp
     with pytest.raises(MissingError, match=r"--resume: .*moved-away holds no run to continue"):
         run(tiny, sentiment[0], tmp_path / "moved-away", resume=True, **QUIET)
     assert not (tmp_path / "moved-away").exists()
+
+
+def test_a_classifier_that_learned_nothing_says_what_to_try(tiny, sentiment, tmp_path, capsys):
+    """One label for every eval example (a small model at base-size BERT's 5e-5, one epoch) gets a hint;
+    a classifier that tells the labels apart gets none."""
+    train, test = sentiment
+    run(tiny, train, tmp_path / "slow", eval=test, epochs=1, batch_size=16, lr=1e-7, max_length=32, progress=False)
+    out = capsys.readouterr().out
+    assert "hint: the model answers" in out and "for every eval example" in out
+    assert "a larger --lr (this run's 1e-07 suits base-size BERTs" in out and "often needs 0.001" in out
+    run(tiny, train, tmp_path / "fast", eval=test, epochs=2, batch_size=16, lr=1e-3, max_length=32, progress=False)
+    assert "hint:" not in capsys.readouterr().out
+
+
+def test_the_one_answer_hint_reads_the_confusion_matrix():
+    from glassbert.tasks.job import one_answer_hint
+    from glassbert.train import Evaluation
+    one = Evaluation({"accuracy": 0.5}, {"confusion": np.array([[5, 0], [5, 0]])})
+    assert "answers 'neg' for every" in one_answer_hint(one, ["neg", "pos"], 5e-5, 100_000_000)
+    assert "often needs 0.0001" in one_answer_hint(one, ["neg", "pos"], 5e-5, 100_000_000)
+    assert "more --epochs or data" in one_answer_hint(one, ["neg", "pos"], 1e-3, 1_000_000)
+    assert one_answer_hint(Evaluation({}, {"confusion": np.array([[5, 1], [5, 0]])}), ["neg", "pos"], 5e-5, 1) is None
+    assert one_answer_hint(Evaluation({}, {"confusion": np.array([[0, 0], [5, 0]])}), ["neg", "pos"], 5e-5, 1) is None
+    assert one_answer_hint(None, ["neg", "pos"], 5e-5, 1) is None

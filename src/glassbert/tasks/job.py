@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -270,8 +271,27 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
     if final is not None:
         say(f"[final] {'best ' if fit.best_step is not None else ''}model (step {fit.best_step}): "
             f"{final.details['text']}")
+    hint = one_answer_hint(final, summary.get("labels"), args.lr, n_trainable) if args.task == "classify" else None
+    if hint:
+        say(hint)
     say(f"wrote {out} ({fit.step} steps in {fit.elapsed:.1f} s, stopped by {fit.stopped_by})")
     return summary
+
+
+def one_answer_hint(final: Evaluation | None, labels: list[str] | None, lr: float, trainable: int) -> str | None:
+    """What to try when the classifier gives one label to every eval example although the gold labels differ
+    (it learned nothing yet: a small model at base-size BERT's 5e-5 does this); None otherwise."""
+    if final is None or final.details is None or labels is None:
+        return None
+    confusion = np.asarray(final.details["confusion"])  # rows gold, columns predicted
+    predicted, gold = np.flatnonzero(confusion.sum(0)), np.flatnonzero(confusion.sum(1))
+    if len(predicted) != 1 or len(gold) < 2:
+        return None
+    suggested = 1e-3 if trainable < 20_000_000 else 1e-4  # BERT-small sizes and below; base and larger
+    how = (f"a larger --lr (this run's {lr:g} suits base-size BERTs; a model of {trainable / 1e6:.1f} M trainable "
+           f"parameters often needs {suggested:g}) or more --epochs") if lr < suggested else "more --epochs or data"
+    return (f"hint: the model answers {labels[int(predicted[0])]!r} for every eval example: it has not learned to "
+            f"tell the labels apart yet. Try {how}.")
 
 
 __all__ = ["TASKS", "TASK_FILE", "EVAL_FILE", "CONFUSION_FILE", "FinetuneArgs", "build_task_model", "finetune"]
