@@ -25,6 +25,14 @@ def test_every_command_has_help(command):
         assert "Examples:" in result.output and f"glassbert {command}" in result.output
 
 
+def test_a_subcommand_typed_without_its_group_names_the_whole_command():
+    result = CliRunner().invoke(main, ["fetch", "sotu"], prog_name="glassbert")
+    assert result.exit_code == 2
+    assert "No such command 'fetch': did you mean 'glassbert data fetch'?" in result.output
+    assert "did you mean 'main vocab train'?" in run("train").output
+    assert "No such command 'nonsense'." in run("nonsense").output
+
+
 def test_tokenize(minilm_path):
     result = run("tokenize", str(minilm_path), "I love cats!", "He hates pineapple pizza.")
     assert result.exit_code == 0, result.output

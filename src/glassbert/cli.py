@@ -44,6 +44,17 @@ class _Group(click.Group):
                 raise
             raise click.ClickException(str(e)) from None
 
+    def resolve_command(self, ctx, args):
+        """An unknown command that is one of a subgroup's (`glassbert fetch`) names the whole command."""
+        name = args[0] if args else None
+        if name and self.get_command(ctx, name) is None:
+            homes = [group for group, command in sorted(self.commands.items())
+                     if isinstance(command, click.Group) and name in command.commands]
+            if homes:
+                ctx.fail(f"No such command '{name}': did you mean "
+                         + " or ".join(f"'{ctx.command_path} {group} {name}'" for group in homes) + "?")
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=_Group, context_settings=CONTEXT)
 @click.option("-v", "--verbose", is_flag=True, help="Log more (and show tracebacks).")
