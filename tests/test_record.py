@@ -15,13 +15,12 @@ import torch
 
 from glassbert.capture import Capture
 from glassbert.config import BertConfig
-from glassbert.heads import BertForMaskedLM, BertForPreTraining
+from glassbert.heads import BertForMaskedLM
 from glassbert.model import BertModel
 from glassbert.errors import ExistsError, InputError
 from glassbert.recording import (MANIFEST_VERSION, Recorder, RecordSpec, RecordStore, load_manifest, load_tensor,
                                  parse_record_spec, read_metrics, record_once)
-from glassbert.tokenizer import Tokenizer
-from helpers_record import PAIRS, toy_batch, toy_model, toy_run, toy_tokenizer
+from helpers_record import toy_batch, toy_model, toy_run, toy_tokenizer
 
 
 
@@ -53,6 +52,43 @@ def test_wants_follows_the_spec():
     assert taken == [(0, 0), (1, 7), (2, 10), (2, 14)]
     assert not Recorder("/x", toy_batch(tok), tok, "epochs=0").wants(5, 5, last=True)
     assert Recorder("/x", toy_batch(tok), tok, "epochs=0,last").wants(5, 5, last=True)
+
+
+@pytest.mark.parametrize("spec", ["every_steps=7", "epochs=0,2;every_steps=7", "every=2", "", "steps=0,3,50;epochs=last",
+                                  "every=1;every_steps=5", "epochs=1,9,last"])
+def test_the_planned_count_of_a_run_of_known_length_is_what_it_takes(spec):
+    """What RecordCallback plans for (a run's length known) is the number of snapshots the spec then takes,
+    offered as the Trainer offers them: before the first step, after each, and at the end."""
+    tok = toy_tokenizer()
+    for total, per_epoch in ((20, 5), (23, 5), (7, 10)):
+        rec = Recorder("/nonexistent-not-written", toy_batch(tok), tok, spec)
+        taken = 0
+        for step in range(total + 1):
+            for last in ((False, True) if step == total else (False,)):
+                if rec.wants(step // per_epoch, step, last=last):
+                    rec._seen_epochs.add(step // per_epoch)
+                    rec._seen_steps.add(step)
+                    taken += 1
+        assert rec.spec.planned_for(total, per_epoch) == taken, (spec, total, per_epoch)
+
+
+def test_a_run_of_known_length_plans_its_snapshots_not_twenty(tmp_path):
+    """An open-ended spec (every_steps=…) over a run of known length plans for that run's snapshots, so a
+    short run keeps what a plan for 20 would have dropped."""
+    from types import SimpleNamespace
+    from glassbert.recording import RecordCallback
+    tok = toy_tokenizer()
+    rec = Recorder(tmp_path / "r", toy_batch(tok), tok, "every_steps=10")
+    trainer = SimpleNamespace(total_steps=30, steps_per_epoch=6, is_main=True, model=toy_model(tok),
+                              state=SimpleNamespace(epoch=0, step=0))
+    RecordCallback(rec).on_train_begin(trainer)
+    assert rec.expected_snapshots == 4 and rec._plan.expected == 4
+    fixed = Recorder(tmp_path / "f", toy_batch(tok), tok, "epochs=0,1", expected_snapshots=None)
+    RecordCallback(fixed).on_train_begin(trainer)
+    assert fixed.expected_snapshots is None and fixed._plan.expected == 2  # a finite list plans itself
+    open_ended = Recorder(tmp_path / "o", toy_batch(tok), tok, "every_steps=10")
+    RecordCallback(open_ended).on_train_begin(SimpleNamespace(**{**vars(trainer), "total_steps": None}))
+    assert open_ended._plan.expected == 20  # --minutes only: the length is not known
 
 
 # ------------------------------------------------------------------------------- contents

@@ -13,7 +13,8 @@ block's input that is the previous block's output) is stored once and listed in 
 Size bound (``max_bytes``, the whole record directory, manifest included), in this order:
 
 1. At the first snapshot the recorder measures one snapshot and plans for the number of snapshots
-   the spec will take (finite ``epochs``/``steps`` lists, else ``expected_snapshots``, else 20).
+   the spec will take (finite ``epochs``/``steps`` lists, else ``expected_snapshots`` — which
+   RecordCallback counts from the run's length when the run has one — else 20).
    While the plan does not fit it drops whole tensors, lowest priority first and, within a
    priority, the largest first: weights with a vocabulary axis (word embeddings / tied decoder),
    then the other weight matrices, then redundant activations (``*.hidden_states``, ``*.dropout``,
@@ -544,6 +545,9 @@ class RecordCallback:
             self.recorder.maybe_record(trainer.state.epoch, trainer.state.step, trainer.model, last=last)
 
     def on_train_begin(self, trainer: Any) -> None:
+        rec = self.recorder
+        if rec.expected_snapshots is None and rec.spec.planned() is None and getattr(trainer, "total_steps", None):
+            rec.expected_snapshots = rec.spec.planned_for(trainer.total_steps, trainer.steps_per_epoch)
         self._offer(trainer)
 
     def on_step_end(self, trainer: Any, loss: float) -> None:

@@ -85,6 +85,21 @@ class RecordSpec:
             return None
         return len(self.epochs) + len(self.steps) + int(self.last)
 
+    def planned_for(self, total_steps: int, steps_per_epoch: int) -> int:
+        """How many snapshots the spec takes in a run of ``total_steps`` steps of ``steps_per_epoch`` each
+        (an epoch's snapshot falls on its first step; conditions that meet on one step make one snapshot)."""
+        spe = max(1, steps_per_epoch)
+        last_epoch = total_steps // spe
+        epochs = set(self.epochs) | set(range(0, last_epoch + 1, self.every) if self.every else ())
+        if self.unconditional:
+            epochs = set(range(last_epoch + 1))
+        steps = {e * spe for e in epochs if e <= last_epoch} | {s for s in self.steps if s <= total_steps}
+        if self.every_steps:
+            steps |= set(range(0, total_steps + 1, self.every_steps))
+        if self.last:
+            steps.add(total_steps)
+        return max(1, len(steps))
+
     def __str__(self) -> str:
         parts = []
         if self.samples is not None:
