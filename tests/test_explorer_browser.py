@@ -191,6 +191,9 @@ def test_minilm_page(browser, minilm_path, tmp_path, caplog):
         page.select_option("#sample-select", "1")
         wait_for(page, lambda: len(shown_attention(page).get("values", [])) == 128, "the 128-token sample")
         check_head(page, run, 0, layer=5, head=11, sample=1)
+        # the diagram fits its panel: the attention scores' chain (five [12, 128, 128] boxes) goes on below
+        fits = "document.getElementById('arch-svg').getBoundingClientRect().width <= document.querySelector('.arch-scroll').clientWidth"
+        assert page.evaluate(fits)
         page.locator('#arch-svg g.blk[data-name="encoder.layer.0.intermediate.activation"]').click(timeout=5000)
         wait_for(page, lambda: page.locator("#matrix-shape").text_content() == "shape [128, 1536]", "the FFN tensor")
         page.locator("header.top").scroll_into_view_if_needed()

@@ -677,8 +677,15 @@
           });
           const chainW = items.reduce((a, it) => a + it.w + GAP, -GAP);
           if (x > PAD && x + chainW > avail) { x = PAD; y += BH + RGAP; }  // wrap the row
-          let prevRight = null;
+          let prevRight = null, prevCenter = 0;
           for (const { b, meta, shp, w } of items) {
+            // a chain wider than the panel (the attention scores' q·kᵀ → … → ctx) goes on below: the arrow bends down
+            const wrapped = prevRight !== null && x + w > avail;
+            if (wrapped) {
+              const top = y + BH;
+              y += BH + RGAP; x = PAD;
+              gEl.append(sv('path', { class: 'flow', d: `M${prevCenter},${top + 1} V${y - RGAP / 2} H${x + w / 2} V${y - 2}` }));
+            }
             const cls = 'blk ' + (b.kind === 'weight' ? 'weight' : 'act') + (meta ? '' : ' missing') + (b.name === S.tensor ? ' sel' : '');
             const bEl = sv('g', { class: cls, 'data-name': b.name, tabindex: meta ? '0' : '-1' });
             bEl.append(sv('rect', { x, y, width: w, height: BH, rx: 6 }));
@@ -689,12 +696,12 @@
               bEl.addEventListener('click', () => openTensor(b.name));
               bEl.addEventListener('keydown', (e) => { if (e.key === 'Enter') openTensor(b.name); });
             }
-            if (prevRight !== null) gEl.append(sv('line', { class: 'flow', x1: prevRight + 1, y1: y + BH / 2, x2: x - 2, y2: y + BH / 2 }));
+            if (prevRight !== null && !wrapped) gEl.append(sv('line', { class: 'flow', x1: prevRight + 1, y1: y + BH / 2, x2: x - 2, y2: y + BH / 2 }));
             gEl.append(bEl);
-            prevRight = x + w;
+            prevRight = x + w; prevCenter = x + w / 2;
+            gW = Math.max(gW, x + w + PAD);
             x += w + GAP;
           }
-          gW = Math.max(gW, x - GAP + PAD);
           x += CGAP - GAP;
         }
         y += BH + RGAP;
