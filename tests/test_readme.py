@@ -148,13 +148,6 @@ SKIPPED: dict[str, tuple[str, StandIn]] = {
         ("trains for 20 minutes: tests/test_packing.py pretrains packed", "glassbert pretrain --corpus data/sotu "
          "--vocab runs/sotu-vocab --task mlm --pack --out runs/sotu-mlm --steps 2 --max-seq-length 64 "
          "--batch-size 8".split()),
-    "python bench/quality.py": ("a benchmark, 20 minutes and more", None),
-    "python bench/quality.py --downstream": ("a benchmark, 20 minutes and more", None),
-    "python bench/quality.py --downstream-from runs/quality/glassbert --probe --ft-data fine-foods":
-        ("a benchmark, an hour: fine-tunes six times", None),
-    "python bench/quality.py --corpus data/fine-foods/train.csv --text-column review --preset tiny --no-transformers "
-    "--downstream --ft-data fine-foods --out runs/quality-reviews":
-        ("a benchmark, 25 minutes: pretrains 10, fine-tunes six times", None),
 }
 # Sections none of whose lines run here yet.
 SKIPPED_SECTIONS: dict[str, str] = {}
