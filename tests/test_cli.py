@@ -61,6 +61,13 @@ def test_embed_files_and_similarity(tmp_path):
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [r["text"] for r in rows] == texts
     assert np.allclose(np.array([r["vector"] for r in rows]), vectors, atol=1e-6)
+    table = tmp_path / "in.csv"  # a table's column, not its lines (it embedded "text,label" and each row whole)
+    table.write_text("label,review\n1,nice movie indeed\n0,I love python programming\n")
+    assert run("embed", "minilm", "--input", str(table), "--text-column", "review", "--out", str(tmp_path / "t.npy"),
+               ).exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "t.npy"), vectors, atol=1e-6)
+    wrong = run("embed", "minilm", "--input", str(table))
+    assert wrong.exit_code == 1 and "no column 'text'; the header is ['label', 'review']" in wrong.output
     result = run("similarity", "minilm", "The fair was packed with fun rides.", "We went to the carnival.",
                  "The judge was fair.")
     assert result.exit_code == 0 and "1.000" in result.output

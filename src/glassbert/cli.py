@@ -91,10 +91,15 @@ def _load_tokenizer_and_model(model: str):
     return tok, load_as(model)
 
 
-def _read_lines(path: str | None) -> list[str]:
-    """The non-blank lines of a text file (none for ``None``); a file with none is an error."""
+def _input_texts(path: str | None, text_column: str) -> list[str]:
+    """The texts of --input (none for ``None``): a CSV/TSV/JSONL file's ``text_column``, else the file's
+    non-blank lines; a file with none is an error."""
     if path is None:
         return []
+    from .tasks.classification import TABLE_SUFFIXES
+    from .tasks.predict import read_texts
+    if Path(path).suffix.lower() in TABLE_SUFFIXES:
+        return read_texts(Path(path), text_column, None)[0]
     from .textfiles import read_lines
     lines = [line for line in read_lines(path) if line.strip()]
     if not lines:
@@ -228,10 +233,13 @@ _pooling = click.option("--pooling", type=click.Choice(POOLINGS), default="mean"
 
 @main.command(context_settings=CONTEXT, epilog=_examples(
     'glassbert embed minilm "nice movie indeed" "I love python programming" --out vecs.npy',
-    "glassbert embed minilm --input sentences.txt --out vecs.jsonl --batch-size 64"))
+    "glassbert embed minilm --input sentences.txt --out vecs.jsonl --batch-size 64",
+    "glassbert embed minilm --input reviews.csv --text-column review --out vecs.npy"))
 @click.argument("model")
 @click.argument("texts", nargs=-1)
-@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help="A text file, one text per line.")
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False),
+              help="A text file (one text per line) or a CSV/TSV/JSONL file (--text-column).")
+@click.option("--text-column", default="text", show_default=True, help="--input's column (CSV/TSV/JSONL).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write .npy (N, H) or .jsonl ({text, vector}).")
 @_pooling
 @click.option("--normalize/--no-normalize", default=True, show_default=True, help="Unit-length vectors.")
@@ -239,14 +247,15 @@ _pooling = click.option("--pooling", type=click.Choice(POOLINGS), default="mean"
 @_precision("fp32")
 @_overwrite
 @_threads()
-def embed(model, texts, input_file, out, pooling, normalize, batch_size, precision, overwrite) -> None:
-    """Sentence embeddings of TEXTS (or of --input's lines)."""
+def embed(model, texts, input_file, text_column, out, pooling, normalize, batch_size, precision,
+          overwrite) -> None:
+    """Sentence embeddings of TEXTS (or of --input's texts)."""
     from .embed import Embedder, write_vectors
     if out is not None:  # before the work, not after
         if Path(out).suffix not in VECTOR_FORMATS:
             raise click.BadParameter(f"{out}: use a {' or '.join(VECTOR_FORMATS)} file name", param_hint="--out")
         check_target_file(out, overwrite=overwrite)
-    items = list(texts) + _read_lines(input_file)
+    items = list(texts) + _input_texts(input_file, text_column)
     if not items:
         raise click.UsageError("give TEXTS or --input FILE")
     vectors = Embedder(model, precision=precision).encode(items, pooling=pooling, normalize=normalize,

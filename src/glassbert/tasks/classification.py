@@ -57,6 +57,9 @@ class ClassificationData:
         return dict(enumerate(self.label_names))
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json")  # what iter_table reads
+
+
 def iter_table(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
     """Yield (line number, row, header) from a CSV, TSV or JSON-lines file (UTF-8; a cell may be
     of any length); errors name the file and the line."""
@@ -75,7 +78,7 @@ def iter_table(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
             yield start_line, dict(zip(header, row)), header
         if header is None:
             raise InputError(f"{path}: file is empty (expected a header line and rows)")
-    elif suffix in (".jsonl", ".ndjson", ".json"):
+    elif suffix in TABLE_SUFFIXES:
         for line_no, row in jsonl_rows(read_text(path), path):
             yield line_no, row, list(row.keys())
     else:
