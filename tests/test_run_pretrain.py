@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import math
 import os
 from pathlib import Path
@@ -53,6 +54,22 @@ def test_a_finished_run_is_extended_on_resume(vocab_dir, tmp_path):
     result = CliRunner().invoke(main, ["pretrain", "--resume", str(run), "--steps", "6"])
     assert result.exit_code == 1 and "already at step 8" in result.output, result.output
     assert (run / "pretrain_args.json").read_bytes() == before  # a refused extension changes nothing
+
+
+def test_a_finished_run_says_so_without_reading_its_corpus(vocab_dir, tmp_path):
+    """--resume of a finished run answers from its files at once: it no longer tokenizes the corpus first
+    (minutes on a large one), so it says so even when the corpus has gone."""
+    corpus = tmp_path / "corpus.txt"
+    shutil.copy(CORPUS, corpus)
+    run = tmp_path / "run"
+    args = [str(corpus) if a == str(CORPUS) else a for a in pretrain_args(vocab_dir, run, 4)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    corpus.unlink()
+    result = CliRunner().invoke(main, ["pretrain", "--resume", str(run)])
+    assert result.exit_code == 0 and "already finished at step 4 (max_steps; limits --steps 4)" in result.output, result.output
+    assert "pretraining" not in result.output  # nothing read, nothing built
+    result = CliRunner().invoke(main, ["pretrain", "--resume", str(run), "--steps", "6"])  # an extension reads it
+    assert result.exit_code == 1 and str(corpus) in result.output, result.output
 
 
 def test_a_run_ends_with_its_held_out_report(vocab_dir, tmp_path):

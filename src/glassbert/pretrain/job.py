@@ -33,7 +33,7 @@ from ..errors import InputError, MissingError
 from ..checkpoint import read_state_dict, resolve_model_path
 from ..heads import BertForPreTraining, load_as
 from ..precision import AMP_OF, PRECISION_OF_AMP, check_precision
-from ..runfiles import PLOT_FILE, atomic_write_json, check_target_dir, replace_dir
+from ..runfiles import PLOT_FILE, STATE_FILE, atomic_write_json, check_target_dir, replace_dir
 from ..textfiles import read_json_object
 from ..threads import set_threads
 from ..tokenizer import Tokenizer
@@ -297,14 +297,36 @@ def _resume_or_say_done(trainer: Trainer, args: PretrainArgs, out: Path, extende
         say(f"resuming {out} at step {step}" + (f" (extended: {', '.join(f'--{k} {getattr(args, k)}' for k in extended)})"
                                                if extended else ""))
         return None
-    limits = ", ".join(f"--{k} {getattr(args, k)}" for k in LIMITS if getattr(args, k) is not None)
     if extended:
-        raise InputError(f"{out} is already at step {step} ({reason}; limits {limits}): give a larger total to "
-                         "extend it")
-    say(f"{out} already finished at step {step} ({reason}; limits {limits}): nothing to do. To train on, give "
-        "a larger total with --steps, --epochs or --minutes")
+        raise InputError(f"{out} is already at step {step} ({reason}; limits {_limits(asdict(args))}): give a "
+                         "larger total to extend it")
+    _say_finished(out, step, reason, asdict(args))
     result_file = out / RESULT_FILE
     return read_json_object(result_file) if result_file.is_file() else {"step": step, "stopped_by": reason}
+
+
+def _limits(args: dict) -> str:
+    return ", ".join(f"--{k} {args[k]}" for k in LIMITS if args.get(k) is not None)
+
+
+def _say_finished(out: Path, step: int, reason: str, args: dict) -> None:
+    say(f"{out} already finished at step {step} ({reason}; limits {_limits(args)}): nothing to do. To train on, "
+        "give a larger total with --steps, --epochs or --minutes")
+
+
+def _finished_result(out: Path) -> dict | None:
+    """The result of a run that finished and has not trained since (its result's step is its checkpoint's),
+    read without the corpus, so that ``--resume`` of a finished run says so at once; None otherwise (the
+    checkpoint decides then, once the corpus is read)."""
+    ckpt, result_file = find_checkpoint(out), out / RESULT_FILE
+    if ckpt is None or not result_file.is_file():
+        return None
+    try:
+        step = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)["state"]["step"]
+        result = read_json_object(result_file)
+    except Exception:  # noqa: BLE001 — a damaged file is named by the full resume that follows
+        return None
+    return result if result.get("step") == step and result.get("stopped_by") else None
 
 
 HEADS = {"MLM head": ("predictions.",), "pair head": ("seq_relationship.", "sop_classifier.")}  # key parts
@@ -476,6 +498,10 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
     extended = tuple(k for k, v in limits.items() if v is not None and v != saved.get(k))
     saved.update({k: limits[k] for k in extended})
     saved["out"] = str(run_dir)
+    finished = None if extended else _finished_result(run_dir)
+    if finished is not None:  # said before the corpus is looked for or read
+        _say_finished(run_dir, finished["step"], finished["stopped_by"], saved)
+        return finished
     data_file = run_dir / DATA_FILE
     expect = read_json_object(data_file) if data_file.is_file() else None
     if corpus is not None:
