@@ -181,3 +181,8 @@ def test_the_catalogue_lists_the_points_in_the_order_the_forward_taps_them(name)
     for layer in layers:  # within each encoder layer: attention, then feed-forward, step by step
         listed = [e["name"] for e in entries if e["layer"] == layer]
         assert listed == [n for n in cap if n in set(listed)], f"layer {layer}"
+    # and box by box: each group of the diagram (embeddings, the layers, pooler, heads) where its first tap falls
+    # (a task model's head was drawn first, above the input: its own points came before its children's)
+    group = {e["name"]: e["group"] for e in entries}
+    first = lambda names: list(dict.fromkeys(group[n] for n in names))  # noqa: E731
+    assert first(e["name"] for e in entries) == first(n for n in cap if n in group)

@@ -35,8 +35,8 @@ from .model import (ACT2FN, ATTENTION_GROUP, FFN_GROUP, BertEmbeddings, BertInte
                     take_rows)
 
 
-# BERT's "Pooler → NSP head (IsNext)": ALBERT's pooler feeds the sentence-order head
-POOLER_GROUP = "Pooler → SOP head (InOrder / Swapped)"
+# BERT's "NSP head (IsNext)": ALBERT's pooler feeds the sentence-order head
+SOP_GROUP = "SOP head (InOrder / Swapped)"
 
 
 def _embedding_wide(points) -> list[Point]:
@@ -155,7 +155,8 @@ class AlbertPooler(nn.Linear):
     def __init__(self, config: AlbertConfig):
         super().__init__(config.hidden_size, config.hidden_size)
 
-    capture = Points(POOLER_GROUP, [replace(p, weight="weight") if p.weight else p for p in BertPooler.capture.points])
+    capture = Points(BertPooler.capture.group, [replace(p, weight="weight") if p.weight else p
+                                                for p in BertPooler.capture.points])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tap(self, "hidden_states", x)                                             # (B, T, H)
@@ -226,7 +227,7 @@ class AlbertSOPHead(nn.Module):
         self.dropout = _dropout(config)
         self.classifier = nn.Linear(config.hidden_size, 2)
 
-    capture = Points(POOLER_GROUP, [
+    capture = Points(SOP_GROUP, [
         Point("logits", ("sop",), "SOP logits (in order, swapped)", priority=KEEP, block="logits_sop",
               weight="classifier.weight", weight_block="W_sop", chain=1, role="nsp_logits"),
         Point("softmax", ("sop",), "SOP softmax", priority=KEEP, block="softmax", chain=1,

@@ -16,7 +16,7 @@ from torch import nn
 from .capture import CORE, KEEP, Point, Points, tap
 from .config import BertConfig
 from .errors import InputError, MissingError
-from .model import ACT2FN, POOLER_GROUP, BertModel, BertModelOutput, BertPreTrainedModel, gather_rows, pool
+from .model import ACT2FN, BertModel, BertModelOutput, BertPreTrainedModel, gather_rows, pool
 from .tokenizer import IGNORE_INDEX
 
 
@@ -105,12 +105,13 @@ class BertOnlyMLMHead(nn.Module):
         self.predictions = BertLMPredictionHead(config)
 
 
-NSP_POINTS = Points(POOLER_GROUP, [
+NSP_GROUP = "NSP head (IsNext)"  # drawn after the pooler's box and the MLM head's, as the forward taps them
+NSP_POINTS = Points(NSP_GROUP, [
     Point("seq_relationship.logits", ("nsp",), "NSP logits (IsNext, NotNext)", priority=KEEP, block="logits_clsf",
           weight="seq_relationship.weight", weight_block="W_nsp", chain=1, role="nsp_logits"),
     Point("seq_relationship.softmax", ("nsp",), "NSP softmax", priority=KEEP, block="softmax", chain=1,
           derive=("softmax", "seq_relationship.logits")),
-])
+], after_children=True)  # BertPreTrainingHeads taps them after its MLM child's
 
 
 class BertOnlyNSPHead(nn.Module):
@@ -286,7 +287,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
     capture = Points("Classifier head", [
         Point("logits", ("label",), "class logits", priority=KEEP, block="logits", weight="classifier.weight",
               weight_block="W_clf"),
-    ])
+    ], after_children=True)  # the logits come after the encoder: the box goes below it
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions=False) -> SequenceClassifierOutput:
@@ -320,7 +321,7 @@ class BertForTokenClassification(BertPreTrainedModel):
     capture = Points("Token classifier head", [
         Point("logits", ("token", "label"), "tag logits per token", priority=KEEP, block="logits",
               weight="classifier.weight", weight_block="W_tag"),
-    ])
+    ], after_children=True)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions=False) -> TokenClassifierOutput:
@@ -346,7 +347,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     capture = Points("Span head (question answering)", [
         Point("logits", ("token", "start_end"), "start and end logits per token", priority=KEEP, block="logits",
               weight="qa_outputs.weight", weight_block="W_span"),
-    ])
+    ], after_children=True)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None,
                 end_positions=None, output_attentions=False) -> QuestionAnsweringOutput:

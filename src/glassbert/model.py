@@ -351,8 +351,6 @@ class BertEncoder(nn.Module):
 
 # The pooler's own diagram box, whatever head (if any) reads its output: a bare encoder has only this one.
 POOLER_ONLY_GROUP = "Pooler ([CLS] → tanh)"
-# The box of the pretraining head's NSP points (heads.NSP_POINTS), drawn after the pooler's.
-POOLER_GROUP = "NSP head (IsNext)"
 
 
 class BertPooler(nn.Module):
@@ -581,6 +579,6 @@ def key_mask(mask: torch.Tensor) -> torch.Tensor:
     return mask[:, 0, 0, :] if mask.shape[2] == 1 else mask[:, 0].diagonal(dim1=-2, dim2=-1)
 
 
-__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder", "POOLER_GROUP", "POOLER_ONLY_GROUP",
+__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder", "POOLER_ONLY_GROUP",
            "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "real_tokens", "pool", "ACT2FN",
            "take_rows"]

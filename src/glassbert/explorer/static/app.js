@@ -650,7 +650,8 @@
       return measure.getComputedTextLength ? measure.getComputedTextLength() : t.length * 6;
     };
     const BH = 38, GAP = 20, CGAP = 34, RGAP = 14, PAD = 12;
-    const avail = Math.max(420, $('arch-panel').clientWidth - 44);
+    // the right edge a box may reach: a group's box (its padding, its border) and the svg then fit the panel's scroller
+    const avail = Math.max(420, document.querySelector('#arch-panel .arch-scroll').clientWidth - PAD - 4);
     let y = 6, maxW = 0;
     const hasAny = (g) => g.rows.some((r) => r.some((c) => c.some((b) => tensorMeta(b.name))));
     const groups = archSpec().filter((g) => g.layer || hasAny(g));
@@ -661,7 +662,7 @@
       gEl.append(bg);
       // a title wider than the panel (ALBERT's "… · weights shared by layers …") breaks at its last " · "
       const cut = g.title.lastIndexOf(' · ');
-      const lines = textW(g.title, 'gt') + 2 * PAD > avail && cut > 0
+      const lines = textW(g.title, 'gt') + PAD > avail && cut > 0
         ? [g.title.slice(0, cut), g.title.slice(cut + 3)] : [g.title];
       lines.forEach((line, i) => gEl.append(sv('text', { class: 'gt', x: PAD, y: y + 16 + 16 * i }, line)));
       const gTop = y;
