@@ -545,6 +545,14 @@
     $('masked-positions').textContent = info.masked_positions.length ? info.masked_positions.join(', ') : '—';
     $('masked-ids').textContent = info.masked_ids.length
       ? info.masked_ids.map((id, i) => id + ' (' + (info.masked_tokens[i] || vocabToken(id)) + ')').join(', ') : '—';
+    // a row only where the model has its head: no masked words for a classifier, no pair label without a pair head
+    const masks = S.man.samples.some((s) => (s.masked_positions || []).length);
+    const pairs = S.man.samples.some((s) => s.is_next !== null && s.is_next !== undefined);
+    $('masked-positions-row').hidden = $('masked-ids-row').hidden = !masks;
+    $('is-next-row').hidden = !pairs;
+    $('is-next-key').textContent = pairNames()[0] + ' (actual)';
+    $('input-summary').textContent = ['Token table', masks && 'masked positions and word ids', pairs && pairNames()[0],
+      'vocabulary'].filter(Boolean).join(', ');
     $('is-next').textContent = info.is_next === null || info.is_next === undefined ? '—' : (info.is_next ? pairNames()[0] + ' (True)' : pairNames()[1] + ' (False)');
     // the article's IsNext convention concerns BERT's NSP head only; an ALBERT's pair head is SOP (InOrder / Swapped)
     const nsp = !S.man.pair_labels || S.man.pair_labels[0] === 'IsNext';
