@@ -108,6 +108,8 @@ def test_demo_page_slider_and_attention_head(browser, demo_run, tmp_path):
         page, errors, requests = open_page(browser, srv.url)
         n = len(load_manifest(demo_run)["snapshots"])
         assert page.locator("#epoch-label").text_content() == "epoch 80 · step 80"
+        assert page.locator("#input-summary").text_content() == \
+            "Token table, masked positions and word ids, IsNext, vocabulary"
         late = check_head(page, demo_run, n - 1, layer=1, head=3)
         move_slider(page, 0)
         assert page.locator("#epoch-label").text_content() == "epoch 0 · step 0"
@@ -191,6 +193,8 @@ def test_minilm_page(browser, minilm_path, tmp_path, caplog):
         page.select_option("#sample-select", "1")
         wait_for(page, lambda: len(shown_attention(page).get("values", [])) == 128, "the 128-token sample")
         check_head(page, run, 0, layer=5, head=11, sample=1)
+        # a bare encoder: no masked words, no pair label to list
+        assert page.locator("#input-summary").text_content() == "Token table, vocabulary"
         # the diagram fits its panel: the attention scores' chain (five [12, 128, 128] boxes) goes on below
         fits = "document.getElementById('arch-svg').getBoundingClientRect().width <= document.querySelector('.arch-scroll').clientWidth"
         assert page.evaluate(fits)
