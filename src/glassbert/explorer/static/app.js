@@ -244,6 +244,13 @@
     const s = S.man.snapshots[i];
     return s ? 'epoch ' + s.epoch + ' · step ' + s.step : '—';
   }
+  /* A snapshot's short name for a row label: its epoch, or its step where several snapshots share an epoch
+     (a fine-tuning run recorded every N steps). */
+  function snapShort(i) {
+    const snaps = S.man.snapshots, s = snaps[i];
+    const byStep = new Set(snaps.map((x) => x.epoch)).size < snaps.length;
+    return s ? (byStep ? 'step ' + s.step : 'epoch ' + s.epoch) : '—';
+  }
   const tooltip = $('tooltip');
   function showTip(evt, text) {
     tooltip.textContent = text;
@@ -1293,10 +1300,10 @@
   function renderAttrEpochs(tokens) {
     const snaps = S.man.snapshots, T = tokens.length, data = new Float32Array(snaps.length * T).fill(NaN);
     const rowLabels = [];
-    snaps.forEach((s, k) => {
+    snaps.forEach((_, k) => {
       const e = attrEntries(k)[S.attrTarget];
       const mark = k === S.snap ? '▶ ' : '';
-      rowLabels.push(mark + 'epoch ' + s.epoch + (e && !e.error ? ' · ' + e['class'] : ''));
+      rowLabels.push(mark + snapShort(k) + (e && !e.error ? ' · ' + e['class'] : ''));
       if (e && e.ig) for (let c = 0; c < T; c++) data[k * T + c] = e.ig[c];
     });
     attrEpochsM = { rows: snaps.length, cols: T, data, rowLabels, colLabels: tokens, rowName: 'snapshot', colName: 'token' };
@@ -1631,8 +1638,11 @@
       tokSel.innerHTML = '';
       V.labels.forEach((t, i) => tokSel.append(el('option', { value: i }, t)));
       tokSel.dataset.labels = V.labels.join('|');
-      const word = V.labels.findIndex((t) => !/^\[.*\]( ·\d+)?$/.test(t));  // a word, not [UNK] or "[CLS] ·0"
-      tokSel.value = String(Math.max(word, 0));
+      const plain = (t) => !/^\[.*\]( ·\d+)?$/.test(t);  // not [UNK] or "[CLS] ·0"
+      const first = (ok) => V.labels.findIndex((t) => plain(t) && ok(t));
+      const word = [(t) => /\p{L}/u.test(t) && !t.startsWith('##'), (t) => /\p{L}/u.test(t), () => true]  // a word, not "." or "##a"
+        .map(first).find((i) => i >= 0);
+      tokSel.value = String(word === undefined ? 0 : word);
     }
     const chosen = Math.min(Number(tokSel.value) || 0, V.labels.length - 1);
     pts.forEach(([x, y], i) => {
