@@ -509,3 +509,25 @@ def test_pretrains_a_tiny_bert(tmp_path):
     Trainer(fresh, data, collate, TrainConfig(tmp_path, batch_size=8, max_steps=12, progress=False)).resume()
     for (name, p), q in zip(model.state_dict().items(), fresh.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_throughput_counts_training_time_only(tmp_path):
+    """examples_per_s is over the time the steps took: an evaluation, a checkpoint or a recording between two
+    steps is not charged to it (the curves dipped at every epoch's evaluation)."""
+    clock = h.FakeClock(tick=0.5)  # every step "takes" 0.5 s
+
+    class SlowCallback:
+        def on_step_end(self, trainer, loss):
+            clock.now += 100.0  # a recording that takes long
+
+    def slow_eval(model):
+        clock.now += 1000.0
+        return Evaluation({"score": 0.0}, None)
+
+    trainer = h.make_trainer(tmp_path, max_steps=6, log_every=2, eval_every=3, eval_fn=slow_eval,
+                             callbacks=(clock, SlowCallback()))
+    trainer.clock = clock
+    trainer.fit()
+    rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r.get("split") == "train"]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert [r["examples_per_s"] for r in rows] == pytest.approx([8 / 0.5] * 3)  # batch 8, 0.5 s a step

@@ -8,9 +8,11 @@ from typing import Any
 
 @dataclass
 class LogWindow:
-    """Sums over the steps since the last train log row (``started``: the clock when it opened)."""
+    """Sums over the steps since the last train log row (``started``: the clock when it opened; ``paused``: the
+    seconds since then spent outside training steps: evaluations, checkpoints, recordings)."""
 
     started: float
+    paused: float = 0.0
     steps: int = 0
     loss: float = 0.0
     grad_norm: float = 0.0
@@ -29,8 +31,8 @@ class LogWindow:
             self.metrics[k] = self.metrics.get(k, 0.0) + v
 
     def row(self, step: int, epoch: float, lr: float, elapsed: float, now: float) -> dict[str, Any]:
-        """The metrics.jsonl row: means over the window's steps, examples (and tokens) per second."""
-        seconds = max(now - self.started, 1e-9)
+        """The metrics.jsonl row: means over the window's steps, examples (and tokens) per second of training."""
+        seconds = max(now - self.started - self.paused, 1e-9)
         row: dict[str, Any] = {
             "split": "train",
             "step": step,

@@ -384,15 +384,19 @@ class Trainer:
                 st.elapsed = self.elapsed_now()
                 if self._pbar is not None:
                     self._pbar.update(1)
+                paused = self.clock()  # from here to the next step: callbacks, eval, checkpoint (not throughput)
                 self._callback("on_step_end", loss)
                 if st.step % cfg.log_every == 0:
+                    window.paused += self.clock() - paused
                     window = self._log(window)
+                    paused = window.started
                 if cfg.eval_every and st.step % cfg.eval_every == 0:
                     self._track_best(self.evaluate())
                     last_eval = st.step
                 if cfg.save_every and st.step % cfg.save_every == 0:
                     self.save_checkpoint()
                     last_saved = st.step
+                window.paused += self.clock() - paused
                 stopped_by = self.stop_reason()
                 if stopped_by is not None:
                     break
