@@ -338,6 +338,9 @@ def test_resume_names_a_corpus_that_moved(pretrained, tmp_path):
     shutil.copytree(pretrained, run_dir)
     args = json.loads((run_dir / "pretrain_args.json").read_text())
     (run_dir / "pretrain_args.json").write_text(json.dumps({**args, "corpus": str(tmp_path / "gone.txt")}))
-    result = run("pretrain", "--resume", str(run_dir))
+    done = run("pretrain", "--resume", str(run_dir))  # a finished run needs no corpus to say so
+    assert done.exit_code == 0 and "already finished" in done.output, done.output
+    steps = str(args["steps"] + 1)  # training on does
+    result = run("pretrain", "--resume", str(run_dir), "--steps", steps)
     assert result.exit_code == 1 and "gone.txt" in result.output and "--corpus" in result.output, result.output
-    ok(run("pretrain", "--resume", str(run_dir), "--corpus", str(corpus)))
+    ok(run("pretrain", "--resume", str(run_dir), "--corpus", str(corpus), "--steps", steps))

@@ -33,13 +33,13 @@ from ..errors import InputError, MissingError
 from ..checkpoint import read_state_dict, resolve_model_path
 from ..heads import BertForPreTraining, load_as
 from ..precision import AMP_OF, PRECISION_OF_AMP, check_precision
-from ..runfiles import PLOT_FILE, STATE_FILE, atomic_write_json, check_target_dir, replace_dir
+from ..runfiles import PLOT_FILE, atomic_write_json, check_target_dir, replace_dir
 from ..textfiles import read_json_object
 from ..threads import set_threads
 from ..tokenizer import Tokenizer
 from ..train import Trainer, TrainConfig
 from ..train.batches import DistInfo
-from ..train.checkpoints import find_checkpoint
+from ..train.checkpoints import checkpoint_step, find_checkpoint
 from ..train.evaluation import mean_eval_loss
 from .config import PretrainingConfig
 from .cooccurrence import init_word_embeddings
@@ -321,12 +321,12 @@ def _finished_result(out: Path) -> dict | None:
     ckpt, result_file = find_checkpoint(out), out / RESULT_FILE
     if ckpt is None or not result_file.is_file():
         return None
+    step = checkpoint_step(ckpt)
     try:
-        step = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)["state"]["step"]
         result = read_json_object(result_file)
-    except Exception:  # noqa: BLE001 — a damaged file is named by the full resume that follows
+    except InputError:  # a damaged result: the full resume goes on from the checkpoint
         return None
-    return result if result.get("step") == step and result.get("stopped_by") else None
+    return result if step is not None and result.get("step") == step and result.get("stopped_by") else None
 
 
 HEADS = {"MLM head": ("predictions.",), "pair head": ("seq_relationship.", "sop_classifier.")}  # key parts
@@ -498,8 +498,8 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
     extended = tuple(k for k, v in limits.items() if v is not None and v != saved.get(k))
     saved.update({k: limits[k] for k in extended})
     saved["out"] = str(run_dir)
-    finished = None if extended else _finished_result(run_dir)
-    if finished is not None:  # said before the corpus is looked for or read
+    finished = None if extended or corpus is not None else _finished_result(run_dir)
+    if finished is not None:  # said before the corpus is looked for or read (one given is checked first)
         _say_finished(run_dir, finished["step"], finished["stopped_by"], saved)
         return finished
     data_file = run_dir / DATA_FILE

@@ -44,6 +44,20 @@ def write_checkpoint(target: Path, model: nn.Module, optimizer: torch.optim.Opti
     return write_dir_atomically(target, write)
 
 
+def checkpoint_step(ckpt: Path) -> int | None:
+    """The step of checkpoint dir ``ckpt`` without loading it into a model, or None when a file of it does not
+    read whole (:func:`read_checkpoint` then says what is wrong)."""
+    try:
+        with safetensors.safe_open(str(ckpt / MODEL_FILE), "pt"):  # its header matches its size
+            pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            step = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)["state"]["step"]
+    except Exception:  # noqa: BLE001 — any damage: the full read names it
+        return None
+    return step if isinstance(step, int) else None
+
+
 def read_checkpoint(ckpt: Path | None, model: nn.Module, config: TrainConfig, device: torch.device) -> dict[str, Any]:
     """Load the weights of checkpoint dir ``ckpt`` into ``model``; return its saved state, checked
     against ``config`` (a different batch size, seed or shuffle would not continue the same data)."""
@@ -120,5 +134,5 @@ def load_best_weights(target: Path, model: nn.Module, device: torch.device) -> N
     safetensors.torch.load_model(model, found / MODEL_FILE, strict=True, device=str(device))
 
 
-__all__ = ["find_checkpoint", "prepare_run_dir", "write_checkpoint", "read_checkpoint", "write_best", "read_best_row",
+__all__ = ["find_checkpoint", "checkpoint_step", "prepare_run_dir", "write_checkpoint", "read_checkpoint", "write_best", "read_best_row",
            "load_best_weights", "STATE_FORMAT"]
