@@ -270,13 +270,15 @@ def test_answer_command_on_a_context_and_on_a_squad_file(runs, tmp_path):
     (["{token}", "--question", "Who?", "--context", "Zoe."], "fine-tuned for task 'token', not 'qa': `glassbert tag`"),
     (["minilm", "--question", "Who?", "--context", "Zoe."], "is not fine-tuned for task 'qa'"),
     (["{qa}", "--input", "{bad_json}"], "line 2 column 1: invalid JSON"),
+    (["{qa}", "--input", "{a_csv}"], 'invalid JSON (Expecting value): expected SQuAD v1.1 JSON ({"version": "1.1"'),
     (["{qa}", "--input", "{not_squad}"], "missing key 'data'"),
     (["{qa}", "--question", "Who?", "--context", "Zoe.", "--n-best", "0"], "0 is not in the range x>=1"),
 ])
 def test_answer_bad_input(runs, tmp_path, args, message):
     (tmp_path / "bad.json").write_text('{"data": [\n')
     (tmp_path / "other.json").write_text('{"version": "1.1"}\n')
-    paths = {**runs, "bad_json": tmp_path / "bad.json", "not_squad": tmp_path / "other.json"}
+    (tmp_path / "a.csv").write_text("text,label\nfine,1\n")
+    paths = {**runs, "bad_json": tmp_path / "bad.json", "not_squad": tmp_path / "other.json", "a_csv": tmp_path / "a.csv"}
     result = run("answer", *(a.format(**paths) for a in args))
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output

@@ -116,7 +116,10 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: file is empty")
-    root = parse_json(text, path, load_json_with_lines)
+    try:
+        root = parse_json(text, path, load_json_with_lines)
+    except InputError as e:  # e.g. a CSV given where SQuAD's JSON goes
+        raise InputError(f'{e}: expected SQuAD v1.1 JSON ({{"version": "1.1", "data": [articles]}})') from None
     examples: list[SquadExample] = []
     seen: set[str] = set()
     for a, article in enumerate(_require(root, "data", list, str(path))):
