@@ -57,14 +57,16 @@ class ClassificationData:
         return dict(enumerate(self.label_names))
 
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json")  # what iter_table reads
+CSV_SUFFIXES = (".csv", ".tsv", ".tab")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+TABLE_SUFFIXES = CSV_SUFFIXES + JSONL_SUFFIXES  # what iter_table reads
 
 
 def iter_table(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
     """Yield (line number, row, header) from a CSV, TSV or JSON-lines file (UTF-8; a cell may be
     of any length); errors name the file and the line."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv", ".tab"):
+    if suffix in CSV_SUFFIXES:
         header: list[str] | None = None
         for start_line, row in csv_rows(read_text(path), path, "," if suffix == ".csv" else "\t"):
             if not row or all(not cell.strip() for cell in row):
@@ -78,7 +80,7 @@ def iter_table(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
             yield start_line, dict(zip(header, row)), header
         if header is None:
             raise InputError(f"{path}: file is empty (expected a header line and rows)")
-    elif suffix in TABLE_SUFFIXES:
+    elif suffix in JSONL_SUFFIXES:
         for line_no, row in jsonl_rows(read_text(path), path):
             yield line_no, row, list(row.keys())
     else:
