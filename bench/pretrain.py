@@ -14,7 +14,7 @@ and LayerNorm, lr warmup then linear decay) on the same masked batches, the two 
 glibc's malloc is pinned first (--malloc steady, the default): left to itself it moves its mmap threshold as
 memory is freed, and then whichever library allocates after the other's large frees takes its temporaries from
 fresh pages (millions of page faults a run), so the ratio depended on the order of the arms (ALBERT base bf16:
-1.57× with two arms, 1.20× with four; 1.22× and 1.30× pinned). --malloc default leaves it alone.
+1.57× with two arms, 1.20× with four; pinned, 1.28× and 1.22×). --malloc default leaves it alone.
 
 --precision fp32 bf16 (the default) trains each library in each precision from the same weights on the same
 batches (bf16: glassbert.precision's autocast around the forward, as the Trainer runs it; weights and AdamW in
