@@ -28,12 +28,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium could not be installed: the browser test will be skipped"
 
+# The architecture first (the import-linter contracts in pyproject.toml), then the suite on both cores.
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -n 2
 
 # Day-to-day: everything but the tests marked slow (learning runs, subprocess kills, the real browser).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 bench: $(STAMP)
 	$(PY) bench/inference.py

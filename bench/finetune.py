@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import glassbert as gb  # noqa: E402
 from glassbert import data as gdata  # noqa: E402
-from glassbert.checkpoint import resolve_model_path  # noqa: E402
+from glassbert.modeldir import resolve_model_path  # noqa: E402
 from glassbert.tasks.classification import (ClassificationData, encode_classification,  # noqa: E402
                                             evaluate_classification, read_classification)
 from glassbert.tasks.job import FinetuneArgs, build_task_model, finetune  # noqa: E402

@@ -79,7 +79,7 @@ def load_sentences(n: int, seed: int = 0, group: bool = True) -> list[str]:
 def make_models(name: str, device: str, tmp: Path):
     import transformers
     if name == "minilm":
-        from glassbert.checkpoint import resolve_model_path
+        from glassbert.modeldir import resolve_model_path
         path = resolve_model_path("minilm")
     else:
         torch.manual_seed(0)

@@ -55,7 +55,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from glassbert.checkpoint import resolve_model_path  # noqa: E402
+from glassbert.modeldir import resolve_model_path  # noqa: E402
 from glassbert.config import BertConfig  # noqa: E402
 from glassbert.corpus import read_texts  # noqa: E402
 from glassbert.errors import GlassbertError  # noqa: E402
@@ -307,7 +307,7 @@ def split_rows(name: str, seed: int, train_rows: int | None, val_rows: int, out:
 
 def test_accuracy(model_dir: Path, name: str, max_length: int) -> float:
     """Accuracy of a fine-tuned classifier directory on the data set's whole test.csv."""
-    from glassbert.heads import load_model
+    from glassbert.registry import load_model
     from glassbert.tasks.classification import encode_classification, evaluate_classification, read_classification
 
     model = load_model(model_dir).eval()
@@ -440,7 +440,7 @@ def probe(model_dir: Path, config: BertConfig, tok: Tokenizer, out: Path, args) 
     """Frozen features, no fine-tuning: a linear probe of each layer's mean-pooled output, pretrained against
     random init, and a bag of word pieces on the same tokenizer (what a classifier can learn with no
     pretraining at all). Seed --seed's training and validation rows; the whole test set."""
-    from glassbert.heads import load_as
+    from glassbert.registry import load_as
     from glassbert.model import BertModel
 
     pretrained = load_as(model_dir).eval()

@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from glassbert.checkpoint import resolve_model_path  # noqa: E402
+from glassbert.modeldir import resolve_model_path  # noqa: E402
 from glassbert.embed import Embedder  # noqa: E402
 from glassbert.threads import choose_threads  # noqa: E402
 

@@ -12,7 +12,7 @@ import torch
 import glassbert as gb
 from glassbert.capture import Capture, catalogue
 from glassbert.errors import InputError, MissingError
-from glassbert.heads import TASK_MODELS, load_model
+from glassbert.registry import TASK_MODELS, load_model
 from glassbert.tokenizer import Tokenizer
 from glassbert.trace import trace
 from test_model_parity import close, padded_batch  # BERT's padded batch (lengths 11, 7, 3, 9; pairs) and diff

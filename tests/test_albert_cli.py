@@ -229,7 +229,7 @@ def test_albert_demo_learns_every_masked_word_and_order_label(tmp_path):
     assert result.all_correct and "6/6 samples fully correct" in text, text
     assert "E = 4 projected to hidden H = 8" in text and "InOrder pred / actual" in text
     run_dir = tmp_path / "demo-albert"
-    model = gb.heads.load_model(run_dir)
+    model = gb.load_model(run_dir)
     assert isinstance(model, AlbertForPreTraining) and model.config.num_hidden_groups == 1
     tok = gb.Tokenizer.from_pretrained(run_dir)
     batch = make_batch(tok, seed=5, arch="albert")

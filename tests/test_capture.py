@@ -8,7 +8,7 @@ from torch import nn
 
 from glassbert.capture import Capture, Point, Points, UndeclaredTap, catalogue, points_of, tap
 from glassbert.config import AlbertConfig, BertConfig
-from glassbert.heads import TASK_MODELS
+from glassbert.registry import TASK_MODELS
 from glassbert.tokenizer import IGNORE_INDEX
 
 

@@ -95,3 +95,19 @@ def test_fill_mask_needs_a_mask(tmp_path):
     run_demo(tmp_path / "demo", epochs=5, record=None, progress=False, echo=lambda s: None)
     result = run("fill-mask", str(tmp_path / "demo"), "the cat chased the mouse")
     assert result.exit_code != 0 and "no [MASK] in 'the cat chased the mouse'" in result.output
+
+
+def test_the_commands_hold_no_logic_and_fit_in_modules_under_500_lines():
+    """Issue 28: every command parses, calls one library function, prints; the command modules stay small."""
+    import ast
+    from pathlib import Path
+
+    import glassbert.cli
+    folder = Path(glassbert.cli.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        assert len(path.read_text().splitlines()) < 500, path
+        if path.name != "base.py":  # the group and the shared options
+            tree = ast.parse(path.read_text())
+            helpers = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                       and not any("command" in ast.unparse(d) or "group" in ast.unparse(d) for d in node.decorator_list)]
+            assert helpers == [], f"{path.name}: helpers beyond click plumbing: {helpers}"

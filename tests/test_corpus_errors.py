@@ -88,3 +88,39 @@ def test_jsonl_lines_are_split_only_at_line_ends(tmp_path: Path) -> None:
         read_texts(path)
     path.write_text('{"text": "one\u2028two\x85three"}\n{"text": "four"}\n', encoding="utf-8")
     assert read_texts(path) == ["one\u2028two\x85three", "four"]
+
+
+def _write_two_texts(path: Path) -> Path:
+    kind = textfiles.file_format(path)
+    if kind == "plain":
+        path.write_text("one\n\ntwo\n", encoding="utf-8")
+    elif kind == "jsonl":
+        path.write_text('{"text": "one", "label": "a"}\n{"text": "two", "label": "b"}\n', encoding="utf-8")
+    else:
+        sep = textfiles.DELIMITERS[path.suffix]
+        path.write_text(f"text{sep}label\none{sep}a\ntwo{sep}b\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("suffix", textfiles.SUFFIXES)
+def test_every_reader_of_texts_accepts_the_same_suffixes(tmp_path: Path, suffix: str) -> None:
+    from glassbert.tasks.classification import read_classification
+    from glassbert.tasks.classifier import read_texts as texts_to_classify
+
+    path = _write_two_texts(tmp_path / f"in{suffix}")
+    assert read_texts(path) == ["one", "two"]                                   # corpora (pretrain, vocab train)
+    assert texts_to_classify(path, "text", None) == (["one", "two"], None)      # classify, tag
+    assert textfiles.read_input_texts(path)[0] == ["one", "two"]                # embed
+    if suffix in textfiles.TABLE_SUFFIXES:
+        assert read_classification(path, "text", "label").texts == ["one", "two"]  # finetune
+    (tmp_path / "folder").mkdir()
+    _write_two_texts(tmp_path / "folder" / f"in{suffix}")
+    assert read_texts(tmp_path / "folder") == ["one", "two"]                    # a corpus folder reads it too
+
+
+def test_a_suffix_no_reader_knows(tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_text("one\ntwo\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"unsupported file type '\.md'"):
+        read_texts(path)                                                        # a corpus names its formats
+    assert textfiles.read_input_texts(path)[0] == ["one", "two"]                # texts to apply a model to: lines

@@ -344,6 +344,82 @@ def test_a_batch_of_mixed_heads_and_a_bad_target(tok):
         explainer.explain_batch(items)
 
 
+# ─── the heads a model declares ─────────────────────────────────────────────────────────────
+# per model class, the heads explain offers (label, tag, word, nsp/sop, span): what users can target
+EXPLAINABLE = {
+    "BertModel": [], "BertForPreTraining": ["word", "nsp"], "BertForMaskedLM": ["word"],
+    "BertForNextSentencePrediction": ["nsp"], "BertForSequenceClassification": ["label"],
+    "BertForTokenClassification": ["tag"], "BertForQuestionAnswering": ["span"],
+    "AlbertModel": [], "AlbertForPreTraining": ["word", "sop"], "AlbertForMaskedLM": ["word"],
+    "AlbertForSequenceClassification": ["label"], "AlbertForTokenClassification": ["tag"],
+    "AlbertForQuestionAnswering": ["span"],
+}
+
+
+def model_classes() -> list[type]:
+    """Every BERT and ALBERT model class glassbert defines (the bare encoders too, not the shared bases)."""
+    import glassbert.albert  # noqa: F401  (its classes subclass BertPreTrainedModel)
+    from glassbert.model import BertPreTrainedModel
+
+    found, todo = {}, [BertPreTrainedModel]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("glassbert.") and not sub.__name__.endswith("PreTrainedModel"):
+                found[sub.__name__] = sub
+    return list(found.values())
+
+
+def heads_from_output(model, out) -> list[str]:
+    """The heads as explain read them before models declared theirs: from the output's attributes."""
+    heads = []
+    logits = getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        heads.append("label" if logits.dim() == 2 else "tag")
+    if isinstance(getattr(out, "prediction_logits", None), torch.Tensor):
+        heads.append("word")
+    if isinstance(getattr(out, "sop_logits", None), torch.Tensor):
+        heads.append("sop")
+    elif isinstance(getattr(out, "seq_relationship_logits", None), torch.Tensor):
+        heads.append("sop" if hasattr(model, "sop_classifier") else "nsp")
+    if isinstance(getattr(out, "start_logits", None), torch.Tensor):
+        heads.append("span")
+    return heads
+
+
+def test_each_model_class_offers_the_targets_of_the_heads_it_declares(tok):
+    from glassbert.explain.targets import HEAD_TARGETS, explainable_heads
+    from glassbert.model import HEAD_KINDS
+
+    classes = model_classes()
+    assert set(EXPLAINABLE) <= {cls.__name__ for cls in classes}
+    assert set(HEAD_TARGETS) == set(HEAD_KINDS)
+    ids = tok("the cat [MASK] the mouse .", "it ran fast .")
+    for cls in classes:
+        assert set(cls.heads) <= set(HEAD_KINDS), cls.__name__
+        torch.manual_seed(0)
+        config = cls.config_class.preset("toy", vocab_size=tok.vocab_size, max_position_embeddings=32)
+        model = cls(config).eval()
+        with torch.no_grad():
+            out = model(input_ids=ids["input_ids"], token_type_ids=ids["token_type_ids"])
+        assert explainable_heads(model) == heads_from_output(model, out), cls.__name__  # as before
+        if cls.__name__ in EXPLAINABLE:
+            assert explainable_heads(model) == EXPLAINABLE[cls.__name__]
+
+
+def test_explain_asks_the_model_which_heads_it_has(tok):
+    """The heads come from ``model.heads``, not from what the output happens to hold."""
+    model = toy(gb.BertForPreTraining, tok)
+    text, pair = "the cat chased the mouse .", "it ran fast ."
+    assert Explainer(model, tok).explain(text, pair, "IsNext", steps=4).target_kind == "nsp"
+    model.heads = ("mlm",)  # the NSP logits are still in the output, but the model no longer declares them
+    with pytest.raises(InputError, match=r"the text has no \[MASK\]: an MLM target"):
+        Explainer(model, tok).explain(text, pair, "IsNext", steps=4)
+    model.heads = ()
+    with pytest.raises(InputError, match="BertForPreTraining has no head to explain"):
+        Explainer(model, tok).explain(text, pair, steps=4)
+
+
 # ─── ALBERT ─────────────────────────────────────────────────────────────────────────────────
 def test_albert_sop_by_integrated_gradients_and_conductance_refused(tok):
     from glassbert.albert import AlbertForPreTraining

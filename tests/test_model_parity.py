@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import glassbert as gb
-from glassbert.heads import TASK_MODELS
+from glassbert.registry import TASK_MODELS
 
 transformers = pytest.importorskip("transformers")
 TOL = 1e-5

@@ -73,12 +73,35 @@ def test_bad_precision_is_one_line():
 
 @pytest.mark.parametrize("amx", [True, False])
 def test_trainer_auto_follows_the_detection(tmp_path, monkeypatch, amx):
-    """TrainConfig(amp='auto') on the CPU trains in bf16 exactly when the CPU has AMX (the faked answer)."""
+    """TrainConfig(precision='auto') on the CPU trains in bf16 exactly when the CPU has AMX (the faked answer)."""
     monkeypatch.setattr(P, "has_amx", lambda flags=None, torch_check=None: amx)
-    trainer = h.make_trainer(tmp_path / "run", amp="auto", max_steps=1)
-    assert trainer.amp_enabled is amx
-    assert h.make_trainer(tmp_path / "run2", amp="no", max_steps=1).amp_enabled is False
-    assert h.make_trainer(tmp_path / "run3", amp="bf16", max_steps=1).amp_enabled is True
+    trainer = h.make_trainer(tmp_path / "run", precision="auto", max_steps=1)
+    assert trainer.bf16 is amx
+    assert h.make_trainer(tmp_path / "run2", precision="fp32", max_steps=1).bf16 is False
+    assert h.make_trainer(tmp_path / "run3", precision="bf16", max_steps=1).bf16 is True
+
+
+def test_saved_precision_reads_the_amp_of_run_dirs_written_before():
+    """trainer_config.json and pretrain_args.json name the precision; those written before held TrainConfig's
+    "amp" (no | bf16 | auto), which reads as the same choice."""
+    assert [P.saved_precision({"precision": p}) for p in P.PRECISIONS] == list(P.PRECISIONS)
+    assert [P.saved_precision({"amp": a}) for a in ("no", "bf16", "auto")] == ["fp32", "bf16", "auto"]
+    assert P.saved_precision({}) == "auto" and P.saved_precision({"precision": "bf16", "amp": "no"}) == "bf16"
+
+
+def test_finetune_resume_of_a_run_dir_from_before_keeps_its_precision(tmp_path):
+    """A fine-tuning run dir whose trainer_config.json holds "amp" (written before TrainConfig.precision) resumes in
+    the precision it was started with, and refuses another."""
+    from glassbert.tasks.job import FinetuneArgs, run_precision
+    for amp, precision in (("no", "fp32"), ("bf16", "bf16"), ("auto", "auto")):
+        out = tmp_path / amp
+        out.mkdir()
+        (out / "trainer_config.json").write_text(json.dumps({"amp": amp, "amp_enabled": amp == "bf16", "seed": 0}))
+        args = FinetuneArgs(model="m", train="t", out=out, resume=True)
+        assert run_precision(args, out) == precision
+        other = "bf16" if precision == "fp32" else "fp32"
+        with pytest.raises(InputError, match=f"started with \\({precision}\\); drop --precision {other}"):
+            run_precision(FinetuneArgs(model="m", train="t", out=out, resume=True, precision=other), out)
 
 
 def test_autocast_off_leaves_an_outer_autocast_on():
@@ -147,8 +170,8 @@ def test_inference_commands_run_in_the_precision_asked(models, seen, command):
 def test_finetune_trained_under_bf16_and_saved_fp32_weights(models):
     for task in ("classify", "token", "qa"):
         run_dir = models[task]
-        assert json.loads((run_dir / "trainer_config.json").read_text())["amp"] == "bf16"
-        assert json.loads((run_dir / "trainer_config.json").read_text())["amp_enabled"] is True
+        assert json.loads((run_dir / "trainer_config.json").read_text())["precision"] == "bf16"
+        assert json.loads((run_dir / "trainer_config.json").read_text())["precision_resolved"] == "bf16"
         assert json.loads((run_dir / "eval.json").read_text())["precision"] == "bf16"
         with safe_open(str(run_dir / "model.safetensors"), "pt") as f:
             assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
@@ -176,7 +199,7 @@ def test_finetune_fp32_runs_no_autocast(models, seen, tmp_path):
                  "--batch-size", 16, "--max-length", 32, "--precision", "fp32")
     assert result.exit_code == 0, result.output
     assert seen and not any(seen)
-    assert json.loads((tmp_path / "run" / "trainer_config.json").read_text())["amp"] == "no"
+    assert json.loads((tmp_path / "run" / "trainer_config.json").read_text())["precision"] == "fp32"
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +217,7 @@ def test_pretrain_bf16_is_saved_in_its_args_and_resume_keeps_it(vocab, seen, tmp
     assert result.exit_code == 0, result.output
     assert any(seen)
     assert json.loads((out / "pretrain_args.json").read_text())["precision"] == "bf16"
-    assert json.loads((out / "trainer_config.json").read_text())["amp_enabled"] is True
+    assert json.loads((out / "trainer_config.json").read_text())["precision_resolved"] == "bf16"
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
     refused = run("pretrain", "--resume", out, "--steps", 3, "--precision", "fp32")

@@ -281,7 +281,7 @@ def test_run_report_figures_and_fill_mask_examples(corpus_tok: Tokenizer) -> Non
     each fill-mask example hides a held-out word of segment A, and its guesses are the model's own top 3."""
     from glassbert.config import BertConfig
     from glassbert.heads import BertForPreTraining
-    from glassbert.predict import predict_masks
+    from glassbert.fill_mask import predict_masks
     from glassbert.pretrain.report import fill_mask_examples, run_report
 
     items = [{"next_sentence_label": label} for label in (1, 1, 1, 0)]

@@ -409,7 +409,7 @@ def test_a_cut_snapshot_file_names_the_file(recorded, tmp_path):
 # ------------------------------------------------------------------------------- record_model targets
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from glassbert.checkpoint import save_pretrained
+    from glassbert.modeldir import save_pretrained
 
     tok = toy_tokenizer()
     return save_pretrained(toy_model(tok), tmp_path_factory.mktemp("model") / "toy", tokenizer=tok)

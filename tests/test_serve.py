@@ -1,4 +1,4 @@
-"""glassbert serve (serve.py) on a free loopback port, and the model directories others load (export).
+"""glassbert serve (glassbert.serve) on a free loopback port, and the model directories others load (export).
 
 Servers run in a thread of the test process (uvicorn), over real HTTP; the SIGTERM test starts the command.
 """
@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,9 +27,9 @@ import glassbert as gb
 from glassbert.cli import main
 from glassbert.embed import Embedder
 from glassbert.heads import BertForPreTraining, BertForSequenceClassification
-from glassbert.predict import fill_mask
+from glassbert.fill_mask import fill_mask
 from glassbert.serve import ServeConfig, Server, predict_items
-from glassbert.tasks.predict import classify
+from glassbert.tasks.classifier import classify
 from glassbert.tokenizer import Tokenizer
 
 TEXTS = ["I love cats!", "He hates pineapple pizza.",
@@ -219,6 +221,60 @@ def test_a_host_it_was_not_started_for_is_refused(minilm_server):
     assert_error(call(minilm_server.url, "/health", headers={"Host": "attacker.example:8080"}), 403, "host",
                  "attacker.example")
     assert call(minilm_server.url, "/health", headers={"Host": "localhost:1234"})[0] == 200
+
+
+def raw_get(url: str, path: str, hosts: list[str], version: str = "HTTP/1.1") -> tuple[int, dict]:
+    """(status, JSON body) of a GET carrying exactly these Host headers (none, one or several)."""
+    where = urlsplit(url)
+    head = "".join(f"Host: {h}\r\n" for h in hosts)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as conn:
+        conn.sendall(f"GET {path} {version}\r\n{head}Connection: close\r\n\r\n".encode("latin-1"))
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    status_line, _, rest = reply.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize("hosts", [["attacker.example", "127.0.0.1"], ["127.0.0.1", "attacker.example"],
+                                   ["localhost", "localhost"]])
+def test_two_host_headers_are_refused(minilm_server, hosts):
+    """Whatever they say: a foreign Host followed by a loopback one was answered 200 before (issue 32)."""
+    status, body = raw_get(minilm_server.url, "/health", hosts)
+    assert status == 400 and body["error_type"] == "host" and "2 Host headers" in body["error"], body
+
+
+@pytest.mark.parametrize("host, status", [
+    ("127.0.0.1", 200), ("localhost.", 200), ("LOCALHOST:9000", 200), ("[::1]:80", 200),
+    ("", 403), ("localhost.attacker.example", 403), ("127.0.0.1.nip.io", 403), ("10.0.0.1", 403),
+    ("localhost:abc", 403), ("[::2]", 403)])
+def test_the_host_policy_is_the_explorers(minilm_server, host, status):
+    """glassbert.net's policy, as the explorer applies it (tests/test_explorer.py)."""
+    got, body = raw_get(minilm_server.url, "/health", [host])
+    assert got == status, (host, body)
+    if status == 403:
+        assert body["error_type"] == "host" and f"host {host!r} refused" in body["error"], body
+        assert minilm_server.url in body["error"] and "127.0.0.1" in body["error"], body
+
+
+def test_a_request_without_host_is_refused_unless_http_1_0(minilm_server):
+    status, body = raw_get(minilm_server.url, "/health", [])
+    assert status == 400 and body["error_type"] == "host" and "no Host header" in body["error"], body
+    assert raw_get(minilm_server.url, "/health", [], "HTTP/1.0") == (200, {"status": "ok"})
+
+
+def test_bound_to_all_interfaces_it_answers_this_machines_names_and_addresses(tiny_dirs):
+    server = Server(tiny_dirs["classifier"], host="0.0.0.0", port=0).start()
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        for ok in ("192.0.2.7:8080", "[2001:db8::1]", socket.gethostname(), "localhost"):
+            assert raw_get(server.url, "/health", [ok])[0] == 200, ok
+        for bad in ("attacker.example", f"{socket.gethostname()}.attacker.example", "192.0.2.7.nip.io"):
+            status, body = raw_get(server.url, "/health", [bad])
+            assert status == 403 and "any IP address" in body["error"], (bad, body)
+        assert raw_get(server.url, "/health", ["192.0.2.7", "localhost"])[0] == 400
+    finally:
+        server.stop()
 
 
 # ─── batching: a blocked worker lets requests pile up ───────────────────────────────────────

@@ -167,7 +167,7 @@ def _toy_classifier(directory: Path) -> Path:
 
 
 def test_csv_cells_longer_than_csvs_default_limit(tmp_path: Path) -> None:
-    from glassbert.tasks.predict import read_texts
+    from glassbert.tasks.classifier import read_texts
 
     path = write(tmp_path / "long.csv", f'text,label\n"{LONG}",pos\nshort,neg\n')
     data = read_classification(path, "text", "label")
@@ -176,7 +176,7 @@ def test_csv_cells_longer_than_csvs_default_limit(tmp_path: Path) -> None:
 
 
 def test_classify_reads_long_cells_and_keeps_empty_texts(tmp_path: Path) -> None:
-    from glassbert.tasks.predict import classify
+    from glassbert.tasks.classifier import classify
 
     model = _toy_classifier(tmp_path / "model")
     path = write(tmp_path / "in.csv", f'text,other\n"{LONG}",x\n,y\ngood,z\n')
@@ -186,7 +186,7 @@ def test_classify_reads_long_cells_and_keeps_empty_texts(tmp_path: Path) -> None
 
 
 def test_classify_checks_max_length_and_text_bytes(tmp_path: Path) -> None:
-    from glassbert.tasks.predict import classify
+    from glassbert.tasks.classifier import classify
 
     model = _toy_classifier(tmp_path / "model")
     for bad in (0, -1, 2):
@@ -229,7 +229,7 @@ def test_empty_text_is_an_input_like_any_other(tmp_path: Path, tok) -> None:
      r"latin\.jsonl line 2: byte 0xe9 at column 11 is not UTF-8"),
 ])
 def test_invalid_utf8_in_a_table_names_file_and_line(tmp_path: Path, name: str, content: bytes, pattern: str) -> None:
-    from glassbert.tasks.predict import read_texts
+    from glassbert.tasks.classifier import read_texts
 
     (tmp_path / name).write_bytes(content)
     with pytest.raises(InputError, match=pattern):

@@ -13,12 +13,12 @@ import torch
 import glassbert as gb
 from glassbert import metrics as M
 from glassbert import synthetic as S
-from glassbert.checkpoint import read_state_dict
+from glassbert.modeldir import read_state_dict
 from glassbert.tasks.classification import encode_classification, evaluate_classification, read_classification
 from glassbert.tasks.common import EVAL_FILE, TASK_FILE, choose_pooling, freeze_parameters, parse_freeze
 from glassbert.tasks.job import FinetuneArgs, build_task_model, finetune
 from glassbert.tasks.answerer import answer
-from glassbert.tasks.predict import classify, format_table
+from glassbert.tasks.classifier import classify, format_table
 from glassbert.tasks.tagger import tag
 from helpers_tasks import tiny_bert, write_csv
 
@@ -453,7 +453,7 @@ def test_a_classifier_that_learned_nothing_says_what_to_try(tiny, sentiment, tmp
 
 
 def test_the_one_answer_hint_reads_the_confusion_matrix():
-    from glassbert.tasks.job import one_answer_hint
+    from glassbert.tasks.classification import hint as one_answer_hint
     from glassbert.train import Evaluation
     one = Evaluation({"accuracy": 0.5}, {"confusion": np.array([[5, 0], [5, 0]])})
     assert "answers 'neg' for every" in one_answer_hint(one, ["neg", "pos"], 5e-5, 100_000_000)

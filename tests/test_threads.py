@@ -91,3 +91,22 @@ def test_the_commands_take_threads_and_choose_for_the_model(clean_env, minilm_pa
         assert bad.exit_code != 0 and "--threads" in bad.output
     finally:
         torch.set_num_threads(before)
+
+
+def test_finetune_from_python_chooses_threads_as_the_command_does(clean_env, tmp_path):
+    from helpers_tasks import tiny_bert, write_csv
+
+    from glassbert import synthetic as S
+    from glassbert.tasks.job import FinetuneArgs, finetune
+    base = tiny_bert(tmp_path / "base")
+    train = write_csv(tmp_path / "train.csv", ["text", "label"], S.make_sentiment(32, 1))
+
+    def threads_after(out: str, **kwargs) -> int:
+        torch.set_num_threads(1)
+        finetune(FinetuneArgs(base, train, tmp_path / out, epochs=1, batch_size=16, max_length=16, progress=False,
+                              quiet=True), **kwargs)
+        return torch.get_num_threads()
+    assert threads_after("chosen") == 8                 # tiny's hidden 128: the free cores, as `glassbert finetune`
+    assert threads_after("asked", threads=3) == 3
+    clean_env.setattr(threads, "_busy_cores", lambda: 6.0)
+    assert threads_after("busy") == 2

@@ -16,6 +16,7 @@ import torch
 
 import helpers_train as h
 from glassbert import runfiles
+from glassbert.errors import GlassbertError
 from glassbert.train import (
     Callback, Evaluation, NonFiniteLossError, TrainConfig, Trainer, find_checkpoint, lr_factor, read_metrics,
 )
@@ -275,9 +276,31 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"at step 3 \(last finite loss: \d") as err:
         trainer.fit()
     assert err.value.step == 3 and err.value.last_finite_loss == losses(tmp_path)[2]
+    assert isinstance(err.value, GlassbertError) and isinstance(err.value, RuntimeError)  # the CLI: one line
+    assert "precision='fp32' (--precision fp32)" in str(err.value) and "amp" not in str(err.value)
     assert sorted(losses(tmp_path)) == [1, 2]
     assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)["state"]["step"] == 2
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_run_dir_from_before_precision_resumes(tmp_path):
+    """A run dir written before TrainConfig.precision (its checkpoint's config and trainer_config.json hold
+    "amp") resumes and follows the losses and weights of a run that never stopped."""
+    h.make_trainer(tmp_path / "full", max_steps=8, save_every=4).fit()
+    old = tmp_path / "old"
+    h.make_trainer(old, max_steps=4, save_every=4).fit()
+    state_file = old / "checkpoint" / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    del state["config"]["precision"]
+    state["config"]["amp"] = "no"
+    torch.save(state, state_file)
+    record = json.loads((old / "trainer_config.json").read_text())
+    del record["precision"], record["precision_resolved"]
+    (old / "trainer_config.json").write_text(json.dumps({**record, "amp": "no", "amp_enabled": False}))
+    h.make_trainer(old, max_steps=8, save_every=4).fit(resume=True)
+    assert losses(old) == losses(tmp_path / "full")
+    assert all(torch.equal(v, saved_weights(tmp_path / "full")[k]) for k, v in saved_weights(old).items())
+    assert json.loads((old / "trainer_config.json").read_text())["precision"] == "auto"  # written anew
 
 
 def test_stop_by_minutes(tmp_path):
@@ -463,7 +486,8 @@ def test_default_eval_is_mean_loss_and_metrics_over_eval_dataset(tmp_path):
         (dict(schedule="cosine"), "schedule must be"),
         (dict(warmup_steps=2, warmup_ratio=0.1), "not both"),
         (dict(early_stop_patience=2), "needs keep_best"),
-        (dict(amp="fp16"), "amp must be"),
+        (dict(precision="fp16"), "precision must be one of fp32, bf16, auto"),
+        (dict(precision="no"), "precision must be one of fp32, bf16, auto"),
         (dict(batch_size=8, grad_accum=3), "divisible by world_size 1 × grad_accum 3"),
         (dict(batch_size=128), "fewer than one batch"),
         (dict(keep_best="loss"), "need an eval_dataset or an eval_fn"),

@@ -18,10 +18,10 @@ import torch
 
 import glassbert as gb
 from glassbert import synthetic as S
-from glassbert.heads import load_model
+from glassbert.registry import load_model
 from glassbert.tasks.common import EncodedDataset, choose_pooling
 from glassbert.tasks.job import FinetuneArgs, finetune
-from glassbert.tasks.predict import classify
+from glassbert.tasks.classifier import classify
 from glassbert.train import Callback, Trainer, TrainConfig
 from helpers_tasks import write_csv
 

@@ -6,6 +6,7 @@ from .heads import (BertForMaskedLM, BertForNextSentencePrediction, BertForPreTr
 from .albert import (AlbertForMaskedLM, AlbertForPreTraining, AlbertForQuestionAnswering,  # after .heads
                      AlbertForSequenceClassification, AlbertForTokenClassification, AlbertModel)
 from .model import BertModel, BertModelOutput
+from .registry import ARCHITECTURES, load_as, load_model
 from .tokenizer import Batch, Tokenizer
 
 __version__ = "0.1.0"
@@ -14,7 +15,8 @@ __all__ = ["BertConfig", "Tokenizer", "Batch", "BertModel", "BertModelOutput", "
            "BertForMaskedLM", "BertForNextSentencePrediction", "BertForSequenceClassification",
            "BertForTokenClassification", "BertForQuestionAnswering", "Capture", "Embedder",
            "AlbertConfig", "AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM",
-           "AlbertForSequenceClassification", "AlbertForTokenClassification", "AlbertForQuestionAnswering"]
+           "AlbertForSequenceClassification", "AlbertForTokenClassification", "AlbertForQuestionAnswering",
+           "ARCHITECTURES", "load_model", "load_as"]
 
 
 def __getattr__(name):  # the Embedder pulls in tqdm/numpy; load it on first use

@@ -255,6 +255,7 @@ class AlbertPreTrainingOutput(PreTrainingOutput):
 # ─── task models ────────────────────────────────────────────────────────────────────────────
 class AlbertForPreTraining(AlbertPreTrainedModel):
     """MLM + SOP, as ALBERT was pretrained. loss = mlm_loss + sop_loss."""
+    heads = ("mlm", "sop")
 
     def __init__(self, config: AlbertConfig):
         # transformers sizes the SOP classifier by num_labels: keep it at SOP's two classes
@@ -281,6 +282,7 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
 
 
 class AlbertForMaskedLM(AlbertPreTrainedModel):
+    heads = ("mlm",)
     def __init__(self, config: AlbertConfig):
         super().__init__(config)
         self.albert = AlbertModel(config, add_pooling_layer=False)
@@ -301,6 +303,7 @@ class AlbertForMaskedLM(AlbertPreTrainedModel):
 class AlbertForSequenceClassification(AlbertPreTrainedModel):
     """BertForSequenceClassification's head on ALBERT: pooler | [CLS] | mean pooling, dropout, a linear layer;
     its losses and its saved names."""
+    heads = ("classifier",)
 
     def __init__(self, config: AlbertConfig):
         super().__init__(config)
@@ -319,6 +322,7 @@ class AlbertForSequenceClassification(AlbertPreTrainedModel):
 
 class AlbertForTokenClassification(AlbertPreTrainedModel):
     """BertForTokenClassification's head and loss on ALBERT."""
+    heads = ("tagger",)
 
     def __init__(self, config: AlbertConfig):
         super().__init__(config)
@@ -334,6 +338,7 @@ class AlbertForTokenClassification(AlbertPreTrainedModel):
 
 class AlbertForQuestionAnswering(AlbertPreTrainedModel):
     """BertForQuestionAnswering's span head and loss on ALBERT (padding never starts or ends an answer)."""
+    heads = ("span",)
 
     def __init__(self, config: AlbertConfig):
         super().__init__(config.replace(num_labels=2) if config.id2label is None else config)
@@ -345,9 +350,7 @@ class AlbertForQuestionAnswering(AlbertPreTrainedModel):
     forward = BertForQuestionAnswering.forward
 
 
-ALBERT_MODELS = (AlbertModel, AlbertForPreTraining, AlbertForMaskedLM, AlbertForSequenceClassification,
-                 AlbertForTokenClassification, AlbertForQuestionAnswering)
-
-__all__ = [cls.__name__ for cls in ALBERT_MODELS] + [
-    "AlbertEmbeddings", "AlbertAttention", "AlbertLayer", "AlbertLayerGroup", "AlbertTransformer", "AlbertPooler",
-    "AlbertPreTrainedModel", "AlbertMLMHead", "AlbertSOPHead", "AlbertPreTrainingOutput", "ALBERT_MODELS"]
+__all__ = ["AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM", "AlbertForSequenceClassification",
+           "AlbertForTokenClassification", "AlbertForQuestionAnswering",
+           "AlbertEmbeddings", "AlbertAttention", "AlbertLayer", "AlbertLayerGroup", "AlbertTransformer", "AlbertPooler",
+           "AlbertPreTrainedModel", "AlbertMLMHead", "AlbertSOPHead", "AlbertPreTrainingOutput"]

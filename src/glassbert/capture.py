@@ -57,6 +57,9 @@ class Point:
     role: what the page and the recorder use it for ("attention", "attention_scores", "start",
     "mlm_logits", "nsp_logits").
     derive: computed by the recorder from a sibling point, not tapped: ("softmax" | "argmax", name).
+    rebuild: tapped and recorded, but left out of an exported page, which computes it from sibling points:
+    (op, source, extra source or None); the ops are the page's (explorer/static): "transpose", "heads_last",
+    "heads_concat", "scale" (× √head size), "add_mask".
     show_values: trace prints the values, not only the shape (small integer tensors).
     """
 
@@ -72,6 +75,7 @@ class Point:
     chain: int = 0
     role: str | None = None
     derive: tuple[str, str] | None = None
+    rebuild: tuple[str, str, str | None] | None = None
     show_values: bool = False
     group: str | None = None  # draw it in another group than its table's
 
@@ -206,6 +210,7 @@ def catalogue(model: nn.Module) -> list[dict[str, Any]]:
                 "block": p.block, "weight": weight, "weight_block": p.weight_block,
                 "row": p.row, "chain": p.chain, "role": p.role,
                 "derive": list(p.derive) if p.derive else None,
+                "rebuild": list(p.rebuild) if p.rebuild else None,
                 "shared": alias.label if alias is not None else None,
             })
     return entries

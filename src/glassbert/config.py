@@ -152,12 +152,6 @@ class BertConfig:
     def label2id(self) -> dict[str, int] | None:
         return None if self.id2label is None else {v: k for k, v in self.id2label.items()}
 
-    def num_parameters(self, with_pooler: bool = True) -> int:
-        """Parameters of the bare BertModel / AlbertModel (embeddings + encoder + pooler)."""
-        from .params import parameter_counts
-        counts = parameter_counts(self)
-        return counts.model - (0 if with_pooler else counts.pooler)
-
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "BertConfig":
@@ -305,6 +299,7 @@ class AlbertConfig(BertConfig):
 
 
 CONFIGS = {c.model_type: c for c in (BertConfig, AlbertConfig)}  # config.json's model_type → class
+ARCH_NAMES = tuple(CONFIGS)  # the architectures (`--arch` choices); glassbert.registry has one record for each
 
 # ─── field types: a config.json value of the wrong JSON type is a one-line error ──────────────
 _EXPECTED = {"int": "an integer", "float": "a number", "str": "a string",

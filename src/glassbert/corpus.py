@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 
 from .errors import InputError, MissingError
-from .textfiles import csv_rows, jsonl_rows, read_text
+from .textfiles import SUFFIXES, file_format, read_documents
 
-SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
+SUPPORTED_SUFFIXES = SUFFIXES  # glassbert.textfiles says which suffix is which format
 
 # --------------------------------------------------------------------------------------
 # Readers
@@ -25,8 +25,8 @@ SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
     """Read documents from a file or (recursively, sorted) from a directory.
 
-    .txt: documents separated by blank lines; .jsonl: one object per line, field
-    ``text_column`` (default "text"); .csv/.tsv: the column ``text_column`` (default "text").
+    .txt: documents separated by blank lines; .jsonl (.ndjson, .json): one object per line, field
+    ``text_column`` (default "text"); .csv/.tsv (.tab): the column ``text_column`` (default "text").
     """
     path = Path(path)
     if not path.exists():
@@ -36,7 +36,7 @@ def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
             p
             for p in path.rglob("*")
             if p.is_file()
-            and p.suffix.lower() in SUPPORTED_SUFFIXES
+            and file_format(p) is not None
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
         if not files:
@@ -45,73 +45,9 @@ def read_texts(path: str | Path, text_column: str | None = None) -> list[str]:
             )
         texts: list[str] = []
         for file in files:
-            texts.extend(_read_file(file, text_column))
+            texts.extend(read_documents(file, text_column))
         return texts
-    return _read_file(path, text_column)
-
-
-def _read_file(path: Path, text_column: str | None) -> list[str]:
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise InputError(
-            f"{path}: unsupported file type {suffix!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})"
-        )
-    content = read_text(path)
-    if not content.strip():
-        raise InputError(f"{path}: file is empty")
-    if suffix == ".txt":
-        return _parse_txt(content)
-    if suffix == ".jsonl":
-        return _parse_jsonl(path, content, text_column or "text")
-    return _parse_delimited(path, content, text_column or "text", "\t" if suffix == ".tsv" else ",")
-
-
-def _parse_txt(content: str) -> list[str]:
-    documents: list[str] = []
-    current: list[str] = []
-    for line in content.splitlines():
-        if line.strip():
-            current.append(line.strip())
-        elif current:
-            documents.append("\n".join(current))
-            current = []
-    if current:
-        documents.append("\n".join(current))
-    return documents
-
-
-def _parse_jsonl(path: Path, content: str, key: str) -> list[str]:
-    texts: list[str] = []
-    for number, record in jsonl_rows(content, path):
-        if key not in record:
-            raise InputError(f"{path} line {number}: no key {key!r} (keys: {sorted(record)}): name the text key "
-                             "with --text-column (text_column= in Python)")
-        value = record[key]
-        if not isinstance(value, str):
-            raise InputError(f"{path} line {number}: key {key!r} is {type(value).__name__}, not a string")
-        if value.strip():
-            texts.append(value)
-    return texts
-
-
-def _parse_delimited(path: Path, content: str, column: str, delimiter: str) -> list[str]:
-    rows = csv_rows(content, path, delimiter)  # long documents in one cell are fine
-    header = next((row for _, row in rows if row), [])
-    if column not in header:
-        raise InputError(
-            f"{path}: column {column!r} not in header {header}: name the text column with --text-column "
-            "(text_column= in Python)"
-        )
-    index = header.index(column)
-    texts: list[str] = []
-    for line, row in rows:
-        if not row:
-            continue
-        if len(row) <= index:
-            raise InputError(f"{path} line {line}: row has {len(row)} fields, column {column!r} is field {index + 1}")
-        if row[index].strip():
-            texts.append(row[index])
-    return texts
+    return read_documents(path, text_column)
 
 
 # --------------------------------------------------------------------------------------

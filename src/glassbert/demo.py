@@ -21,11 +21,10 @@ from pathlib import Path
 
 import torch
 
-from .albert import AlbertForPreTraining
 from .config import AlbertConfig, BertConfig
-from .heads import BertForPreTraining
 from .pretrain import PretrainingConfig, mask_tokens, pretraining_metrics
 from .errors import InputError
+from .registry import Architecture, architecture
 from .runfiles import atomic_write_json, check_target_dir, replace_dir
 from .threads import set_threads
 from .tokenizer import IGNORE_INDEX, SPECIAL_TOKENS, Tokenizer
@@ -50,37 +49,14 @@ MASKS = ("article", "random")
 DEFAULT_RECORD = "every=100;epochs=0,1,2,5,10,20,50,last"  # 37 snapshots: the exported page stays under 5 MB
 
 
-@dataclass(frozen=True)
-class DemoArch:
-    """What ``--arch`` changes in the demo: the model, its pair task and how it is named and trained."""
-
-    name: str
-    title: str
-    config_class: type[BertConfig]
-    model_class: type
-    pair_label: str                # the model's keyword for the pair labels (0 = the first of pair_names)
-    pair_names: tuple[str, str]    # class 0, class 1
-    key: str                       # the rows' and demo.json's name for the pair label: is_next | in_order
-    out: str
-    epochs: int
-    seed: int
-    lr: float
+def demo_arch(name: str) -> Architecture:
+    """The architecture ``--arch NAME`` names; its record's ``demo`` says how its toy is named and trained."""
+    return architecture(name)
 
 
-ARCHS = {
-    "bert": DemoArch("bert", "Toy BERT of 'Exploring BERT'", BertConfig, BertForPreTraining, "next_sentence_label",
-                     ("IsNext", "NotNext"), "is_next", "runs/demo", 3000, 5, 0.01),
-    # 1000 epochs: every masked word and order label is right from about epoch 500 on (loss 0.006 at the end)
-    "albert": DemoArch("albert", "Toy ALBERT on the pairs of 'Exploring BERT'", AlbertConfig, AlbertForPreTraining,
-                       "sentence_order_label", ("InOrder", "Swapped"), "in_order", "runs/demo-albert",
-                       1000, 5, 0.01),
-}
-
-
-def demo_arch(name: str) -> DemoArch:
-    if name not in ARCHS:
-        raise InputError(f"--arch {name!r}: choose one of {', '.join(ARCHS)}")
-    return ARCHS[name]
+def _sop(arch: str) -> bool:
+    """Whether ``arch``'s pair head predicts sentence order (ALBERT): then every second pair is swapped."""
+    return architecture(arch).pair_task == "sop"
 
 
 def swapped(i: int) -> bool:
@@ -108,7 +84,7 @@ class DemoResult:
 
     @property
     def all_correct(self) -> bool:
-        key = ARCHS[self.arch].key
+        key = architecture(self.arch).demo.key
         return all(r["words_ok"] and r[f"{key}_ok"] for r in self.rows)
 
 
@@ -131,7 +107,7 @@ def make_batch(tok: Tokenizer, seed: int, max_length: int = 14, arch: str = "ber
     """The six pairs packed as [CLS] A [SEP] B [SEP] [PAD]…, with two words masked in each: the article's
     (``masks="article"``) or up to two drawn with ``seed`` (``"random"``).
     BERT: labelled IsNext as the article reads them; ALBERT: every second pair swapped (SOP label 1)."""
-    order = [swapped(i) if arch == "albert" else False for i in range(len(PAIRS))]
+    order = [swapped(i) if _sop(arch) else False for i in range(len(PAIRS))]
     firsts = [" ".join(words(b if flip else a)) for (a, b, _), flip in zip(PAIRS, order)]
     seconds = [" ".join(words(a if flip else b)) for (a, b, _), flip in zip(PAIRS, order)]
     batch = tok(firsts, seconds, padding="max_length", max_length=max_length)
@@ -145,7 +121,7 @@ def make_batch(tok: Tokenizer, seed: int, max_length: int = 14, arch: str = "ber
     else:
         gen = torch.Generator().manual_seed(seed)
         masked, labels = mask_tokens(batch["input_ids"], batch["attention_mask"], tok, cfg, gen)
-    if arch == "albert":
+    if _sop(arch):
         pair_labels = {"sentence_order_label": torch.tensor([int(flip) for flip in order])}  # 1 = swapped
     else:
         pair_labels = {"next_sentence_label": torch.tensor([0 if is_next else 1 for _, _, is_next in PAIRS])}  # 0 = IsNext
@@ -158,10 +134,11 @@ def make_batch(tok: Tokenizer, seed: int, max_length: int = 14, arch: str = "ber
     }
 
 
-def summarize(model: BertForPreTraining | AlbertForPreTraining, batch: dict, tok: Tokenizer,
+def summarize(model: torch.nn.Module, batch: dict, tok: Tokenizer,
               arch: str = "bert") -> list[dict]:
     """Figure 17 of the article: masked input, predicted vs actual words and IsNext (ALBERT: InOrder), per sample."""
-    a = ARCHS[arch]
+    a = architecture(arch)
+    key = a.demo.key
     model.eval()
     with torch.no_grad():
         out = model(**batch)
@@ -179,15 +156,15 @@ def summarize(model: BertForPreTraining | AlbertForPreTraining, batch: dict, tok
             "masked_input": " ".join(tok.convert_ids_to_tokens(batch["input_ids"][i])),
             "predicted_ids": pred_ids, "actual_ids": true_ids,
             "predicted": tok.convert_ids_to_tokens(pred_ids), "actual": tok.convert_ids_to_tokens(true_ids),
-            f"{a.key}_predicted": nsp_pred[i] == 0, f"{a.key}_actual": int(batch[a.pair_label][i]) == 0,
+            f"{key}_predicted": nsp_pred[i] == 0, f"{key}_actual": int(batch[a.pair_label][i]) == 0,
         })
         rows[-1]["words_ok"] = pred_ids == true_ids
-        rows[-1][f"{a.key}_ok"] = rows[-1][f"{a.key}_predicted"] == rows[-1][f"{a.key}_actual"]
+        rows[-1][f"{key}_ok"] = rows[-1][f"{key}_predicted"] == rows[-1][f"{key}_actual"]
     return rows
 
 
 def format_table(rows: list[dict], arch: str = "bert") -> str:
-    key, name = ARCHS[arch].key, ARCHS[arch].pair_names[0]
+    key, name = architecture(arch).demo.key, architecture(arch).pair_names[0]
     w = max(len(r["masked_input"]) for r in rows)
     header = f"{'#':>2}  {'masked input':{w}}  {'predicted':15} {'actual':15} {name} pred / actual"
     lines = [header, "-" * len(header)]
@@ -216,7 +193,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
              arch: str = "bert", masks: str = "article") -> DemoResult:
     """Train the toy of ``arch`` (bert | albert) in ``out``; an ``out`` that holds files is refused unless
     ``overwrite`` (then replaced). ``masks``: the article's masked words (default) or random ones. ``out``, ``epochs``, ``seed`` and ``lr`` default to the arch's own
-    (bert: runs/demo, 3000 epochs, seed 5, lr 0.01; albert: see :data:`ARCHS`).
+    (bert: runs/demo, 3000 epochs, seed 5, lr 0.01; albert: see glassbert.registry's ``DemoSettings``).
 
     ``threads``: intra-op threads (default: one, as :func:`glassbert.threads.choose_threads` picks for a model
     this small; more only wait for each other)."""
@@ -224,10 +201,10 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
     from .train import Trainer, TrainConfig
 
     a = demo_arch(arch)
-    out = a.out if out is None else out
-    epochs = a.epochs if epochs is None else epochs
-    seed = a.seed if seed is None else seed
-    lr = a.lr if lr is None else lr
+    out = a.demo.out if out is None else out
+    epochs = a.demo.epochs if epochs is None else epochs
+    seed = a.demo.seed if seed is None else seed
+    lr = a.demo.lr if lr is None else lr
     run_dir = check_target_dir(out, overwrite=overwrite)
     replace_dir(run_dir)
     torch.manual_seed(seed)
@@ -235,9 +212,9 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
     batch = make_batch(tok, seed, arch=arch, masks=masks)
     config = a.config_class.preset("toy", vocab_size=tok.vocab_size)
     chosen = set_threads(threads, config.hidden_size)
-    model = a.model_class(config)
+    model = a.pretraining(config)
 
-    echo(f"{a.title}: {_describe(config)}, max length {config.max_position_embeddings}, "
+    echo(f"{a.demo.title}: {_describe(config)}, max length {config.max_position_embeddings}, "
          f"vocabulary {tok.vocab_size} words, {model.num_parameters():,} parameters; {chosen}")
     echo(f"\nMasked input (the model sees these; it must fill each [MASK] and tell {_task(a)}):")
     for i in range(len(PAIRS)):
@@ -246,7 +223,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
 
     callbacks = []
     if record:
-        texts = [f"{y} {x}" if arch == "albert" and swapped(i) else f"{x} {y}" for i, (x, y, _) in enumerate(PAIRS)]
+        texts = [f"{y} {x}" if _sop(arch) and swapped(i) else f"{x} {y}" for i, (x, y, _) in enumerate(PAIRS)]
         recorder = Recorder(run_dir, batch, tok, record, texts=texts, max_bytes=50_000_000)
         callbacks.append(RecordCallback(recorder))  # one step per epoch: the whole dataset is one batch
     train_cfg = TrainConfig(out_dir=run_dir, batch_size=len(PAIRS), lr=lr, weight_decay=0.0,
@@ -260,7 +237,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
     rows = summarize(model, batch, tok, arch)
     model.save_pretrained(run_dir, tokenizer=tok)
     final_loss = float(summary.train.get("loss", float("nan"))) if summary.train else float("nan")
-    if arch == "albert":
+    if _sop(arch):
         pairs = [{"first": y if swapped(i) else x, "second": x if swapped(i) else y, "in_order": not swapped(i)}
                  for i, (x, y, _) in enumerate(PAIRS)]
     else:
@@ -271,7 +248,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
     echo(f"\nAfter {epochs} epochs (loss {final_loss:.4f}), the article's summary table:\n")
     echo(format_table(rows, arch))
     result = DemoResult(run_dir, epochs, final_loss, rows, arch)
-    correct = sum(r["words_ok"] and r[f"{a.key}_ok"] for r in rows)
+    correct = sum(r["words_ok"] and r[f"{a.demo.key}_ok"] for r in rows)
     echo(f"\n{correct}/{len(rows)} samples fully correct. Run directory: {run_dir}")
     echo(f"  metrics: {run_dir / 'metrics.jsonl'}, plot: {run_dir / 'metrics.png'}")
     if record:
@@ -288,8 +265,8 @@ def _describe(config: BertConfig) -> str:
     return f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, {heads}"
 
 
-def _task(a: DemoArch) -> str:
-    return "IsNext" if a.name == "bert" else f"whether its sentences are {a.pair_names[0]} or {a.pair_names[1]}"
+def _task(a: Architecture) -> str:
+    return "IsNext" if a.pair_task == "nsp" else f"whether its sentences are {a.pair_names[0]} or {a.pair_names[1]}"
 
 
-__all__ = ["ARCHS", "DemoArch", "run_demo", "PAIRS", "build_vocab", "make_batch", "summarize", "DemoResult"]
+__all__ = ["run_demo", "PAIRS", "build_vocab", "make_batch", "summarize", "DemoResult"]

@@ -17,10 +17,11 @@ import torch
 
 from .batching import sorted_batches
 from .errors import InputError
-from .heads import load_as
+from .registry import load_as
 from .model import BertModel, pool
 from .precision import autocast, check_precision, resolve
 from .runfiles import atomic_write_text, atomic_write_with
+from .threads import set_threads
 from .tokenizer import Tokenizer
 
 log = logging.getLogger("glassbert")
@@ -31,13 +32,19 @@ POOLINGS = ("mean", "cls", "pooled")
 class Embedder:
     def __init__(self, model: str | Path | BertModel, tokenizer: Tokenizer | None = None,
                  device: str | torch.device | None = None, max_length: int | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", threads: int | None = None):
         """``model``: a directory or alias (its BertModel or AlbertModel, as config.json says), or a model.
-        ``precision``: fp32 (default), bf16 or auto (see glassbert.precision)."""
+        ``precision``: fp32 (default), bf16 or auto (see glassbert.precision). ``threads``: the intra-op
+        threads of this process, chosen for the model as the ``embed`` command chooses them (glassbert.threads:
+        asked, else the environment, else by model size and the cores other work leaves free) when the
+        Embedder loads ``model`` by name; a model object's caller has chosen (give ``threads`` to set them)."""
         check_precision(precision)
-        if isinstance(model, (str, Path)):
+        by_name = isinstance(model, (str, Path))
+        if by_name:
             tokenizer = tokenizer or Tokenizer.from_pretrained(model)
             model = load_as(model)
+        if by_name or threads is not None:
+            log.info("intra-op threads: %s", set_threads(threads, model.config.hidden_size))
         if tokenizer is None:
             raise InputError("Embedder(model_object) needs tokenizer=")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

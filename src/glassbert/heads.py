@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import torch
@@ -170,6 +169,7 @@ def _nsp(head: BertOnlyNSPHead | BertPreTrainingHeads, pooled: torch.Tensor, lab
 # ─── task models ────────────────────────────────────────────────────────────────────────────
 class BertForPreTraining(BertPreTrainedModel):
     """MLM + NSP, as BERT was pretrained. loss = mlm_loss + nsp_loss."""
+    heads = ("mlm", "nsp")
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
@@ -192,6 +192,7 @@ class BertForPreTraining(BertPreTrainedModel):
 
 
 class BertForMaskedLM(BertPreTrainedModel):
+    heads = ("mlm",)
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
@@ -210,6 +211,7 @@ class BertForMaskedLM(BertPreTrainedModel):
 
 
 class BertForNextSentencePrediction(BertPreTrainedModel):
+    heads = ("nsp",)
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
@@ -269,6 +271,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
     Its ``state_dict`` (so model.safetensors, the Trainer's checkpoints) names the head after the pooling
     (:data:`SAVED_CLASSIFIER`): only the pooler's head is the ``classifier`` transformers would use."""
+    heads = ("classifier",)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
@@ -286,7 +289,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
     capture = Points("Classifier head", [
         Point("logits", ("label",), "class logits", priority=KEEP, block="logits", weight="classifier.weight",
-              weight_block="W_clf"),
+              weight_block="W_clf", role="class_logits"),
     ], after_children=True)  # the logits come after the encoder: the box goes below it
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
@@ -310,6 +313,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
 
 class BertForTokenClassification(BertPreTrainedModel):
+    heads = ("tagger",)
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -337,6 +341,7 @@ class BertForTokenClassification(BertPreTrainedModel):
 class BertForQuestionAnswering(BertPreTrainedModel):
     """Start and end logits per token. Unlike transformers, padding positions get the most negative
     logit, so they take no probability mass in the loss or in decoding (equal elsewhere)."""
+    heads = ("span",)
 
     def __init__(self, config: BertConfig):
         super().__init__(config.replace(num_labels=2) if config.id2label is None else config)
@@ -366,61 +371,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         return QuestionAnsweringOutput(loss, start_logits, end_logits, out)
 
 
-BERT_MODELS = (BertModel, BertForPreTraining, BertForMaskedLM, BertForNextSentencePrediction,
-               BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering)
-
-# ALBERT's models (albert.py) are built on the heads above, so they are imported only here, at the end.
-from .albert import ALBERT_MODELS  # noqa: E402
-
-TASK_MODELS = {cls.__name__: cls for cls in (*BERT_MODELS, *ALBERT_MODELS)}  # `architectures` name → class
-BASE_MODELS = {"bert": BertModel, "albert": TASK_MODELS["AlbertModel"]}       # config.json's model_type → class
-
-
-
-def load_model(path, default: str = "BertModel") -> BertPreTrainedModel:
-    """The model a directory holds, as the class its config.json names in ``architectures``
-    (transformers' convention), else ``default``; a name we do not know falls back to ``default`` too,
-    or to the bare model of the config's ``model_type`` (an ALBERT's: AlbertModel)."""
-    from .checkpoint import resolve_model_path
-
-    directory = resolve_model_path(path)
-    if not directory.is_dir():
-        raise MissingError(f"{directory}: not a directory (expected config.json + weights)")
-    config = BertConfig.load(directory)  # a missing or broken config.json is an error that names it
-    names = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("architectures")
-    name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else default
-    cls = TASK_MODELS.get(name, TASK_MODELS[default])
-    if cls.config_class.model_type != config.model_type:
-        cls = BASE_MODELS[config.model_type]
-    return cls.from_pretrained(directory)
-
-
-ARCH_PREFIXES = {"bert": "Bert", "albert": "Albert"}  # model_type → the prefix of its classes' names
-
-
-def for_model_type(cls: type, model_type: str) -> type:
-    """``cls``'s counterpart in the architecture ``model_type``: (BertForMaskedLM, "albert") → AlbertForMaskedLM,
-    (AlbertModel, "bert") → BertModel. Code written for one task class serves both architectures."""
-    if model_type not in ARCH_PREFIXES:
-        raise InputError(f"model_type {model_type!r}: glassbert knows {', '.join(ARCH_PREFIXES)}")
-    kind = next((cls.__name__[len(p):] for p in ARCH_PREFIXES.values() if cls.__name__.startswith(p)), None)
-    name = f"{ARCH_PREFIXES[model_type]}{kind}"
-    if kind is None or name not in TASK_MODELS:
-        raise InputError(f"{cls.__name__} has no {model_type.upper()} counterpart")
-    return TASK_MODELS[name]
-
-
-def load_as(path, cls: type = BertModel, **config_overrides) -> BertPreTrainedModel:
-    """``cls`` (a BERT or ALBERT class) from ``path``, as the architecture its config.json names:
-    ``load_as(albert_dir, BertForMaskedLM)`` is an AlbertForMaskedLM, ``load_as(dir)`` the bare encoder."""
-    from .checkpoint import resolve_model_path
-
-    directory = resolve_model_path(path)
-    if not directory.is_dir():
-        raise MissingError(f"{directory}: not a directory (expected config.json + weights)")
-    return for_model_type(cls, BertConfig.load(directory).model_type).from_pretrained(directory, **config_overrides)
-
-
-__all__ = [*(cls.__name__ for cls in BERT_MODELS), "load_model", "load_as", "for_model_type", "ARCH_PREFIXES", "BASE_MODELS", "PreTrainingOutput",
-           "SequenceClassifierOutput", "TokenClassifierOutput", "QuestionAnsweringOutput", "IGNORE_INDEX",
-           "TASK_MODELS", "SAVED_CLASSIFIER", "classifier_keys_as_saved", "BERT_MODELS"]
+__all__ = ["BertForPreTraining", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForSequenceClassification",
+           "BertForTokenClassification", "BertForQuestionAnswering", "PreTrainingOutput", "SequenceClassifierOutput",
+           "TokenClassifierOutput", "QuestionAnsweringOutput", "IGNORE_INDEX", "SAVED_CLASSIFIER",
+           "classifier_keys_as_saved"]

@@ -22,6 +22,7 @@ In pretraining (``output_rows``) the last layer computes only the rows the heads
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from .capture import CORE, DETAIL, KEEP, REDUNDANT, Point, Points, capturing, ta
 from .config import BertConfig
 from .errors import InputError
 from .precision import attention_in_fp32
+
+log = logging.getLogger("glassbert")
 
 ACT2FN = {
     "gelu": F.gelu,  # exact, erf-based: the original BERT's
@@ -166,31 +169,36 @@ class BertSelfAttention(nn.Module):
     capture = Points(ATTENTION_GROUP, [
         Point("hidden_states", ("token", "hidden"), "attention input", "Hidden States", REDUNDANT),
         Point("query_linear", ("token", "all_head"), "Q = W_Q·x (all heads)", "Query Linear Layer", DETAIL,
-              block="W_Q(x)", weight="query.weight", weight_block="W_Q", chain=0),
+              block="W_Q(x)", weight="query.weight", weight_block="W_Q", chain=0,
+              rebuild=("heads_concat", "query", None)),
         Point("key_linear", ("token", "all_head"), "K = W_K·x (all heads)", "Key Linear Layer", DETAIL,
-              block="W_K(x)", weight="key.weight", weight_block="W_K", chain=1),
+              block="W_K(x)", weight="key.weight", weight_block="W_K", chain=1,
+              rebuild=("heads_concat", "key", None)),
         Point("value_linear", ("token", "all_head"), "V = W_V·x (all heads)", "Value Linear Layer", DETAIL,
-              block="W_V(x)", weight="value.weight", weight_block="W_V", chain=2),
+              block="W_V(x)", weight="value.weight", weight_block="W_V", chain=2,
+              rebuild=("heads_concat", "value", None)),
         Point("query", ("head", "token", "head_dim"), "Q per head", "Query", CORE, block="q_s (heads)", row=1, chain=0),
         Point("key", ("head", "token", "head_dim"), "K per head", "Key", CORE, block="k_s (heads)", row=1, chain=1),
         Point("value", ("head", "token", "head_dim"), "V per head", "Value", CORE, block="v_s (heads)", row=1, chain=2),
         Point("key_transposed", ("head", "head_dim", "token"), "Kᵀ per head", "Key Transposed", REDUNDANT,
-              block="k_sᵀ", row=1, chain=1),
-        Point("scores", ("head", "token", "token"), "scores Q·Kᵀ", "Attention Scores", REDUNDANT, block="q·kᵀ", row=2),
+              block="k_sᵀ", row=1, chain=1, rebuild=("transpose", "key", None)),
+        Point("scores", ("head", "token", "token"), "scores Q·Kᵀ", "Attention Scores", REDUNDANT, block="q·kᵀ", row=2,
+              rebuild=("scale", "scores_scaled", None)),                  # = scaled scores × √d
         Point("scores_scaled", ("head", "token", "token"), "scaled scores QKᵀ/√d",
               "Attention Scores Divided by Scalar", CORE, block="÷√d", row=2, role="attention_scores"),
         Point("attention_mask", ("token",), "additive attention mask (0 = attend, −∞ = [PAD] key)", None, KEEP,
               block="mask", row=2, chain=-1),
         Point("scores_masked", ("head", "token", "token"), "masked scores QKᵀ/√d + mask", None, CORE,
-              block="+ mask", row=2, role="attention_masked"),
+              block="+ mask", row=2, role="attention_masked", rebuild=("add_mask", "scores_scaled", "attention_mask")),
         Point("probs", ("head", "token", "token"), "attention probabilities", "Attention Probabilities Softmax Layer",
               KEEP, block="softmax = attn", row=2, role="attention"),
         Point("probs_dropout", ("head", "token", "token"), "attention after dropout",
               "Attention Probabilities Dropout Layer", REDUNDANT),
         Point("context", ("head", "token", "head_dim"), "context per head", "Context", CORE, block="ctx = attn·v", row=2),
-        Point("context_permute", ("token", "head", "head_dim"), "context, heads last", "Context Permute", REDUNDANT),
+        Point("context_permute", ("token", "head", "head_dim"), "context, heads last", "Context Permute", REDUNDANT,
+              rebuild=("heads_last", "context", None)),
         Point("context_reshaped", ("token", "all_head"), "context, heads concatenated", "Context Reshaped", DETAIL,
-              block="concat heads", row=3),
+              block="concat heads", row=3, rebuild=("heads_concat", "context", None)),
     ])
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, packing: Unpadded | None = None,
@@ -392,11 +400,19 @@ class BertModelOutput:
         return self.sequence_output
 
 
+# The kinds of head a model can carry: masked words, the sentence-pair head (BERT's NextSentence, ALBERT's
+# SentenceOrder), a sequence classifier, a token tagger, an answer-span head.
+HEAD_KINDS = ("mlm", "nsp", "sop", "classifier", "tagger", "span")
+
+
 class BertPreTrainedModel(nn.Module):
     """Shared by BertModel and the task models: init, from_pretrained, save_pretrained."""
 
     base_model_prefix = "bert"
     config_class = BertConfig
+    # The heads this class carries on its encoder, each one of HEAD_KINDS: what explain, serve, recording and the
+    # tasks ask of a model (`"mlm" in model.heads`), instead of reading its class name or its outputs.
+    heads: tuple[str, ...] = ()
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -431,17 +447,35 @@ class BertPreTrainedModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **config_overrides):
-        """Load a transformers-style directory (config.json + model.safetensors | pytorch_model.bin)."""
-        from .checkpoint import load_pretrained
-        return load_pretrained(cls, path, **config_overrides)
+        """Load a transformers-style directory (config.json + model.safetensors | pytorch_model.bin). What the
+        checkpoint lacked or held beyond this model is in ``model.load_report``; new weights are logged, as
+        transformers does."""
+        from .modeldir import load_pretrained
+        model, report = load_pretrained(cls, path, **config_overrides)
+        model.load_report = report
+        for line in report.warnings(cls.__name__):
+            log.warning("%s", line)
+        if report.ignored:
+            log.info("%s: ignored %d checkpoint weights not used by this model: %s", cls.__name__,
+                     len(report.ignored), ", ".join(report.ignored[:8]))
+        return model
 
-    def save_pretrained(self, directory: str | Path, tokenizer=None, **options) -> Path:
+    def save_pretrained(self, directory: str | Path, tokenizer=None, *, sentence_transformers: bool = False,
+                        pooling: str = "mean", normalize: bool = True) -> Path:
         """Write config.json + model.safetensors that transformers loads as is, and the tokenizer:
         ``tokenizer``'s files when given, else those of ``pretrained_dir`` (the directory this model
-        was loaded from), if any. ``options``: see :func:`glassbert.checkpoint.save_pretrained`
-        (``sentence_transformers=True``, ``pooling``, ``normalize``)."""
-        from .checkpoint import save_pretrained
-        return save_pretrained(self, directory, tokenizer, **options)
+        was loaded from), if any. ``sentence_transformers=True`` also writes the sentence-transformers layout
+        (:func:`glassbert.modeldir.write_sentence_transformers`): ``SentenceTransformer(directory)`` then gives
+        the vectors of ``Embedder(directory).encode(texts, pooling=pooling, normalize=normalize)``."""
+        from .modeldir import check_sentence_transformers, save_pretrained, write_sentence_transformers
+        from .tokenizer import Tokenizer
+        if sentence_transformers:  # refused before anything is written
+            check_sentence_transformers(self, pooling, tokenizer)
+        written = save_pretrained(self, directory, tokenizer)
+        if sentence_transformers:
+            max_length = Tokenizer.from_pretrained(written).model_max_length
+            write_sentence_transformers(self, written, pooling, normalize, max_length)
+        return written
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
@@ -579,6 +613,7 @@ def key_mask(mask: torch.Tensor) -> torch.Tensor:
     return mask[:, 0, 0, :] if mask.shape[2] == 1 else mask[:, 0].diagonal(dim1=-2, dim2=-1)
 
 
-__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "BertEmbeddings", "BertEncoder", "POOLER_ONLY_GROUP",
+__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "HEAD_KINDS", "BertEmbeddings", "BertEncoder", "POOLER_ONLY_GROUP",
            "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "real_tokens", "pool", "ACT2FN",
            "take_rows"]
+

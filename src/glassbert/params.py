@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .config import BertConfig
+from .config import ALBERT_PRESETS, PRESETS, AlbertConfig, BertConfig
+from .errors import GlassbertError, InputError
+from .modeldir import resolve_model_path
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,32 @@ def format_table(configs: Sequence[tuple[str, BertConfig]]) -> str:
     return "\n".join(lines)
 
 
+def named_configs(names: Sequence[str], vocab_size: int | None = None) -> list[tuple[str, BertConfig]]:
+    """(label, config) for each of ``names``: bert-PRESET, albert-PRESET, a bare PRESET (BERT's and
+    ALBERT's of that name), or a model directory / alias; ``vocab_size`` replaces each one's vocabulary size."""
+    sizes = {} if vocab_size is None else {"vocab_size": vocab_size}
+    found: list[tuple[str, BertConfig]] = []
+    for name in names:
+        arch, _, preset = name.partition("-") if name.split("-")[0] in ("bert", "albert") else ("", "", name)
+        kinds = [(a, c) for a, c in (("bert", BertConfig), ("albert", AlbertConfig)) if arch in ("", a)]
+        matched = [(f"{a}-{preset}", c.preset(preset, **sizes)) for a, c in kinds if preset in c.presets]
+        if matched:
+            found += matched
+            continue
+        if arch:
+            choices = ", ".join((PRESETS if arch == "bert" else ALBERT_PRESETS))
+            raise InputError(f"{name}: {arch} has no preset {preset!r} (its presets: {choices})")
+        try:
+            config = BertConfig.load(resolve_model_path(name))
+        except GlassbertError:
+            raise InputError(f"{name}: not a preset (BERT: {', '.join(PRESETS)}; ALBERT: {', '.join(ALBERT_PRESETS)}; "
+                             "or bert-NAME / albert-NAME) nor a model directory") from None
+        found.append((name, config.replace(**sizes) if sizes else config))
+    return found
+
+
 def _amount(n: int) -> str:
     return f"{n / 1e6:.1f} M" if n >= 1_000_000 else f"{n:,}"
 
 
-__all__ = ["ParameterCounts", "parameter_counts", "format_table"]
+__all__ = ["ParameterCounts", "parameter_counts", "format_table", "named_configs"]

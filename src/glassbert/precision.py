@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -29,9 +29,6 @@ from .errors import InputError
 PRECISIONS = ("fp32", "bf16", "auto")
 CPUINFO = Path("/proc/cpuinfo")
 AMX_FLAGS = ("amx_bf16", "amx_tile")
-# TrainConfig.amp spells the same three choices "no" | "bf16" | "auto"
-AMP_OF = {"fp32": "no", "bf16": "bf16", "auto": "auto"}
-PRECISION_OF_AMP = {amp: precision for precision, amp in AMP_OF.items()}
 
 
 def check_precision(precision: str) -> str:
@@ -39,6 +36,15 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return precision
+
+
+def saved_precision(record: Mapping[str, Any]) -> str:
+    """The precision a run's saved settings name (trainer_config.json, pretrain_args.json): their ``precision``;
+    in a file written before it had that name, TrainConfig's ``amp`` ("no" was fp32); else ``auto``."""
+    if "precision" in record:
+        return record["precision"]
+    amp = record.get("amp")
+    return "fp32" if amp == "no" else amp if amp in PRECISIONS else "auto"
 
 
 def cpu_flags(cpuinfo: Path | None = None) -> set[str]:
@@ -119,5 +125,5 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-__all__ = ["PRECISIONS", "AMP_OF", "PRECISION_OF_AMP", "check_precision", "cpu_flags", "has_amx", "fast_bf16",
+__all__ = ["PRECISIONS", "check_precision", "saved_precision", "cpu_flags", "has_amx", "fast_bf16",
            "use_bf16", "resolve", "autocast", "precision_context", "model_device", "attention_in_fp32"]

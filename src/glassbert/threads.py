@@ -17,12 +17,18 @@ with both cores busy with other work: 0.37×, 0.37×, 0.80×, 0.61×. So:
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from .errors import InputError
+from .config import BertConfig
+from .errors import GlassbertError, InputError
+from .modeldir import resolve_model_path
+
+log = logging.getLogger("glassbert")
 
 SMALL_HIDDEN = 64  # hidden sizes below this (the toy's 7) gain nothing from a second thread (bench/threads.py)
 ENV_VARS = ("GLASSBERT_THREADS", "OMP_NUM_THREADS")
@@ -96,4 +102,27 @@ def set_threads(requested: int | None = None, hidden_size: int | None = None,
     return choice
 
 
-__all__ = ["ThreadChoice", "choose_threads", "set_threads", "usable_cores", "SMALL_HIDDEN"]
+def model_hidden_size(model: str | Path | None) -> int | None:
+    """The hidden size in MODEL's config.json (a model directory, an alias, or a run holding one); None
+    where there is none to read (the job itself then says what is wrong with MODEL)."""
+    if not model:
+        return None
+    try:
+        directory = resolve_model_path(model)
+        configs = [directory / "config.json", *sorted(directory.glob("*/config.json"))] if directory.is_dir() else []
+        found = next((c for c in configs if c.is_file()), None)
+        return BertConfig.load(found).hidden_size if found else None
+    except (GlassbertError, OSError):
+        return None
+
+
+def set_threads_for(requested: int | None, model: str | Path | None) -> ThreadChoice:
+    """:func:`set_threads` for a job on MODEL (a directory, an alias or a run), chosen before the model is
+    loaded: what a command that runs a model does first."""
+    choice = set_threads(requested, model_hidden_size(model))
+    log.info("intra-op threads: %s", choice)
+    return choice
+
+
+__all__ = ["ThreadChoice", "choose_threads", "set_threads", "set_threads_for", "model_hidden_size", "usable_cores",
+           "SMALL_HIDDEN"]

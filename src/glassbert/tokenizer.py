@@ -154,7 +154,7 @@ class Tokenizer:
         """A directory with tokenizer.json, or vocab.txt (+ tokenizer_config.json for lower-casing).
         Any tokenizer.json whose post-processor packs [CLS] A [SEP] B [SEP] works (an ALBERT's SentencePiece
         Unigram too, with tokenizer_config.json naming its special tokens)."""
-        from .checkpoint import resolve_model_path  # aliases like "minilm"
+        from .modeldir import resolve_model_path  # aliases like "minilm"
 
         directory = resolve_model_path(path)
         if directory.is_file() and directory.suffix == ".txt":

@@ -12,6 +12,27 @@ import torch
 
 from .capture import Capture, Point, layer_of
 from .errors import InputError
+from .registry import load_as
+from .tokenizer import Tokenizer
+
+
+def parse_layers(spec: str | None) -> list[int] | None:
+    """The layers of a ``--layers`` spec: "all" (or None) is every layer (None); else numbers from 1 and
+    ranges, e.g. "1,12" or "1-3"."""
+    if spec is None or spec == "all":
+        return None
+    out: list[int] = []
+    for part in spec.split(","):
+        try:
+            a, b = (int(x) for x in part.split("-")) if "-" in part else (int(part), int(part))
+        except ValueError:
+            raise InputError(f"{spec!r}: use numbers like 1,12 or 1-3") from None
+        if b < a:
+            raise InputError(f"{part!r} is an empty range: write the lower layer first, e.g. {b}-{a}")
+        out.extend(range(a, b + 1))
+    if any(layer < 1 for layer in out):
+        raise InputError(f"{spec!r}: layers are numbered from 1")
+    return out
 
 
 def step_name(point: Point, path: str, act: str = "gelu") -> tuple[int | None, str] | None:
@@ -78,4 +99,18 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
     return cap
 
 
-__all__ = ["trace", "step_name"]
+def trace_texts(model: str, texts: list[str], values: bool = False, layers: Iterable[int] | None = None,
+                echo: Callable[[str], None] = print) -> Capture:
+    """`glassbert trace`: MODEL's tokenizer and bare encoder (a BertModel or an AlbertModel, as its config.json
+    says) on ``texts``: their word pieces, then :func:`trace` of the batch."""
+    tok = Tokenizer.from_pretrained(model)
+    bert = load_as(model)
+    batch = tok(list(texts), padding=True)
+    echo("TEXT AFTER TOKENIZATION:")
+    for i in range(len(texts)):
+        echo(" ".join(tok.convert_ids_to_tokens(batch["input_ids"][i])))
+    echo("")
+    return trace(bert, batch, values=values, layers=layers, echo=echo)
+
+
+__all__ = ["trace", "trace_texts", "step_name", "parse_layers"]

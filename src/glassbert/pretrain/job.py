@@ -26,21 +26,19 @@ from pathlib import Path
 
 import torch
 
-from ..albert import AlbertForPreTraining
-from ..config import AlbertConfig, BertConfig
+from ..config import BertConfig
 from ..corpus import read_texts
 from ..errors import InputError, MissingError
-from ..checkpoint import read_state_dict, resolve_model_path
-from ..heads import BertForPreTraining, load_as
-from ..precision import AMP_OF, PRECISION_OF_AMP, check_precision
+from ..modeldir import resolve_model_path
+from ..registry import ARCHITECTURES, PAIR_TASKS, Architecture, architecture, load_as_with_report
+from ..precision import check_precision, saved_precision
 from ..runfiles import PLOT_FILE, atomic_write_json, check_target_dir, replace_dir
 from ..textfiles import read_json_object
 from ..threads import set_threads
 from ..tokenizer import Tokenizer
 from ..train import Trainer, TrainConfig
-from ..train.batches import DistInfo
+from ..train.distributed import DistInfo
 from ..train.checkpoints import checkpoint_step, find_checkpoint
-from ..train.evaluation import mean_eval_loss
 from .config import PretrainingConfig
 from .cooccurrence import init_word_embeddings
 from .instances import PretrainingDataset, build_instances, tokenize_documents
@@ -50,26 +48,6 @@ from .report import fill_mask_examples, run_report
 ARGS_FILE = "pretrain_args.json"
 DATA_FILE = "pretrain_data.json"
 RESULT_FILE = "pretrain_result.json"
-
-
-@dataclass(frozen=True)
-class Arch:
-    """What ``--arch`` changes: the config and model classes, the presets' default, the sentence-pair task
-    and the name under which its label reaches the model (transformers' argument names)."""
-
-    name: str
-    config_class: type[BertConfig]
-    model_class: type
-    default_preset: str
-    task: str           # the pair task its head was made for: nsp | sop
-    pair_label: str     # the model's keyword for the pair labels
-    pair_metric: str    # the prefix of its metrics: nsp_acc, nsp_loss | sop_acc, sop_loss
-
-
-ARCHS = {
-    "bert": Arch("bert", BertConfig, BertForPreTraining, "mini", "nsp", "next_sentence_label", "nsp"),
-    "albert": Arch("albert", AlbertConfig, AlbertForPreTraining, "tiny", "sop", "sentence_order_label", "sop"),
-}
 
 
 INIT_EMBEDDINGS = ("ppmi", "random")  # --init-embeddings of a new model
@@ -146,30 +124,28 @@ class PretrainArgs:
             self.init_embeddings = "ppmi"
         elif self.init_embeddings not in INIT_EMBEDDINGS:
             raise InputError(f"--init-embeddings {self.init_embeddings!r}: choose one of {', '.join(INIT_EMBEDDINGS)}")
-        if self.arch not in ARCHS:
-            raise InputError(f"--arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
-        arch = ARCHS[self.arch]
+        arch = architecture(self.arch)
         check_precision(self.precision)
         self.preset = self.preset or arch.default_preset
         if self.lr is None:
             self.lr = default_lr(self.from_model)
         if self.batch_size is None:
             self.batch_size = default_batch_size(self.arch, self.preset, self.from_model)
-        self.task = self.task or arch.task
+        self.task = self.task or arch.pair_task
         presets = arch.config_class.presets
         if self.preset not in presets and self.from_model is None:
             raise InputError(f"--preset {self.preset!r} is not one of {self.arch.upper()}'s presets; "
                              f"--arch {self.arch} has: {', '.join(presets)}")
-        if self.arch == "albert" and self.task == "nsp":
-            raise InputError(f"--task {self.task}: ALBERT's pair head predicts sentence order; use --task sop "
-                             "(its default) or --task mlm")
+        if self.task in PAIR_TASKS and self.task not in arch.pair_tasks:
+            raise InputError(f"--task {self.task}: {self.arch.upper()}'s pair head predicts "
+                             f"{PAIR_TASKS[arch.pair_task]}; use --task {arch.pair_task} (its default) or --task mlm")
         if self.pack and self.task != "mlm":
             raise InputError(f"--pack puts several documents in one row, which the sentence-pair task "
                              f"{self.task} cannot read: add --task mlm")
 
     @property
-    def architecture(self) -> Arch:
-        return ARCHS[self.arch]
+    def architecture(self) -> Architecture:
+        return architecture(self.arch)
 
 
 def is_main_process() -> bool:
@@ -254,10 +230,10 @@ def pretraining_metrics(out, batch) -> dict[str, float]:
         metrics["mlm_acc"] = (out.prediction_logits.argmax(-1) == targets).float().mean().item()
         metrics["mlm_loss"] = out.mlm_loss.item()
     if out.nsp_loss is not None:
-        arch = next(a for a in ARCHS.values() if a.pair_label in batch)
-        metrics[f"{arch.pair_metric}_acc"] = (out.seq_relationship_logits.argmax(-1) == batch[arch.pair_label]
+        arch = next(a for a in ARCHITECTURES.values() if a.pair_label in batch)
+        metrics[f"{arch.pair_task}_acc"] = (out.seq_relationship_logits.argmax(-1) == batch[arch.pair_label]
                                               ).float().mean().item()
-        metrics[f"{arch.pair_metric}_loss"] = out.nsp_loss.item()
+        metrics[f"{arch.pair_task}_loss"] = out.nsp_loss.item()
     return metrics
 
 
@@ -343,15 +319,9 @@ def build_model(args: PretrainArgs, tok: Tokenizer, resume: bool = False) -> tor
         overrides.setdefault("max_position_embeddings", max(512, args.max_seq_length))
         config = arch.config_class.preset(args.preset, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id,
                                           **overrides)
-        return arch.model_class(config)
+        return arch.pretraining(config)
     source = resolve_model_path(args.from_model)
-    quiet = logging.getLogger("glassbert")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # its "newly initialized" warning: said below in words, or void on resume
-    try:
-        model = load_as(source, arch.model_class)
-    finally:
-        quiet.setLevel(level)
+    model, report = load_as_with_report(source, arch.pretraining)  # new heads: said below in words
     if model.config.vocab_size != tok.vocab_size:
         raise InputError(f"--from {args.from_model}: its embeddings have {model.config.vocab_size} rows but the "
                          f"vocabulary {args.vocab} has {tok.vocab_size} tokens: continue with the model's own "
@@ -359,8 +329,7 @@ def build_model(args: PretrainArgs, tok: Tokenizer, resume: bool = False) -> tor
     if args.max_seq_length > model.config.max_position_embeddings:
         raise InputError(f"--max-seq-length {args.max_seq_length} is longer than {args.from_model}'s "
                          f"{model.config.max_position_embeddings} positions")
-    saved = read_state_dict(source)[0]
-    new = [name for name, parts in HEADS.items() if not any(p in k for k in saved for p in parts)]
+    new = [name for name, parts in HEADS.items() if any(p in k for k in report.newly_initialized for p in parts)]
     if new and not resume:  # a resumed run loads its trained heads from the checkpoint next
         say(f"{args.from_model} has no {' and no '.join(new)}: initialised as BERT does (normal(0, 0.02), the "
             "MLM decoder tied to the word embeddings), trained from here")
@@ -416,7 +385,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
         warmup_steps=0 if schedule == "linear" else 100, schedule=schedule,
         max_steps=args.steps, epochs=args.epochs, minutes=args.minutes, seed=args.seed,
         log_every=args.log_every, eval_every=args.eval_every if eval_ds else None,
-        save_every=args.save_every, amp=AMP_OF[args.precision], progress=progress, overwrite=not resume,
+        save_every=args.save_every, precision=args.precision, progress=progress, overwrite=not resume,
         setup_seconds=setup_seconds)
     recorder = [_record_callback(args, out, train_ds, eval_ds, collate, tok, resume)] if args.record else []
     trainer = Trainer(model, train_ds, collate, train_cfg, eval_dataset=eval_ds,
@@ -428,7 +397,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     before = None
     if args.from_model and not resume and eval_ds is not None:  # what the model knew of this text before
         model.eval()
-        before = mean_eval_loss(trainer)
+        before = trainer.mean_eval_loss()
         model.train()
         say(f"held-out before training ({args.from_model} as loaded): MLM accuracy {before.get('mlm_acc', 0):.3f}, "
             f"loss {before.get('mlm_loss', 0):.3f}")
@@ -453,7 +422,7 @@ def pretrain(args: PretrainArgs, resume: bool = False, progress: bool = True, ex
     report = None
     if final_eval and eval_ds is not None:
         examples = fill_mask_examples(model, tok, eval_ds, n=5, seed=args.seed)
-        report = run_report(final_eval, None if args.task == "mlm" else arch.pair_metric, eval_ds, examples, unit)
+        report = run_report(final_eval, None if args.task == "mlm" else arch.pair_task, eval_ds, examples, unit)
         result["report"] = report.to_dict()
     atomic_write_json(out / RESULT_FILE, result, indent=2)
     say(f"stopped after step {summary.step} ({summary.stopped_by}), {summary.elapsed / 60:.1f} min")
@@ -485,7 +454,8 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
         raise MissingError(f"{run_dir}: no {ARGS_FILE}: not a glassbert pretraining run")
     saved = read_json_object(path)
     if "amp" in saved:  # a run from before --precision: its TrainConfig.amp spelling
-        saved.setdefault("precision", PRECISION_OF_AMP.get(saved.pop("amp"), "auto"))
+        saved["precision"] = saved_precision(saved)
+        del saved["amp"]
     unknown = sorted(set(saved) - {f.name for f in fields(PretrainArgs)})
     if unknown:
         raise InputError(f"{path}: unknown keys {unknown}: was it written by a newer glassbert?")
@@ -518,5 +488,5 @@ def resume_pretraining(run_dir: str | Path, progress: bool = True, corpus: str |
     return pretrain(args, resume=True, progress=progress, expect=expect, extended=extended, threads=threads)
 
 
-__all__ = ["ARCHS", "Arch", "PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents",
+__all__ = ["PretrainArgs", "pretrain", "resume_pretraining", "pretraining_metrics", "split_documents",
            "build_datasets", "PretrainData", "corpus_fingerprint", "ARGS_FILE", "DATA_FILE", "RESULT_FILE"]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..predict import predict_masks
+from ..fill_mask import predict_masks
 from ..tokenizer import Tokenizer
 
 

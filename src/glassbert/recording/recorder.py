@@ -51,6 +51,7 @@ import torch
 
 from glassbert.capture import CORE, catalogue
 from glassbert.errors import InputError
+from glassbert.registry import architecture_of, load_model
 from glassbert.recording.attribution import ABOUT, has_head, record_attributions
 from glassbert.recording.snapshot import (PAIR_LABEL_ARGS, config_dict, find_aliases, storage_dtype, take,
                                           to_cpu_batch)
@@ -64,7 +65,7 @@ from glassbert.recording.store import (
     safetensors_bytes,
     tensor_bytes,
 )
-from glassbert.runfiles import atomic_write_text, atomic_write_with, check_target_dir
+from glassbert.runfiles import atomic_write_text, atomic_write_with, check_target_dir, swap_dir_into_place
 from glassbert.tokenizer import IGNORE_INDEX
 
 DEFAULT_MAX_BYTES = 200_000_000
@@ -83,8 +84,7 @@ class _Plan:
 
 def pair_labels(model: torch.nn.Module) -> list[str]:
     """The names of the sentence-pair head's classes 0 and 1: ALBERT's SOP (InOrder, Swapped), else NSP's."""
-    from glassbert.explain import PAIR_LABELS  # (captum: imported only when a recording starts)
-    return list(PAIR_LABELS["sop" if hasattr(model, "sop_classifier") else "nsp"])
+    return list(architecture_of(model).pair_names)
 
 
 class Recorder:
@@ -250,7 +250,7 @@ class Recorder:
         ``(label,)``) with every class's probability."""
         logits_name = roles.get("mlm_logits") if roles.get("mlm_logits") in acts else None
         nsp_name = roles.get("nsp_logits") if roles.get("nsp_logits") in acts else None
-        clf_name = next((n for n in acts if meta[n]["dims"] == ["label"]), None)
+        clf_name = roles.get("class_logits") if roles.get("class_logits") in acts else None
         preds = []
         for i, info in enumerate(self._sample_info):
             p: dict[str, Any] = {"masked_true_ids": info["masked_ids"]}
@@ -491,8 +491,8 @@ def record_model(model: str | Path, texts: Sequence[str], out_dir: str | Path, *
     whole: the recording is made in a temp directory beside it and swapped in, so ``out_dir`` never mixes
     old and new snapshots, and a recording that fails leaves the old contents as they were.
     """
-    from glassbert.checkpoint import resolve_model_path
-    from glassbert.heads import load_model
+    from glassbert.modeldir import resolve_model_path
+    from glassbert.registry import load_model
     from glassbert.tokenizer import Tokenizer
 
     resolve_model_path(model)  # a path that does not exist says so, before anything about recordings
@@ -518,16 +518,12 @@ def _record_then_swap(out: Path, record: Callable[[Path], Any]) -> None:
     target = out.absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.recording-{os.getpid()}")
-    trash = target.with_name(f".{target.name}.replaced-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         record(tmp)
-        if target.exists():
-            os.replace(target, trash)
-        os.replace(tmp, target)
+        swap_dir_into_place(tmp, target, old=target.with_name(f".{target.name}.replaced-{os.getpid()}"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 class RecordCallback:

@@ -18,6 +18,7 @@ import torch
 
 from glassbert.capture import Capture, Point, points_of
 from glassbert.errors import InputError
+from glassbert.registry import ARCHITECTURES
 
 
 @dataclass
@@ -62,7 +63,7 @@ def to_cpu_batch(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 # The sentence-pair labels a batch may hold, under the models' argument names: BERT's NSP (0 = IsNext),
 # ALBERT's SOP (0 = in order, 1 = swapped).
-PAIR_LABEL_ARGS = ("next_sentence_label", "sentence_order_label")
+PAIR_LABEL_ARGS = tuple(a.pair_label for a in ARCHITECTURES.values())  # the pair heads' label arguments
 
 
 def _accepts(model: torch.nn.Module, arg: str) -> bool:
@@ -71,11 +72,6 @@ def _accepts(model: torch.nn.Module, arg: str) -> bool:
     except (TypeError, ValueError):
         return False
     return arg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def _has_role(model: torch.nn.Module, role: str) -> bool:
-    """Does any module of ``model`` declare a capture point with this role (e.g. an MLM head's logits)?"""
-    return any(p.role == role for m in model.modules() if (t := points_of(m)) is not None for p in t.points)
 
 
 def storage_dtype(dtype: str, config: Mapping[str, Any]) -> torch.dtype:
@@ -109,7 +105,7 @@ def _forward(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple
     device = next(model.parameters()).device
     inputs = {k: batch[k].to(device) for k in ("input_ids", "token_type_ids", "attention_mask")}
     # MLM labels only for models with an MLM head (a classifier's `labels` mean something else)
-    if "labels" in batch and _has_role(model, "mlm_logits") and _accepts(model, "labels") \
+    if "labels" in batch and "mlm" in getattr(model, "heads", ()) and _accepts(model, "labels") \
             and batch["labels"].shape == batch["input_ids"].shape:
         inputs["labels"] = batch["labels"].to(device)
     for pair_label in PAIR_LABEL_ARGS:  # BERT's NSP labels, ALBERT's SOP labels: whichever the model takes

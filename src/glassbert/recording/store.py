@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from glassbert.capture import CORE, KEEP
-from glassbert.errors import InputError, MissingError
+from glassbert.errors import InputError, MissingError, PathRefused
 from glassbert.runfiles import METRICS_FILE, read_jsonl
 from glassbert.textfiles import read_json
 
@@ -46,10 +46,6 @@ def _read_manifest_json(path: Path) -> Any:
 def quoted(text: str, limit: int = 80) -> str:
     """``text`` quoted for a message, cut to ``limit`` characters (with its full length) when longer."""
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
-
-
-class PathRefused(Exception):
-    """A request path that tries to leave its root."""
 
 
 def safe_join(root: Path, rel: str) -> Path:
@@ -119,7 +115,7 @@ def _rebuild_catalogue(manifest: Mapping[str, Any], path: Path) -> list[dict[str
     """The catalogue of a version-1 record: the named model class built on the meta device (no memory)."""
     from glassbert.capture import catalogue
     from glassbert.config import BertConfig
-    from glassbert.heads import TASK_MODELS
+    from glassbert.registry import TASK_MODELS
 
     try:
         cls = TASK_MODELS[manifest["model"]]

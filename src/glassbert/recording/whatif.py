@@ -60,7 +60,7 @@ class Answer:
 def model_source(store: RecordStore, model: str | Path | None) -> str | Path | None:
     """The model the what-if runs: ``model`` when given, else the run directory when it holds one."""
     if model is not None:
-        from glassbert.checkpoint import resolve_model_path
+        from glassbert.modeldir import resolve_model_path
         directory = resolve_model_path(model)  # a path that is not there, or an unknown alias: one line now
         if not (directory / "config.json").is_file():
             raise InputError(f"--model {model}: {directory} holds no config.json (a model directory has "
@@ -102,7 +102,7 @@ class WhatIf:
 
     # -- running ---------------------------------------------------------------------------------
     def _load(self) -> None:
-        from glassbert.heads import load_model
+        from glassbert.registry import load_model
         from glassbert.tokenizer import Tokenizer
 
         self._tokenizer = Tokenizer.from_pretrained(self.source)

@@ -17,7 +17,8 @@ from typing import Any
 from .. import metrics as M
 from ..config import BertConfig
 from ..errors import InputError
-from ..heads import BertForQuestionAnswering, load_as
+from ..heads import BertForQuestionAnswering
+from ..registry import load_as
 from ..precision import check_precision, precision_context
 from ..runfiles import atomic_write_text
 from ..tokenizer import Tokenizer, check_count, check_text
@@ -82,7 +83,7 @@ def answer(model: str | Path, questions: Sequence[str] | None = None, context: s
     auto (the model under bf16 autocast: glassbert.precision; the logits are decoded in float32).
     """
     check_precision(precision)
-    directory, info = fine_tuned_run(model, qa.NAME, BertForQuestionAnswering.__name__)
+    directory, info = fine_tuned_run(model, qa.NAME, BertForQuestionAnswering)
     if input is not None:
         if questions or context is not None:
             raise InputError("give questions and a context, or an input file (one of them)")

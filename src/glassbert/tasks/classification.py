@@ -5,8 +5,7 @@
 """
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,19 @@ from torch import nn
 from .. import metrics as M
 from ..errors import InputError
 from ..heads import BertForSequenceClassification
-from ..textfiles import csv_rows, jsonl_rows, read_text
+from ..textfiles import field_name, iter_table, table_cell
 from ..tokenizer import Tokenizer
-from .common import EncodedDataset, Evaluation, TaskData, existing_file, forward_sorted, pad_id_of, truncating_copy
+from .common import (EncodedDataset, Evaluation, TaskData, existing_file, forward_sorted, pad_id_of,
+                     truncating_copy)
+from .common import choose_pooling as common_choose_pooling
 
 NAME = "classify"
 MODEL = BertForSequenceClassification
 KEEP_BEST = "accuracy"
 DEFAULT_MAX_LENGTH = 128
+APPLY_COMMAND = "glassbert classify"
+RECORD_KEYS = ("labels",)  # the gold label: the explorer shows each eval prediction right or wrong
+TAKES_POOLING = True
 CONFUSION_FILE = "confusion.png"
 
 
@@ -57,46 +61,8 @@ class ClassificationData:
         return dict(enumerate(self.label_names))
 
 
-CSV_SUFFIXES = (".csv", ".tsv", ".tab")
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-TABLE_SUFFIXES = CSV_SUFFIXES + JSONL_SUFFIXES  # what iter_table reads
-
-
-def iter_table(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
-    """Yield (line number, row, header) from a CSV, TSV or JSON-lines file (UTF-8; a cell may be
-    of any length); errors name the file and the line."""
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
-        header: list[str] | None = None
-        for start_line, row in csv_rows(read_text(path), path, "," if suffix == ".csv" else "\t"):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if header is None:
-                header = [cell.strip() for cell in row]
-                continue
-            if len(row) != len(header):
-                raise InputError(f"{path} line {start_line}: expected {len(header)} fields "
-                                 f"({', '.join(header)}), got {len(row)}")
-            yield start_line, dict(zip(header, row)), header
-        if header is None:
-            raise InputError(f"{path}: file is empty (expected a header line and rows)")
-    elif suffix in JSONL_SUFFIXES:
-        for line_no, row in jsonl_rows(read_text(path), path):
-            yield line_no, row, list(row.keys())
-    else:
-        raise InputError(f"{path}: unknown table format {suffix!r}; use .csv, .tsv or .jsonl")
-
-
-def cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str], option: str = "") -> str:
-    """The text in ``column`` of one row (it may be empty); errors name the file, the line, the header and
-    the ``option`` that chooses the column."""
-    if column not in row:
-        fix = f": name the right one with {option}" if option else ""
-        raise InputError(f"{path} line {line}: no {_field(path)} {column!r}; the header is {header}{fix}")
-    value = row[column]
-    if value is None or isinstance(value, (dict, list)):
-        raise InputError(f"{path} line {line}: {column!r} must be text, got {json.dumps(value)}")
-    return value if isinstance(value, str) else json.dumps(value)
+# Reading tables is glassbert.textfiles' (the one reader of a user's files): iter_table, and cell as table_cell.
+cell = table_cell
 
 
 def label_cell(path: Path, line: int, row: dict[str, Any], column: str, header: list[str],
@@ -108,14 +74,9 @@ def label_cell(path: Path, line: int, row: dict[str, Any], column: str, header: 
     else:
         label = cell(path, line, row, column, header, option).strip()
     if not label:
-        raise InputError(f"{path} line {line}: empty label in {_field(path)} {column!r}; every row needs a "
+        raise InputError(f"{path} line {line}: empty label in {field_name(path)} {column!r}; every row needs a "
                          f"label (fill it in or remove the row)")
     return label
-
-
-def _field(path: Path) -> str:
-    """What a table calls a field: a CSV/TSV column or a JSON key."""
-    return "column" if path.suffix.lower() in (".csv", ".tsv", ".tab") else "key"
 
 
 def _sorted_label_names(names: set[str]) -> list[str]:
@@ -235,12 +196,40 @@ def prepare(args: Any, tok: Tokenizer, max_length: int) -> TaskData:
     return TaskData(dataset, data.id2label, evaluate, len(data), len(eval_data), eval_set)
 
 
+def choose_pooling(args: Any, model_dir: Path, freeze: str) -> tuple[str | None, str]:
+    """How the classifier pools the sentence, and why (see common.choose_pooling)."""
+    return common_choose_pooling(model_dir, freeze, args.pooling)
+
+
+def run_info(args: Any) -> dict[str, Any]:
+    """The columns `glassbert classify` reads by default, as the training file had them."""
+    return {"text_column": args.text_column, "label_column": args.label_column,
+            "text_pair_column": args.text_pair_column}
+
+
 def eval_record(final: Evaluation, out: Path, labels: list[str], step: int | None) -> dict[str, Any]:
     """What eval.json adds for this task (the per-class report); draws out/confusion.png."""
     M.plot_confusion(final.details["confusion"], labels, out / CONFUSION_FILE, title=f"confusion matrix (step {step})")
     return {"classification": final.details["report"]}
 
 
-__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "CONFUSION_FILE", "ClassificationData",
+def hint(final: Evaluation | None, labels: list[str] | None, lr: float, trainable: int) -> str | None:
+    """What to try when the classifier gives one label to every eval example although the gold labels differ
+    (it learned nothing yet: a small model at base-size BERT's 5e-5 does this); None otherwise."""
+    if final is None or final.details is None or labels is None:
+        return None
+    confusion = np.asarray(final.details["confusion"])  # rows gold, columns predicted
+    predicted, gold = np.flatnonzero(confusion.sum(0)), np.flatnonzero(confusion.sum(1))
+    if len(predicted) != 1 or len(gold) < 2:
+        return None
+    suggested = 1e-3 if trainable < 20_000_000 else 1e-4  # BERT-small sizes and below; base and larger
+    how = (f"a larger --lr (this run's {lr:g} suits base-size BERTs; a model of {trainable / 1e6:.1f} M trainable "
+           f"parameters often needs {suggested:g}) or more --epochs") if lr < suggested else "more --epochs or data"
+    return (f"hint: the model answers {labels[int(predicted[0])]!r} for every eval example: it has not learned to "
+            f"tell the labels apart yet. Try {how}.")
+
+
+__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "APPLY_COMMAND", "RECORD_KEYS", "TAKES_POOLING",
+           "choose_pooling", "run_info", "hint", "CONFUSION_FILE", "ClassificationData",
            "iter_table", "cell", "label_cell", "read_classification", "encode_classification", "class_logits",
            "evaluate_classification", "format_confusion", "prepare", "eval_record"]

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tokenizers
 import torch
@@ -16,19 +16,18 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..batching import map_sorted
-from ..checkpoint import read_state_dict, resolve_model_path
+from ..modeldir import read_state_dict, resolve_model_path
 from ..config import CLASSIFIER_POOLING, BertConfig
 from ..errors import InputError, MissingError
-from ..heads import load_as
+from ..registry import TASK_MODELS, load_as_with_report
 from ..textfiles import read_json_object
 from ..tokenizer import Tokenizer, pad_rows
 from ..train import Evaluation  # what every task's evaluate returns: metrics, and details["text"] to print
-from . import FREEZE_MODES
+from . import FREEZE_MODES, TASK_MODULES, task_module
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 TASK_FILE = "glassbert_task.json"  # in a fine-tuned model dir: the task and how its inputs were read
 EVAL_FILE = "eval.json"           # the final evaluation and the run's summary
-APPLY_COMMANDS = {"classify": "glassbert classify", "token": "glassbert tag", "qa": "glassbert answer"}
 
 
 # ─── files and tokenizers ───────────────────────────────────────────────────────────────────
@@ -84,12 +83,12 @@ def truncating_copy(tokenizer: Any, max_length: int | None, strategy: str = "lon
     return copy
 
 
-def fine_tuned_run(model: str | Path, task: str, architecture: str | None = None) -> tuple[Path, dict[str, Any]]:
+def fine_tuned_run(model: str | Path, task: str, model_class: type | None = None) -> tuple[Path, dict[str, Any]]:
     """(model directory, its glassbert_task.json settings) of a model fine-tuned for ``task``.
 
     A run of another task is refused, naming the command that applies it. A directory without
-    glassbert_task.json (e.g. a transformers model) gives no settings; with ``architecture``, its
-    config.json must name that class (or its ALBERT counterpart: AlbertFor… for BertFor…).
+    glassbert_task.json (e.g. a transformers model) gives no settings; with ``model_class``, its
+    config.json must name a class with the same heads (that class, or its ALBERT counterpart).
     """
     directory = resolve_model_path(model)
     task_file = directory / TASK_FILE
@@ -97,17 +96,49 @@ def fine_tuned_run(model: str | Path, task: str, architecture: str | None = None
         info = read_json_object(task_file)
         found = info.get("task")
         if found != task:
-            hint = f": `{APPLY_COMMANDS[found]}` applies it" if found in APPLY_COMMANDS else ""
+            hint = f": `{task_module(found).APPLY_COMMAND}` applies it" if found in TASK_MODULES else ""
             raise InputError(f"{directory} was fine-tuned for task {found!r}, not {task!r}{hint}")
         return directory, info
-    if architecture is not None:
+    if model_class is not None:
         names = read_json_object(directory / "config.json").get("architectures") or []
-        kind = architecture.removeprefix("Bert")
-        if not any(isinstance(n, str) and n in (architecture, f"Albert{kind}") for n in names):
+        if not any(isinstance(n, str) and n in TASK_MODELS and TASK_MODELS[n].heads == model_class.heads
+                   for n in names):
             raise InputError(f"{directory} is not fine-tuned for task {task!r}: it has no {TASK_FILE} and its "
-                             f"config.json names {names or 'no architectures'}, not {architecture}; fine-tune it "
-                             f"first: glassbert finetune {model} --task {task} …")
+                             f"config.json names {names or 'no architectures'}, not {model_class.__name__}; "
+                             f"fine-tune it first: glassbert finetune {model} --task {task} …")
     return directory, {}
+
+
+# ─── the task protocol ──────────────────────────────────────────────────────────────────────
+class Task(Protocol):
+    """What a fine-tuning task module declares (classification.py, tagging.py, qa.py); tasks/__init__'s
+    TASK_MODULES names them, and the `finetune` job (job.py) calls only these, with no branch per task."""
+
+    NAME: str                      # `--task NAME`
+    MODEL: type                    # its BERT task class; an ALBERT gets the class of the same role
+    KEEP_BEST: str                 # the eval metric the best weights are kept by (higher is better)
+    DEFAULT_MAX_LENGTH: int
+    APPLY_COMMAND: str             # the command that applies a fine-tuned run
+    RECORD_KEYS: tuple[str, ...]   # item fields recorded beside MODEL_INPUTS by --record (a gold label)
+    TAKES_POOLING: bool            # whether its head pools a sentence (--pooling)
+
+    def prepare(self, args: Any, tok: Tokenizer, max_length: int) -> "TaskData":
+        """Read (errors name file and line) and encode ``args.train`` and ``args.eval``."""
+
+    def choose_pooling(self, args: Any, model_dir: Path, freeze: str) -> tuple[str | None, str]:
+        """(the head's pooling, why), or :data:`NO_POOLING`."""
+
+    def run_info(self, args: Any) -> dict[str, Any]:
+        """What glassbert_task.json records of how this task read its inputs, for the apply command."""
+
+    def eval_record(self, final: Any, out: Path, labels: list[str] | None, step: int | None) -> dict[str, Any]:
+        """What eval.json adds for this task (and any figure it draws into ``out``)."""
+
+    def hint(self, final: Any, labels: list[str] | None, lr: float, trainable: int) -> str | None:
+        """Advice printed after training when the result shows a known failure, or None."""
+
+
+NO_POOLING: tuple[None, str] = (None, "")  # choose_pooling of a task whose head pools nothing
 
 
 # ─── datasets and dynamic padding ───────────────────────────────────────────────────────────
@@ -191,7 +222,7 @@ def forward_sorted(model: nn.Module, items: Sequence[Mapping[str, Any]], pad_id:
 # ─── the task model: build, pool, freeze ────────────────────────────────────────────────────
 def load_task_model(model_class: type[nn.Module], model_dir: str | Path, id2label: Mapping[int, str] | None = None,
                     pooling: str | None = None, seed: int = 0) -> nn.Module:
-    """``model_class`` on a pretrained body (its ALBERT counterpart on an ALBERT: see heads.load_as); the new
+    """``model_class`` on a pretrained body (its ALBERT counterpart on an ALBERT: see registry.load_as); the new
     head is initialized from ``seed``."""
     overrides: dict[str, Any] = {}
     if id2label is not None:
@@ -199,13 +230,8 @@ def load_task_model(model_class: type[nn.Module], model_dir: str | Path, id2labe
     if pooling is not None:
         overrides["classifier_pooling"] = pooling
     torch.manual_seed(seed)
-    log = logging.getLogger("glassbert")
-    level = log.level
-    log.setLevel(logging.ERROR)  # "newly initialized: classifier.*" is the point of fine-tuning
-    try:
-        return load_as(model_dir, model_class, **overrides)
-    finally:
-        log.setLevel(level)
+    # the report's "newly initialized: classifier.*" is the point of fine-tuning: not logged
+    return load_as_with_report(model_dir, model_class, **overrides)[0]
 
 
 def _untrained_pooler(model_dir: Path) -> str | None:
@@ -311,6 +337,6 @@ def _layer_prefixes(config, base: str, n: int) -> tuple[str, ...]:
     return tuple(f"{base}encoder.albert_layer_groups.{g}." for g in groups)
 
 
-__all__ = ["MODEL_INPUTS", "TASK_FILE", "EVAL_FILE", "APPLY_COMMANDS", "fine_tuned_run", "existing_file", "about", "backend_of", "pad_id_of", "truncating_copy", "Collator",
+__all__ = ["MODEL_INPUTS", "TASK_FILE", "EVAL_FILE", "Task", "NO_POOLING", "fine_tuned_run", "existing_file", "about", "backend_of", "pad_id_of", "truncating_copy", "Collator",
            "EncodedDataset", "Evaluation", "TaskData", "forward_sorted", "load_task_model", "choose_pooling", "parse_freeze",
            "freeze_parameters"]

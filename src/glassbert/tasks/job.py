@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -18,21 +19,19 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoint import resolve_model_path
+from ..modeldir import resolve_model_path
 from ..config import BertConfig
 from ..errors import InputError, MissingError
-from ..precision import AMP_OF, PRECISION_OF_AMP, check_precision, resolve
+from ..precision import check_precision, resolve, saved_precision
 from ..runfiles import CONFIG_FILE, atomic_write_text, check_target_dir, replace_dir
 from ..textfiles import read_json_object
+from ..threads import set_threads
 from ..tokenizer import Tokenizer, pad_rows
 from ..train import Callback, Evaluation, TrainConfig, Trainer
-from . import TASK_NAMES, classification, qa, tagging
-from .common import (EVAL_FILE, MODEL_INPUTS, TASK_FILE, TaskData, choose_pooling, freeze_parameters, load_task_model,
-                     parse_freeze)
+from . import TASK_NAMES, qa, task_module
+from .common import EVAL_FILE, MODEL_INPUTS, TASK_FILE, Task, TaskData, freeze_parameters, load_task_model, parse_freeze
 
-TASKS = {module.NAME: module for module in (classification, tagging, qa)}
-assert tuple(TASKS) == TASK_NAMES, "tasks/__init__.TASK_NAMES must list the task modules' names"
-CONFUSION_FILE = classification.CONFUSION_FILE
+TASKS: dict[str, Task] = {name: task_module(name) for name in TASK_NAMES}  # each implements common.Task
 
 
 @dataclass
@@ -84,7 +83,7 @@ class FinetuneArgs:
             raise InputError(f"save_every must be >= 1 step, got {self.save_every}")
         if self.early_stop_patience is not None and self.eval is None:
             raise InputError("early_stop_patience needs an eval file to watch")
-        if self.pooling is not None and self.task != "classify":
+        if self.pooling is not None and not TASKS[self.task].TAKES_POOLING:
             raise InputError(f"pooling applies to task 'classify' only, not {self.task!r}")
         self.train, self.out = Path(self.train), Path(self.out)
         self.eval = Path(self.eval) if self.eval is not None else None
@@ -98,7 +97,7 @@ def run_precision(args: FinetuneArgs, out: Path) -> str:
     saved_file = out / CONFIG_FILE
     if not (args.resume and saved_file.is_file()):
         return args.precision or "auto"
-    saved = PRECISION_OF_AMP.get(str(read_json_object(saved_file).get("amp")), "auto")
+    saved = saved_precision(read_json_object(saved_file))  # a run dir from before: its "amp" reads the same
     if args.precision is not None and args.precision != saved:
         raise InputError(f"--resume continues {out} in the precision it was started with ({saved}); "
                          f"drop --precision {args.precision}, or start a new run")
@@ -152,7 +151,7 @@ def _record_callback(args: FinetuneArgs, data: TaskData, tok: Tokenizer, out: Pa
         raise InputError(f"--record samples {[r for r in rows if r >= len(source)]}: the "
                          f"{'eval' if data.eval_set is not None else 'training'} set has {len(source)} items")
     # a classifier's gold label goes with its inputs: the explorer shows each eval prediction right or wrong
-    keys = MODEL_INPUTS + (("labels",) if args.task == classification.NAME else ())
+    keys = MODEL_INPUTS + TASKS[args.task].RECORD_KEYS
     picked = [{k: source.items[i][k] for k in keys} for i in range(max(rows) + 1)]
     return RecordCallback(Recorder(out, pad_rows(picked, source.pad_id), tok, spec, resume=args.resume))
 
@@ -160,9 +159,10 @@ def _record_callback(args: FinetuneArgs, data: TaskData, tok: Tokenizer, out: Pa
 UNKNOWN_WARNING = 0.1  # a training set with more [UNK] pieces than this is warned about (a vocabulary for other text)
 
 
-def finetune(args: FinetuneArgs) -> dict[str, Any]:
+def finetune(args: FinetuneArgs, threads: int | None = None) -> dict[str, Any]:
     """Fine-tune ``args.model`` on ``args.train`` and write the result to ``args.out``; returns a
-    summary (also in out/eval.json).
+    summary (also in out/eval.json). ``threads``: the intra-op threads of this process (default: chosen for
+    the model as the command chooses them, :func:`glassbert.threads.choose_threads`).
 
     With ``args.eval``, the model is evaluated every epoch and the best epoch's weights (accuracy,
     entity F1 or exact match) become the final model; ``early_stop_patience`` stops after that many
@@ -181,6 +181,7 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
     precision = run_precision(args, out)
     model_dir = resolve_model_path(args.model)
     config = BertConfig.load(model_dir)
+    logging.getLogger("glassbert").info("intra-op threads: %s", set_threads(threads, config.hidden_size))
     freeze = parse_freeze(args.freeze, config.num_hidden_layers, config)
     max_length = args.max_length or task.DEFAULT_MAX_LENGTH
     if max_length > config.max_position_embeddings:
@@ -199,9 +200,7 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
             f"batches of {len(data.train)}")
         args = replace(args, batch_size=len(data.train))
 
-    pooling, pooling_reason = None, ""
-    if args.task == "classify":
-        pooling, pooling_reason = choose_pooling(model_dir, freeze, args.pooling)
+    pooling, pooling_reason = task.choose_pooling(args, model_dir, freeze)
     net = load_task_model(task.MODEL, model_dir, data.id2label, pooling, args.seed)
     frozen = set(freeze_parameters(net, freeze))
     n_frozen = sum(p.numel() for n, p in net.named_parameters() if n in frozen)
@@ -221,7 +220,7 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         keep_best=keep_best, keep_best_mode="max", early_stop_patience=args.early_stop_patience,
         minutes=args.minutes, progress=args.progress, overwrite=args.overwrite, device=args.device,
         save_every=args.save_every or steps_per_epoch,  # a stopped run resumes from its last epoch at worst
-        log_every=max(1, min(10, steps_per_epoch)), amp=AMP_OF[precision],
+        log_every=max(1, min(10, steps_per_epoch)), precision=precision,
     )
     callbacks = [_SayEvaluation(steps_per_epoch, say, resume=args.resume)]
     if args.record:
@@ -244,14 +243,8 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
         final = data.evaluate(net, args.progress)  # e.g. a resumed run: best/ keeps the metrics, not the details
     net.eval()
     net.save_pretrained(out, tokenizer=tok)
-    is_qa = args.task == "qa"
-    task_info = {
-        "task": args.task, "base_model": str(model_dir), "max_length": max_length,
-        "text_column": args.text_column, "label_column": args.label_column,
-        "text_pair_column": args.text_pair_column, "freeze": freeze, "pooling": pooling,
-        "doc_stride": args.doc_stride if is_qa else None, "n_best": args.n_best if is_qa else None,
-        "max_answer_length": args.max_answer_length if is_qa else None,
-    }
+    task_info = {"task": args.task, "base_model": str(model_dir), "max_length": max_length, "freeze": freeze,
+                 "pooling": pooling, **task.run_info(args)}
     atomic_write_text(out / TASK_FILE, json.dumps(task_info, indent=2) + "\n")
     summary: dict[str, Any] = {
         "task": args.task, "out": str(out), "model": str(model_dir), "train_examples": data.train_examples,
@@ -271,27 +264,11 @@ def finetune(args: FinetuneArgs) -> dict[str, Any]:
     if final is not None:
         say(f"[final] {'best ' if fit.best_step is not None else ''}model (step {fit.best_step}): "
             f"{final.details['text']}")
-    hint = one_answer_hint(final, summary.get("labels"), args.lr, n_trainable) if args.task == "classify" else None
+    hint = task.hint(final, summary.get("labels"), args.lr, n_trainable)
     if hint:
         say(hint)
     say(f"wrote {out} ({fit.step} steps in {fit.elapsed:.1f} s, stopped by {fit.stopped_by})")
     return summary
 
 
-def one_answer_hint(final: Evaluation | None, labels: list[str] | None, lr: float, trainable: int) -> str | None:
-    """What to try when the classifier gives one label to every eval example although the gold labels differ
-    (it learned nothing yet: a small model at base-size BERT's 5e-5 does this); None otherwise."""
-    if final is None or final.details is None or labels is None:
-        return None
-    confusion = np.asarray(final.details["confusion"])  # rows gold, columns predicted
-    predicted, gold = np.flatnonzero(confusion.sum(0)), np.flatnonzero(confusion.sum(1))
-    if len(predicted) != 1 or len(gold) < 2:
-        return None
-    suggested = 1e-3 if trainable < 20_000_000 else 1e-4  # BERT-small sizes and below; base and larger
-    how = (f"a larger --lr (this run's {lr:g} suits base-size BERTs; a model of {trainable / 1e6:.1f} M trainable "
-           f"parameters often needs {suggested:g}) or more --epochs") if lr < suggested else "more --epochs or data"
-    return (f"hint: the model answers {labels[int(predicted[0])]!r} for every eval example: it has not learned to "
-            f"tell the labels apart yet. Try {how}.")
-
-
-__all__ = ["TASKS", "TASK_FILE", "EVAL_FILE", "CONFUSION_FILE", "FinetuneArgs", "build_task_model", "finetune"]
+__all__ = ["TASKS", "TASK_FILE", "EVAL_FILE", "FinetuneArgs", "build_task_model", "finetune"]

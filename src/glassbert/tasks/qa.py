@@ -25,12 +25,16 @@ from ..errors import InputError
 from ..heads import BertForQuestionAnswering
 from ..textfiles import parse_json, read_text
 from ..tokenizer import Tokenizer, check_count
-from .common import EncodedDataset, Evaluation, TaskData, about, existing_file, forward_sorted, pad_id_of
+from .common import (NO_POOLING, EncodedDataset, Evaluation, TaskData, about, existing_file, forward_sorted,
+                     pad_id_of)
 
 NAME = "qa"
 MODEL = BertForQuestionAnswering
 KEEP_BEST = "exact_match"
 DEFAULT_MAX_LENGTH = 384
+APPLY_COMMAND = "glassbert answer"
+RECORD_KEYS: tuple[str, ...] = ()
+TAKES_POOLING = False
 DEFAULT_DOC_STRIDE = 128         # context tokens two neighbouring windows share
 DEFAULT_N_BEST = 20              # start and end candidates per window, and answers kept per question
 DEFAULT_MAX_ANSWER_LENGTH = 30   # tokens
@@ -393,12 +397,26 @@ def prepare(args: Any, tok: Tokenizer, max_length: int) -> TaskData:
     return TaskData(dataset, None, evaluate, len(answered), len(eval_examples), qa_dataset(eval_features, tok))
 
 
+def choose_pooling(args: Any, model_dir: Path, freeze: str) -> tuple[str | None, str]:
+    return NO_POOLING  # a start and an end score for each token: nothing pooled
+
+
+def run_info(args: Any) -> dict[str, Any]:
+    """How `glassbert answer` cuts contexts into windows and decodes spans, as training did."""
+    return {"doc_stride": args.doc_stride, "n_best": args.n_best, "max_answer_length": args.max_answer_length}
+
+
 def eval_record(final: Evaluation, out: Path, labels: list[str] | None, step: int | None) -> dict[str, Any]:
     """What eval.json adds for this task: nothing (the predictions stay out of it, as before)."""
     return {}
 
 
-__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "DEFAULT_DOC_STRIDE", "DEFAULT_N_BEST",
+def hint(final: Evaluation | None, labels: list[str] | None, lr: float, trainable: int) -> str | None:
+    return None
+
+
+__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "APPLY_COMMAND", "RECORD_KEYS", "TAKES_POOLING",
+           "choose_pooling", "run_info", "hint", "DEFAULT_DOC_STRIDE", "DEFAULT_N_BEST",
            "DEFAULT_MAX_ANSWER_LENGTH", "load_json_with_lines", "SquadExample", "read_squad", "QAFeature",
            "prepare_qa_features", "qa_dataset", "SpanCandidate", "decode_nbest", "decode_spans", "qa_logits",
            "evaluate_qa", "prepare", "eval_record"]

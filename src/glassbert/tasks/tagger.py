@@ -20,13 +20,14 @@ import torch
 from .. import metrics as M
 from ..config import BertConfig
 from ..errors import InputError
-from ..heads import BertForTokenClassification, load_as
+from ..heads import BertForTokenClassification
+from ..registry import load_as
 from ..precision import check_precision, precision_context
 from ..runfiles import atomic_write_text
 from ..tokenizer import Tokenizer
 from . import TAG_FORMATS
 from .common import fine_tuned_run, forward_sorted, pad_id_of, truncating_copy
-from .predict import gather_texts
+from .classifier import gather_texts
 from .tagging import DEFAULT_MAX_LENGTH, NAME
 
 ENTITY_TAG = re.compile(r"O|[BIES]-\S+")  # what metrics.get_entities reads (BIO/IOB2, IOB1, IOBES)
@@ -105,7 +106,7 @@ def tag(model: str | Path, texts: Sequence[str] | None = None, input: str | Path
     ``precision``: fp32 (default), bf16 or auto (glassbert.precision; tag probabilities are a float32 softmax).
     """
     check_precision(precision)
-    directory, info = fine_tuned_run(model, NAME, BertForTokenClassification.__name__)
+    directory, info = fine_tuned_run(model, NAME, BertForTokenClassification)
     texts, _, from_file = gather_texts(texts, input, text_column, verb="tag")
     progress = from_file if progress is None else progress
     config = BertConfig.load(directory)

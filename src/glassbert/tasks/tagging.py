@@ -22,12 +22,16 @@ from ..errors import InputError
 from ..heads import BertForTokenClassification
 from ..textfiles import read_lines
 from ..tokenizer import IGNORE_INDEX, Tokenizer
-from .common import EncodedDataset, Evaluation, TaskData, existing_file, forward_sorted, pad_id_of, truncating_copy
+from .common import (NO_POOLING, EncodedDataset, Evaluation, TaskData, existing_file, forward_sorted, pad_id_of,
+                     truncating_copy)
 
 NAME = "token"
 MODEL = BertForTokenClassification
 KEEP_BEST = "f1"
 DEFAULT_MAX_LENGTH = 128
+APPLY_COMMAND = "glassbert tag"
+RECORD_KEYS: tuple[str, ...] = ()
+TAKES_POOLING = False
 BIO_TAG = re.compile(r"O|[BI]-\S+")
 
 
@@ -233,11 +237,24 @@ def prepare(args: Any, tok: Tokenizer, max_length: int) -> TaskData:
     return TaskData(dataset, id2label, evaluate, len(sentences), len(eval_sentences), eval_set)
 
 
+def choose_pooling(args: Any, model_dir: Path, freeze: str) -> tuple[str | None, str]:
+    return NO_POOLING  # a tag for each token: nothing pooled
+
+
+def run_info(args: Any) -> dict[str, Any]:
+    return {}  # CoNLL in; `glassbert tag` reads raw text
+
+
 def eval_record(final: Evaluation, out: Path, labels: list[str], step: int | None) -> dict[str, Any]:
     """What eval.json adds for this task: entity scores overall and per type."""
     return {"entities": final.details["entities"]}
 
 
-__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "TaggedSentence", "read_conll", "check_tags",
+def hint(final: Evaluation | None, labels: list[str] | None, lr: float, trainable: int) -> str | None:
+    return None
+
+
+__all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "APPLY_COMMAND", "RECORD_KEYS", "TAKES_POOLING",
+           "choose_pooling", "run_info", "hint", "TaggedSentence", "read_conll", "check_tags",
            "tag_names", "AlignedExample", "align_labels", "encode_token_classification", "first_piece_tags",
            "evaluate_tokens", "prepare", "eval_record"]

@@ -1,4 +1,5 @@
-"""Which items go into which micro-batch of which step, on which rank, collated with which seed.
+"""Which items go into which micro-batch of which step, on which rank, collated with which seed; moving a batch
+to the device and counting its tokens.
 
 Global batch ``b`` of epoch ``e`` is a slice of a permutation seeded by (seed, "epoch", e); each rank
 takes its contiguous share and splits it into ``grad_accum`` micro-batches, each collated with a
@@ -8,17 +9,13 @@ its position, and N ranks equal one process with ``grad_accum=N``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from ..errors import InputError
+from .config import TrainConfig
 from .rng import derive_seed
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -29,20 +26,22 @@ class MicroBatch:
 
 
 class EpochSteps(torch.utils.data.Dataset):
-    """Item b = this rank's collated micro-batches for global batch ``start + b`` of one epoch."""
+    """Item b = this rank's collated micro-batches for global batch ``start + b`` of one epoch (of
+    ``steps_per_epoch`` batches); ``first_step`` is the optimizer step global batch ``start`` makes."""
 
-    def __init__(self, trainer: Trainer, epoch: int, start: int, first_step: int) -> None:
-        cfg = trainer.config
-        n = len(trainer.train_dataset)
-        if cfg.shuffle:
-            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "epoch", epoch))
+    def __init__(self, dataset: Sequence[Any], collate_fn: Callable[[list, torch.Generator], Mapping[str, Any]],
+                 config: TrainConfig, *, rank: int, world_size: int, steps_per_epoch: int, epoch: int, start: int,
+                 first_step: int) -> None:
+        n = len(dataset)
+        if config.shuffle:
+            gen = torch.Generator().manual_seed(derive_seed(config.seed, "epoch", epoch))
             self.order = torch.randperm(n, generator=gen)
         else:
             self.order = torch.arange(n)
-        self.dataset, self.collate_fn = trainer.train_dataset, trainer.collate_fn
-        self.seed, self.batch_size, self.accum = cfg.seed, cfg.batch_size, cfg.grad_accum
-        self.rank, self.world = trainer.rank, trainer.world_size
-        self.start, self.first_step, self.steps = start, first_step, trainer.steps_per_epoch
+        self.dataset, self.collate_fn = dataset, collate_fn
+        self.seed, self.batch_size, self.accum = config.seed, config.batch_size, config.grad_accum
+        self.rank, self.world = rank, world_size
+        self.start, self.first_step, self.steps = start, first_step, steps_per_epoch
 
     def __len__(self) -> int:
         return self.steps - self.start
@@ -81,32 +80,4 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place under torchrun (from its environment); one process otherwise."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> DistInfo:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """'auto' → the GPU when there is one; under torchrun each rank takes its LOCAL_RANK GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device={name!r} but no CUDA GPU is available")
-        if device.index is None:
-            device = torch.device("cuda", info.local_rank if info.world_size > 1 else torch.cuda.current_device())
-        torch.cuda.set_device(device)
-    return device
-
-
-__all__ = ["MicroBatch", "EpochSteps", "identity", "count_tokens", "to_device", "DistInfo", "resolve_device"]
+__all__ = ["MicroBatch", "EpochSteps", "identity", "count_tokens", "to_device"]

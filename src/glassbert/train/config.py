@@ -1,29 +1,14 @@
-"""What the Trainer is told (TrainConfig), where a run is (TrainState), what it hands back
-(Evaluation, FitSummary), the hooks it calls (Callback), and the error that stops it."""
+"""What the Trainer is told (TrainConfig), where a run is (TrainState) and what it hands back (Evaluation,
+FitSummary)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ..errors import InputError
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training stopped because the loss became NaN or infinite."""
-
-    def __init__(self, step: int, loss: float, last_finite_loss: float | None) -> None:
-        self.step, self.loss, self.last_finite_loss = step, loss, last_finite_loss
-        last = "none yet" if last_finite_loss is None else f"{last_finite_loss:.6g}"
-        super().__init__(
-            f"non-finite loss {loss} at step {step} (last finite loss: {last}); "
-            "the optimizer step was skipped and no checkpoint was written for it. "
-            "Try a lower lr, warmup, gradient clipping, or amp='no'."
-        )
+from ..precision import check_precision
 
 
 @dataclass
@@ -64,7 +49,7 @@ class TrainConfig:
     keep_best_mode: Literal["auto", "max", "min"] = "auto"
     restore_best: bool = True
     early_stop_patience: int | None = None
-    amp: Literal["auto", "bf16", "no"] = "auto"
+    precision: Literal["fp32", "bf16", "auto"] = "auto"  # bf16 autocast; auto: where it is fast (glassbert.precision)
     device: str = "auto"
     num_workers: int = 0
     progress: bool = True
@@ -97,7 +82,7 @@ class TrainConfig:
         _require(self.keep_best_mode in ("auto", "max", "min"), f"keep_best_mode must be 'auto', 'max' or 'min', got {self.keep_best_mode!r}")
         _require(self.early_stop_patience is None or self.keep_best is not None,
                  "early_stop_patience needs keep_best (the eval metric to watch)")
-        _require(self.amp in ("auto", "bf16", "no"), f"amp must be 'auto', 'bf16' or 'no', got {self.amp!r}")
+        check_precision(self.precision)
         _require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
 
     @property
@@ -164,16 +149,4 @@ class FitSummary:
     restored_best: bool = False  # the model holds the best_step weights (not the last step's)
 
 
-class Callback:
-    """Hooks the Trainer calls on every rank; check ``trainer.is_main`` before writing files."""
-
-    def on_train_begin(self, trainer: Trainer) -> None: ...
-    def on_before_optimizer_step(self, trainer: Trainer) -> None: ...
-    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
-    def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None: ...
-    def on_evaluate(self, trainer: Trainer, row: dict[str, Any]) -> None: ...
-    def on_save(self, trainer: Trainer, path: Path) -> None: ...
-    def on_train_end(self, trainer: Trainer, summary: FitSummary) -> None: ...
-
-
-__all__ = ["TrainConfig", "TrainState", "Evaluation", "FitSummary", "Callback", "NonFiniteLossError"]
+__all__ = ["TrainConfig", "TrainState", "Evaluation", "FitSummary"]

@@ -26,24 +26,36 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import ExistsError, InputError
-from ..precision import PRECISION_OF_AMP, autocast, use_bf16
+from ..errors import ExistsError, InputError, NonFiniteLossError
+from ..precision import autocast, use_bf16
 from ..progress import progress_bar
 from ..runfiles import BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, PLOT_FILE, append_jsonl
-from .batches import DistInfo, EpochSteps, MicroBatch, count_tokens, identity, resolve_device, to_device
+from .batches import EpochSteps, MicroBatch, count_tokens, identity, to_device
 from .checkpoints import (find_checkpoint, load_best_weights, prepare_run_dir, read_best_row, read_checkpoint,
                           write_best, write_checkpoint)
-from .evaluation import as_evaluation, mean_eval_loss
-from .config import Evaluation, FitSummary, NonFiniteLossError, TrainConfig, TrainState
+from .config import Evaluation, FitSummary, TrainConfig, TrainState
+from .distributed import DistInfo, all_sum, barrier, resolve_device
+from .evaluation import BatchMetrics, MetricsFn, as_evaluation, mean_eval_loss
 from .logs import LogWindow
 from .optim import build_optimizer, lr_factor, time_lr_factor
 from .plots import plot_metrics
 from .rng import derive_seed, seed_everything, set_rng_state
 
 Collate = Callable[[list, torch.Generator], Mapping[str, Any]]
-MetricsFn = Callable[[Any, Mapping[str, Any]], Mapping[str, float]]
 EvalFn = Callable[[nn.Module], "Mapping[str, float] | Evaluation"]
 ROW_KEYS = ("split", "step", "epoch")  # what an eval row adds to the metrics
+
+
+class Callback:
+    """Hooks the Trainer calls on every rank; check ``trainer.is_main`` before writing files."""
+
+    def on_train_begin(self, trainer: Trainer) -> None: ...
+    def on_before_optimizer_step(self, trainer: Trainer) -> None: ...
+    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
+    def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None: ...
+    def on_evaluate(self, trainer: Trainer, row: dict[str, Any]) -> None: ...
+    def on_save(self, trainer: Trainer, path: Path) -> None: ...
+    def on_train_end(self, trainer: Trainer, summary: FitSummary) -> None: ...
 
 
 class Trainer:
@@ -109,8 +121,8 @@ class Trainer:
         self.warmup_steps = config.warmup_steps if ratio is None else round(ratio * (self.total_steps or 0))
         self.warmup_fraction = ratio if ratio is not None and config.minutes is not None else 0.0
 
-        # amp "auto": bf16 where the hardware has fast bf16 (CUDA, or a CPU with AMX): glassbert.precision
-        self.amp_enabled = use_bf16(PRECISION_OF_AMP[config.amp], self.device)
+        # precision "auto": bf16 where the hardware has fast bf16 (CUDA, or a CPU with AMX): glassbert.precision
+        self.bf16 = use_bf16(config.precision, self.device)  # whether the forward passes run under bf16 autocast
         self.model.to(self.device)
         self.optimizer = build_optimizer(
             self.model, config.lr, config.weight_decay, config.betas, config.eps, fused=self.device.type == "cuda"
@@ -121,7 +133,7 @@ class Trainer:
         self._best_weights: dict[str, torch.Tensor] | None = None
         self._ddp: DistributedDataParallel | None = None
         self._resumed = False
-        self._metric_keys: list[str] | None = None
+        self._metrics = BatchMetrics(metrics_fn)
         self._early_stop = False
         self._last_eval: dict[str, Any] | None = None
         self._last_train: dict[str, Any] = {}
@@ -135,37 +147,16 @@ class Trainer:
         return self.rank == 0
 
     def _barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
+        barrier(self.world_size)
 
     def _all_sum(self, values: list[float]) -> list[float]:
-        if self.world_size == 1:
-            return values
-        comm = self.device if self.device.type == "cuda" else torch.device("cpu")
-        t = torch.tensor(values, dtype=torch.float64, device=comm)
-        dist.all_reduce(t)
-        return t.tolist()
+        return all_sum(values, self.world_size, self.device)
 
     def _callback(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
             fn = getattr(cb, hook, None)
             if fn is not None:
                 fn(self, *args)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.device, self.amp_enabled)
-
-    def _metrics(self, output: Any, batch: Mapping[str, Any]) -> dict[str, float]:
-        if self.metrics_fn is None:
-            return {}
-        with torch.no_grad():
-            values = {k: float(v) for k, v in self.metrics_fn(output, batch).items()}
-        keys = sorted(values)
-        if self._metric_keys is None:
-            self._metric_keys = keys
-        elif keys != self._metric_keys:
-            raise ValueError(f"metrics_fn returned keys {keys}, earlier {self._metric_keys}; they must not change")
-        return values
 
     def _append_row(self, row: dict[str, Any]) -> None:
         append_jsonl(self.out_dir / METRICS_FILE, row)
@@ -181,7 +172,7 @@ class Trainer:
                 target, self.model, self.optimizer, self.state, self.config,
                 schedule={"kind": self.config.schedule, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
                           "minutes": self.config.minutes, "warmup_fraction": self.warmup_fraction},
-                world_size=self.world_size, metric_keys=self._metric_keys,
+                world_size=self.world_size, metric_keys=self._metrics.keys,
             )
             self._callback("on_save", target)
         self._barrier()
@@ -193,7 +184,7 @@ class Trainer:
         saved = read_checkpoint(ckpt, self.model, self.config, self.device)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.state = TrainState(**saved["state"])
-        self._metric_keys = saved["metric_keys"]
+        self._metrics.keys = saved["metric_keys"]
         patience = self.config.early_stop_patience
         self._early_stop = patience is not None and self.state.bad_evals >= patience
         if self.config.keep_best and self.state.best_step is not None:
@@ -231,7 +222,7 @@ class Trainer:
                     dist.broadcast_object_list(result, src=0)
                 values = result[0]
             else:
-                values = mean_eval_loss(self)
+                values = self.mean_eval_loss()
         finally:
             self.model.train()
         self.last_evaluation = Evaluation(dict(values), details)
@@ -241,6 +232,16 @@ class Trainer:
         self._last_eval = row
         self._callback("on_evaluate", row)
         return row
+
+    def mean_eval_loss(self) -> dict[str, float]:
+        """The default evaluation: the item-weighted mean loss and ``metrics_fn`` values over ``eval_dataset``
+        (each rank its share, all ranks summed), in the model's current mode."""
+        if self.eval_dataset is None:
+            raise InputError("mean_eval_loss needs an eval_dataset")
+        cfg = self.config
+        return mean_eval_loss(self.model, self.eval_dataset, self.collate_fn, self._metrics,
+                              batch_size=cfg.eval_batch_size or cfg.batch_size, seed=cfg.seed, device=self.device,
+                              bf16=self.bf16, rank=self.rank, world_size=self.world_size)
 
     def _track_best(self, row: dict[str, Any]) -> None:
         name = self.config.keep_best
@@ -299,7 +300,7 @@ class Trainer:
                 **cfg.to_dict(), "world_size": self.world_size, "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps, "warmup_steps_resolved": self.warmup_steps,
                 "warmup_fraction_of_minutes": self.warmup_fraction,
-                "device": str(self.device), "amp_enabled": self.amp_enabled,
+                "device": str(self.device), "precision_resolved": "bf16" if self.bf16 else "fp32",
             })
         self._barrier()
         if self.world_size > 1 and self._ddp is None:
@@ -340,7 +341,9 @@ class Trainer:
     def _steps(self) -> Iterator[list[MicroBatch]]:
         """This rank's micro-batches for every step from the saved position onwards."""
         while True:
-            steps = EpochSteps(self, self.state.epoch, self.state.batch_in_epoch, self.state.step)
+            steps = EpochSteps(self.train_dataset, self.collate_fn, self.config, rank=self.rank,
+                               world_size=self.world_size, steps_per_epoch=self.steps_per_epoch,
+                               epoch=self.state.epoch, start=self.state.batch_in_epoch, first_step=self.state.step)
             if self.config.num_workers > 0:
                 yield from torch.utils.data.DataLoader(
                     steps, batch_size=None, shuffle=False, num_workers=self.config.num_workers, collate_fn=identity
@@ -430,7 +433,7 @@ class Trainer:
             torch.manual_seed(derive_seed(self.config.seed, "dropout", mb.micro_id))
             sync = self._ddp.no_sync() if self._ddp is not None and a < accum - 1 else contextlib.nullcontext()
             with sync:
-                with self._autocast():
+                with autocast(self.device, self.bf16):
                     output = model(**batch)
                 loss = getattr(output, "loss", None)
                 if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
@@ -443,7 +446,7 @@ class Trainer:
             has_tokens |= n_tokens is not None
             tokens += n_tokens or 0
             examples += mb.size
-        keys = self._metric_keys or []
+        keys = self._metrics.keys or []
         totals = self._all_sum([loss_sum.item(), float(accum), float(tokens), float(examples)]
                                + [metric_sums.get(k, 0.0) for k in keys])
         step_loss = totals[0] / totals[1]
@@ -481,4 +484,4 @@ class Trainer:
         return LogWindow(started=now)
 
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "Callback"]

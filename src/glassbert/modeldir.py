@@ -1,8 +1,13 @@
-"""Checkpoints: resolve a model name, load and save transformers-compatible directories."""
+"""Model folders: resolve a model name, read and write transformers-compatible directories.
+
+A model folder is config.json + model.safetensors (or a weights-only pytorch_model.bin) + the tokenizer files.
+This module knows files and state dicts, never a model class: the class to build is handed to
+:func:`load_pretrained` (see glassbert.registry for the one that picks it from config.json)."""
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import safetensors.torch
@@ -101,15 +106,34 @@ def _align_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dic
     return state, dropped
 
 
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_pretrained` did with a checkpoint's tensors, by state-dict key."""
+
+    newly_initialized: tuple[str, ...] = ()   # the model's weights the checkpoint lacks (a new head): train them
+    ignored: tuple[str, ...] = ()             # the checkpoint's tensors this model has no place for
+    tied: tuple[str, ...] = ()                # the model's keys that alias another (decoder ↔ word embeddings)
+
+    def warnings(self, owner: str) -> list[str]:
+        """The lines a user should read (what transformers logs on loading), naming ``owner``'s class."""
+        lines = []
+        if self.newly_initialized:
+            new = self.newly_initialized
+            lines.append(f"{owner}: {len(new)} weights not in the checkpoint were newly initialized (train them "
+                         f"before use): " + ", ".join(new[:8]) + (" …" if len(new) > 8 else ""))
+        return lines
+
+
 def load_pretrained(cls, path: str | Path, **config_overrides):
-    """Build `cls` from a directory; missing, unexpected and mis-shaped keys are reported by name."""
+    """``(model, LoadReport)``: ``cls`` built from a directory; mis-shaped keys and a missing encoder weight are
+    errors that name the keys; new heads and ignored tensors are in the report (logged by from_pretrained)."""
     directory = resolve_model_path(path)
     if not directory.is_dir():
         raise MissingError(f"{directory}: not a directory (expected config.json + weights)")
     config = BertConfig.load(directory)  # the class its model_type names: BertConfig | AlbertConfig
     if config.model_type != cls.config_class.model_type:
         raise InputError(f"{directory / 'config.json'}: model_type {config.model_type!r}, but {cls.__name__} is "
-                         f"{cls.config_class.model_type!r}: load it with glassbert.heads.load_model, which picks "
+                         f"{cls.config_class.model_type!r}: load it with glassbert.registry.load_model, which picks "
                          f"the class from the config")
     if config_overrides:
         config = config.replace(**config_overrides)
@@ -138,14 +162,8 @@ def load_pretrained(cls, path: str | Path, **config_overrides):
     model.load_state_dict(state, strict=False)
     model.tie_weights()
     newly = [k for k in missing if k not in backbone_missing]
-    if newly:
-        log.warning("%s: %d weights not in the checkpoint were newly initialized (train them before "
-                    "use): %s", cls.__name__, len(newly), ", ".join(newly[:8]) + (" …" if len(newly) > 8 else ""))
-    if unexpected or dropped:
-        log.info("%s: ignored %d checkpoint weights not used by this model: %s", cls.__name__,
-                 len(unexpected) + len(dropped), ", ".join((unexpected + dropped)[:8]))
     model.eval()
-    return model
+    return model, LoadReport(tuple(newly), tuple(unexpected + dropped), tuple(sorted(tied)))
 
 
 def _is_backbone(key: str, prefix: str) -> bool:
@@ -173,18 +191,11 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 KEPT_TOKENIZER_FILES = ("spiece.model",)
 
 
-def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None, *, sentence_transformers: bool = False,
-                    pooling: str = "mean", normalize: bool = True) -> Path:
+def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
     """config.json (+ architectures) and model.safetensors, written atomically (temp + rename), and the
     tokenizer: ``tokenizer`` when given, else the tokenizer files of the directory the model was loaded
     from (``model.pretrained_dir``, set by from_pretrained), so the directory is a complete model.
-    A model built from a config, with no tokenizer given, writes none.
-
-    ``sentence_transformers=True`` also writes the sentence-transformers layout (see
-    :func:`write_sentence_transformers`): ``SentenceTransformer(directory)`` then gives the vectors of
-    ``Embedder(directory).encode(texts, pooling=pooling, normalize=normalize)``."""
-    if sentence_transformers:  # refused before anything is written
-        check_sentence_transformers(model, pooling, tokenizer)
+    A model built from a config, with no tokenizer given, writes none."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
@@ -198,8 +209,6 @@ def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None, *, 
         tokenizer.save_pretrained(d)
     else:
         copy_tokenizer_files(getattr(model, "pretrained_dir", None), d)
-    if sentence_transformers:
-        write_sentence_transformers(model, d, pooling, normalize)
     return d
 
 
@@ -247,15 +256,15 @@ def check_st_pooling(pooling: str) -> None:
 
 
 def write_sentence_transformers(model: nn.Module, directory: Path, pooling: str = "mean",
-                                normalize: bool = True) -> list[Path]:
+                                normalize: bool = True, max_length: int | None = None) -> list[Path]:
     """modules.json, sentence_bert_config.json, config_sentence_transformers.json and 1_Pooling/config.json
     in ``directory`` (a model directory with its tokenizer), so that SentenceTransformer(directory) embeds
     as :class:`glassbert.embed.Embedder` does: inputs cut to the same length, ``pooling``, and unit vectors
-    when ``normalize``. Returns the files written."""
-    from .tokenizer import Tokenizer
+    when ``normalize``. ``max_length``: the tokenizer's model_max_length (default: the model's positions).
+    Returns the files written."""
     check_st_pooling(pooling)
     config = model.config
-    max_length = min(Tokenizer.from_pretrained(directory).model_max_length, config.max_position_embeddings)
+    max_length = min(max_length or config.max_position_embeddings, config.max_position_embeddings)
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
     if normalize:
@@ -274,21 +283,3 @@ def write_sentence_transformers(model: nn.Module, directory: Path, pooling: str 
     for path, obj in files.items():
         atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
     return list(files)
-
-
-def export_model(model: str | Path, out: str | Path, *, sentence_transformers: bool = False, pooling: str = "mean",
-                 normalize: bool = True, overwrite: bool = False) -> Path:
-    """`glassbert export`: MODEL (a directory, a run or an alias) written to ``out`` as a complete model
-    directory that transformers loads (its class kept: a fine-tuned classifier stays one), with the
-    sentence-transformers layout when ``sentence_transformers``. ``out`` is refused if it holds files,
-    unless ``overwrite``; nothing is written before the model has loaded."""
-    from .heads import load_model
-    from .runfiles import check_target_dir, replace_dir
-    check_target_dir(out, overwrite=overwrite, reads=(("the model", model),))
-    loaded = load_model(model)
-    if sentence_transformers:
-        check_sentence_transformers(loaded, pooling)
-    if Path(out).resolve() == Path(loaded.pretrained_dir).resolve():
-        raise InputError(f"--out {out} is MODEL's own directory: choose another directory")
-    return save_pretrained(loaded, replace_dir(out), sentence_transformers=sentence_transformers, pooling=pooling,
-                           normalize=normalize)

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .heads import BertForMaskedLM, load_as
+from .heads import BertForMaskedLM
+from .registry import load_as
 from .precision import check_precision, model_device, precision_context
 from .tokenizer import Tokenizer
 

@@ -14,32 +14,19 @@ import torch
 
 from ..config import BertConfig
 from ..errors import InputError
-from ..heads import BertForSequenceClassification, load_as
+from ..heads import BertForSequenceClassification
+from ..registry import load_as
 from ..precision import check_precision, precision_context
-from ..textfiles import read_lines
+from ..textfiles import read_input_texts
 from ..tokenizer import Tokenizer, check_count, check_text
-from .classification import ClassificationData, cell, class_logits, encode_classification, iter_table
+from .classification import ClassificationData, class_logits, encode_classification
 from .common import existing_file, fine_tuned_run
 
 
 def read_texts(path: Path, text_column: str, text_pair_column: str | None) -> tuple[list[str], list[str] | None]:
     """Texts (and second texts) from a .txt file (one per non-blank line) or a CSV/TSV/JSONL table
-    (where a text may be empty: every row gets its prediction)."""
-    if path.suffix.lower() == ".txt":
-        texts = [line.strip() for line in read_lines(path) if line.strip()]
-        if not texts:
-            raise InputError(f"{path}: file is empty (expected one text per line)")
-        if text_pair_column:
-            raise InputError(f"{path}: a .txt file holds one text per line; pairs need a CSV/TSV/JSONL file")
-        return texts, None
-    texts, pairs = [], []
-    for line, row, header in iter_table(path):
-        texts.append(cell(path, line, row, text_column, header, "--text-column"))
-        if text_pair_column:
-            pairs.append(cell(path, line, row, text_pair_column, header, "--text-pair-column"))
-    if not texts:
-        raise InputError(f"{path}: no rows to classify")
-    return texts, (pairs if text_pair_column else None)
+    (where a text may be empty: every row gets its prediction): glassbert.textfiles.read_input_texts."""
+    return read_input_texts(path, text_column, text_pair_column)
 
 
 def gather_texts(texts: Sequence[str] | str | None, input: str | Path | None, text_column: str = "text",

@@ -116,7 +116,7 @@ def test_a_loaded_model_saves_the_tokenizer_it_came_with(tmp_path, minilm_path):
     tokenizer files, so `glassbert tokenize OUT` works on the saved model."""
     from click.testing import CliRunner
 
-    from glassbert.checkpoint import TOKENIZER_FILES
+    from glassbert.modeldir import TOKENIZER_FILES
     from glassbert.cli import main
 
     model = gb.BertModel.from_pretrained("minilm")
@@ -210,7 +210,7 @@ def test_bad_model_inputs_are_clear():
 def test_alias_without_package_says_how_to_install(monkeypatch):
     import builtins
 
-    from glassbert.checkpoint import resolve_model_path
+    from glassbert.modeldir import resolve_model_path
     real_import = builtins.__import__
 
     def fake_import(name, *a, **k):

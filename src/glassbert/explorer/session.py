@@ -1,0 +1,53 @@
+"""`glassbert explore`'s set-up: a recorded run, or a model recorded on a few texts, served or exported.
+
+    explore("runs/demo")                                        # serve the run's recording
+    explore("minilm", texts=["The cat chased the mouse."])      # record a snapshot first (a temporary one)
+    explore("runs/demo", export="demo.html")                    # one self-contained file instead of serving
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import InputError
+from ..recording import has_recording, record_model
+from .export import export_html
+from .server import serve
+
+
+def explore(target: str | Path, texts: Sequence[str] = (), pair: bool = False, out: str | Path | None = None,
+            model: str | Path | None = None, export: str | Path | None = None, host: str = "127.0.0.1",
+            port: int = 8765, open_browser: bool = False, overwrite: bool = False,
+            echo: Callable[[str], None] = print) -> Path | None:
+    """Open TARGET in the explorer: a run with a recording as it is; a model (or any ``texts``) recorded first
+    as one snapshot on ``texts``, into ``out`` (default: a temporary directory, deleted on return).
+
+    ``model``: what the page's live what-if runs (default: the run's own, or TARGET when it is a model).
+    ``export``: write one self-contained HTML file and return its path instead of serving until Ctrl-C or
+    SIGTERM (both end the server and delete a temporary snapshot)."""
+    run_dir = Path(target)
+    with tempfile.TemporaryDirectory(prefix="glassbert-explore-") as scratch:
+        if texts or not has_recording(run_dir):
+            model = model or target
+            run_dir = Path(out) if out else Path(scratch) / "snapshot"
+            record_model(target, list(texts), run_dir, pair=pair, overwrite=overwrite)
+            echo(f"recorded one snapshot of {target} on {len(texts)} input(s)" + (f" in {run_dir}" if out else ""))
+        elif out:
+            raise InputError(f"{target} is a recorded run: --out applies only when a model is recorded")
+        if export:
+            path = export_html(run_dir, export, overwrite=overwrite)
+            echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, no network needed")
+            return path
+        # a `kill` ends the server as Ctrl-C does, so a temporary snapshot is deleted
+        previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        try:
+            serve(run_dir, host=host, port=port, open_browser=open_browser, model=model)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return None
+
+
+__all__ = ["explore"]
