@@ -18,7 +18,7 @@ import torch
 
 from glassbert.explorer import export_html, make_server
 from glassbert.errors import ExistsError, InputError
-from glassbert.explorer.server import format_values, safe_join, PathRefused
+from glassbert.explorer.server import STATIC_DIR, format_values, safe_join, PathRefused
 from glassbert.recording import MANIFEST_VERSION, load_manifest, load_tensor
 
 from helpers_record import toy_model, toy_run, toy_tokenizer
@@ -67,11 +67,31 @@ def test_binds_localhost_by_default(server):
 def test_page_and_static_files(server):
     status, headers, body = get(server, "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert b'id="epoch-slider"' in body and b'src="static/app.js"' in body and b'id="attribution-view"' in body
+    assert b'id="epoch-slider"' in body and b'src="static/app.js"' in body
     assert "default-src 'self'" in headers["Content-Security-Policy"]
-    status, headers, body = get(server, "/static/app.js")
-    assert status == 200 and b"getTensor" in body
+    scripts = re.findall(r'<script src="(static/[^"]+)"></script>', body.decode("utf-8"))
+    assert scripts[0] == "static/core.js" and scripts[-1] == "static/app.js" and "static/views/attribution.js" in scripts
+    for src in scripts:  # the core, each view (in the views/ subfolder) and the app
+        status, headers, _ = get(server, "/" + src)
+        assert status == 200 and "javascript" in headers["Content-Type"], src
+    assert b"function getTensor" in get(server, "/static/core.js")[2]
+    assert b'id="attribution-view"' in get(server, "/static/views/attribution.js")[2]
     assert get(server, "/static/style.css")[0] == 200
+
+
+def test_the_page_is_a_core_and_one_module_per_view():
+    """index.html lists every file of static/views/ once (the registry of views: a new view is its file and
+    one line there), each registers one view, and no script is over 500 lines."""
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    listed = re.findall(r'<script src="static/([^"]+)"></script>', html)
+    assert listed[:2] == ["core.js", "draw.js"] and listed[-1] == "app.js" and len(set(listed)) == len(listed)
+    views = sorted(p.relative_to(STATIC_DIR).as_posix() for p in (STATIC_DIR / "views").glob("*.js"))
+    assert sorted(s for s in listed if s.startswith("views/")) == views and len(views) >= 12
+    assert sorted(p.name for p in STATIC_DIR.glob("*.js")) == ["app.js", "core.js", "draw.js"]
+    for rel in listed:
+        text = (STATIC_DIR / rel).read_text(encoding="utf-8")
+        assert text.count("\n") <= 500, rel
+        assert not rel.startswith("views/") or text.count("GB.registerView(") == 1, rel
 
 
 def test_manifest_and_metrics(server, run):
@@ -211,6 +231,27 @@ def _decoded(data: dict, snap: int, name: str) -> np.ndarray:
     if entry["delta"]:
         bits = bits ^ _decoded(data, snap - 1, name).view("<u2").ravel()
     return bits.view("<f2").reshape(entry["shape"])
+
+
+def test_export_inlines_every_script_of_the_page_in_order(run, tmp_path, monkeypatch):
+    import glassbert.explorer.export as export
+
+    html = export_html(run, tmp_path / "demo.html").read_text(encoding="utf-8")
+    listed = re.findall(r'<script src="static/([^"]+)"></script>', (STATIC_DIR / "index.html").read_text(encoding="utf-8"))
+    at = [html.index("<script>\n" + (STATIC_DIR / rel).read_text(encoding="utf-8") + "\n</script>") for rel in listed]
+    assert at == sorted(at) and html.index('id="glassbert-data"') < at[0]
+    # a missing script, or one that would end its <script> early, is refused (and nothing is written)
+    static = tmp_path / "static"
+    shutil.copytree(STATIC_DIR, static)
+    monkeypatch.setattr(export, "STATIC_DIR", static)
+    (static / "views" / "diff.js").unlink()
+    with pytest.raises(InputError, match="static/views/diff.js, which is not a file"):
+        export_html(run, tmp_path / "missing.html")
+    shutil.copy(STATIC_DIR / "views" / "diff.js", static / "views" / "diff.js")
+    (static / "views" / "curves.js").write_text("const s = '</script>';", encoding="utf-8")
+    with pytest.raises(InputError, match="static/views/curves.js contains a closing tag"):
+        export_html(run, tmp_path / "closing.html")
+    assert sorted(p.name for p in tmp_path.glob("*.html")) == ["demo.html"]
 
 
 def test_export_size_bound_leaves_out_weights_first(run, tmp_path):
@@ -373,6 +414,23 @@ def test_a_foreign_host_header_is_refused(server, hosts):
     if len(hosts) == 1:
         assert f"host {hosts[0]!r} refused" in message and "127.0.0.1" in message, message
     assert get(server, "/api/manifest", "HEAD", hosts=hosts)[0] in (400, 403)
+
+
+@pytest.mark.parametrize("hosts", [["evil.example", "127.0.0.1"], ["127.0.0.1", "evil.example"],
+                                   ["localhost", "localhost"]])
+def test_two_host_headers_are_refused(server, hosts):
+    """Whatever they say (glassbert.net's policy, as serve applies it: tests/test_serve.py)."""
+    status, _, body = get(server, "/api/manifest", hosts=hosts)
+    assert status == 400 and "2 Host headers" in json.loads(body)["message"], body
+    assert b"snapshots" not in body
+
+
+def test_a_foreign_host_is_refused_with_the_shared_message(server):
+    from glassbert.net import HostPolicy
+    status, _, body = get(server, "/api/manifest", hosts=["evil.example"])
+    expected = HostPolicy("127.0.0.1", server.url).refusal(["evil.example"])
+    assert (status, json.loads(body)["message"]) == (expected.status, expected.message) and status == 403
+    assert server.url in expected.message
 
 
 def test_the_hosts_it_was_started_for_are_served(server):

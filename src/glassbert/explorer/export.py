@@ -60,35 +60,24 @@ def _encode(t: dict[str, Any], previous: dict[str, Any] | None, exact: bool) -> 
     return entry, None
 
 
-# name suffix → (op, source suffix, extra source suffix): what the page computes instead of reading
-_DERIVED = {
-    ".attention.self.key_transposed": ("transpose", ".attention.self.key", None),        # (h, T, d) → (h, d, T)
-    ".attention.self.context_permute": ("heads_last", ".attention.self.context", None),  # (h, T, d) → (T, h, d)
-    ".attention.self.context_reshaped": ("heads_concat", ".attention.self.context", None),  # (h, T, d) → (T, h·d)
-    ".attention.self.query_linear": ("heads_concat", ".attention.self.query", None),
-    ".attention.self.key_linear": ("heads_concat", ".attention.self.key", None),
-    ".attention.self.value_linear": ("heads_concat", ".attention.self.value", None),
-    ".attention.self.scores": ("scale", ".attention.self.scores_scaled", None),          # × √d
-    ".attention.self.scores_masked": ("add_mask", ".attention.self.scores_scaled", ".attention.self.attention_mask"),
-}
-
-
 def _derivable(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The activations the page can rebuild from others that stay in the file (never an alias's target)."""
+    """The activations the page can rebuild from others that stay in the file (never an alias's target): the
+    capture points whose catalogue entry says ``rebuild`` (glassbert.capture.Point), when their sources are there."""
     targets = {t for entry in manifest["snapshots"] for t in entry.get("aliases", {}).values()}
     head_size = (manifest.get("config") or {}).get("attention_head_size")
     out: dict[str, dict[str, Any]] = {}
-    for name in manifest["tensors"]:
-        for suffix, (op, source, extra) in _DERIVED.items():
-            if not name.endswith(suffix) or name in targets:
-                continue
-            base = name[: -len(suffix)]
-            needed = [base + source] + ([base + extra] if extra else [])
-            if not all(n in manifest["tensors"] for n in needed) or (op == "scale" and not head_size):
-                continue
-            out[name] = {"op": op, "from": needed}
-            if op == "scale":
-                out[name]["factor"] = float(head_size) ** 0.5
+    for point in manifest.get("catalogue") or []:
+        name, rebuild = point["name"], point.get("rebuild")
+        if not rebuild or name not in manifest["tensors"] or name in targets:
+            continue
+        op, *sources = rebuild
+        base = f"{point['module']}." if point["module"] else ""
+        needed = [base + source for source in sources if source]
+        if not all(n in manifest["tensors"] for n in needed) or (op == "scale" and not head_size):
+            continue
+        out[name] = {"op": op, "from": needed}
+        if op == "scale":
+            out[name]["factor"] = float(head_size) ** 0.5
     return out
 
 
@@ -149,20 +138,37 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
     payload_tensors = [{n: e for n, e in tensors.items() if n not in gone} for tensors in payload_tensors]
     payload = {"manifest": manifest, "metrics": metrics, "tensors": payload_tensors}
 
-    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    css = (STATIC_DIR / "style.css").read_text(encoding="utf-8")
-    js = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
-    if re.search(r"</style", css, re.I) or re.search(r"</script", js, re.I):
-        raise InputError("static assets cannot be inlined (they contain a closing tag)")
-    link = re.compile(r'<link rel="stylesheet" href="static/style.css">')
-    script = re.compile(r'<script src="static/app.js"></script>')
-    if not link.search(html) or not script.search(html):
-        raise InputError("index.html does not reference static/style.css and static/app.js as expected")
-    html = link.sub(lambda _: f"<style>\n{css}\n</style>", html, count=1)
     data = f'<script type="application/json" id="glassbert-data">{_json_for_script(payload)}</script>'
-    html = script.sub(lambda _: f"{data}\n<script>\n{js}\n</script>", html, count=1)
+    html = _inline_page((STATIC_DIR / "index.html").read_text(encoding="utf-8"), data)
     if "://" in html:
         raise InputError("export would contain a URL; refusing to write a page that is not self-contained")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, html)
     return out
+
+
+_SCRIPT = re.compile(r'<script src="(static/[^"<>]+\.js)"></script>')
+
+
+def _inline_page(html: str, data: str) -> str:
+    """index.html with its stylesheet and every script it references (core, views, app: in their order) inlined,
+    and the ``data`` block just before the first script. A missing asset, or one that would end its own tag
+    early, is refused."""
+    link = re.compile(r'<link rel="stylesheet" href="static/style.css">')
+    scripts = _SCRIPT.findall(html)
+    if not link.search(html) or not scripts or len(scripts) != len(re.findall(r"<script\b", html, re.I)):
+        raise InputError("index.html does not reference static/style.css and its static/*.js scripts as expected")
+    css = (STATIC_DIR / "style.css").read_text(encoding="utf-8")
+    if re.search(r"</style", css, re.I):
+        raise InputError("static assets cannot be inlined (static/style.css contains a closing tag)")
+    code = {}
+    for rel in scripts:
+        path = (STATIC_DIR / rel[len("static/"):]).resolve()
+        if STATIC_DIR.resolve() not in path.parents or not path.is_file():
+            raise InputError(f"index.html references {rel}, which is not a file of the explorer's static folder")
+        code[rel] = path.read_text(encoding="utf-8")
+        if re.search(r"</script|<!--", code[rel], re.I):
+            raise InputError(f"static assets cannot be inlined ({rel} contains a closing tag or '<!--')")
+    html = link.sub(lambda _: f"<style>\n{css}\n</style>", html, count=1)
+    before = [f"{data}\n"]  # the data goes just before the first script
+    return _SCRIPT.sub(lambda m: (before.pop() if before else "") + f"<script>\n{code[m.group(1)]}\n</script>", html)

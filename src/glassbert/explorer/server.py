@@ -30,21 +30,14 @@ or route is a 404. A path with a ``..`` segment, an absolute path, a NUL, or a f
 else that goes wrong inside a handler is a bug: it answers 500 with a JSON message and logs its
 traceback on the server (logger ``glassbert.explorer``); the connection is never just dropped.
 
-Host names (DNS rebinding). A page on another site can make its own host name resolve to 127.0.0.1
-and then read this server as if it were that site; the one thing it cannot change is the ``Host``
-header, which carries *its* name. So every request's Host must be one the server was started for:
-``localhost``, ``127.0.0.1``, ``[::1]`` and the ``host`` it was given (each with any port: a port
-forwarded by ``ssh -L`` arrives under another number). Anything else is answered 403 naming the host
-refused. Bound to all interfaces (``0.0.0.0``, ``::`` or ``""``) the user asked for remote access:
-then the machine's own names (``socket.gethostname()``, ``socket.getfqdn()``) and any IP-address
-literal are accepted too. An address literal is safe to accept: rebinding needs a name the attacker
-controls, and a browser that sends ``Host: 192.0.2.7`` is showing a page that came from this server
-at that address. To reach it under another name, start it with that name as the host.
+Host names (DNS rebinding) and binding are :mod:`glassbert.net`'s, shared with `glassbert serve`: every
+request's Host must be one the server was started for (``localhost``, ``127.0.0.1``, ``[::1]``, the
+``host`` it was given, with any port; bound to all interfaces, also this machine's names and any
+IP-address literal), else 403 naming the host refused; no Host header (HTTP/1.1) or more than one is 400.
 """
 from __future__ import annotations
 
 import errno
-import ipaddress
 import json
 import logging
 import mimetypes
@@ -62,14 +55,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import numpy as np
 
 from glassbert.errors import InputError
+from glassbert.net import HostPolicy, bind, url_of
 from glassbert.recording.store import PathRefused, RecordStore, quoted, safe_join
 from glassbert.recording.whatif import WhatIf, WhatIfInput, WhatIfRefused
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-ALL_INTERFACES = ("0.0.0.0", "::", "")
 TENSOR_PARAMS = ("snap", "name", "sample", "rows", "format", "whatif")
 MAX_BODY = 64 * 1024    # bytes of a what-if request
 _MAX_DIGITS = 18        # a count with more digits is refused as too large (it could never exist)
@@ -129,34 +121,6 @@ def _check_file_name(rel: str, shown: str) -> None:
     if len(rel) > _MAX_PATH_CHARS or any(len(seg.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES
                                          for seg in rel.split("/")):
         raise _Reply(404, f"no such file: {shown} (a name longer than a file system allows)")
-
-
-def _host_name(value: str) -> str | None:
-    """The name in a Host header (``name``, ``name:port``, ``[v6]``, ``[v6]:port``), lower-case, without
-    port, brackets or one trailing dot; None when it is not of that form."""
-    value = value.strip()
-    if value.startswith("["):
-        inside, bracket, rest = value[1:].partition("]")
-        name = inside if bracket and ":" in inside else None
-    else:
-        name, colon, port = value.partition(":")
-        if ":" in port:
-            return None
-        rest = colon + port
-    if name is None or (rest and not re.fullmatch(r":[0-9]{1,5}", rest)):
-        return None
-    name = name.lower()
-    if name.endswith("."):
-        name = name[:-1]
-    return name if name and re.fullmatch(r"[a-z0-9._:%-]+", name) else None
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -261,19 +225,11 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _check_host(self) -> None:
-        values = self.headers.get_all("Host") or []
-        if len(values) > 1:
-            raise _Reply(400, "more than one Host header")
-        if not values:
-            if self.request_version == "HTTP/1.1":
-                raise _Reply(400, "no Host header: an HTTP/1.1 request must carry one")
-            return  # an HTTP/1.0 client (every browser sends a Host)
-        name = _host_name(values[0])
-        if name is None or not self.server.host_allowed(name):
-            raise _Reply(403, f"host {quoted(values[0], 100)} refused: this server answers only to "
-                              f"{', '.join(self.server.host_names())} (a page from another site must not "
-                              f"read the run); open {self.server.url}, or start the server with --host NAME to "
-                              "serve it under another name")
+        """:mod:`glassbert.net`'s Host policy decides; a refusal is this server's JSON error."""
+        refusal = self.server.host_policy.refusal(self.headers.get_all("Host") or [],
+                                                  http11=self.request_version != "HTTP/1.0")
+        if refusal is not None:
+            raise _Reply(refusal.status, refusal.message)
 
     def _refuse_write(self) -> None:
         def refuse() -> None:
@@ -408,40 +364,11 @@ class Handler(BaseHTTPRequestHandler):
 class ExplorerServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    given_host = "127.0.0.1"      # what make_server was asked to bind
-    _names: frozenset[str] = frozenset(LOOPBACK_NAMES)
-    _any_ip = False               # bound to all interfaces: every IP-address literal is a fine Host
-
-    def allow_hosts(self, given: str) -> None:
-        """Accept the loopback names, ``given`` and, when ``given`` means all interfaces, this machine's names
-        and any IP-address literal (see the module docstring)."""
-        self.given_host = given
-        names = set(LOOPBACK_NAMES)
-        if given:
-            names.add(_host_name(f"[{given}]" if ":" in given else given) or given.lower())
-        self._any_ip = given in ALL_INTERFACES
-        if self._any_ip:
-            for own in (socket.gethostname(), socket.getfqdn()):
-                if own:
-                    names.add(own.lower().rstrip("."))
-        self._names = frozenset(names)
-
-    def host_allowed(self, name: str) -> bool:
-        return name in self._names or (self._any_ip and _is_ip(name))
-
-    def host_names(self) -> list[str]:
-        """The accepted names as a user would type them (IPv6 literals in brackets)."""
-        shown = [f"[{n}]" if ":" in n else n for n in sorted(self._names, key=lambda n: (n not in LOOPBACK_NAMES, n))]
-        return shown + (["any IP address"] if self._any_ip else [])
+    host_policy = HostPolicy("127.0.0.1")  # which Host headers it answers: make_server sets its own
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        if host in ALL_INTERFACES:  # bound everywhere: this machine reaches it on loopback
-            host = "::1" if host == "::" else "127.0.0.1"
-        if ":" in str(host):
-            host = f"[{host}]"
-        return f"http://{host}:{port}/"
+        return url_of(self.server_address) + "/"  # bound everywhere: this machine reaches it on loopback
 
     def start(self) -> "ExplorerServer":
         """Serve in a daemon thread (for tests and notebooks); stop with ``shutdown()``."""
@@ -465,24 +392,6 @@ class _ExplorerServer6(ExplorerServer):
     address_family = socket.AF_INET6
 
 
-def _bind_address(host: str, port: int) -> tuple[type[ExplorerServer], str]:
-    """The server class (IPv4 or IPv6) and the numeric address that ``host`` names; InputError when none."""
-    if host == "":
-        return ExplorerServer, ""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError) as e:
-        detail = e.strerror if isinstance(e, socket.gaierror) and e.strerror else str(e)
-        raise InputError(f"--host {quoted(host)} is not an address or a name this machine can resolve ({detail}); "
-                         "give --host 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)") from None
-    for family, cls in ((socket.AF_INET, ExplorerServer), (socket.AF_INET6, _ExplorerServer6)):
-        for info in infos:
-            if info[0] == family:
-                return cls, str(info[4][0])
-    raise InputError(f"--host {quoted(host)} names no IPv4 or IPv6 address; give --host 127.0.0.1 "
-                     "(this machine only) or 0.0.0.0 (all interfaces)")
-
-
 def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
                 verbose: bool = False, model: str | Path | None = None) -> ExplorerServer:
     """A server for one run directory (not started). ``port=0`` picks a free port. ``model``: the model the
@@ -493,23 +402,18 @@ def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
     """
     store = RecordStore(run_dir)
     store.manifest()  # a broken manifest is one clear error now, not a failed request later
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise InputError(f"--port {port!r}: a port is a whole number from 0 to 65535 (0 picks a free one)")
-    host = str(host).strip()
-    cls, address = _bind_address(host, port)
-    whatif = WhatIf(store, model, Path(tempfile.mkdtemp(prefix="glassbert-whatif-")))
-    handler = type("RunHandler", (Handler,), {"store": store, "whatif": whatif, "quiet": not verbose})
+    sock = bind(host, port, backlog=ExplorerServer.request_queue_size)  # InputError for a bad host or port
     try:
-        server = cls((address, port), handler)
-    except OSError as e:
-        whatif.close()
-        where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-        if e.errno == errno.EADDRNOTAVAIL:
-            raise InputError(f"cannot serve on {where}: {host} is not an address of this machine; give --host "
-                             "127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)") from None
-        raise InputError(f"cannot serve on {where}: {e.strerror or e}; choose another --port "
-                         "(0 picks a free one)") from None
-    server.allow_hosts(host)
+        whatif = WhatIf(store, model, Path(tempfile.mkdtemp(prefix="glassbert-whatif-")))
+    except BaseException:
+        sock.close()
+        raise
+    handler = type("RunHandler", (Handler,), {"store": store, "whatif": whatif, "quiet": not verbose})
+    cls = _ExplorerServer6 if sock.family == socket.AF_INET6 else ExplorerServer
+    server = cls(sock.getsockname(), handler, bind_and_activate=False)
+    server.socket.close()  # the one it made: it serves on the socket net.bind bound (and listens on)
+    server.socket, server.server_address = sock, sock.getsockname()
+    server.host_policy = HostPolicy(host, server.url)
     return server
 
 
