@@ -111,6 +111,7 @@ def task_sets(tmp_path_factory) -> Path:
     ("token", ("ner/train.conll", "ner/test.conll"), ("tag", "alice went to paris")),
     ("qa", ("qa/train.json", "qa/dev.json"), ("answer", "--question", "who went ?", "--context", "alice went .")),
 ])
+@pytest.mark.slow
 def test_finetune_every_task_on_albert(ours, task_sets, tmp_path, task, files, apply):
     out = tmp_path / task
     train, evaluation = (task_sets / f for f in files)
@@ -165,6 +166,7 @@ def test_albert_preset_that_is_bert_only_is_one_clear_line(vocab, tmp_path):
     assert result.exit_code == 1 and "use --task sop" in result.output
 
 
+@pytest.mark.slow
 def test_albert_pretraining_resumes_and_its_run_dir_loads_everywhere(vocab, tmp_path):
     run_dir = tmp_path / "run"
     out = ok(*pretrain_args(vocab, run_dir, "--preset", "toy", "--steps", "4"))

@@ -147,6 +147,7 @@ def bad_manifest(area, recorded) -> Path:
 CASES = [
     # tracebacks before
     (["tokenize", "minilm", "hello", "--max-length", "-3"], "--max-length", 2),
+    (["fill-mask", "minilm", "the [MASK] sat"], "minilm has no trained MLM head", 1),  # it printed random words
     (["pretrain", "--resume", "{cut_weights}"], "checkpoint/model.safetensors is damaged", 1),
     (["pretrain", "--resume", "{bad_state}"], "checkpoint/trainer_state.pt is damaged", 1),
     (["finetune", "{pretrained}", "--train", "{train_csv}", "--out", "{pretrained}"], "which this command reads", 1),
@@ -229,6 +230,7 @@ def _explore_subprocess(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_explore_on_a_bad_host_or_a_busy_port(recorded):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -186,3 +186,24 @@ def test_the_catalogue_lists_the_points_in_the_order_the_forward_taps_them(name)
     group = {e["name"]: e["group"] for e in entries}
     first = lambda names: list(dict.fromkeys(group[n] for n in names))  # noqa: E731
     assert first(e["name"] for e in entries) == first(n for n in cap if n in group)
+
+
+def test_a_rebuilt_point_names_points_of_its_own_table():
+    """Point.rebuild (what an exported page computes instead of storing) reads sibling points of the same table,
+    with one of the page's ops."""
+    import inspect
+
+    import glassbert.albert
+    import glassbert.heads
+    import glassbert.model
+    from glassbert.capture import Points
+    ops = {"transpose", "heads_last", "heads_concat", "scale", "add_mask"}
+    tables = {id(obj.capture): obj.capture for module in (glassbert.model, glassbert.heads, glassbert.albert)
+              for obj in vars(module).values()
+              if inspect.isclass(obj) and isinstance(getattr(obj, "capture", None), Points)}
+    rebuilt = [(table, p) for table in tables.values() for p in table.points if p.rebuild]
+    for table, p in rebuilt:
+        op, *sources = p.rebuild
+        assert op in ops, (p.name, op)
+        assert all(s in {q.name for q in table.points} for s in sources if s), (p.name, sources)
+    assert len(rebuilt) >= 16  # BERT's attention and ALBERT's, eight each

@@ -178,12 +178,12 @@ def test_tag_command_formats_and_files(runs, tmp_path):
     assert result.output.startswith("Alice Becker flew to Paris on Monday.\n")
 
     out = tmp_path / "tags.conll"
-    result = run("tag", runs["token"], "Alice Becker flew to Paris on Monday.", "Zoe met Umar.", "--output", out)
+    result = run("tag", runs["token"], "Alice Becker flew to Paris on Monday.", "Zoe met Umar.", "--out", out)
     assert result.exit_code == 0 and "wrote 2 tagged texts" in result.output and "(conll)" in result.output
     assert [s.words for s in read_conll(out)] == [["Alice", "Becker", "flew", "to", "Paris", "on", "Monday", "."],
                                                   ["Zoe", "met", "Umar", "."]]
     before = out.read_bytes()
-    result = run("tag", runs["token"], "Other text.", "--output", out)
+    result = run("tag", runs["token"], "Other text.", "--output", out)  # the old spelling, still accepted
     assert result.exit_code == 1 and "already exists: pass --overwrite" in result.output
     assert out.read_bytes() == before
 
@@ -237,14 +237,14 @@ def test_answer_gives_the_evaluations_answers_with_their_spans(runs):
 def test_answer_command_on_a_context_and_on_a_squad_file(runs, tmp_path):
     context = "Zoe Weber was born in Lima in 1931. Umar Costa bought a kayak in Oslo."
     result = run("answer", runs["qa"], "--question", "Where was Zoe Weber born?", "--question", "Who bought a kayak?",
-                 "--context", context, "--n-best", 3)
+                 "--context", context, "--top-k", 3)
     assert result.exit_code == 0, result.output
     assert "[q1] Where was Zoe Weber born?\n  1. " in result.output and "[q2] Who bought a kayak?" in result.output
     assert result.output.count("  3. ") == 2 and "characters " in result.output
 
     predictions, nbest = tmp_path / "predictions.json", tmp_path / "nbest.json"
-    result = run("answer", runs["qa"], "--input", runs["qa_dev"], "--output", predictions, "--nbest-output", nbest,
-                 "--n-best", 2)
+    result = run("answer", runs["qa"], "--input", runs["qa_dev"], "--out", predictions, "--nbest-out", nbest,
+                 "--top-k", 2)
     assert result.exit_code == 0, result.output
     assert "exact match" in result.output
     ids = [ex.id for ex in read_squad(runs["qa_dev"])]
@@ -256,8 +256,8 @@ def test_answer_command_on_a_context_and_on_a_squad_file(runs, tmp_path):
     assert set(candidates[ids[0]][0]) == {"text", "probability", "start_logit", "end_logit", "score", "start", "end"}
 
     before = predictions.read_bytes()
-    result = run("answer", runs["qa"], "--input", runs["qa_dev"], "--output", predictions)
-    assert result.exit_code == 1 and "--output" in result.output and "already exists" in result.output
+    result = run("answer", runs["qa"], "--input", runs["qa_dev"], "--output", predictions)  # the old spelling
+    assert result.exit_code == 1 and "--out " in result.output and "already exists" in result.output
     assert predictions.read_bytes() == before
 
 
@@ -272,7 +272,7 @@ def test_answer_command_on_a_context_and_on_a_squad_file(runs, tmp_path):
     (["{qa}", "--input", "{bad_json}"], "line 2 column 1: invalid JSON"),
     (["{qa}", "--input", "{a_csv}"], 'invalid JSON (Expecting value): expected SQuAD v1.1 JSON ({"version": "1.1"'),
     (["{qa}", "--input", "{not_squad}"], "missing key 'data'"),
-    (["{qa}", "--question", "Who?", "--context", "Zoe.", "--n-best", "0"], "0 is not in the range x>=1"),
+    (["{qa}", "--question", "Who?", "--context", "Zoe.", "--top-k", "0"], "0 is not in the range x>=1"),
 ])
 def test_answer_bad_input(runs, tmp_path, args, message):
     (tmp_path / "bad.json").write_text('{"data": [\n')

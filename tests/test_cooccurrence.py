@@ -96,6 +96,7 @@ def _word_embeddings(run: Path) -> torch.Tensor:
     return load_file(run / "model.safetensors")["bert.embeddings.word_embeddings.weight"]
 
 
+@pytest.mark.slow
 def test_a_new_run_starts_from_the_corpus_vectors(vocab_dir, tmp_path) -> None:
     """By default the saved model's word embeddings are the PPMI-SVD vectors of the training documents (one step
     at lr 1e-9 moves them by ~1e-9); --init-embeddings random is BERT's start; both are recorded for resume."""
@@ -122,6 +123,7 @@ def test_a_new_run_starts_from_the_corpus_vectors(vocab_dir, tmp_path) -> None:
     assert json.loads((tmp_path / "random" / "pretrain_args.json").read_text())["init_embeddings"] == "random"
 
 
+@pytest.mark.slow
 def test_a_run_from_before_the_option_resumes_as_it_started(vocab_dir, tmp_path) -> None:
     """A run whose pretrain_args.json has no init_embeddings was started from random embeddings: resuming it
     before its first checkpoint starts it that way again, not from the corpus vectors."""

@@ -28,14 +28,15 @@ def test_poolings(embedder):
     batch = tok(SENTENCES[:2])
     with torch.no_grad():
         out = model(**batch)
-    cls = embedder.encode(SENTENCES[:2], pooling="cls")
-    pooled = embedder.encode(SENTENCES[:2], pooling="pooled")
+    cls = embedder.encode(SENTENCES[:2], pooling="cls", normalize=False)
+    pooled = embedder.encode(SENTENCES[:2], pooling="pooler", normalize=False)
+    assert np.array_equal(embedder.encode(SENTENCES[:2], pooling="pooled", normalize=False), pooled)  # the old name
     assert np.abs(cls - out.sequence_output[:, 0].numpy()).max() < 1e-5
     assert np.abs(pooled - out.pooled_output.numpy()).max() < 1e-5
-    mean = embedder.encode(SENTENCES[:1], pooling="mean")[0]
+    mean = embedder.encode(SENTENCES[:1], pooling="mean", normalize=False)[0]
     n = int(batch["attention_mask"][0].sum())
     assert np.abs(mean - out.sequence_output[0, :n].mean(0).numpy()).max() < 1e-5
-    unit = embedder.encode(SENTENCES, normalize=True)
+    unit = embedder.encode(SENTENCES)  # unit length by default, as `glassbert embed`
     assert np.allclose(np.linalg.norm(unit, axis=1), 1, atol=1e-5)
 
 

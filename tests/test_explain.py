@@ -359,7 +359,7 @@ EXPLAINABLE = {
 def model_classes() -> list[type]:
     """Every BERT and ALBERT model class glassbert defines (the bare encoders too, not the shared bases)."""
     import glassbert.albert  # noqa: F401  (its classes subclass BertPreTrainedModel)
-    from glassbert.model import BertPreTrainedModel
+    from glassbert.pretrained import BertPreTrainedModel
 
     found, todo = {}, [BertPreTrainedModel]
     while todo:
@@ -389,7 +389,7 @@ def heads_from_output(model, out) -> list[str]:
 
 def test_each_model_class_offers_the_targets_of_the_heads_it_declares(tok):
     from glassbert.explain.targets import HEAD_TARGETS, explainable_heads
-    from glassbert.model import HEAD_KINDS
+    from glassbert.pretrained import HEAD_KINDS
 
     classes = model_classes()
     assert set(EXPLAINABLE) <= {cls.__name__ for cls in classes}

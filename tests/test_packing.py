@@ -170,6 +170,7 @@ def pretrain_packed(vocab: Path, run: Path, *options: str):
     return result
 
 
+@pytest.mark.slow
 def test_pretrain_mlm_packed_learns_and_saves_a_bert(vocab_dir, tmp_path):
     """`glassbert pretrain --task mlm --pack` on the committed corpus: the MLM loss falls, no pair head is
     trained or reported, and transformers loads the result as BertForPreTraining with no missing keys."""

@@ -180,7 +180,7 @@ def test_finetune_trained_under_bf16_and_saved_fp32_weights(models):
 def test_finetune_training_forwards_under_autocast_and_resume_keeps_the_precision(models, seen, tmp_path):
     base, (train, test) = models["base"], models["classify_data"]
     common = ("--train", train, "--eval", test, "--out", tmp_path / "run", "--batch-size", 16, "--max-length", 32)
-    result = run("finetune", base, *common, "--epochs", 1, "--precision", "bf16")
+    result = run("finetune", base, *common, "--epochs", 1, "--precision", "bf16", "--keep-checkpoint")  # to extend it
     assert result.exit_code == 0, result.output
     assert "precision bf16" in result.output
     assert any(seen), "no training forward ran under bf16 autocast"
@@ -209,6 +209,7 @@ def vocab(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_pretrain_bf16_is_saved_in_its_args_and_resume_keeps_it(vocab, seen, tmp_path):
     out = tmp_path / "run"
     args = ("pretrain", "--corpus", CORPUS, "--vocab", vocab, "--out", out, "--preset", "tiny",

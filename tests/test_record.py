@@ -227,10 +227,16 @@ def test_size_bound_drops_weights_first_and_is_never_exceeded(tmp_path):
     weights = [n for n, t in load_manifest(tmp_path / "full")["tensors"].items() if t["kind"] == "weight"]
     assert load_manifest(tmp_path / "full")["dropped"] == []
 
+    assert full.say is not None
     bound = int(4 * per_snapshot * 0.8 + 256_000)  # 4 planned snapshots, 80 % of the room they need
-    rec = Recorder(tmp_path / "tight", batch, tok, "epochs=0,1,2,3", max_bytes=bound)
+    said: list[str] = []
+    rec = Recorder(tmp_path / "tight", batch, tok, "epochs=0,1,2,3", max_bytes=bound, say=said.append)
     for e in range(4):
         assert rec.maybe_record(e, e, model)
+    # issue 29: the terminal says what the bound left out and how to keep it, once
+    assert len(said) == 1 and "\n" not in said[0], said
+    assert said[0].startswith("--record: to fit 4 snapshots in its") and "W tok" in said[0]
+    assert "record at most 3 snapshots" in said[0]
     m = load_manifest(tmp_path / "tight")
     assert m["dropped"], "the bound must have forced drops"
     order = rec._plan.dropped
@@ -248,6 +254,7 @@ def test_size_bound_drops_weights_first_and_is_never_exceeded(tmp_path):
         load_tensor(tmp_path / "tight", 0, "bert.embeddings.word_embeddings.weight")
 
 
+@pytest.mark.slow
 def test_size_bound_thins_snapshots_when_the_run_is_longer_than_planned(tmp_path):
     tok = toy_tokenizer()
     batch = toy_batch(tok)
@@ -449,16 +456,16 @@ def test_record_model_overwrite_replaces_a_recording_whole(model_dir, recorded, 
 
 
 def test_record_model_overwrite_that_fails_keeps_the_old_recording(model_dir, recorded, tmp_path, monkeypatch):
-    from glassbert.recording import recorder
+    from glassbert.recording import oneshot
 
     out = _copy_of(recorded, tmp_path)
     before = _files(out)
 
     def fails(*args, **kwargs):
         raise InputError("the recording does not fit")
-    monkeypatch.setattr(recorder, "record_once", fails)
+    monkeypatch.setattr(oneshot, "record_once", fails)
     with pytest.raises(InputError, match="does not fit"):
-        recorder.record_model(model_dir, ["the sun is hot ."], out, overwrite=True)
+        oneshot.record_model(model_dir, ["the sun is hot ."], out, overwrite=True)
     assert _files(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 

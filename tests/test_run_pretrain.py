@@ -36,6 +36,7 @@ def test_vocab_train_command(vocab_dir):
     assert 400 < len((vocab_dir / "vocab.txt").read_text().splitlines()) <= 600
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_extended_on_resume(vocab_dir, tmp_path):
     """--resume of a finished run says so; a larger --steps extends it on a schedule recomputed for the new
     total; a total already reached is refused, never ignored."""
@@ -144,6 +145,7 @@ def test_killed_run_resumes_on_the_same_curve(vocab_dir, tmp_path, monkeypatch):
     assert all(a[s] == b[s] for s in a), [(s, a[s], b[s]) for s in a if a[s] != b[s]][:5]
 
 
+@pytest.mark.slow
 def test_continued_pretraining_from_minilm(tmp_path):
     """--from minilm: MiniLM's vocabulary and weights, BERT-initialised MLM/NSP heads (the decoder tied), a
     few steps on our text; the run saves a directory transformers loads as BertForPreTraining, no key missing."""

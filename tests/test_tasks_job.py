@@ -149,6 +149,7 @@ def test_text_pairs(tiny, tmp_path):
     ("embeddings", ("bert.embeddings.",)),
     ("1", ("bert.embeddings.", "bert.encoder.layer.0.")),
 ])
+@pytest.mark.slow
 def test_freezing_leaves_frozen_weights_bit_identical(tiny, sentiment, tmp_path, freeze, frozen_prefixes):
     out = tmp_path / "frozen"
     summary = run(tiny, sentiment[0], out, freeze=freeze, epochs=1, batch_size=16, lr=1e-2,
@@ -198,6 +199,7 @@ def test_freeze_values_and_pooling_choice(tiny, tmp_path):
         choose_pooling(tiny, "none", "max")
 
 
+@pytest.mark.slow
 def test_early_stop(tiny, sentiment, tmp_path):
     summary = run(tiny, sentiment[0], tmp_path / "out", eval=sentiment[1], freeze="encoder", epochs=6,
                        batch_size=16, lr=1e-9, max_length=32, early_stop_patience=1, **QUIET)
@@ -303,6 +305,7 @@ def test_squad_answer_not_in_context(tiny, tmp_path):
 
 
 # ─── --record: the explorer's record of a fine-tuning run ──────────────────────────────────
+@pytest.mark.slow
 def test_record_eval_examples(tiny, sentiment, tmp_path):
     from glassbert.recording import load_manifest
     out = tmp_path / "rec"
@@ -353,6 +356,7 @@ def test_unknown_share_counts_word_pieces_not_special_tokens(tiny):
     assert EncodedDataset([], pad_id=0).unknown_share(tok) == 0.0
 
 
+@pytest.mark.slow
 def test_a_stopped_finetune_resumes_from_its_last_epoch(tiny, sentiment, tmp_path, monkeypatch, capsys):
     """A checkpoint per epoch by default: a run stopped in epoch 2 goes on from the end of epoch 1 and ends
     with the weights of a run that never stopped (it used to keep no checkpoint until the end, and began again)."""
@@ -372,15 +376,49 @@ def test_a_stopped_finetune_resumes_from_its_last_epoch(tiny, sentiment, tmp_pat
     capsys.readouterr()
     run(tiny, train, tmp_path / "stopped", resume=True, **common)
     assert f"resuming {tmp_path / 'stopped'} at step 25 (epoch 2, batch 0)" in capsys.readouterr().out
-    run(tiny, train, tmp_path / "stopped", resume=True, **common)  # once more: the run has finished
-    assert (f"{tmp_path / 'stopped'} already finished at step 50 (stopped by epochs): nothing to train; a larger "
-            "--epochs extends it") in capsys.readouterr().out
+    from glassbert.errors import InputError
+    with pytest.raises(InputError, match=r"finished at step 50 \(stopped by epochs\) and its checkpoint was removed"):
+        run(tiny, train, tmp_path / "stopped", resume=True, **common)  # once more: the run has finished
     whole, resumed = weights(tmp_path / "whole"), weights(tmp_path / "stopped")
     assert whole.keys() == resumed.keys()
     for k in whole:
         torch.testing.assert_close(resumed[k], whole[k], rtol=0, atol=0, msg=k)
 
 
+def test_classify_scores_a_labelled_file_as_the_evaluation_did(classifier, sentiment):
+    """Issue 29: `classify --input` of a file with the run's label column printed no score (answer did)."""
+    summary, out = classifier
+    rows = classify(out, input=sentiment[1])
+    assert rows.scores["accuracy"] == pytest.approx(summary["metrics"]["accuracy"])
+    assert rows.scores["macro_f1"] == pytest.approx(summary["metrics"]["macro_f1"])
+    assert rows.scores_text.startswith("accuracy ") and len(rows) == 200
+    assert classify(out, texts=["good", "bad"]).scores is None
+
+
+@pytest.mark.slow
+def test_a_finished_run_keeps_its_model_once(classifier, tiny, sentiment, tmp_path, capsys):
+    """Issue 29: a finished run held its model three times (the root, best/, checkpoint/ with the optimizer
+    state). Now the root model alone by default; --keep-checkpoint keeps what extends the run."""
+    _, out = classifier  # two evaluations, so best/ was written while it ran
+    assert not (out / "checkpoint").exists() and not (out / "best").exists()
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.safetensors")] == ["model.safetensors"]
+    assert not list(out.rglob("*.pt")) and not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    train, test = sentiment
+    common = dict(eval=test, epochs=1, batch_size=16, lr=1e-3, max_length=32, progress=False)
+    kept = tmp_path / "kept"
+    run(tiny, train, kept, keep_checkpoint=True, **common)
+    assert (kept / "checkpoint" / "trainer_state.pt").is_file() and (kept / "best" / "model.safetensors").is_file()
+    capsys.readouterr()
+    run(tiny, train, kept, resume=True, keep_checkpoint=True, **common)
+    assert (f"{kept} already finished at step 25 (stopped by epochs): nothing to train; a larger --epochs extends it"
+            in capsys.readouterr().out)
+    run(tiny, train, kept, resume=True, **dict(common, epochs=2))  # extended, then pruned
+    assert not (kept / "checkpoint").exists() and not (kept / "best").exists()
+    assert json.loads((kept / EVAL_FILE).read_text())["steps"] == 50
+
+
+@pytest.mark.slow
 def test_resume_before_the_first_checkpoint_says_it_starts_over(tiny, sentiment, tmp_path, monkeypatch, capsys):
     from glassbert.train.trainer import Trainer
     train, _ = sentiment
@@ -440,6 +478,7 @@ def test_resume_of_a_directory_that_holds_no_run_is_refused(tiny, sentiment, tmp
     assert not (tmp_path / "moved-away").exists()
 
 
+@pytest.mark.slow
 def test_a_classifier_that_learned_nothing_says_what_to_try(tiny, sentiment, tmp_path, capsys):
     """One label for every eval example (a small model at base-size BERT's 5e-5, one epoch) gets a hint;
     a classifier that tells the labels apart gets none."""

@@ -73,6 +73,7 @@ def test_the_toy_demo_runs_single_threaded_by_default(clean_env, tmp_path):
     assert "1 thread (hidden size 7" in lines[0]
 
 
+@pytest.mark.slow
 def test_the_commands_take_threads_and_choose_for_the_model(clean_env, minilm_path):
     from click.testing import CliRunner
 
@@ -93,6 +94,7 @@ def test_the_commands_take_threads_and_choose_for_the_model(clean_env, minilm_pa
         torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_finetune_from_python_chooses_threads_as_the_command_does(clean_env, tmp_path):
     from helpers_tasks import tiny_bert, write_csv
 

@@ -128,6 +128,27 @@ def test_accumulation_equals_one_big_batch(tmp_path):
 
 
 @pytest.mark.slow
+def test_metrics_mark_a_resume_and_partial_windows(tmp_path):
+    """Issue 29: metrics.png showed a resume as an unexplained jump and the last, shorter window as any other
+    point. A resumed run logs a "resume" row; a train row over fewer than log_every steps is "partial"."""
+    class Stop(Callback):
+        def on_step_end(self, trainer, loss):
+            if trainer.state.step == 7:
+                raise KeyboardInterrupt
+
+    cfg = dict(max_steps=13, log_every=5, save_every=6)
+    with pytest.raises(KeyboardInterrupt):
+        h.make_trainer(tmp_path, callbacks=(Stop(),), **cfg).fit()
+    h.make_trainer(tmp_path, **cfg).fit(resume=True)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [(r["split"], r["step"], r.get("partial", False)) for r in rows] == [
+        ("train", 5, False), ("resume", 6, False), ("train", 10, True), ("train", 13, True)]
+    assert (tmp_path / "metrics.png").stat().st_size > 1000
+    h.make_trainer(tmp_path, **cfg).fit(resume=True)  # finished: nothing trained, no resume row
+    assert len(read_metrics(tmp_path / "metrics.jsonl")) == 4
+
+
+@pytest.mark.slow
 def test_resume_after_sigkill_follows_the_same_curve(tmp_path):
     steps = 20
     a, b = tmp_path / "a", tmp_path / "b"
@@ -283,6 +304,7 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_a_run_dir_from_before_precision_resumes(tmp_path):
     """A run dir written before TrainConfig.precision (its checkpoint's config and trainer_config.json hold
     "amp") resumes and follows the losses and weights of a run that never stopped."""
@@ -367,6 +389,7 @@ def test_a_minutes_schedule_reaches_its_end_lr_at_the_deadline(tmp_path):
     assert log.lrs[30] == 0.0 and max(log.lrs.values()) == pytest.approx(1e-2)
 
 
+@pytest.mark.slow
 def test_a_minutes_schedule_resumes_where_it_stopped(tmp_path):
     """The elapsed time is saved with the checkpoint: a run killed after step 12 (checkpoint at 10) and
     resumed under a clock that reads anything at all takes the same lrs and losses as one that never stopped."""
@@ -398,6 +421,7 @@ def test_stop_by_epochs_with_a_progress_bar(tmp_path, capsys):
     assert "16/16" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_data_loader_workers_give_the_same_run(tmp_path):
     h.make_trainer(tmp_path / "a", max_steps=10).fit()  # 10 steps cross an epoch boundary (8 per epoch)
     h.make_trainer(tmp_path / "b", max_steps=10, num_workers=2).fit()
@@ -449,6 +473,7 @@ def test_restore_best_off_keeps_the_last_weights(tmp_path):
     assert trainer.best_evaluation == Evaluation({"score": 0.7})
 
 
+@pytest.mark.slow
 def test_best_found_before_a_resume_is_restored_from_best_dir(tmp_path):
     scores = iter([0.9, 0.1, 0.2])
     first = h.make_trainer(tmp_path, max_steps=4, eval_every=2, keep_best="score",

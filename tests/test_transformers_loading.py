@@ -189,7 +189,7 @@ def test_freeze_encoder_finetune_is_mean_pooled_and_not_a_silent_transformers_mo
     assert pooling == "mean" and "--pooling pooler" in reason
     out = tmp_path / "clf"
     finetune(FinetuneArgs(base, train, out, eval=test, epochs=2, batch_size=16, lr=3e-3, max_length=32,
-                          freeze="encoder", progress=False, quiet=True))
+                          freeze="encoder", progress=False, quiet=True, keep_checkpoint=True))  # best/, checkpoint/
     assert json.loads((out / "config.json").read_text())["classifier_pooling"] == "mean"
 
     for name in HF_CLASSES:

@@ -16,11 +16,17 @@ __all__ = ["BertConfig", "Tokenizer", "Batch", "BertModel", "BertModelOutput", "
            "BertForTokenClassification", "BertForQuestionAnswering", "Capture", "Embedder",
            "AlbertConfig", "AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM",
            "AlbertForSequenceClassification", "AlbertForTokenClassification", "AlbertForQuestionAnswering",
-           "ARCHITECTURES", "load_model", "load_as"]
+           "ARCHITECTURES", "load_model", "load_as", "pipeline", "finetune", "pretrain"]
 
 
-def __getattr__(name):  # the Embedder pulls in tqdm/numpy; load it on first use
-    if name == "Embedder":
-        from .embed import Embedder
-        return Embedder
+_LAZY = {"Embedder": "embed", "pipeline": "pipelines", "finetune": "pipelines"}
+
+
+def __getattr__(name):  # the Embedder pulls in tqdm/numpy, the pipelines the tasks: load them on first use
+    if name == "pretrain":  # the subpackage, callable: glassbert.pretrain(corpus=…) (pretrain/__init__.py)
+        from importlib import import_module
+        return import_module(f"{__name__}.pretrain")
+    if name in _LAZY:
+        from importlib import import_module
+        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'glassbert' has no attribute {name!r}")

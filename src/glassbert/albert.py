@@ -30,9 +30,10 @@ from .config import AlbertConfig
 from .heads import (MLM_GROUP, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
                     BertLMPredictionHead, BertPredictionHeadTransform, PreTrainingOutput, _dropout,
                     _load_classifier_from, _mlm, _rows_read, _save_classifier_as)
-from .model import (ACT2FN, ATTENTION_GROUP, FFN_GROUP, BertEmbeddings, BertIntermediate,
-                    BertModel, BertOutput, BertPooler, BertPreTrainedModel, BertSelfAttention, BertSelfOutput,
-                    take_rows)
+from .model import (ACT2FN, ATTENTION_GROUP, FFN_GROUP, BertEmbeddings, BertIntermediate, BertModel, BertOutput,
+                    BertPooler, BertSelfAttention, BertSelfOutput)
+from .pretrained import BertPreTrainedModel
+from .unpad import take_rows
 
 
 # BERT's "NSP head (IsNext)": ALBERT's pooler feeds the sentence-order head

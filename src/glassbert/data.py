@@ -53,20 +53,21 @@ DEBIAN_PACKAGE = "r-cran-tidytext"
 SPAM_MAX_CHARS = 20_000  # a few emails carry >100 KB of markup; a model reads 512 tokens at most
 
 
-def fetch(name: str, dest: str | Path = "data", quiet: bool = False, overwrite: bool = False) -> Path:
-    """Fetch corpus ``name`` into ``dest/name`` and return that directory.
+def fetch(name: str, dest: str | Path = "data", quiet: bool = False, overwrite: bool = False,
+          out: str | Path | None = None) -> Path:
+    """Fetch corpus ``name`` into ``out`` (default ``dest/name``) and return that directory.
 
-    Idempotent: when ``dest/name`` is complete, nothing is downloaded. Downloads are cached
-    under ``dest/.cache``. A ``dest/name`` that holds other files (not a finished fetch) is refused
-    unless ``overwrite``; with ``overwrite`` a finished fetch is made again.
+    Idempotent: when ``out`` is complete, nothing is downloaded. Downloads are cached in ``.cache`` beside
+    ``out``. An ``out`` that holds other files (not a finished fetch) is refused unless ``overwrite``; with
+    ``overwrite`` a finished fetch is made again.
     """
     if name not in SOURCES:
         raise InputError(f"unknown corpus {name!r}; known: {', '.join(sorted(SOURCES))}")
     source = SOURCES[name]
-    dest = Path(dest)
+    out_dir = Path(dest) / name if out is None else Path(out)
+    dest = out_dir.parent
     if dest.exists() and not dest.is_dir():
-        raise InputError(f"--dest {dest} is a file: give a directory")
-    out_dir = dest / name
+        raise InputError(f"{dest} is a file: give --out a folder that is not inside a file")
     marker = out_dir / MARKER
     if marker.is_file() and not overwrite:
         try:
@@ -76,10 +77,10 @@ def fetch(name: str, dest: str | Path = "data", quiet: bool = False, overwrite: 
         _say(quiet, f"{name}: already present at {out_dir} ({_describe(summary)}); nothing to do")
         return out_dir
     if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir} is a file: move it, or fetch into another --dest")
+        raise InputError(f"{out_dir} is a file: move it, or fetch into another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise ExistsError(f"{out_dir} already holds files that are not a finished fetch of {name}: pass "
-                          "--overwrite to replace them, or fetch into another --dest")
+                          "--overwrite to replace them, or fetch into another --out")
     cache_dir = dest / ".cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = dest / f".{name}.partial"

@@ -190,10 +190,13 @@ class _Collate:
 def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
              lr: float | None = None, record: str | None = DEFAULT_RECORD, progress: bool = True,
              echo: Callable[[str], None] = print, overwrite: bool = False, threads: int | None = None,
-             arch: str = "bert", masks: str = "article") -> DemoResult:
+             arch: str = "bert", masks: str = "article", precision: str = "fp32") -> DemoResult:
     """Train the toy of ``arch`` (bert | albert) in ``out``; an ``out`` that holds files is refused unless
     ``overwrite`` (then replaced). ``masks``: the article's masked words (default) or random ones. ``out``, ``epochs``, ``seed`` and ``lr`` default to the arch's own
     (bert: runs/demo, 3000 epochs, seed 5, lr 0.01; albert: see glassbert.registry's ``DemoSettings``).
+
+    ``precision``: fp32 (default: the toy's numbers the same on every machine), bf16 or auto (bf16 autocast where
+    the hardware has fast bf16; glassbert.precision).
 
     ``threads``: intra-op threads (default: one, as :func:`glassbert.threads.choose_threads` picks for a model
     this small; more only wait for each other)."""
@@ -229,7 +232,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None, seed: int
     train_cfg = TrainConfig(out_dir=run_dir, batch_size=len(PAIRS), lr=lr, weight_decay=0.0,
                             schedule="constant", max_grad_norm=None, epochs=epochs, seed=seed,
                             log_every=10, save_every=max(1, epochs // 4), progress=progress,
-                            overwrite=True, shuffle=False)
+                            overwrite=True, shuffle=False, precision=precision)
     dataset = [{"index": i} for i in range(len(PAIRS))]
     trainer = Trainer(model, dataset, _Collate(batch), train_cfg, metrics_fn=pretraining_metrics, callbacks=callbacks)
     summary = trainer.fit()

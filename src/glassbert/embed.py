@@ -26,7 +26,16 @@ from .tokenizer import Tokenizer
 
 log = logging.getLogger("glassbert")
 
-POOLINGS = ("mean", "cls", "pooled")
+POOLINGS = ("mean", "cls", "pooler")   # the pooler: tanh(dense([CLS])), as BERT's NSP head reads it
+POOLING_ALIASES = {"pooled": "pooler"}  # the old name, still accepted
+
+
+def check_pooling(pooling: str) -> str:
+    """``pooling`` as one of :data:`POOLINGS` (an old name in :data:`POOLING_ALIASES` becomes its new one)."""
+    pooling = POOLING_ALIASES.get(pooling, pooling)
+    if pooling not in POOLINGS:
+        raise InputError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    return pooling
 
 
 class Embedder:
@@ -79,13 +88,13 @@ class Embedder:
                         truncated, len(texts), self.max_length or self.tokenizer.model_max_length)
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str], pooling: str = "mean", normalize: bool = False,
+    def encode(self, texts: Sequence[str], pooling: str = "mean", normalize: bool = True,
                batch_size: int = 32, show_progress: bool | None = None) -> np.ndarray:
-        """(N, H) float32 sentence vectors, in the order of `texts`."""
-        if pooling not in POOLINGS:
-            raise InputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if pooling == "pooled" and self.model.pooler is None:
-            raise InputError("pooling='pooled' needs a model with a pooler")
+        """(N, H) float32 sentence vectors, in the order of `texts`: unit length unless ``normalize=False``
+        (as ``glassbert embed``; ``--no-normalize``). ``pooling``: mean, cls or pooler."""
+        pooling = check_pooling(pooling)
+        if pooling == "pooler" and self.model.pooler is None:
+            raise InputError("pooling='pooler' needs a model with a pooler; use mean or cls")
         out = np.zeros((1 if isinstance(texts, str) else len(texts), self.dim), dtype=np.float32)
         for idx, batch in self._batches(texts, batch_size, show_progress):
             inputs = {k: v.to(self.device) for k, v in batch.items()}
@@ -137,4 +146,4 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
     return unit @ unit.T
 
 
-__all__ = ["Embedder", "pool", "cosine_matrix", "write_vectors", "POOLINGS", "VECTOR_FORMATS"]
+__all__ = ["Embedder", "pool", "cosine_matrix", "write_vectors", "POOLINGS", "POOLING_ALIASES", "check_pooling", "VECTOR_FORMATS"]

@@ -14,8 +14,10 @@ from torch import nn
 
 from .capture import CORE, KEEP, Point, Points, tap
 from .config import BertConfig
-from .errors import InputError, MissingError
-from .model import ACT2FN, BertModel, BertModelOutput, BertPreTrainedModel, gather_rows, pool
+from .errors import InputError
+from .model import ACT2FN, BertModel, BertModelOutput, pool
+from .pretrained import BertPreTrainedModel
+from .unpad import gather_rows
 from .tokenizer import IGNORE_INDEX
 
 

@@ -22,10 +22,8 @@ In pretraining (``output_rows``) the last layer computes only the rows the heads
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +33,8 @@ from .capture import CORE, DETAIL, KEEP, REDUNDANT, Point, Points, capturing, ta
 from .config import BertConfig
 from .errors import InputError
 from .precision import attention_in_fp32
-
-log = logging.getLogger("glassbert")
+from .pretrained import BertPreTrainedModel
+from .unpad import Unpadded, additive_mask, key_mask, real_tokens, take_rows
 
 ACT2FN = {
     "gelu": F.gelu,  # exact, erf-based: the original BERT's
@@ -46,56 +44,6 @@ ACT2FN = {
     "silu": F.silu,
     "tanh": torch.tanh,
 }
-
-
-# ─── where the real tokens are ──────────────────────────────────────────────────────────────
-@dataclass
-class Unpadded:
-    """The N real tokens of a padded (B, T) batch, as indices into its B*T flattened positions."""
-
-    indices: torch.Tensor  # (N,)
-    batch: int
-    length: int
-
-    @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor) -> "Unpadded":
-        B, T = attention_mask.shape
-        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T)
-
-    def unpad(self, x: torch.Tensor) -> torch.Tensor:
-        return gather_rows(x.reshape(self.batch * self.length, -1), self.indices)  # (N, D)
-
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.new_zeros(self.batch * self.length, x.shape[-1])
-        return out.index_copy(0, self.indices, x).view(self.batch, self.length, -1)  # (B, T, D)
-
-
-class _GatherRows(torch.autograd.Function):
-    """``x.index_select(0, indices)`` for indices that never repeat (the real tokens): its gradient is a copy of
-    each row back to its place (index_copy), not index_select's general scatter-add, which on a CPU with
-    several threads was ~8 % of a bf16 pretraining step (bench/pretrain.py --profile). Same numbers exactly."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(indices)
-        ctx.rows = x.shape[0]
-        return x.index_select(0, indices)                                         # (N, D)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (indices,) = ctx.saved_tensors
-        out = grad.new_zeros(ctx.rows, grad.shape[-1])                            # (B*T, D)
-        return out.index_copy_(0, indices, grad), None
-
-
-def gather_rows(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """(R, D) → (N, D): the rows ``indices`` of ``x``, which must not repeat (its gradient copies, never adds)."""
-    return _GatherRows.apply(x, indices)
-
-
-def take_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    """(B, T, D) or (N, D) → (M, D): the token rows ``rows`` (indices into the flattened tokens); all when None."""
-    return x if rows is None else gather_rows(x.reshape(-1, x.shape[-1]), rows)
 
 
 # ─── embeddings ─────────────────────────────────────────────────────────────────────────────
@@ -400,98 +348,6 @@ class BertModelOutput:
         return self.sequence_output
 
 
-# The kinds of head a model can carry: masked words, the sentence-pair head (BERT's NextSentence, ALBERT's
-# SentenceOrder), a sequence classifier, a token tagger, an answer-span head.
-HEAD_KINDS = ("mlm", "nsp", "sop", "classifier", "tagger", "span")
-
-
-class BertPreTrainedModel(nn.Module):
-    """Shared by BertModel and the task models: init, from_pretrained, save_pretrained."""
-
-    base_model_prefix = "bert"
-    config_class = BertConfig
-    # The heads this class carries on its encoder, each one of HEAD_KINDS: what explain, serve, recording and the
-    # tasks ask of a model (`"mlm" in model.heads`), instead of reading its class name or its outputs.
-    heads: tuple[str, ...] = ()
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        if not isinstance(config, self.config_class) or config.model_type != self.config_class.model_type:
-            raise TypeError(f"{type(self).__name__} expects a {self.config_class.__name__}, "
-                            f"got {type(config).__name__}")
-        self.config = config
-        # The directory from_pretrained read (None: built from a config). save_pretrained with no
-        # tokenizer copies that directory's tokenizer files, so a re-saved model stays complete.
-        self.pretrained_dir: Path | None = None
-
-    def init_weights(self) -> None:
-        """normal(0, 0.02) for matrices and embeddings, zero biases, LayerNorm (1, 0); then tie."""
-        std = self.config.initializer_range
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, std)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Embedding):
-                nn.init.normal_(m.weight, 0.0, std)
-                if m.padding_idx is not None:
-                    with torch.no_grad():
-                        m.weight[m.padding_idx].zero_()
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        self.tie_weights()
-
-    def tie_weights(self) -> None:
-        """Task models with an MLM decoder share it with the word embeddings."""
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, **config_overrides):
-        """Load a transformers-style directory (config.json + model.safetensors | pytorch_model.bin). What the
-        checkpoint lacked or held beyond this model is in ``model.load_report``; new weights are logged, as
-        transformers does."""
-        from .modeldir import load_pretrained
-        model, report = load_pretrained(cls, path, **config_overrides)
-        model.load_report = report
-        for line in report.warnings(cls.__name__):
-            log.warning("%s", line)
-        if report.ignored:
-            log.info("%s: ignored %d checkpoint weights not used by this model: %s", cls.__name__,
-                     len(report.ignored), ", ".join(report.ignored[:8]))
-        return model
-
-    def save_pretrained(self, directory: str | Path, tokenizer=None, *, sentence_transformers: bool = False,
-                        pooling: str = "mean", normalize: bool = True) -> Path:
-        """Write config.json + model.safetensors that transformers loads as is, and the tokenizer:
-        ``tokenizer``'s files when given, else those of ``pretrained_dir`` (the directory this model
-        was loaded from), if any. ``sentence_transformers=True`` also writes the sentence-transformers layout
-        (:func:`glassbert.modeldir.write_sentence_transformers`): ``SentenceTransformer(directory)`` then gives
-        the vectors of ``Embedder(directory).encode(texts, pooling=pooling, normalize=normalize)``."""
-        from .modeldir import check_sentence_transformers, save_pretrained, write_sentence_transformers
-        from .tokenizer import Tokenizer
-        if sentence_transformers:  # refused before anything is written
-            check_sentence_transformers(self, pooling, tokenizer)
-        written = save_pretrained(self, directory, tokenizer)
-        if sentence_transformers:
-            max_length = Tokenizer.from_pretrained(written).model_max_length
-            write_sentence_transformers(self, written, pooling, normalize, max_length)
-        return written
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
-
-    @property
-    def base_model(self) -> "BertPreTrainedModel":
-        """The encoder under a task model's heads (``model.bert`` | ``model.albert``); a bare encoder itself."""
-        prefix = self.base_model_prefix
-        return getattr(self, prefix) if prefix and hasattr(self, prefix) else self
-
-    @property
-    def word_embeddings(self) -> nn.Embedding:
-        """The word-piece table (V, H; ALBERT's V, E) of the base model."""
-        return self.base_model.embeddings.word_embeddings
-
-
 class BertModel(BertPreTrainedModel):
     base_model_prefix = ""
 
@@ -596,24 +452,6 @@ def pool(sequence_output: torch.Tensor, attention_mask: torch.Tensor | None, how
     return (sequence_output * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, T) 1/0 → (B, 1, 1, T), or (B, T, T) → (B, 1, T, T): 0 where attending, the dtype's most negative
-    value on padding (and, in packed rows, on the other documents' keys)."""
-    keep = (attention_mask[:, None, None, :] if attention_mask.dim() == 2 else attention_mask[:, None]).to(dtype)
-    return (1.0 - keep) * torch.finfo(dtype).min
-
-
-def real_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T) 1 where a token is real: the mask itself, or a (B, T, T) mask's diagonal (a token sees itself)."""
-    return attention_mask if attention_mask.dim() == 2 else attention_mask.diagonal(dim1=1, dim2=2)
-
-
-def key_mask(mask: torch.Tensor) -> torch.Tensor:
-    """An additive (B, 1, 1, T) or (B, 1, T, T) mask → (B, T): 0 on each token's own key, dtype min on padding."""
-    return mask[:, 0, 0, :] if mask.shape[2] == 1 else mask[:, 0].diagonal(dim1=-2, dim2=-1)
-
-
-__all__ = ["BertModel", "BertModelOutput", "BertPreTrainedModel", "HEAD_KINDS", "BertEmbeddings", "BertEncoder", "POOLER_ONLY_GROUP",
-           "BertLayer", "BertSelfAttention", "BertPooler", "Unpadded", "additive_mask", "real_tokens", "pool", "ACT2FN",
-           "take_rows"]
+__all__ = ["BertModel", "BertModelOutput", "BertEmbeddings", "BertEncoder", "POOLER_ONLY_GROUP", "BertLayer",
+           "BertSelfAttention", "BertPooler", "pool", "ACT2FN"]
 

@@ -19,7 +19,8 @@ from .config import AlbertConfig, BertConfig
 from .errors import InputError, MissingError
 from .heads import (BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining, BertForQuestionAnswering,
                     BertForSequenceClassification, BertForTokenClassification)
-from .model import BertModel, BertPreTrainedModel
+from .model import BertModel
+from .pretrained import BertPreTrainedModel
 from .modeldir import LoadReport, check_sentence_transformers, load_pretrained, resolve_model_path
 from .runfiles import check_target_dir, replace_dir
 
@@ -177,6 +178,6 @@ def export_model(model: str | Path, out: str | Path, *, sentence_transformers: b
                                   normalize=normalize)
 
 
-__all__ = ["ARCHITECTURES", "ARCH_NAMES", "Architecture", "DemoSettings", "PAIR_TASKS", "ROLES", "TASK_MODELS", "architecture",
+__all__ = ["ARCHITECTURES", "Architecture", "DemoSettings", "PAIR_TASKS", "ROLES", "TASK_MODELS", "architecture",
            "architecture_of", "role_of", "for_model_type", "load_model", "load_as", "load_as_with_report",
            "export_model"]

@@ -6,11 +6,20 @@ Every file a run leaves is written to a temp name beside its target and renamed 
 and swapped in; a crash mid-swap leaves ``<name>.old`` complete, which :func:`find_complete` finds.
 
     RUN/
-      metrics.jsonl          one JSON row per log/eval (append; a torn last line is skipped on read)
+      config.json, model.safetensors, tokenizer files   the model (a fine-tuned run: the best evaluation's weights)
+      metrics.jsonl          one JSON row per log/eval (append; a torn last line is skipped on read): "split"
+                             train | eval | resume (where a resumed run went on); a train row averaged over fewer
+                             than log_every steps has "partial": true
       metrics.png            the curves (plot_metrics)
       trainer_config.json    the TrainConfig plus what the Trainer resolved (steps, warmup, device)
-      checkpoint/            model.safetensors + trainer_state.pt + checkpoint.json (resume)
-      best/                  the best model by the keep_best metric (+ best.json)
+      checkpoint/            model.safetensors + trainer_state.pt (optimizer, position, RNG) + checkpoint.json:
+                             what --resume continues from, written while the run trains
+      best/                  the best model by the keep_best metric (+ best.json), while the run trains
+
+When a fine-tuning run finishes, its root holds the final model and ``checkpoint/`` and ``best/`` are removed
+(train.checkpoints.finish_run), unless ``--keep-checkpoint``: the model is kept once, and a killed run keeps
+its checkpoint until then. Pretraining runs keep ``checkpoint/`` (``--resume --minutes`` extends them).
+docs/run-directories.md lists each command's files.
 """
 from __future__ import annotations
 

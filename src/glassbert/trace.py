@@ -12,6 +12,7 @@ import torch
 
 from .capture import Capture, Point, layer_of
 from .errors import InputError
+from .precision import check_precision, model_device, precision_context
 from .registry import load_as
 from .tokenizer import Tokenizer
 
@@ -100,17 +101,21 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
 
 
 def trace_texts(model: str, texts: list[str], values: bool = False, layers: Iterable[int] | None = None,
-                echo: Callable[[str], None] = print) -> Capture:
+                echo: Callable[[str], None] = print, max_length: int | None = None,
+                precision: str = "fp32") -> Capture:
     """`glassbert trace`: MODEL's tokenizer and bare encoder (a BertModel or an AlbertModel, as its config.json
-    says) on ``texts``: their word pieces, then :func:`trace` of the batch."""
+    says) on ``texts`` (truncated to ``max_length`` tokens): their word pieces, then :func:`trace` of the batch,
+    run in ``precision`` (fp32, or bf16 autocast: the steps then show the dtypes bf16 gives; glassbert.precision)."""
+    check_precision(precision)
     tok = Tokenizer.from_pretrained(model)
     bert = load_as(model)
-    batch = tok(list(texts), padding=True)
+    batch = tok(list(texts), padding=True, max_length=max_length)
     echo("TEXT AFTER TOKENIZATION:")
     for i in range(len(texts)):
         echo(" ".join(tok.convert_ids_to_tokens(batch["input_ids"][i])))
     echo("")
-    return trace(bert, batch, values=values, layers=layers, echo=echo)
+    with precision_context(precision, model_device(bert)):
+        return trace(bert, batch, values=values, layers=layers, echo=echo)
 
 
 __all__ = ["trace", "trace_texts", "step_name", "parse_layers"]

@@ -13,8 +13,8 @@ from .base import CONTEXT, examples, main
     'glassbert tokenize minilm "The cat chased the mouse." --pair "It was a fast chase."'))
 @click.argument("model")
 @click.argument("texts", nargs=-1, required=True)
-@click.option("--pair", "pairs", multiple=True, help="Second segment for each text (repeat per text).")
-@click.option("--max-length", type=click.IntRange(1), default=None, help="Truncate to this many tokens.")
+@opt.pair(help="The second text of a pair, once per text.")
+@opt.max_length(help="Truncate to this many tokens.")
 def tokenize(model: str, texts: tuple[str, ...], pairs: tuple[str, ...], max_length: int | None) -> None:
     """Show word pieces, ids, segment ids and the attention mask of TEXTS."""
     from ..tokenizer import Tokenizer
@@ -47,15 +47,15 @@ def params(presets, vocab_size) -> None:
     "glassbert export minilm --out models/minilm-st --sentence-transformers",
     "glassbert export runs/foods-minilm --out models/foods-classifier"))
 @click.argument("model")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="The model directory to write.")
+@opt.out(required=True, type=click.Path(file_okay=False), help="The model directory to write.")
 @click.option("--sentence-transformers", "sentence_transformers", is_flag=True,
               help="Also write modules.json, 1_Pooling/ and sentence_bert_config.json: SentenceTransformer(OUT) "
                    "and text-embeddings-inference load it.")
-@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True,
-              help="With --sentence-transformers: how token vectors become one sentence vector.")
-@click.option("--normalize/--no-normalize", default=True, show_default=True,
-              help="With --sentence-transformers: unit-length vectors (a Normalize module).")
-@opt.overwrite
+@opt.pooling(type=click.Choice(["mean", "cls"]),
+             help="With --sentence-transformers: how token vectors become one sentence vector, their mean or "
+                  "[CLS]'s (sentence-transformers' Pooling has no pooler).")
+@opt.normalize(help="With --sentence-transformers: unit-length vectors (a Normalize module).")
+@opt.overwrite()
 def export(model, out, sentence_transformers, pooling, normalize, overwrite) -> None:
     """Write MODEL (a directory, a run or an alias) as a model directory that transformers (and, with
     --sentence-transformers, sentence-transformers) load: config.json, model.safetensors, the tokenizer."""

@@ -6,7 +6,7 @@ the first [MASK], the predicted word); IsNext/NotNext (or an ALBERT's InOrder/Sw
 a tagger's tag at a position (default: the first token tagged other than O); a QA model's ``start`` or
 ``end`` at a position (default ``start`` at its predicted position).
 
-Which heads a model has is its class's ``heads`` (kinds of :data:`glassbert.model.HEAD_KINDS`); each offers
+Which heads a model has is its class's ``heads`` (kinds of :data:`glassbert.pretrained.HEAD_KINDS`); each offers
 one kind of target (:data:`HEAD_TARGETS`).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import InputError
 
 PAIR_LABELS = {"nsp": ("IsNext", "NotNext"), "sop": ("InOrder", "Swapped")}  # class 0, class 1
-# a head's kind (glassbert.model.HEAD_KINDS) → what explain calls it: the kind of target it offers
+# a head's kind (glassbert.pretrained.HEAD_KINDS) → what explain calls it: the kind of target it offers
 HEAD_TARGETS = {"classifier": "label", "tagger": "tag", "mlm": "word", "nsp": "nsp", "sop": "sop", "span": "span"}
 
 

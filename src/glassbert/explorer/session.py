@@ -21,19 +21,22 @@ from .server import serve
 def explore(target: str | Path, texts: Sequence[str] = (), pair: bool = False, out: str | Path | None = None,
             model: str | Path | None = None, export: str | Path | None = None, host: str = "127.0.0.1",
             port: int = 8765, open_browser: bool = False, overwrite: bool = False,
-            echo: Callable[[str], None] = print) -> Path | None:
+            echo: Callable[[str], None] = print, max_length: int | None = None,
+            precision: str = "fp32") -> Path | None:
     """Open TARGET in the explorer: a run with a recording as it is; a model (or any ``texts``) recorded first
     as one snapshot on ``texts``, into ``out`` (default: a temporary directory, deleted on return).
 
     ``model``: what the page's live what-if runs (default: the run's own, or TARGET when it is a model).
     ``export``: write one self-contained HTML file and return its path instead of serving until Ctrl-C or
-    SIGTERM (both end the server and delete a temporary snapshot)."""
+    SIGTERM (both end the server and delete a temporary snapshot). ``max_length`` and ``precision`` (fp32, or bf16
+    autocast) are how a model is recorded on ``texts``."""
     run_dir = Path(target)
     with tempfile.TemporaryDirectory(prefix="glassbert-explore-") as scratch:
         if texts or not has_recording(run_dir):
             model = model or target
             run_dir = Path(out) if out else Path(scratch) / "snapshot"
-            record_model(target, list(texts), run_dir, pair=pair, overwrite=overwrite)
+            record_model(target, list(texts), run_dir, pair=pair, overwrite=overwrite, max_length=max_length,
+                         precision=precision)
             echo(f"recorded one snapshot of {target} on {len(texts)} input(s)" + (f" in {run_dir}" if out else ""))
         elif out:
             raise InputError(f"{target} is a recorded run: --out applies only when a model is recorded")

@@ -16,7 +16,6 @@ one is refused.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import random
 import time
@@ -247,7 +246,7 @@ def _record_callback(args: PretrainArgs, out: Path, train_ds, eval_ds, collate, 
     rows = list(spec.samples) if spec.samples else [0, 1]
     picked = [first_chunk(source[i]) for i in range(min(len(source), max(rows) + 1))]
     samples = collate(picked, torch.Generator().manual_seed(args.seed))
-    return RecordCallback(Recorder(out, samples, tok, spec, resume=resume))
+    return RecordCallback(Recorder(out, samples, tok, spec, resume=resume, say=say))
 
 
 def first_chunk(item: dict) -> dict:
@@ -327,7 +326,7 @@ def build_model(args: PretrainArgs, tok: Tokenizer, resume: bool = False) -> tor
                          f"vocabulary {args.vocab} has {tok.vocab_size} tokens: continue with the model's own "
                          "vocabulary (leave out --vocab)")
     if args.max_seq_length > model.config.max_position_embeddings:
-        raise InputError(f"--max-seq-length {args.max_seq_length} is longer than {args.from_model}'s "
+        raise InputError(f"--max-length {args.max_seq_length} is longer than {args.from_model}'s "
                          f"{model.config.max_position_embeddings} positions")
     new = [name for name, parts in HEADS.items() if any(p in k for k in report.newly_initialized for p in parts)]
     if new and not resume:  # a resumed run loads its trained heads from the checkpoint next

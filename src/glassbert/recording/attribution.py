@@ -51,17 +51,9 @@ def sample_targets(info: Mapping[str, Any], mask_id: int | None, pair_head: str 
     return targets or [None]
 
 
-def _pair_head(model: torch.nn.Module) -> str | None:
-    if hasattr(model, "sop_classifier"):
-        return "sop"
-    cls = getattr(model, "cls", None)
-    return "nsp" if cls is not None and hasattr(cls, "seq_relationship") else None
-
-
 def has_head(model: torch.nn.Module) -> bool:
-    """Does ``model`` have something to explain (any head on the encoder)?"""
-    prefix = getattr(model, "base_model_prefix", "")
-    return bool(prefix) and hasattr(model, prefix)
+    """Does ``model`` have something to explain (any head on the encoder: its class's ``heads``)?"""
+    return bool(getattr(model, "heads", ()))
 
 
 def record_attributions(model: torch.nn.Module, tokenizer: Any, samples: Sequence[Mapping[str, Any]],
@@ -69,9 +61,10 @@ def record_attributions(model: torch.nn.Module, tokenizer: Any, samples: Sequenc
     """Per sample, one entry per target (see the module doc). ``kind``: "all" (IG and conductance) or "ig".
     All samples' targets of one head run as one padded batch."""
     from glassbert.explain import Explainer, Item
+    from glassbert.explain.targets import pair_head as pair_head_of
 
     explainer = Explainer(model, tokenizer)
-    pair_head = _pair_head(model)
+    pair_head = pair_head_of(model)
     owners, items = [], []
     for s, info in enumerate(samples):
         n = int(info["length"])

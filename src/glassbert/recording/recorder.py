@@ -22,7 +22,8 @@ Size bound (``max_bytes``, the whole record directory, manifest included), in th
    before the head split and the FFN intermediates, then biases and LayerNorm weights. The core
    activations (embeddings, per-head Q/K/V, scaled scores, probabilities, context, add & norm,
    layer outputs, pooler, MLM/NSP heads) and the inputs are never dropped. Dropped names are listed
-   in ``manifest["dropped"]``.
+   in ``manifest["dropped"]``, and dropped weights are said in one line (``say``; W tok, W_1, … and how
+   many snapshots would keep them: :func:`dropped_weights_note`).
 2. When a snapshot would still overflow the bound it *thins*: every second snapshot after the first
    is deleted and from then on only every second wanted snapshot is taken (the stride doubles).
    A snapshot that cannot fit even then is skipped and listed in ``manifest["skipped"]``.
@@ -40,10 +41,8 @@ accumulated into the parameters' ``.grad``), and the model's train/eval mode is 
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,35 +50,20 @@ import torch
 
 from glassbert.capture import CORE, catalogue
 from glassbert.errors import InputError
-from glassbert.registry import architecture_of, load_model
+from glassbert.registry import architecture_of
 from glassbert.recording.attribution import ABOUT, has_head, record_attributions
 from glassbert.recording.snapshot import (PAIR_LABEL_ARGS, config_dict, find_aliases, storage_dtype, take,
                                           to_cpu_batch)
 from glassbert.recording.spec import RecordSpec
-from glassbert.recording.store import (
-    MANIFEST,
-    MANIFEST_VERSION,
-    RECORD_DIR,
-    choose_dropped,
-    load_manifest,
-    safetensors_bytes,
-    tensor_bytes,
-)
-from glassbert.runfiles import atomic_write_text, atomic_write_with, check_target_dir, swap_dir_into_place
+from glassbert.recording.store import (MANIFEST, MANIFEST_RESERVE, MANIFEST_VERSION, RECORD_DIR, SizePlan, choose_dropped,
+                                      dropped_weights_note, load_manifest, safetensors_bytes, tensor_bytes)
+from glassbert.runfiles import atomic_write_text, atomic_write_with
 from glassbert.tokenizer import IGNORE_INDEX
 
 DEFAULT_MAX_BYTES = 200_000_000
 DEFAULT_EXPECTED_SNAPSHOTS = 20
 FULL_VOCAB_LIMIT = 5000
 TOPK = 5
-_MANIFEST_RESERVE = 256_000  # room kept for the manifest inside the bound
-
-
-@dataclass
-class _Plan:
-    dropped: list[str] = field(default_factory=list)
-    per_snapshot: int = 0
-    expected: int = 0
 
 
 def pair_labels(model: torch.nn.Module) -> list[str]:
@@ -104,8 +88,10 @@ class Recorder:
                  include: Sequence[str] | Callable[[str], bool] | None = None,
                  max_bytes: int | float = DEFAULT_MAX_BYTES, dtype: str = "auto",
                  expected_snapshots: int | None = None, texts: Sequence[str] | None = None,
-                 weights: bool = True, metrics: str | None = "metrics.jsonl", resume: bool = False):
+                 weights: bool = True, metrics: str | None = "metrics.jsonl", resume: bool = False,
+                 say: Callable[[str], None] | None = None):
         self.run_dir = Path(run_dir)
+        self.say = say or logging.getLogger(__name__).warning  # the line on weights the size bound leaves out
         self.dir = self.run_dir / RECORD_DIR
         self.spec = spec if isinstance(spec, RecordSpec) else RecordSpec.parse(spec)
         self.tokenizer = tokenizer
@@ -140,7 +126,7 @@ class Recorder:
         self._seen_steps: set[int] = set()
         self._wanted = 0
         self._stride = 1
-        self._plan: _Plan | None = None
+        self._plan: SizePlan | None = None
         self._sample_info = self._describe_samples()
         self.manifest: dict[str, Any] | None = None
         if resume and (self.dir / MANIFEST).exists():
@@ -333,15 +319,15 @@ class Recorder:
         if [s["input_ids"] for s in manifest["samples"]] != [s["input_ids"] for s in self._sample_info]:
             raise InputError(f"{self.dir}: an existing record has other samples; use another run dir")
         self.manifest = manifest
-        self._plan = _Plan(dropped=list(manifest["dropped"]), per_snapshot=0, expected=0)
+        self._plan = SizePlan(dropped=list(manifest["dropped"]), per_snapshot=0, expected=0)
         for s in manifest["snapshots"]:
             self._seen_epochs.add(int(s["epoch"]))
             self._seen_steps.add(int(s["step"]))
 
     def _plan_sizes(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
-                    aliases: Mapping[str, str]) -> _Plan:
+                    aliases: Mapping[str, str]) -> SizePlan:
         expected = self.spec.planned() or self.expected_snapshots or DEFAULT_EXPECTED_SNAPSHOTS
-        budget = (self.max_bytes - _MANIFEST_RESERVE) / max(1, expected)
+        budget = (self.max_bytes - MANIFEST_RESERVE) / max(1, expected)
         stored = {n: tensor_bytes(t) for n, t in tensors.items() if n not in aliases}
         # a tensor that stores the values of a core alias stays
         backs_core = frozenset(target for a, target in aliases.items() if meta[a]["priority"] >= CORE)
@@ -349,7 +335,7 @@ class Recorder:
         total = sum(stored.values()) - sum(stored[n] for n in dropped)
         # an alias of a dropped tensor must go too (its storage went with it)
         dropped += [a for a, target in aliases.items() if target in dropped]
-        return _Plan(dropped=dropped, per_snapshot=int(total), expected=expected)
+        return SizePlan(dropped=dropped, per_snapshot=int(total), expected=expected, whole=sum(stored.values()))
 
     # -- writing -------------------------------------------------------------------------------
     def _bytes_on_disk(self) -> int:
@@ -386,6 +372,9 @@ class Recorder:
         if self._plan is None:
             self._plan = self._plan_sizes(tensors, meta, aliases)
             self.manifest["dropped"] = sorted(self._plan.dropped)
+            note = dropped_weights_note(self._plan, meta, self.manifest["catalogue"], self.max_bytes)
+            if note:
+                self.say(note)
         acts = {n: t for n, t in tensors.items() if meta[n]["kind"] == "activation"}
         predictions = self._predictions(acts, roles, meta)
         attributions = self._attributions(model)
@@ -438,92 +427,6 @@ class Recorder:
         self.manifest["snapshot_bytes"] = self._bytes_on_disk()
         text = json.dumps(self.manifest, ensure_ascii=False, separators=(",", ":"))
         atomic_write_text(self.dir / MANIFEST, text)
-
-
-def record_once(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str | tuple[str, str]],
-                out_dir: str | Path, *, include: Sequence[str] | None = None,
-                max_bytes: int | float = DEFAULT_MAX_BYTES, max_length: int | None = None,
-                dtype: str = "auto", explain: str = "all") -> Path:
-    """One snapshot of any checkpoint on the given texts (strings or (a, b) pairs) → ``out_dir``.
-
-    Text with ``[MASK]`` tokens gets its MLM head recorded at those positions (for models with one).
-    ``explain``: the attributions recorded with it (all | ig | none, as ``--record``'s ``explain=``).
-    Returns the run directory, ready for :func:`glassbert.explorer.serve` / ``export_html``.
-    """
-    if not texts:
-        raise InputError("record_once needs at least one text")
-    firsts = [t[0] if isinstance(t, (tuple, list)) else t for t in texts]
-    seconds = [t[1] if isinstance(t, (tuple, list)) else None for t in texts]
-    kwargs: dict[str, Any] = {"padding": True}
-    if max_length is not None:
-        kwargs.update(max_length=max_length, truncation=True)
-    if any(s is not None for s in seconds):
-        if not all(s is not None for s in seconds):
-            raise InputError("mix of single texts and pairs: give all as pairs or all as single texts")
-        batch = tokenizer(firsts, text_pair=seconds, **kwargs)
-    else:
-        batch = tokenizer(firsts, **kwargs)
-    shown = [f"{a} ‖ {b}" if b is not None else a for a, b in zip(firsts, seconds)]
-    return record_batch(model, tokenizer, dict(batch), out_dir, texts=shown, include=include,
-                        max_bytes=max_bytes, dtype=dtype, explain=explain)
-
-
-def record_batch(model: torch.nn.Module, tokenizer: Any, batch: Mapping[str, Any], out_dir: str | Path, *,
-                 texts: Sequence[str] | None = None, include: Sequence[str] | None = None,
-                 max_bytes: int | float = DEFAULT_MAX_BYTES, dtype: str = "auto", explain: str = "all",
-                 weights: bool = True) -> Path:
-    """One snapshot of ``model`` on an encoded ``batch`` (input_ids, token_type_ids, attention_mask and, to
-    name the words behind [MASK] tokens, MLM ``labels``) → ``out_dir``: what :func:`record_once` and the
-    explorer's live what-if both record through."""
-    rec = Recorder(out_dir, batch, tokenizer, RecordSpec(explain=explain), include=include, max_bytes=max_bytes,
-                   expected_snapshots=1, texts=texts, dtype=dtype, metrics=None, weights=weights)
-    if not rec.record(model, epoch=0, step=0):
-        raise InputError(f"the recording does not fit in {int(max_bytes)} bytes")
-    return Path(out_dir)
-
-
-def record_model(model: str | Path, texts: Sequence[str], out_dir: str | Path, *, pair: bool = False,
-                 overwrite: bool = False) -> Path:
-    """Load a model directory (or an alias such as ``minilm``) as the class its config names, and record one
-    snapshot of it on ``texts`` (``pair``: the two texts are one sentence pair) into ``out_dir``.
-
-    An ``out_dir`` that already holds files is refused (ExistsError) unless ``overwrite``; then it is replaced
-    whole: the recording is made in a temp directory beside it and swapped in, so ``out_dir`` never mixes
-    old and new snapshots, and a recording that fails leaves the old contents as they were.
-    """
-    from glassbert.modeldir import resolve_model_path
-    from glassbert.registry import load_model
-    from glassbert.tokenizer import Tokenizer
-
-    resolve_model_path(model)  # a path that does not exist says so, before anything about recordings
-    if not texts:
-        raise InputError(f"{model} holds no recording ({RECORD_DIR}/{MANIFEST}): give one or more texts to "
-                         "record a snapshot of the model, or record a run with `glassbert demo` / "
-                         "`glassbert pretrain --record ...`")
-    if pair and len(texts) != 2:
-        raise InputError(f"a pair is two texts, got {len(texts)}")
-    out = Path(out_dir)
-    check_target_dir(out, overwrite=overwrite, option="--out", reads=(("the model", model),))
-    tokenizer = Tokenizer.from_pretrained(model)
-    items: list = [tuple(texts)] if pair else list(texts)
-    loaded = load_model(model)
-
-    _record_then_swap(out, lambda tmp: record_once(loaded, tokenizer, items, tmp))
-    return out
-
-
-def _record_then_swap(out: Path, record: Callable[[Path], Any]) -> None:
-    """``record(tmp)`` into a temp dir beside ``out``, then put it at ``out`` (the old ``out`` moved aside first
-    and deleted last): ``out`` is the old recording or the new one, never a mix, and a failure leaves the old."""
-    target = out.absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.recording-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        record(tmp)
-        swap_dir_into_place(tmp, target, old=target.with_name(f".{target.name}.replaced-{os.getpid()}"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class RecordCallback:

@@ -11,7 +11,8 @@ and the export both choose what to leave out under a size bound with :func:`choo
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,46 @@ def load_tensor(run_dir: str | Path, snapshot: int, name: str, sample: int | Non
     return t.float() if t.is_floating_point() else t
 
 
+# ─── the size bound's plan (the recorder makes it; the note says it to the user) ─────────────
+MANIFEST_RESERVE = 256_000  # room kept for the manifest inside the bound
+
+
+@dataclass
+class SizePlan:
+    dropped: list[str] = field(default_factory=list)
+    per_snapshot: int = 0
+    expected: int = 0
+    whole: int = 0  # one snapshot's bytes with nothing left out
+
+
+def dropped_weights_note(plan: SizePlan, meta: Mapping[str, Any], catalogue_: Sequence[Mapping[str, Any]],
+                         max_bytes: int) -> str | None:
+    """The one line a run prints when the size bound left weights out of the recording: which (by the names the
+    explorer draws them under: W tok, W pos, W_1, W_2, …) and how to keep them; None when every weight stays."""
+    weights = [n for n in plan.dropped if meta[n]["kind"] == "weight"]
+    if not weights:
+        return None
+    blocks = {}
+    for entry in catalogue_:
+        if entry.get("weight") and entry.get("weight_block"):
+            blocks.setdefault(entry["weight"], entry["weight_block"])
+    counts: dict[str, int] = {}
+    for name in weights:
+        block = blocks.get(name, "biases and norms" if meta[name]["priority"] > CORE_WEIGHT_PRIORITY else meta[name]["label"])
+        counts[block] = counts.get(block, 0) + 1
+    named = [f"{b} ×{n}" if n > 1 and b != "biases and norms" else b for b, n in counts.items()]
+    names = ", ".join(named[:8]) + (", …" if len(named) > 8 else "")
+    fit = int((max_bytes - MANIFEST_RESERVE) // max(1, plan.whole))
+    how = (f"to keep them, record at most {fit} snapshot{'s' * (fit != 1)} (e.g. --record 'epochs=0,last') or fewer "
+           "samples" if fit >= 1 else f"one snapshot with them is {plan.whole / 1e6:.0f} MB, more than the bound: "
+           "record fewer samples to keep them")
+    return (f"--record: to fit {plan.expected} snapshot{'s' * (plan.expected != 1)} in its {max_bytes / 1e6:.0f} MB "
+            f"bound, the recording leaves out {len(weights)} weight tensors ({names}); {how}")
+
+
+CORE_WEIGHT_PRIORITY = 1  # describe_weight's matrices and tables; above it: biases and LayerNorm weights
+
+
 __all__ = ["RECORD_DIR", "MANIFEST", "MANIFEST_VERSION", "RecordStore", "load_manifest", "record_dir", "run_root", "has_recording",
            "read_metrics", "load_tensor", "choose_dropped", "safetensors_bytes", "tensor_bytes", "safe_join",
-           "PathRefused", "KEEP", "CORE"]
+           "PathRefused", "KEEP", "CORE", "MANIFEST_RESERVE", "SizePlan", "dropped_weights_note"]

@@ -186,7 +186,7 @@ class WhatIf:
 
     def run(self, given: WhatIfInput, snap: int | None = None) -> Answer:
         """Record ``given`` at snapshot ``snap`` of the run (None: the saved model) into a new answer."""
-        from glassbert.recording.recorder import record_batch
+        from glassbert.recording.oneshot import record_batch
 
         if self.source is None:
             raise WhatIfRefused(self.status()["reason"])

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..embed import POOLINGS, Embedder
+from ..embed import Embedder, check_pooling
 from ..errors import InputError, ServeError
 from ..modeldir import resolve_model_path
 from ..precision import PRECISIONS, autocast, model_device
@@ -27,7 +27,7 @@ class ServeConfig:
     max_client_batch_size: int = 32     # inputs per request
     max_queue: int = 512                # requests waiting for the worker; one more is 429
     payload_limit: int = 2_000_000      # bytes in a request body
-    pooling: str = "mean"               # how /embed turns token vectors into one vector (mean | cls | pooled)
+    pooling: str = "mean"               # how /embed turns token vectors into one vector (mean | cls | pooler)
     max_input_length: int | None = None  # tokens per input (default: the model's)
     precision: str = "fp32"             # fp32 | bf16 | auto: the model under bf16 autocast (glassbert.precision)
     workers: int | None = None          # batches computed at once, each in its own thread (default: one per
@@ -40,8 +40,7 @@ class ServeConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be a whole number ≥ 1, got {value!r}")
-        if self.pooling not in POOLINGS:
-            raise InputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        self.pooling = check_pooling(self.pooling)
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         return self
@@ -67,8 +66,8 @@ class Service:
         self.embedder = self._tools().embedder                       # (this thread's: the settings it resolved)
         self.precision = self.embedder.precision  # what it runs as on this device: fp32 | bf16
         self.max_input_length = self.embedder.max_length
-        if self.config.pooling == "pooled" and self.backbone.pooler is None:
-            raise InputError(f"{self.directory}: --pooling pooled needs a model with a pooler; use mean or cls")
+        if self.config.pooling == "pooler" and self.backbone.pooler is None:
+            raise InputError(f"{self.directory}: --pooling pooler needs a model with a pooler; use mean or cls")
         self.labels: list[str] | None = None
         if "classifier" in self.model.heads:
             id2label = self.model.config.id2label or {i: f"LABEL_{i}" for i in range(self.model.config.num_labels)}
@@ -127,7 +126,8 @@ class Service:
         """One result per item, for a batch gathered from several requests (items in request order)."""
         tools = self._tools()
         if kind == "embed":      # items: texts → (H,) vectors, not normalized (each request says)
-            return list(tools.embedder.encode(items, pooling=self.config.pooling, batch_size=BATCH_SIZE))
+            return list(tools.embedder.encode(items, pooling=self.config.pooling, normalize=False,
+                                              batch_size=BATCH_SIZE))
         if kind == "predict":    # items: (text, pair | None) → (num_labels,) logits
             return self._logits(items, tools.tokenizer)
         if kind == "fill-mask":  # items: (text, its [MASK] count) → its MaskPredictions (top MAX_TOP_K)

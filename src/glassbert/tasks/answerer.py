@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .. import metrics as M
-from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForQuestionAnswering
-from ..registry import load_as
 from ..precision import check_precision, precision_context
 from ..runfiles import atomic_write_text
-from ..tokenizer import Tokenizer, check_count, check_text
+from ..tokenizer import check_count, check_text
 from . import qa
-from .common import about, fine_tuned_run, pad_id_of
+from .common import FineTuned, about, load_fine_tuned, pad_id_of
 from .qa import SpanCandidate, SquadExample
 
 
@@ -72,18 +72,28 @@ def questions_on(context: str, questions: Sequence[str]) -> list[SquadExample]:
     return examples
 
 
-def answer(model: str | Path, questions: Sequence[str] | None = None, context: str | None = None,
+def load_answerer(model: str | Path | FineTuned, device: str | torch.device = "cpu") -> FineTuned:
+    """The QA model ``model`` (a `finetune --task qa` run) loaded once, for :func:`answer` to apply as often as
+    asked."""
+    return load_fine_tuned(model, qa.NAME, BertForQuestionAnswering, device)
+
+
+def answer(model: str | Path | FineTuned, questions: Sequence[str] | None = None, context: str | None = None,
            input: str | Path | None = None, n_best: int | None = None, batch_size: int = 64,
-           progress: bool | None = None, device: str = "cpu", precision: str = "fp32") -> Answers:
+           progress: bool | None = None, device: str = "cpu", precision: str = "fp32",
+           max_length: int | None = None) -> Answers:
     """Answer ``questions`` on ``context``, or every question of the SQuAD v1.1 file ``input``, with the QA
-    model ``model`` (a `finetune --task qa` run: its max_length, doc_stride, n_best and max_answer_length).
+    model ``model`` (a `finetune --task qa` run: its max_length, doc_stride, n_best and max_answer_length; or
+    the run :func:`load_answerer` loaded: ``device`` is then its own).
 
     Each answer keeps ``n_best`` candidates (default: the run's n_best, 20). When ``input`` holds gold
-    answers, ``scores`` gives SQuAD exact match and F1 against them. ``precision``: fp32 (default), bf16 or
-    auto (the model under bf16 autocast: glassbert.precision; the logits are decoded in float32).
+    answers, ``scores`` gives SQuAD exact match and F1 against them. ``max_length``: the tokens of a window
+    (default: the run's). ``precision``: fp32 (default), bf16 or auto (the model under bf16 autocast:
+    glassbert.precision; the logits are decoded in float32).
     """
     check_precision(precision)
-    directory, info = fine_tuned_run(model, qa.NAME, BertForQuestionAnswering)
+    run = load_answerer(model, device)
+    info = run.info
     if input is not None:
         if questions or context is not None:
             raise InputError("give questions and a context, or an input file (one of them)")
@@ -92,19 +102,17 @@ def answer(model: str | Path, questions: Sequence[str] | None = None, context: s
     elif context is None or not questions:
         raise InputError("give questions and a context (both), or an input file")
     else:
-        examples = questions_on(context, questions)
+        examples = questions_on(context, [questions] if isinstance(questions, str) else questions)
         progress = False if progress is None else progress
     keep = info.get("n_best") or qa.DEFAULT_N_BEST
     if n_best is not None:
         keep = max(keep, check_count("n_best", n_best, 1))
-    config = BertConfig.load(directory)
-    max_length = min(info.get("max_length") or qa.DEFAULT_MAX_LENGTH, config.max_position_embeddings)
-    tok = Tokenizer.from_pretrained(directory)
+    max_length = min(max_length or info.get("max_length") or qa.DEFAULT_MAX_LENGTH, run.config.max_position_embeddings)
     with about(Path(input)) if input is not None else contextlib.nullcontext():
-        features = qa.prepare_qa_features(examples, tok, max_length, info.get("doc_stride") or qa.DEFAULT_DOC_STRIDE)
-    net = load_as(directory, BertForQuestionAnswering).to(device).eval()  # (AlbertFor… on an ALBERT)
-    with precision_context(precision, device):
-        starts, ends = qa.qa_logits(net, features, pad_id_of(tok), batch_size, progress, "answer")
+        features = qa.prepare_qa_features(examples, run.tokenizer, max_length,
+                                          info.get("doc_stride") or qa.DEFAULT_DOC_STRIDE)
+    with precision_context(precision, run.device):
+        starts, ends = qa.qa_logits(run.model, features, pad_id_of(run.tokenizer), batch_size, progress, "answer")
     decoded = qa.decode_nbest(starts, ends, features, examples, keep,
                               info.get("max_answer_length") or qa.DEFAULT_MAX_ANSWER_LENGTH)
     answers = [Answer(ex.id, ex.question, decoded[ex.id][:n_best] if n_best else decoded[ex.id]) for ex in examples]
@@ -134,4 +142,4 @@ def format_answers(result: Answers, k: int = 1) -> str:
     return "\n\n".join(blocks)
 
 
-__all__ = ["Answer", "Answers", "questions_on", "answer", "write_json", "format_answers"]
+__all__ = ["Answer", "Answers", "questions_on", "answer", "load_answerer", "write_json", "format_answers"]

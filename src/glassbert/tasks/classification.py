@@ -156,7 +156,13 @@ def evaluate_classification(model: nn.Module, dataset: EncodedDataset, label_nam
     ``details``: report (per-class scores, for eval.json), confusion (the matrix), text (printable).
     """
     logits = class_logits(model, dataset, batch_size, progress)
-    gold = np.array([int(item["labels"]) for item in dataset.items])  # type: ignore[arg-type]
+    return score_logits(logits, [int(item["labels"]) for item in dataset.items], label_names)  # type: ignore[arg-type]
+
+
+def score_logits(logits: np.ndarray, gold: Sequence[int], label_names: Sequence[str]) -> Evaluation:
+    """:func:`evaluate_classification`'s scores of (N, labels) ``logits`` against the ``gold`` label ids (fine-tuning's
+    evaluation, and `classify` of a labelled file)."""
+    gold = np.asarray(gold, dtype=np.int64)
     loss = float(F.cross_entropy(torch.from_numpy(logits).double(), torch.from_numpy(gold)))
     report = M.classification_report(gold, logits.argmax(-1), label_names=list(label_names))
     return Evaluation(
@@ -232,4 +238,4 @@ def hint(final: Evaluation | None, labels: list[str] | None, lr: float, trainabl
 __all__ = ["NAME", "MODEL", "KEEP_BEST", "DEFAULT_MAX_LENGTH", "APPLY_COMMAND", "RECORD_KEYS", "TAKES_POOLING",
            "choose_pooling", "run_info", "hint", "CONFUSION_FILE", "ClassificationData",
            "iter_table", "cell", "label_cell", "read_classification", "encode_classification", "class_logits",
-           "evaluate_classification", "format_confusion", "prepare", "eval_record"]
+           "evaluate_classification", "score_logits", "format_confusion", "prepare", "eval_record"]

@@ -15,12 +15,12 @@ import torch
 from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForSequenceClassification
-from ..registry import load_as
 from ..precision import check_precision, precision_context
-from ..textfiles import read_input_texts
-from ..tokenizer import Tokenizer, check_count, check_text
-from .classification import ClassificationData, class_logits, encode_classification
-from .common import existing_file, fine_tuned_run
+from ..textfiles import file_format, iter_table, read_input_texts
+from ..tokenizer import check_count, check_text
+from .classification import (ClassificationData, class_logits, encode_classification, read_classification,
+                             score_logits)
+from .common import Evaluation, FineTuned, existing_file, load_fine_tuned
 
 
 def read_texts(path: Path, text_column: str, text_pair_column: str | None) -> tuple[list[str], list[str] | None]:
@@ -45,22 +45,37 @@ def gather_texts(texts: Sequence[str] | str | None, input: str | Path | None, te
     return [check_text(text, i) for i, text in enumerate(texts)], None, False
 
 
-def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: str | Path | None = None,
+def _check_labels(config: BertConfig, directory: Path) -> None:
+    if config.id2label is None:
+        raise InputError(f"{directory / 'config.json'}: no id2label; this is not a fine-tuned classifier")
+
+
+def load_classifier(model: str | Path | FineTuned, device: str | torch.device = "cpu") -> FineTuned:
+    """The classifier ``model`` (a `finetune --task classify` run, or a directory with id2label) loaded once, for
+    :func:`classify` to apply as often as asked."""
+    return load_fine_tuned(model, "classify", BertForSequenceClassification, device, _check_labels,
+                           require_class=False)
+
+
+def classify(model_dir: str | Path | FineTuned, texts: Sequence[str] | None = None, input: str | Path | None = None,
              output: str | Path | None = None, text_column: str = "text", text_pair_column: str | None = None,
              text_pairs: Sequence[str] | None = None, batch_size: int = 64, max_length: int | None = None,
-             progress: bool | None = None, device: str = "cpu", precision: str = "fp32") -> list[dict[str, Any]]:
+             progress: bool | None = None, device: str = "cpu", precision: str = "fp32",
+             label_column: str | None = None) -> Classified:
     """Labels and probabilities for ``texts`` or the rows of ``input`` (CSV/TSV/JSONL or .txt).
 
+    An ``input`` table that holds the labels, in ``label_column`` (default: the one the run was trained on, its
+    glassbert_task.json), is scored as fine-tuning's evaluation scores: the result's ``scores``.
+
+    ``model_dir``: a run's directory, or the run :func:`load_classifier` loaded (``device`` is then its own).
     Returns one dict per text, in input order: text (and text_pair), label, probability (of that
     label) and probs (label → probability). With ``output``, also writes them as CSV: text, label,
     probability and one ``prob_<label>`` column per label. ``precision``: fp32 (default), bf16 or auto (the
     model under bf16 autocast: glassbert.precision; the softmax is float64 either way).
     """
     check_precision(precision)
-    directory, info = fine_tuned_run(model_dir, "classify")
-    config = BertConfig.load(directory)
-    if config.id2label is None:
-        raise InputError(f"{directory / 'config.json'}: no id2label; this is not a fine-tuned classifier")
+    run = load_classifier(model_dir, device)
+    config, info = run.config, run.info
     if max_length is not None:
         check_count("max_length", max_length, 3, "[CLS] text [SEP]")
     texts, pairs, from_file = gather_texts(texts, input, text_column, text_pair_column, "classify")
@@ -73,14 +88,12 @@ def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: s
         text_pairs = [check_text(pair, i, "text pair") for i, pair in enumerate(text_pairs)]
     progress = from_file if progress is None else progress
     limit = min((info.get("max_length") or 512) if max_length is None else max_length, config.max_position_embeddings)
-
-    tok = Tokenizer.from_pretrained(directory)
-    model = load_as(directory, BertForSequenceClassification).to(device).eval()  # (AlbertFor… on an ALBERT)
     labels = [config.id2label[i] for i in range(config.num_labels)]
     data = ClassificationData(list(texts), list(text_pairs) if text_pairs is not None else None,
                               [0] * len(texts), labels)
-    with precision_context(precision, device):
-        logits = class_logits(model, encode_classification(data, tok, limit), batch_size, progress, "classify")
+    with precision_context(precision, run.device):
+        logits = class_logits(run.model, encode_classification(data, run.tokenizer, limit), batch_size, progress,
+                              "classify")
     probs = torch.from_numpy(logits).double().softmax(-1).numpy()
     rows = []
     for i, p in enumerate(probs):
@@ -93,7 +106,33 @@ def classify(model_dir: str | Path, texts: Sequence[str] | None = None, input: s
         rows.append(row)
     if output is not None:
         write_predictions(rows, labels, output)
-    return rows
+    scored = score_labelled(input, logits, labels, text_column, text_pair_column,
+                            label_column or info.get("label_column")) if from_file else None
+    return Classified(rows, scored)
+
+
+class Classified(list):
+    """What :func:`classify` returns: its rows (a list, one dict per text) and, for a labelled input file,
+    ``scores`` (accuracy, macro_f1, loss) with ``scores_text`` (them and the confusion matrix, printable)."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], evaluation: Evaluation | None = None) -> None:
+        super().__init__(rows)
+        self.scores = dict(evaluation.metrics) if evaluation is not None else None
+        self.scores_text = evaluation.details["text"] if evaluation is not None else None
+
+
+def score_labelled(path: str | Path, logits: Any, labels: Sequence[str], text_column: str,
+                   text_pair_column: str | None, label_column: str | None) -> Evaluation | None:
+    """The scores of ``logits`` against the labels of table ``path`` when it has ``label_column``; None for a .txt
+    file or a table without it (a label the model does not know is an error naming its line)."""
+    path = Path(path)
+    if not label_column or file_format(path) not in ("csv", "jsonl"):
+        return None
+    first = next(iter_table(path), None)
+    if first is None or label_column not in first[2]:
+        return None
+    gold = read_classification(path, text_column, label_column, text_pair_column, labels=labels).label_ids
+    return score_logits(logits, gold, labels)
 
 
 def write_predictions(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], path: str | Path) -> Path:
@@ -125,4 +164,4 @@ def format_table(rows: Sequence[Mapping[str, Any]], width: int = 60) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["classify", "gather_texts", "read_texts", "write_predictions", "format_table"]
+__all__ = ["classify", "Classified", "score_labelled", "load_classifier", "gather_texts", "read_texts", "write_predictions", "format_table"]

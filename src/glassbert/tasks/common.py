@@ -3,7 +3,6 @@ freezing, and batched inference (length-sorted, through :mod:`glassbert.batching
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from ..batching import map_sorted
 from ..modeldir import read_state_dict, resolve_model_path
 from ..config import CLASSIFIER_POOLING, BertConfig
 from ..errors import InputError, MissingError
-from ..registry import TASK_MODELS, load_as_with_report
+from ..registry import TASK_MODELS, load_as, load_as_with_report
 from ..textfiles import read_json_object
 from ..tokenizer import Tokenizer, pad_rows
 from ..train import Evaluation  # what every task's evaluate returns: metrics, and details["text"] to print
@@ -107,6 +106,38 @@ def fine_tuned_run(model: str | Path, task: str, model_class: type | None = None
                              f"config.json names {names or 'no architectures'}, not {model_class.__name__}; "
                              f"fine-tune it first: glassbert finetune {model} --task {task} …")
     return directory, {}
+
+
+@dataclass(frozen=True)
+class FineTuned:
+    """A fine-tuned run loaded once (:func:`load_fine_tuned`): what `classify`, `tag` and `answer` apply, and
+    what a glassbert.pipeline keeps between calls."""
+
+    task: str                  # the fine-tuning task it was loaded for (classify | token | qa)
+    directory: Path
+    info: dict[str, Any]       # its glassbert_task.json settings (empty for a model without one)
+    config: BertConfig
+    tokenizer: Tokenizer
+    model: nn.Module           # in eval mode, on ``device``
+    device: str
+
+
+def load_fine_tuned(model: str | Path | FineTuned, task: str, model_class: type, device: str | torch.device = "cpu",
+                    check: Callable[[BertConfig, Path], Any] | None = None, require_class: bool = True) -> FineTuned:
+    """The run ``model`` (a directory or an alias; a FineTuned is returned as it is) loaded for ``task`` as
+    ``model_class`` (an ALBERT's counterpart on an ALBERT) on ``device``. ``check(config, directory)`` runs
+    before the weights are read (a model without the task's head is refused in one line, not loaded);
+    ``require_class``: a model without glassbert_task.json must name ``model_class`` (:func:`fine_tuned_run`)."""
+    if isinstance(model, FineTuned):
+        if model.task != task:
+            raise InputError(f"{model.directory} was loaded for task {model.task!r}, not {task!r}")
+        return model
+    directory, info = fine_tuned_run(model, task, model_class if require_class else None)
+    config = BertConfig.load(directory)
+    if check is not None:
+        check(config, directory)
+    net = load_as(directory, model_class).to(device).eval()  # (AlbertFor… on an ALBERT)
+    return FineTuned(task, directory, info, config, Tokenizer.from_pretrained(directory), net, str(device))
 
 
 # ─── the task protocol ──────────────────────────────────────────────────────────────────────
@@ -337,6 +368,6 @@ def _layer_prefixes(config, base: str, n: int) -> tuple[str, ...]:
     return tuple(f"{base}encoder.albert_layer_groups.{g}." for g in groups)
 
 
-__all__ = ["MODEL_INPUTS", "TASK_FILE", "EVAL_FILE", "Task", "NO_POOLING", "fine_tuned_run", "existing_file", "about", "backend_of", "pad_id_of", "truncating_copy", "Collator",
+__all__ = ["MODEL_INPUTS", "TASK_FILE", "EVAL_FILE", "Task", "NO_POOLING", "fine_tuned_run", "FineTuned", "load_fine_tuned", "existing_file", "about", "backend_of", "pad_id_of", "truncating_copy", "Collator",
            "EncodedDataset", "Evaluation", "TaskData", "forward_sorted", "load_task_model", "choose_pooling", "parse_freeze",
            "freeze_parameters"]

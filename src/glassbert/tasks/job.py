@@ -3,7 +3,8 @@
     FinetuneArgs ─▶ task module (classification / tagging / qa): read (errors name file and line),
     encode ─▶ task model from_pretrained ─▶ freeze ─▶ Trainer: an evaluation every epoch, the best kept,
     early stop ─▶ out/ : config.json (+ id2label) · model.safetensors · tokenizer files (transformers loads it)
-                        eval.json · glassbert_task.json · metrics.jsonl/png · confusion.png · checkpoint/ · best/
+                        eval.json · glassbert_task.json · metrics.jsonl/png · confusion.png
+                        (checkpoint/ and best/ while it runs; kept when it finishes only with keep_checkpoint)
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -28,6 +28,7 @@ from ..textfiles import read_json_object
 from ..threads import set_threads
 from ..tokenizer import Tokenizer, pad_rows
 from ..train import Callback, Evaluation, TrainConfig, Trainer
+from ..train.checkpoints import find_checkpoint, finish_run
 from . import TASK_NAMES, qa, task_module
 from .common import EVAL_FILE, MODEL_INPUTS, TASK_FILE, Task, TaskData, freeze_parameters, load_task_model, parse_freeze
 
@@ -50,6 +51,7 @@ class FinetuneArgs:
     text_pair_column: str | None = None
     # training
     epochs: int = 3
+    steps: int | None = None         # optimizer steps (stops at --epochs or here, whichever comes first)
     batch_size: int = 32
     lr: float = 5e-5
     warmup_ratio: float = 0.1
@@ -68,6 +70,7 @@ class FinetuneArgs:
     record: str | None = None        # what the explorer records, e.g. "samples=0,1;every_steps=50" (as pretrain's)
     resume: bool = False
     overwrite: bool = False
+    keep_checkpoint: bool = False    # keep checkpoint/ (+ best/) when the run finishes, so that --resume can extend it
     save_every: int | None = None    # steps between checkpoints (None: one per epoch), what --resume continues from
     precision: str | None = None     # fp32 | bf16 | auto (glassbert.precision); None: auto, or on resume the run's own
     device: str = "auto"
@@ -141,7 +144,8 @@ class _SayEvaluation(Callback):
         self.say(f"[eval] {label} (step {step}): {evaluation.details['text']}")
 
 
-def _record_callback(args: FinetuneArgs, data: TaskData, tok: Tokenizer, out: Path) -> Callback:
+def _record_callback(args: FinetuneArgs, data: TaskData, tok: Tokenizer, out: Path,
+                     say: Callable[[str], None] | None = None) -> Callback:
     """``--record``: snapshots of the chosen eval examples (train examples without an eval file)."""
     from ..recording import RecordCallback, Recorder, RecordSpec
     spec = RecordSpec.parse(args.record)
@@ -153,7 +157,20 @@ def _record_callback(args: FinetuneArgs, data: TaskData, tok: Tokenizer, out: Pa
     # a classifier's gold label goes with its inputs: the explorer shows each eval prediction right or wrong
     keys = MODEL_INPUTS + TASKS[args.task].RECORD_KEYS
     picked = [{k: source.items[i][k] for k in keys} for i in range(max(rows) + 1)]
-    return RecordCallback(Recorder(out, pad_rows(picked, source.pad_id), tok, spec, resume=args.resume))
+    return RecordCallback(Recorder(out, pad_rows(picked, source.pad_id), tok, spec, resume=args.resume, say=say))
+
+
+def refuse_finished_without_checkpoint(out: Path) -> None:
+    """``--resume`` of a run that finished and was pruned (:func:`finish_run`): one line, not a new run from step 0."""
+    if find_checkpoint(out) is not None or not (out / EVAL_FILE).is_file():
+        return
+    try:
+        done = read_json_object(out / EVAL_FILE)
+    except InputError:
+        done = {}
+    at = f" at step {done['steps']} (stopped by {done.get('stopped_by')})" if "steps" in done else ""
+    raise InputError(f"--resume: {out} finished{at} and its checkpoint was removed, so it cannot be continued: "
+                     "its model is ready to use; to extend runs, start them with --keep-checkpoint")
 
 
 UNKNOWN_WARNING = 0.1  # a training set with more [UNK] pieces than this is warned about (a vocabulary for other text)
@@ -178,6 +195,8 @@ def finetune(args: FinetuneArgs, threads: int | None = None) -> dict[str, Any]:
     if args.resume and not (out.is_dir() and any(out.iterdir())):  # a mistyped or moved run would start anew
         raise MissingError(f"--resume: {out} holds no run to continue: give the directory of the run (where it "
                            "now is, if it was moved), or leave out --resume to start one")
+    if args.resume:
+        refuse_finished_without_checkpoint(out)
     precision = run_precision(args, out)
     model_dir = resolve_model_path(args.model)
     config = BertConfig.load(model_dir)
@@ -215,7 +234,7 @@ def finetune(args: FinetuneArgs, threads: int | None = None) -> dict[str, Any]:
             return evaluate(m, args.progress)
     keep_best = task.KEEP_BEST if eval_fn is not None else None
     train_config = TrainConfig(
-        out_dir=out, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
+        out_dir=out, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, max_steps=args.steps, warmup_ratio=args.warmup_ratio,
         weight_decay=args.weight_decay, seed=args.seed, eval_every=steps_per_epoch if eval_fn else None,
         keep_best=keep_best, keep_best_mode="max", early_stop_patience=args.early_stop_patience,
         minutes=args.minutes, progress=args.progress, overwrite=args.overwrite, device=args.device,
@@ -224,7 +243,7 @@ def finetune(args: FinetuneArgs, threads: int | None = None) -> dict[str, Any]:
     )
     callbacks = [_SayEvaluation(steps_per_epoch, say, resume=args.resume)]
     if args.record:
-        callbacks.append(_record_callback(args, data, tok, out))
+        callbacks.append(_record_callback(args, data, tok, out, say))
     if args.overwrite:
         replace_dir(out)  # the inputs have been read: now the old run goes, whole
     trainer = Trainer(net, data.train, data.train.collate, train_config, eval_fn=eval_fn, callbacks=callbacks)
@@ -267,7 +286,10 @@ def finetune(args: FinetuneArgs, threads: int | None = None) -> dict[str, Any]:
     hint = task.hint(final, summary.get("labels"), args.lr, n_trainable)
     if hint:
         say(hint)
-    say(f"wrote {out} ({fit.step} steps in {fit.elapsed:.1f} s, stopped by {fit.stopped_by})")
+    removed = finish_run(out, keep_checkpoint=args.keep_checkpoint)  # last: a kill before it leaves the checkpoint
+    say(f"wrote {out} ({fit.step} steps in {fit.elapsed:.1f} s, stopped by {fit.stopped_by})"
+        + (f"; removed {' and '.join(f'{r}/' for r in removed)} (--keep-checkpoint keeps them to extend the run)"
+           if removed else ""))
     return summary
 
 

@@ -21,12 +21,11 @@ from .. import metrics as M
 from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForTokenClassification
-from ..registry import load_as
 from ..precision import check_precision, precision_context
 from ..runfiles import atomic_write_text
-from ..tokenizer import Tokenizer
+from ..tokenizer import Tokenizer, check_count
 from . import TAG_FORMATS
-from .common import fine_tuned_run, forward_sorted, pad_id_of, truncating_copy
+from .common import FineTuned, forward_sorted, load_fine_tuned, pad_id_of, truncating_copy
 from .classifier import gather_texts
 from .tagging import DEFAULT_MAX_LENGTH, NAME
 
@@ -96,29 +95,35 @@ def _windows(word_ids: Sequence[int | None], size: int) -> list[list[int]]:
     return windows
 
 
-def tag(model: str | Path, texts: Sequence[str] | None = None, input: str | Path | None = None,
-        text_column: str = "text", batch_size: int = 64, progress: bool | None = None,
-        device: str = "cpu", precision: str = "fp32") -> list[TaggedText]:
-    """Tag ``texts`` (or the texts of ``input``: a .txt file, one per line, or a CSV/TSV/JSONL table's
-    ``text_column``) with the token-classification model ``model`` (a `finetune --task token` run).
+def load_tagger(model: str | Path | FineTuned, device: str | torch.device = "cpu") -> FineTuned:
+    """The tagger ``model`` (a `finetune --task token` run) loaded once, for :func:`tag` to apply as often as asked."""
+    return load_fine_tuned(model, NAME, BertForTokenClassification, device, _tags_of)
 
-    A text longer than the run's max_length is tagged in consecutive windows, never splitting a word.
-    ``precision``: fp32 (default), bf16 or auto (glassbert.precision; tag probabilities are a float32 softmax).
+
+def tag(model: str | Path | FineTuned, texts: Sequence[str] | None = None, input: str | Path | None = None,
+        text_column: str = "text", batch_size: int = 64, progress: bool | None = None,
+        device: str = "cpu", precision: str = "fp32", max_length: int | None = None) -> list[TaggedText]:
+    """Tag ``texts`` (or the texts of ``input``: a .txt file, one per line, or a CSV/TSV/JSONL table's
+    ``text_column``) with the token-classification model ``model`` (a `finetune --task token` run, or the run
+    :func:`load_tagger` loaded: ``device`` is then its own).
+
+    A text longer than ``max_length`` (default: the run's) is tagged in consecutive windows, never splitting a
+    word. ``precision``: fp32 (default), bf16 or auto (glassbert.precision; tag probabilities are a float32
+    softmax).
     """
     check_precision(precision)
-    directory, info = fine_tuned_run(model, NAME, BertForTokenClassification)
+    run = load_tagger(model, device)
     texts, _, from_file = gather_texts(texts, input, text_column, verb="tag")
     progress = from_file if progress is None else progress
-    config = BertConfig.load(directory)
-    labels = _tags_of(config, directory)
-    limit = min(info.get("max_length") or DEFAULT_MAX_LENGTH, config.max_position_embeddings)
-    tok = Tokenizer.from_pretrained(directory)
-    net = load_as(directory, BertForTokenClassification).to(device).eval()  # (AlbertFor… on an ALBERT)
+    labels, tok = _tags_of(run.config, run.directory), run.tokenizer
+    if max_length is not None:
+        check_count("max_length", max_length, 3, "[CLS] word [SEP]")
+    limit = min(max_length or run.info.get("max_length") or DEFAULT_MAX_LENGTH, run.config.max_position_embeddings)
     words = [split_words(text, tok) for text in texts]
     items, firsts = _windowed_items([[w for w, _ in text_words] for text_words in words], tok, limit)
-    with precision_context(precision, device):
+    with precision_context(precision, run.device):
         probabilities = forward_sorted(
-            net, items, pad_id_of(tok), batch_size,
+            run.model, items, pad_id_of(tok), batch_size,
             lambda output, row, length: torch.softmax(output.logits[row, :length].float(), -1).cpu().numpy(),
             progress, "tag") if items else []
     found: list[dict[int, np.ndarray]] = [{} for _ in texts]
@@ -128,7 +133,7 @@ def tag(model: str | Path, texts: Sequence[str] | None = None, input: str | Path
     return [_tagged(text, words[t], found[t], labels) for t, text in enumerate(texts)]
 
 
-def _tags_of(config: BertConfig, directory: Path) -> list[str]:
+def _tags_of(config: BertConfig, directory: Path) -> list[str]:  # (load_tagger's check, before the weights)
     """The model's labels, in id order; they must be tags entities can be read from."""
     if config.id2label is None:
         raise InputError(f"{directory / 'config.json'}: no id2label; this is not a fine-tuned tagger")
@@ -212,4 +217,4 @@ def format_for(path: str | Path | None, format: str | None) -> str:
     return suffix if suffix in TAG_FORMATS else "text"
 
 
-__all__ = ["Entity", "Word", "TaggedText", "split_words", "tag", "format_tags", "write_tags", "format_for"]
+__all__ = ["Entity", "Word", "TaggedText", "split_words", "tag", "load_tagger", "format_tags", "write_tags", "format_for"]

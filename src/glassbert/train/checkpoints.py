@@ -134,5 +134,23 @@ def load_best_weights(target: Path, model: nn.Module, device: torch.device) -> N
     safetensors.torch.load_model(model, found / MODEL_FILE, strict=True, device=str(device))
 
 
+def finish_run(out_dir: str | Path, keep_checkpoint: bool = False) -> list[str]:
+    """Prune a finished run whose root now holds its final (best) model: ``checkpoint/`` (the weights again plus
+    twice their size in optimizer state) goes unless ``keep_checkpoint``, and ``best/`` with it (the root is the
+    best evaluation's weights; an extended run reads them back from ``best/``, so it stays beside a kept
+    checkpoint). Call it last, once the root model is written: a kill before then leaves the checkpoint, and a
+    resume finishes the run again. Returns the names removed."""
+    out_dir = Path(out_dir)
+    if keep_checkpoint:
+        return []
+    removed = []
+    for name in (CHECKPOINT_DIR, BEST_DIR):  # the checkpoint first: a run with best/ alone is not resumable anyway
+        for path in (out_dir / name, out_dir / f"{name}.old"):
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(path.name)
+    return removed
+
+
 __all__ = ["find_checkpoint", "checkpoint_step", "prepare_run_dir", "write_checkpoint", "read_checkpoint", "write_best", "read_best_row",
-           "load_best_weights", "STATE_FORMAT"]
+           "load_best_weights", "finish_run", "STATE_FORMAT"]

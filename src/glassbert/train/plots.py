@@ -1,4 +1,10 @@
-"""The curves of a run: metrics.jsonl → metrics.png, one panel per metric."""
+"""The curves of a run: metrics.jsonl → metrics.png, one panel per metric.
+
+Train rows are a line (each point the mean over the steps since the row before); a ``partial`` row, whose
+window is shorter (the run's last, or the first after a resume), is a hollow marker. Evaluations are points
+measured at their step: markers, not joined. A ``resume`` row is a dashed vertical line where the run went on
+after a stop.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> None:
     from matplotlib.figure import Figure
 
     rows = read_jsonl(metrics_path)
-    skip = {"split", "step", "epoch", "elapsed"}
+    skip = {"split", "step", "epoch", "elapsed", "partial"}
+    resumes = sorted({r["step"] for r in rows if r.get("split") == "resume" and "step" in r})
     keys = sorted({k for r in rows for k, v in r.items() if k not in skip and isinstance(v, (int, float))})
     keys.sort(key=lambda k: k != "loss")
     if not keys:
@@ -28,10 +35,19 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> None:
     fig.suptitle(f"{Path(metrics_path).resolve().parent.name}: {len(rows)} metric rows", fontsize=10)
     for i, key in enumerate(keys):
         ax = fig.add_subplot(nrows, cols, i + 1)
-        for split, style in (("train", "-"), ("eval", "-")):
-            points = [(r["step"], r[key]) for r in rows if r.get("split") == split and key in r]
-            if points:  # a marker on every point of a short series: a one-epoch run is a dot, not nothing
-                ax.plot(*zip(*points), style, label=split, marker="o" if len(points) <= 30 else None, markersize=3)
+        train = [r for r in rows if r.get("split") == "train" and key in r]
+        if train:  # a marker on every point of a short series: a one-epoch run is a dot, not nothing
+            line, = ax.plot([r["step"] for r in train], [r[key] for r in train], "-", label="train",
+                            marker="o" if len(train) <= 30 else None, markersize=3)
+            partial = [r for r in train if r.get("partial")]
+            if partial:
+                ax.plot([r["step"] for r in partial], [r[key] for r in partial], "o", markersize=6,
+                        markerfacecolor="white", color=line.get_color(), label="train, partial window")
+        evals = [(r["step"], r[key]) for r in rows if r.get("split") == "eval" and key in r]
+        if evals:
+            ax.plot(*zip(*evals), "D", label="eval", markersize=4)
+        for k, step in enumerate(resumes):
+            ax.axvline(step, color="0.5", linestyle="--", linewidth=0.8, label="resumed" if k == 0 else None)
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.set_ylabel(key)

@@ -377,6 +377,8 @@ class Trainer:
         last_eval = st.step if self._resumed else -1
         window = LogWindow(started=self.clock())
         stopped_by: str | None = self.stop_reason()
+        if stopped_by is None and self._resumed and self.is_main:  # where the curves continue after a stop
+            self._append_row({"split": "resume", "step": st.step, "epoch": self._epoch_float(), "elapsed": st.elapsed})
         if stopped_by is None:
             for micro_batches in self._steps():
                 loss = self._train_step(micro_batches, window)
@@ -472,6 +474,8 @@ class Trainer:
         now = self.clock()
         row = window.row(self.state.step, self._epoch_float(), self.optimizer.param_groups[0]["lr"],
                          self.state.elapsed, now)
+        if window.steps < self.config.log_every:  # the run's last row, or the first after a resume: fewer steps
+            row["partial"] = True
         if self.is_main:
             self._append_row(row)
         if self._pbar is not None:

@@ -1,0 +1,80 @@
+"""Where the real tokens of a padded batch are: the masks, and the gather that removes padding before the linear
+layers (MosaicBERT's unpadding) and puts it back after. model.py's fast path and ALBERT's use these.
+
+    attention_mask (B, T) 1/0 ─▶ Unpadded.from_mask ─▶ indices (N,) of the real tokens in the B*T positions
+    x (B, T, D) ─▶ unpad ─▶ (N, D) ─▶ the linear layers ─▶ pad ─▶ (B, T, D), zeros on padding
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Unpadded:
+    """The N real tokens of a padded (B, T) batch, as indices into its B*T flattened positions."""
+
+    indices: torch.Tensor  # (N,)
+    batch: int
+    length: int
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor) -> "Unpadded":
+        B, T = attention_mask.shape
+        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T)
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:
+        return gather_rows(x.reshape(self.batch * self.length, -1), self.indices)  # (N, D)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(self.batch * self.length, x.shape[-1])
+        return out.index_copy(0, self.indices, x).view(self.batch, self.length, -1)  # (B, T, D)
+
+
+class _GatherRows(torch.autograd.Function):
+    """``x.index_select(0, indices)`` for indices that never repeat (the real tokens): its gradient is a copy of
+    each row back to its place (index_copy), not index_select's general scatter-add, which on a CPU with
+    several threads was ~8 % of a bf16 pretraining step (bench/pretrain.py --profile). Same numbers exactly."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(indices)
+        ctx.rows = x.shape[0]
+        return x.index_select(0, indices)                                         # (N, D)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (indices,) = ctx.saved_tensors
+        out = grad.new_zeros(ctx.rows, grad.shape[-1])                            # (B*T, D)
+        return out.index_copy_(0, indices, grad), None
+
+
+def gather_rows(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """(R, D) → (N, D): the rows ``indices`` of ``x``, which must not repeat (its gradient copies, never adds)."""
+    return _GatherRows.apply(x, indices)
+
+
+def take_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """(B, T, D) or (N, D) → (M, D): the token rows ``rows`` (indices into the flattened tokens); all when None."""
+    return x if rows is None else gather_rows(x.reshape(-1, x.shape[-1]), rows)
+
+
+def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T) 1/0 → (B, 1, 1, T), or (B, T, T) → (B, 1, T, T): 0 where attending, the dtype's most negative
+    value on padding (and, in packed rows, on the other documents' keys)."""
+    keep = (attention_mask[:, None, None, :] if attention_mask.dim() == 2 else attention_mask[:, None]).to(dtype)
+    return (1.0 - keep) * torch.finfo(dtype).min
+
+
+def real_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) 1 where a token is real: the mask itself, or a (B, T, T) mask's diagonal (a token sees itself)."""
+    return attention_mask if attention_mask.dim() == 2 else attention_mask.diagonal(dim1=1, dim2=2)
+
+
+def key_mask(mask: torch.Tensor) -> torch.Tensor:
+    """An additive (B, 1, 1, T) or (B, 1, T, T) mask → (B, T): 0 on each token's own key, dtype min on padding."""
+    return mask[:, 0, 0, :] if mask.shape[2] == 1 else mask[:, 0].diagonal(dim1=-2, dim2=-1)
+
+
+__all__ = ["Unpadded", "gather_rows", "take_rows", "additive_mask", "real_tokens", "key_mask"]
