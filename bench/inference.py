@@ -89,7 +89,7 @@ def make_models(name: str, device: str, tmp: Path):
         transformers.BertModel(hf_cfg).save_pretrained(path)
     hf = transformers.BertModel.from_pretrained(path, attn_implementation="sdpa").to(device).eval()
     ours = gb.BertModel.from_pretrained(path).to(device).eval()
-    return ours, hf, gb.Tokenizer.from_pretrained(gb.checkpoint.resolve_model_path("minilm"))
+    return ours, hf, gb.Tokenizer.from_pretrained("minilm")
 
 
 def timed_turns(arms: dict, batches, device, repeats: int) -> dict:

@@ -166,7 +166,7 @@ class BertConfig:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "architectures": ["BertModel"],
-            "model_type": "bert",
+            "model_type": self.model_type,  # a variant's own (config.CONFIGS)
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "num_hidden_layers": self.num_hidden_layers,

@@ -172,10 +172,11 @@ def _nsp(head: BertOnlyNSPHead | BertPreTrainingHeads, pooled: torch.Tensor, lab
 class BertForPreTraining(BertPreTrainedModel):
     """MLM + NSP, as BERT was pretrained. loss = mlm_loss + nsp_loss."""
     heads = ("mlm", "nsp")
+    encoder_class = BertModel  # what it builds under its heads (a BERT variant names its own)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self.bert = BertModel(config)
+        self.bert = self.encoder_class(config)
         self.cls = BertPreTrainingHeads(config)
         self.init_weights()
 
@@ -195,9 +196,10 @@ class BertForPreTraining(BertPreTrainedModel):
 
 class BertForMaskedLM(BertPreTrainedModel):
     heads = ("mlm",)
+    encoder_class = BertModel  # what it builds under its heads (a BERT variant names its own)
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.bert = self.encoder_class(config, add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
         self.init_weights()
 
@@ -214,9 +216,10 @@ class BertForMaskedLM(BertPreTrainedModel):
 
 class BertForNextSentencePrediction(BertPreTrainedModel):
     heads = ("nsp",)
+    encoder_class = BertModel  # what it builds under its heads (a BERT variant names its own)
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self.bert = BertModel(config)
+        self.bert = self.encoder_class(config)
         self.cls = BertOnlyNSPHead(config)
         self.init_weights()
 
@@ -274,11 +277,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
     Its ``state_dict`` (so model.safetensors, the Trainer's checkpoints) names the head after the pooling
     (:data:`SAVED_CLASSIFIER`): only the pooler's head is the ``classifier`` transformers would use."""
     heads = ("classifier",)
+    encoder_class = BertModel  # what it builds under its heads (a BERT variant names its own)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config)
+        self.bert = self.encoder_class(config)
         self.dropout = _dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
@@ -316,10 +320,11 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
 class BertForTokenClassification(BertPreTrainedModel):
     heads = ("tagger",)
+    encoder_class = BertModel  # what it builds under its heads (a BERT variant names its own)
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.bert = self.encoder_class(config, add_pooling_layer=False)
         self.dropout = _dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
@@ -344,10 +349,11 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     """Start and end logits per token. Unlike transformers, padding positions get the most negative
     logit, so they take no probability mass in the loss or in decoding (equal elsewhere)."""
     heads = ("span",)
+    encoder_class = BertModel  # what it builds under its heads (a BERT variant names its own)
 
     def __init__(self, config: BertConfig):
         super().__init__(config.replace(num_labels=2) if config.id2label is None else config)
-        self.bert = BertModel(self.config, add_pooling_layer=False)
+        self.bert = self.encoder_class(self.config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 

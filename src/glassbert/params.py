@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .config import ALBERT_PRESETS, PRESETS, AlbertConfig, BertConfig
+from .config import CONFIGS, BertConfig
 from .errors import GlassbertError, InputError
 from .modeldir import resolve_model_path
 
@@ -80,20 +80,20 @@ def named_configs(names: Sequence[str], vocab_size: int | None = None) -> list[t
     sizes = {} if vocab_size is None else {"vocab_size": vocab_size}
     found: list[tuple[str, BertConfig]] = []
     for name in names:
-        arch, _, preset = name.partition("-") if name.split("-")[0] in ("bert", "albert") else ("", "", name)
-        kinds = [(a, c) for a, c in (("bert", BertConfig), ("albert", AlbertConfig)) if arch in ("", a)]
+        arch, _, preset = name.partition("-") if name.split("-")[0] in CONFIGS else ("", "", name)
+        kinds = [(a, c) for a, c in CONFIGS.items() if arch in ("", a)]
         matched = [(f"{a}-{preset}", c.preset(preset, **sizes)) for a, c in kinds if preset in c.presets]
         if matched:
             found += matched
             continue
         if arch:
-            choices = ", ".join((PRESETS if arch == "bert" else ALBERT_PRESETS))
-            raise InputError(f"{name}: {arch} has no preset {preset!r} (its presets: {choices})")
+            raise InputError(f"{name}: {arch} has no preset {preset!r} (its presets: {', '.join(CONFIGS[arch].presets)})")
         try:
             config = BertConfig.load(resolve_model_path(name))
         except GlassbertError:
-            raise InputError(f"{name}: not a preset (BERT: {', '.join(PRESETS)}; ALBERT: {', '.join(ALBERT_PRESETS)}; "
-                             "or bert-NAME / albert-NAME) nor a model directory") from None
+            every = "; ".join(f"{a.upper()}: {', '.join(c.presets)}" for a, c in CONFIGS.items())
+            raise InputError(f"{name}: not a preset ({every}; or {' / '.join(f'{a}-NAME' for a in CONFIGS)}) "
+                             "nor a model directory") from None
         found.append((name, config.replace(**sizes) if sizes else config))
     return found
 
