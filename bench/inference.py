@@ -3,12 +3,16 @@
     python bench/inference.py                      # base (random weights) and MiniLM, CPU, fp32 and bf16
     python bench/inference.py --device cuda --models base minilm --precision bf16
     python bench/inference.py --models base --precision fp32 bf16 --texts 64 --repeats 3
+    python bench/inference.py --models minilm --precision fp32 bf16 int8   # and int8 (dynamic, CPU)
 
 Prints real (non-padding) tokens/s of each and the ratio glassbert / transformers, on
 (1) batches of real sentences of varied length, padded to the longest (what users feed), and
 (2) full-length batches with no padding (where transformers already runs near the GEMM limit),
-for each --precision side by side (bf16: both libraries under the same bf16 autocast, glassbert's through
-glassbert.precision). First it measures a plain GEMM in each precision: what the matrix units give here.
+for each --precision side by side. bf16: glassbert as its commands load it (Linear weights cast once, under
+bf16 autocast: glassbert.quantize), transformers in its best bf16 mode of two (autocast over fp32 weights, or
+the model cast to bf16: "hf bf16" is the faster, named in the table); int8: both libraries' Linear layers through
+the same torch dynamic quantization (glassbert.quantize.quantize_int8). First it measures a plain GEMM in each
+precision (int8: torch's dynamic int8 Linear, 1024 rows): what the matrix units give here.
 The arms take turns (every repeat runs each library in each precision once) so that a shared machine's
 changing load slows them alike; the best of the repeats is kept, and the load average is printed.
 """
@@ -31,8 +35,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import glassbert as gb  # noqa: E402
 from glassbert.precision import autocast  # noqa: E402
+from glassbert.quantize import prepared_copy, quantize_int8  # noqa: E402
 
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
 
 
 def gemm_rates(device: str, precisions: list[str], n: int = 1024, repeats: int = 5) -> dict[str, float]:
@@ -40,15 +45,21 @@ def gemm_rates(device: str, precisions: list[str], n: int = 1024, repeats: int =
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     inputs = {p: (a.to(DTYPES[p] or torch.float32), b.to(DTYPES[p] or torch.float32)) for p in precisions}
+    if "int8" in precisions:  # x @ y as a dynamic int8 Linear holding yᵀ (the activations quantized per call)
+        layer = torch.nn.Linear(n, n, bias=False)
+        layer.weight.data.copy_(b.T)
+        int8 = quantize_int8(torch.nn.Sequential(layer))[0]
+        inputs["int8"] = (a, None)
     best = {p: float("inf") for p in precisions}
     for _ in range(repeats):
         for p, (x, y) in inputs.items():
-            x @ y  # warm
+            matmul = (lambda x=x: int8(x)) if p == "int8" else (lambda x=x, y=y: x @ y)
+            matmul()  # warm
             if device == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             for _ in range(4):
-                x @ y
+                matmul()
             if device == "cuda":
                 torch.cuda.synchronize()
             best[p] = min(best[p], (time.perf_counter() - t0) / 4)
@@ -108,8 +119,19 @@ def timed_turns(arms: dict, batches, device, repeats: int) -> dict:
     return best
 
 
+def prepared(ours, hf, precision: str, device: str) -> tuple:
+    """glassbert's model as its commands load it in ``precision``, and transformers' arms: {mode: model}."""
+    import copy
+    if precision == "int8":
+        return prepared_copy(ours, "int8", device), {"int8": quantize_int8(copy.deepcopy(hf))}
+    if precision == "bf16":
+        return prepared_copy(ours, "bf16", device), {"autocast": hf, "cast": copy.deepcopy(hf).to(torch.bfloat16)}
+    return ours, {precision: hf}
+
+
 def run(name: str, args, tmp: Path) -> list[tuple]:
     ours, hf, tok = make_models(name, args.device, tmp)
+    models = {p: prepared(ours, hf, p, args.device) for p in args.precision}
 
     def padded_batches(texts):
         return [tok(texts[i:i + args.batch_size], max_length=args.max_length)
@@ -130,18 +152,23 @@ def run(name: str, args, tmp: Path) -> list[tuple]:
                 with context(args.device, precision):
                     model(**b)
             return step
-        arms = {(lib, p): go(model, p) for p in args.precision for lib, model in (("hf", hf), ("ours", ours))}
+        arms = {}
+        for p, (mine, theirs) in models.items():
+            arms[("ours", p)] = go(mine, p)
+            arms.update({(f"hf {mode}", p): go(model, p) for mode, model in theirs.items()})
         with torch.inference_mode():
             for fn in arms.values():  # warm-up
                 fn(batches[0])
             seconds = timed_turns(arms, batches, args.device, args.repeats)
             b0 = batches[0]
-            for p in args.precision:
+            for p, (mine, theirs) in models.items():
+                mode = min(theirs, key=lambda m: seconds[(f"hf {m}", p)])  # transformers' best mode
                 with context(args.device, p):
-                    diff = (ours(**b0).sequence_output.float()
-                            - hf(**b0).last_hidden_state.float())[b0["attention_mask"].bool()].abs().max()
-                t_hf, t_ours = seconds[("hf", p)], seconds[("ours", p)]
-                rows.append((name, label, p, real, padded, real / t_hf, real / t_ours, t_hf / t_ours, float(diff)))
+                    diff = (mine(**b0).sequence_output.float() - theirs[mode](**b0).last_hidden_state.float()
+                            )[b0["attention_mask"].bool()].abs().max()
+                t_hf, t_ours = seconds[(f"hf {mode}", p)], seconds[("ours", p)]
+                shown = p if mode == p else f"{p}:{mode}"
+                rows.append((name, label, shown, real, padded, real / t_hf, real / t_ours, t_hf / t_ours, float(diff)))
     return rows
 
 
@@ -163,27 +190,27 @@ def main() -> None:
     if args.device == "cuda":
         print(torch.cuda.get_device_name())
     gemm = gemm_rates(args.device, args.precision)
-    print("GEMM 1024³: " + ", ".join(f"{p} {rate:.0f} GFLOP/s" for p, rate in gemm.items()))
+    print("GEMM 1024³: " + ", ".join(f"{p} {rate:.0f} G{'OP' if p == 'int8' else 'FLOP'}/s" for p, rate in gemm.items()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             rows += run(name, args, Path(tmp))
     print("\nsentences: single real sentences, 32 a batch, padded to the longest; texts: 1–6 sentences a text;"
           " full: 128 real tokens a row, no padding")
-    print(f"\n{'model':8} {'batches':9} {'prec':5} {'real tok':>9} {'padded':>8} {'transformers tok/s':>19} "
+    print(f"\n{'model':8} {'batches':9} {'prec':13} {'real tok':>9} {'padded':>8} {'transformers tok/s':>19} "
           f"{'glassbert tok/s':>16} {'ratio':>7} {'max|diff|':>10}")
     for name, label, prec, real, padded, hf_tps, ours_tps, ratio, diff in rows:
-        print(f"{name:8} {label:9} {prec:5} {real:9d} {padded:8d} {hf_tps:19.0f} {ours_tps:16.0f} {ratio:6.2f}x "
+        print(f"{name:8} {label:9} {prec:13} {real:9d} {padded:8d} {hf_tps:19.0f} {ours_tps:16.0f} {ratio:6.2f}x "
               f"{diff:10.2e}")
     for prec in args.precision:
-        ratios = [r[7] for r in rows if r[2] == prec]
+        ratios = [r[7] for r in rows if r[2].split(':')[0] == prec]
         print(f"geometric mean ratio, {prec}: {statistics.geometric_mean(ratios):.2f}x")
     if len(args.precision) > 1:  # what each library gains from the other precisions
         first = args.precision[0]
-        base = {(r[0], r[1]): r for r in rows if r[2] == first}
+        base = {(r[0], r[1]): r for r in rows if r[2].split(':')[0] == first}
         for prec in args.precision[1:]:
             for lib, col in (("transformers", 5), ("glassbert", 6)):
-                gains = [r[col] / base[(r[0], r[1])][col] for r in rows if r[2] == prec]
+                gains = [r[col] / base[(r[0], r[1])][col] for r in rows if r[2].split(':')[0] == prec]
                 print(f"{lib} {prec} / {first}: {statistics.geometric_mean(gains):.2f}x")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

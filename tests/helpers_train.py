@@ -2,7 +2,7 @@
 
 Run as a script (for kill/resume and torchrun tests):
     python tests/helpers_train.py OUT_DIR --max-steps N [--save-every K] [--block-at K]
-        [--resume] [--batch-size B] [--grad-accum A] [--eval-every E]
+        [--resume] [--batch-size B] [--grad-accum A] [--eval-every E] [--log-every L]
     python tests/helpers_train.py cli --block-at K -- ARGS...   # `glassbert ARGS...`, blocked at step K
 
 With ``--block-at K`` the run prints ``BLOCKED <step>`` once a checkpoint of step >= K is written and
@@ -155,7 +155,9 @@ def make_trainer(out_dir: str | Path, model_seed: int = 0, dropout: float = 0.1,
                  eval_fn=None, data: list | None = None, collate_fn=collate, **overrides) -> Trainer:
     torch.manual_seed(model_seed)
     model = model if model is not None else TinyTokenModel(dropout)
-    cfg = dict(out_dir=out_dir, batch_size=8, lr=1e-2, max_steps=20, log_every=1, progress=False, warmup_steps=3)
+    # fp32 unless a test asks: `auto` is bf16 on a CPU with fast bf16, and these tests compare numbers exactly
+    cfg = dict(out_dir=out_dir, batch_size=8, lr=1e-2, max_steps=20, log_every=1, progress=False, warmup_steps=3,
+               precision="fp32")
     cfg.update(overrides)
     data = data if data is not None else make_dataset()
     return Trainer(model, data, collate_fn, TrainConfig(**cfg), metrics_fn=accuracy,
@@ -193,12 +195,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--log-every", type=int, default=1)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in the tests that compare against this run
     blocks = (BlockAfterCheckpoint(args.block_at),) if args.block_at else ()
     trainer = make_trainer(args.out_dir, callbacks=blocks, max_steps=args.max_steps, save_every=args.save_every,
                            batch_size=args.batch_size, grad_accum=args.grad_accum, eval_every=args.eval_every,
+                           log_every=args.log_every,
                            **(dict(eval_dataset=make_dataset(20, seed=9), keep_best="loss") if args.eval_every else {}))
     trainer.fit(resume=args.resume)
 

@@ -122,6 +122,8 @@ def files(area, pretrained) -> dict[str, Path]:
     out["bad_args"] = broken_copy("bad-args", lambda t: (t / "pretrain_args.json").write_text('{"corpus": '))
     out["cut_weights"] = broken_copy("cut-weights", lambda t: (t / "checkpoint" / "model.safetensors").write_bytes(
         (t / "checkpoint" / "model.safetensors").read_bytes()[:1000]))
+    out["bad_tokenizer"] = broken_copy("bad-tokenizer", lambda t: (t / "tokenizer.json").write_text("garbage{"))
+    out["blank_csv"] = table(d / "blank.csv", [["", "good"], ["  ", "bad"]] * 4)
     out["bad_state"] = broken_copy("bad-state", lambda t: (t / "checkpoint" / "trainer_state.pt").write_bytes(
         b"\x80\x04garbage, not a torch file" * 10))
     return out
@@ -140,6 +142,13 @@ def bad_manifest(area, recorded) -> Path:
     shutil.copytree(recorded, target)
     (target / "record" / "manifest.json").write_text('{"version": 2,')
     return target
+
+
+@pytest.fixture(scope="module")
+def search_index(area, pretrained) -> Path:
+    """`glassbert index` of the tiny pretraining run over the corpus (mean pooling)."""
+    ok(run("index", str(pretrained), "--input", str(CORPUS), "--out", str(area / "index"), "--max-length", "32"))
+    return area / "index"
 
 
 # ─── the table ─────────────────────────────────────────────────────────────────────────────────
@@ -165,6 +174,10 @@ CASES = [
     (["explore", "{bad_manifest}", "--export", "{new}.html"], "manifest.json", 1),
     (["tokenize", "minilm", "caf\udce9"], "UTF-8", 1),
     (["embed", "minilm", "--input", "{empty}"], "empty.txt holds no text", 1),
+    # exit 0 before (issue 32): a model of blank texts; an export that then fails to load
+    (["finetune", "{pretrained}", "--train", "{blank_csv}", "--out", "{new}", "--batch-size", "2"],
+     "blank.csv: every text in column 'text' is blank", 1),
+    (["export", "{bad_tokenizer}", "--out", "{new}"], "tokenizer.json line 1", 1),
     # resuming where the corpus is not
     (["pretrain", "--resume", "{pretrained}", "--corpus", "{bad_utf8}"], "bad.txt line 2", 1),
     (["pretrain", "--resume", "{pretrained}", "--corpus", "{train_csv}"], "not the text the run was started on", 1),
@@ -176,13 +189,27 @@ CASES = [
     (["classify", "{classifier}", "nice", "--output", "{existing}"], "existing.npy already exists", 1),
     (["explore", "minilm", "--text", "hi", "--out", "{pretrained}", "--export", "{new}.html"], "already holds files",
      1),
+    # semantic search: index, search, serve --index
+    (["index", "minilm", "--input", "{empty}", "--out", "{new}"], "empty.txt holds no text", 1),
+    (["index", "minilm", "--input", "{bad_utf8}", "--out", "{new}"], "bad.txt line 2", 1),
+    (["index", "minilm", "--input", "{train_csv}", "--out", "{pretrained}"], "already holds files", 1),
+    (["index", "minilm", "--input", "{train_csv}", "--text-column", "review", "--out", "{new}"], "no column 'review'",
+     1),
+    (["search", "{new}", "a query"], "no such index", 1),
+    (["search", "{pretrained}", "a query"], "is not a glassbert index", 1),
+    (["search", "{search_index}", ""], "query 0 is empty", 1),
+    (["search", "{search_index}"], "give QUERIES or --input", 2),
+    (["search", "{search_index}", "a query", "--top-k", "0"], "--top-k", 2),
+    (["search", "{search_index}", "a query", "--out", "{new}.txt"], ".jsonl", 2),
+    (["serve", "minilm", "--index", "{search_index}", "--port", "0"], "not with", 1),
+    (["serve", "{pretrained}", "--index", "{search_index}", "--pooling", "cls", "--port", "0"], "pooling", 1),
 ]
 
 
 @pytest.mark.parametrize("args, fragment, code", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
 def test_bad_input_gets_one_line(args, fragment, code, request, files, area, tmp_path, monkeypatch):
     names = {**files, "new": tmp_path / "new", "area": area}
-    for key in ("pretrained", "train_csv", "classifier", "recorded", "bad_manifest", "vocab"):
+    for key in ("pretrained", "train_csv", "classifier", "recorded", "bad_manifest", "vocab", "search_index"):
         if any("{" + key + "}" in a for a in args):
             names[key] = request.getfixturevalue(key)
     argv = [a.format(**names) if "{" in a else a for a in args]
@@ -296,6 +323,24 @@ def test_overwrite_refuses_a_target_that_holds_what_the_command_reads(command, p
         "vocab": ["vocab", "train", "--corpus", str(corpus), "--size", "300", "--out", str(run_copy)],
     }[command]
     refused_and_untouched(run_copy, *args, "--overwrite", fragment="which this command reads")
+
+
+def test_export_of_a_damaged_tokenizer_writes_nothing(files, tmp_path):
+    """Issue 32: the garbage tokenizer.json was copied into the export, which then failed to load."""
+    result = run("export", str(files["bad_tokenizer"]), "--out", str(tmp_path / "exported"))
+    assert result.exit_code == 1 and "tokenizer.json" in result.output, result.output
+    assert not (tmp_path / "exported").exists()
+
+
+def test_finetune_resume_keeps_a_lookalike_folder(pretrained, train_csv, tmp_path):
+    """Issue 32: --resume into a user's folder holding best/, checkpoint/, metrics.jsonl (no glassbert run)
+    deleted them and trained from step 0."""
+    folder = tmp_path / "lookalike"
+    for name in ("best/model.safetensors", "checkpoint/model.safetensors", "metrics.jsonl"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("mine")
+    refused_and_untouched(folder, "finetune", str(pretrained), "--train", str(train_csv), "--out", str(folder),
+                          "--resume", fragment="holds no run to continue")
 
 
 def test_data_fetch_keeps_a_users_files(tmp_path):

@@ -87,7 +87,8 @@ def test_the_page_is_a_core_and_one_module_per_view():
     assert listed[:2] == ["core.js", "draw.js"] and listed[-1] == "app.js" and len(set(listed)) == len(listed)
     views = sorted(p.relative_to(STATIC_DIR).as_posix() for p in (STATIC_DIR / "views").glob("*.js"))
     assert sorted(s for s in listed if s.startswith("views/")) == views and len(views) >= 12
-    assert sorted(p.name for p in STATIC_DIR.glob("*.js")) == ["app.js", "core.js", "draw.js"]
+    assert sorted(p.name for p in STATIC_DIR.glob("*.js")) == ["app.js", "core.js", "draw.js", "forward.js",
+                                                               "pagemodel.js", "tokenize.js"]
     for rel in listed:
         text = (STATIC_DIR / rel).read_text(encoding="utf-8")
         assert text.count("\n") <= 500, rel
@@ -271,6 +272,21 @@ def test_export_size_bound_leaves_out_weights_first(run, tmp_path):
         export_html(run, tmp_path / "none.html", max_bytes=2_000_000)
 
 
+def test_export_over_its_bound_leaves_tensors_out_and_says_so(run, tmp_path):
+    """Issue 30, defect 11: over its bound an export leaves whole tensors out (none of their bytes in the file), lists
+    them in its manifest and carries the page's note naming them (#export-note, which the browser test reads)."""
+    full = _embedded(export_html(run, tmp_path / "full.html").read_text(encoding="utf-8"))
+    assert not full["manifest"].get("export_dropped")
+    payload = sum(len(e["b64"]) for snap in full["tensors"] for e in snap.values())
+    out = export_html(run, tmp_path / "small.html", max_bytes=2_000_000 + payload - 10_000)
+    html = out.read_text(encoding="utf-8")
+    data = _embedded(html)
+    dropped = data["manifest"]["export_dropped"]
+    assert dropped and out.stat().st_size <= 2_000_000 + payload - 10_000
+    assert all(n not in snap for snap in data["tensors"] for n in dropped)
+    assert "id: 'export-note'" in html and "to stay under its size bound" in html
+
+
 def test_export_escapes_urls_and_script_tags_in_texts(tmp_path):
     from glassbert.recording import record_once
 
@@ -356,6 +372,29 @@ def test_a_malformed_request_is_answered_in_json_too(server):
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.split()[1] in (b"400", b"431") and b"application/json" in head, data[:300]
         assert json.loads(body)["message"]
+
+
+def test_a_client_that_hangs_up_mid_request_is_dropped_quietly(server, monkeypatch, capsys):
+    """Issue 32: half a request, then a reset: answering it wrote to a closed socket, and every such client left a
+    ConnectionResetError / BrokenPipeError traceback on the server's terminal. The server stays up, and quiet."""
+    import struct
+    import threading
+    finished = threading.Semaphore(0)
+    real = server.shutdown_request
+    monkeypatch.setattr(server, "shutdown_request", lambda request: (real(request), finished.release()))
+    halves = (b"GET /api/manifest?rows= 1:2 HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"GARBAGE\r\n\r\n",
+              b"POST /api/whatif HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 50\r\n\r\n{\"te")
+    for raw in halves * 10:
+        s = socket.create_connection(server.server_address[:2], timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+        s.sendall(raw)
+        s.close()
+    for _ in halves * 10:
+        assert finished.acquire(timeout=30)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err[-2000:]
+    assert get(server, "/api/manifest")[0] == 200
 
 
 def test_a_row_window_past_the_end_is_cut_to_the_end(server, run):

@@ -293,7 +293,7 @@ def test_side_by_side_tour_and_narrow_screen(browser, demo_run, tmp_path):
         assert seen[:2] == ["config-panel", "input-panel"]
         for section in ("matrix-view", "attention-view", "predictions-panel", "diff-view"):
             assert section in seen, seen
-        assert len(seen) == 10
+        assert len(seen) == 12  # the article's 10, the mask step and the model view
         page.locator("#tour-next").click()
         assert page.locator("#tour-box").is_hidden()
         # 800 px wide: no horizontal overflow
@@ -385,11 +385,11 @@ def test_live_what_if_equals_the_library(browser, demo_run, tmp_path):
         page.close()
     finally:
         srv.stop()
-    # the exported file says what-if needs the server
+    # the exported file runs the model itself (tests/test_explorer_forward.py checks its numbers)
     out = export_html(demo_run, tmp_path / "demo.html")
     page, errors, _ = open_page(browser, out.as_uri())
-    assert "needs the server" in page.locator("#whatif-status").text_content()
-    assert page.locator("#whatif-run").is_disabled()
+    assert "runs in this page at every snapshot" in page.locator("#whatif-sub").text_content()
+    assert not page.locator("#whatif-run").is_disabled()
     assert not errors, errors
     page.close()
 
@@ -431,3 +431,389 @@ def test_embedding_projector(browser, demo_run, tmp_path):
         page.close()
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------------------------- issue 30
+
+def _contrast(fg: str, bg: str) -> float:
+    """WCAG contrast of two computed CSS colours ("rgb(r, g, b)" / "rgba(r, g, b, a)")."""
+    def lum(c: str) -> float:
+        r, g, b = [float(x) / 255 for x in c[c.index("(") + 1:c.index(")")].split(",")[:3]]
+        lin = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    a, b = sorted((lum(fg), lum(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+_TEXT_COLOURS = """() => {
+  const out = [];
+  const bgOf = (e) => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor;
+    if (c && !/rgba\\(.*, 0\\)$/.test(c) && c !== 'transparent') return c; } return 'rgb(255, 255, 255)'; };
+  for (const e of document.querySelectorAll('main *, nav *, header *')) {
+    if (!e.offsetParent || e.closest('[hidden]')) continue;
+    const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    const cs = getComputedStyle(e);
+    if (Number(cs.opacity) < 1 || e.closest('.tour')) continue;
+    out.push([e.tagName + '.' + e.className + ' ' + e.textContent.trim().slice(0, 30), cs.color, bgOf(e)]);
+  }
+  return out;
+}"""
+
+
+def test_contrast_keyboard_tour_and_phone(browser, demo_run, tmp_path):
+    """Every visible text's contrast (computed from the CSS) is at least 4.5:1; the Tour is reached by keyboard
+    (skip link, then Tour), moves focus into its box and Escape closes it; at 390 px nothing scrolls sideways."""
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        low = [(what, round(_contrast(fg, bg), 2)) for what, fg, bg in page.evaluate(_TEXT_COLOURS)
+               if _contrast(fg, bg) < 4.5]
+        assert not low, low[:10]
+        page.locator("body").focus()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "tour-button"
+        page.keyboard.press("Enter")
+        assert page.locator("#tour-box").is_visible()
+        assert page.evaluate("document.activeElement.id") == "tour-next"
+        for _ in range(4):
+            page.keyboard.press("Enter")  # next ▶ keeps the focus
+        assert page.locator("body").get_attribute("data-tour") == "attention-view"
+        assert page.locator("#attn-scale").input_value() == "uniform"          # the Tour set up the view it talks about
+        assert page.locator("#epoch-label").text_content() == "epoch 80 · step 80"
+        assert shown_attention(page)["head"] == 2
+        page.keyboard.press("Enter")
+        assert page.locator("#attn-kind").input_value() == "attention_masked" and page.locator("#show-pad").is_checked()
+        page.keyboard.press("Escape")
+        assert page.locator("#tour-box").is_hidden()
+        assert page.evaluate("document.activeElement.id") == "tour-button"
+        # a head thumbnail by keyboard
+        page.locator("#head-thumbs .thumb").nth(4).focus()
+        page.keyboard.press("Enter")
+        wait_for(page, lambda: shown_attention(page).get("head") == 4, "head 4 by keyboard")
+        page.close()
+        # phone
+        phone = browser.new_page()
+        phone.set_viewport_size({"width": 390, "height": 844})
+        phone.goto(srv.url)
+        wait_for(phone, lambda: phone.locator("body").get_attribute("data-ready") == "1", "the page on a phone")
+        wait_for(phone, lambda: phone.locator("#mv-grid canvas").count() > 0, "the model view on a phone")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        phone.locator("#tour-button").click()
+        for _ in range(6):
+            phone.locator("#tour-next").click()
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        phone.close()
+        assert not errors, errors
+    finally:
+        srv.stop()
+
+
+def test_model_view_and_cell_over_training(browser, demo_run):
+    """Every layer × head drawn; a click opens that head below; the one-cell curve holds the recorded value of
+    that (query, key) at every snapshot; the relative-to-uniform colours say what white is."""
+    manifest = load_manifest(demo_run)
+    n = len(manifest["snapshots"])
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        wait_for(page, lambda: page.locator("#mv-grid .mv-cell").count() == 2 * 5, "2 layers × 5 heads")
+        page.locator('#mv-grid .mv-cell[data-layer="1"][data-head="3"]').click()
+        wait_for(page, lambda: (shown_attention(page).get("layer"), shown_attention(page).get("head")) == (1, 3), "head 3 of layer 2")
+        page.select_option("#mv-q", "2")
+        page.select_option("#mv-k", "4")
+        got = wait_for(page, lambda: (lambda d: d if (d.get("layer"), d.get("head"), d.get("q"), d.get("k")) == (1, 3, 2, 4) else None)(
+            json.loads(page.locator("#mv-values").text_content() or "{}")), "the cell curve")
+        name = f"{manifest['prefix']}encoder.layer.1.attention.self.probs"
+        want = [float(load_tensor(demo_run, i, name, sample=0)[3, 2, 4]) for i in range(n)]
+        np.testing.assert_allclose(got["values"], want, rtol=1e-6)
+        page.select_option("#attn-scale", "uniform")
+        length = manifest["samples"][0]["length"]
+        wait_for(page, lambda: f"uniform 1/{length}" in page.locator("#attention-colorbar").text_content(), "the uniform colour bar")
+        assert "relative to uniform" in page.locator("#mv-note").text_content()
+        assert not errors, errors
+    finally:
+        srv.stop()
+
+
+def _drop_weights(run: Path, out: Path, name: str) -> Path:
+    """A copy of ``run`` whose snapshots lack weight ``name`` but the last (what the recorder's size bound does)."""
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copytree(run, out)
+    manifest = load_manifest(out)
+    record = out / "record"
+    for entry in manifest["snapshots"]:
+        tensors = load_file(record / entry["file"])
+        tensors.pop(name, None)
+        save_file(tensors, str(record / entry["file"]), metadata={"epoch": str(entry["epoch"]), "step": str(entry["step"])})
+        entry["bytes"] = (record / entry["file"]).stat().st_size
+    manifest["dropped"] = sorted(set(manifest.get("dropped", [])) | {name})
+    manifest["tensors"].pop(name, None)
+    (record / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_what_if_never_labels_one_model_with_another_epoch(browser, demo_run, tmp_path):
+    """Where a snapshot lacks weights (the recorder's size bound), the what-if there is refused and the views are
+    greyed; where it holds them, the answer at epoch 0 differs from the last and equals the recorded predictions
+    of that snapshot for the same input."""
+    run = _drop_weights(demo_run, tmp_path / "dropped", f"{load_manifest(demo_run)['prefix']}embeddings.word_embeddings.weight")
+    srv = make_server(run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        assert "runs only at the last snapshot" in page.locator("#whatif-sub").text_content()
+        page.locator("#whatif-text").fill("the cat chased the mouse")
+        page.locator("#whatif-run").click()
+        wait_for(page, lambda: "the model saved in" in page.locator("#whatif-status").text_content(), "the what-if at the last snapshot")
+        move_slider_any(page, 0)
+        wait_for(page, lambda: "wi-refused" in (page.locator("body").get_attribute("class") or ""), "the refusal")
+        assert "no what-if at epoch 0" in page.locator("#whatif-status").text_content()
+        page.close()
+    finally:
+        srv.stop()
+    # a recording holding every weight: epoch 0 answers with epoch 0's weights, which equal the recorded sample's
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        info = load_manifest(demo_run)["samples"][0]
+        words = [t for t in info["tokens"][:info["length"]]]
+        sep = words.index("[SEP]")
+        a, b = " ".join(words[1:sep]), " ".join(words[sep + 1:-1])
+        move_slider(page, 0)
+        page.locator("#whatif-text").fill(a.replace("[MASK]", "[MASK]"))
+        page.locator("#whatif-pair").fill(b)
+        page.locator("#whatif-run").click()
+        wait_for(page, lambda: "epoch 0" in page.locator("#whatif-status").text_content(), "the what-if at epoch 0")
+        first = json.loads(page.locator("#whatif-table tr[data-ids]").first.get_attribute("data-probs"))
+        recorded = load_manifest(demo_run)["snapshots"][0]["predictions"][0]["masked_topk_probs"][0]
+        np.testing.assert_allclose(first, recorded, atol=1e-4)
+        move_slider(page, len(load_manifest(demo_run)["snapshots"]) - 1)
+        wait_for(page, lambda: "the model saved in" in page.locator("#whatif-status").text_content(), "the what-if at the end")
+        last = json.loads(page.locator("#whatif-table tr[data-ids]").first.get_attribute("data-probs"))
+        assert abs(last[0] - first[0]) > 1e-3
+        assert not errors, errors
+    finally:
+        srv.stop()
+
+
+def move_slider_any(page, snap: int):
+    """Move the slider to snapshot ``snap`` whatever the views show (a what-if input among them)."""
+    epoch = page.locator("#epoch-marks option").nth(snap).get_attribute("value")
+    page.locator("#epoch-slider").fill(str(epoch))
+    wait_for(page, lambda: page.locator("#epoch-slider").get_attribute("aria-valuetext").startswith(f"epoch {epoch} "), "the slider")
+
+
+# ------------------------------------------------------- issue 30: attribution labels, projector, classes, export
+SHOTS = Path("/tmp/issue30-shots2")
+
+
+def _shot(page, selector: str, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator(selector).scroll_into_view_if_needed()
+    page.locator(selector).screenshot(path=str(SHOTS / name))
+
+
+def _fits_phone_then_close(page, errors, selector: str, name: str) -> None:
+    """At 390 px nothing scrolls sideways; the view's screenshot; no console error."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    _shot(page, selector, name)
+    assert not errors, errors
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory) -> Path:
+    """A tiny BERT fine-tuned for sentiment for one epoch, its eval samples 0–5 recorded every 5 steps."""
+    from helpers_tasks import tiny_bert, write_csv
+
+    from glassbert import synthetic
+    from glassbert.tasks.job import FinetuneArgs, finetune
+
+    root = tmp_path_factory.mktemp("classifier")
+    train = write_csv(root / "train.csv", ["text", "label"], synthetic.make_sentiment(160, 1))
+    test = write_csv(root / "test.csv", ["text", "label"], synthetic.make_sentiment(40, 2))
+    out = root / "run"
+    finetune(FinetuneArgs(tiny_bert(root / "base"), train, out, eval=test, epochs=1, batch_size=16, lr=1e-3,
+                          max_length=32, record="samples=0,1,2,3,4,5;every_steps=5;explain=ig", progress=False, quiet=True))
+    return out
+
+
+def test_attribution_over_training_labels_every_token(browser, demo_run):
+    """Defect 7: the snapshots × tokens map of integrated gradients labels every column, on a desktop and a phone;
+    the classes view stays hidden on a model without a classifier head."""
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        page.set_viewport_size({"width": 1400, "height": 900})
+        canvas = page.locator("#attr-epochs-canvas")
+        wait_for(page, lambda: canvas.get_attribute("data-col-label-step"), "the map over training")
+        for size, name in (((1400, 900), "desktop"), ((390, 844), "phone")):
+            page.set_viewport_size({"width": size[0], "height": size[1]})
+            move_slider(page, 1)
+            move_slider(page, 2)
+            assert canvas.get_attribute("data-col-label-step") == "1"                     # a label per token
+            assert float(canvas.get_attribute("data-cell-width")) >= 11
+            assert page.locator("#attr-layers-canvas").get_attribute("data-col-label-step") == "1"
+            assert page.evaluate("document.documentElement.scrollWidth") <= size[0]        # the map scrolls in its box
+            _shot(page, "#attribution-view", f"attribution-toy-{name}.png")
+        assert page.locator("#classes-view").is_hidden()
+        assert page.locator("#proj-colour-wrap").is_hidden()  # no labels to colour by
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()
+
+
+_LABEL_BOXES = """() => [...document.querySelectorAll('#proj-svg text:not(.hover)')].map((t) => {
+  const b = t.getBBox(); return [t.textContent, b.x, b.y, b.x + b.width, b.y + b.height]; })"""
+
+
+def _no_label_overlaps(page) -> list:
+    boxes = page.evaluate(_LABEL_BOXES)
+    assert boxes
+    return [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5 and a[2] < b[4] - 0.5 and b[2] < a[4] - 0.5]
+
+
+def move_to_snapshot(page, snap: int):
+    """The slider at snapshot ``snap`` whatever its unit (a fine-tuning run's slider moves in steps)."""
+    value = page.locator("#epoch-marks option").nth(snap).get_attribute("value")
+    page.locator("#epoch-slider").fill(str(value))
+    wait_for(page, lambda: f"(snapshot {snap + 1} of" in page.locator("#epoch-slider").get_attribute("aria-valuetext"), f"snapshot {snap}")
+
+
+def test_projector_labels_zoom_and_class_colours(browser, classifier_run):
+    """Defect 8: no two labels overlap (coincident points share one label, "[CLS] ·0,1,…"), a skipped label is on its
+    point's hover; zoom by button, key and wheel; the points coloured by their sample's gold and predicted label."""
+    manifest = load_manifest(classifier_run)
+    n = len(manifest["snapshots"])
+    srv = make_server(classifier_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        page.set_viewport_size({"width": 1400, "height": 900})
+        circles = page.locator("#proj-svg circle")
+        page.select_option("#proj-source", label="layer 2 output, per token")
+        total = sum(s["length"] for s in manifest["samples"])
+        wait_for(page, lambda: circles.count() == total, "a point per token of every sample")
+        assert _no_label_overlaps(page) == []
+        labelled = circles.evaluate_all("cs => cs.map(c => c.dataset.labelled)")
+        assert set(labelled) <= {"1", "0", "group"} and labelled.count("1") >= 5
+        if "0" in labelled:  # a skipped label: hovering its point shows it
+            i = labelled.index("0")
+            circles.nth(i).hover(force=True)
+            wait_for(page, lambda: page.locator("#proj-svg text.hover").count() == 1, "the hover label")
+        assert any("," in t for t in page.locator("#proj-svg text").all_text_contents()), "coincident points share a label"
+        # colour by the gold label, then by the prediction at this snapshot (wrong ones ringed)
+        assert page.locator("#proj-colour option").evaluate_all("os => os.map(o => o.value)") == ["kind", "gold", "pred"]
+        page.select_option("#proj-colour", "gold")
+        got = circles.evaluate_all("cs => cs.map(c => [Number(c.dataset.sample), Number(c.dataset.class)])")
+        assert all(c == manifest["samples"][s]["label"] for s, c in got)
+        assert page.locator("#proj-legend .item").count() == 2
+        for snap in (0, n - 1):
+            move_to_snapshot(page, snap)
+            page.select_option("#proj-colour", "pred")
+            preds = manifest["snapshots"][snap]["predictions"]
+            wait_for(page, lambda: all(c == preds[s]["label_pred"] for s, c in circles.evaluate_all(
+                "cs => cs.map(c => [Number(c.dataset.sample), Number(c.dataset.class)])")), f"the predictions at {snap}")
+            wrong = {s for s, p in enumerate(preds) if p["label_pred"] != manifest["samples"][s]["label"]}
+            ringed = set(circles.evaluate_all("cs => cs.filter(c => c.classList.contains('wrong')).map(c => Number(c.dataset.sample))"))
+            assert ringed == wrong
+        _shot(page, "#projector-view", "projector-classifier-desktop.png")
+        # zoom: the buttons, the keys on the focused plot and the wheel
+        spread = lambda: (lambda xs: max(xs) - min(xs))(circles.evaluate_all("cs => cs.map(c => Number(c.getAttribute('cx')))") or [0])
+        whole = spread()
+        page.locator("#proj-zoom-in").click()
+        wait_for(page, lambda: "zoom ×2.0" in page.locator("#proj-stats").text_content(), "zoom ×2")
+        assert _no_label_overlaps(page) == []
+        _shot(page, "#projector-view", "projector-classifier-zoom-desktop.png")
+        page.locator("#proj-svg").focus()
+        page.keyboard.press("-")
+        wait_for(page, lambda: "zoom" not in page.locator("#proj-stats").text_content(), "zoomed out by key")
+        assert abs(spread() - whole) < 1
+        page.keyboard.press("+")
+        wait_for(page, lambda: "zoom ×2.0" in page.locator("#proj-stats").text_content(), "zoomed in by key")
+        page.keyboard.press("0")
+        box = page.locator("#proj-svg").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, -300)
+        wait_for(page, lambda: "zoom ×1.3" in page.locator("#proj-stats").text_content(), "zoomed in by the wheel")
+        page.locator("#proj-zoom-reset").click()
+        # a phone: the plot scales down, nothing scrolls sideways
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.locator("#proj-zoom-in").click()
+        page.locator("#proj-zoom-out").click()
+        _fits_phone_then_close(page, errors, "#projector-view", "projector-classifier-phone.png")
+    finally:
+        srv.stop()
+
+
+def test_classes_view_confusion_metrics_and_misclassified(browser, classifier_run):
+    """Item 4: the confusion matrix and per-class precision / recall / F1 of the recorded samples at the slider's
+    snapshot; a misclassified sample opens by keyboard as the selected sample, its text in the what-if box."""
+    manifest = load_manifest(classifier_run)
+    samples, n = manifest["samples"], len(manifest["snapshots"])
+    srv = make_server(classifier_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        page.set_viewport_size({"width": 1400, "height": 900})
+        assert page.locator("#classes-view").is_visible()
+        assert f"Over the {len(samples)} recorded samples only" in page.locator("#cls-note").text_content()
+        seen_wrong = False
+        for snap in range(n):
+            move_to_snapshot(page, snap)
+            preds = manifest["snapshots"][snap]["predictions"]
+            m = np.zeros((2, 2), int)
+            for s, p in zip(samples, preds):
+                m[s["label"], p["label_pred"]] += 1
+            step = manifest["snapshots"][snap]["step"]
+            wait_for(page, lambda: f"step {step} " in page.locator("#cls-sub").text_content(), f"the classes at {snap}")
+            for g in range(2):
+                for q in range(2):
+                    assert page.locator(f'#cls-confusion td[data-gold="{g}"][data-pred="{q}"]').text_content() == str(m[g, q])
+            for k in range(2):
+                row = page.locator(f'#cls-metrics tr[data-class="{k}"]')
+                p = m[k, k] / m[:, k].sum() if m[:, k].sum() else None
+                r = m[k, k] / m[k].sum() if m[k].sum() else None
+                if p is None:
+                    assert row.get_attribute("data-p") == "null"  # nothing predicted as this class: "—"
+                else:
+                    assert float(row.get_attribute("data-p")) == pytest.approx(p)
+                if r is not None:
+                    assert float(row.get_attribute("data-r")) == pytest.approx(r)
+                if p is not None and r is not None:
+                    assert float(row.get_attribute("data-f1")) == pytest.approx(2 * p * r / (p + r) if p + r else 0)
+            wrong = [i for i, (s, p) in enumerate(zip(samples, preds)) if s["label"] != p["label_pred"]]
+            assert [int(x) for x in page.locator("#cls-wrong li").evaluate_all("ls => ls.map(l => l.dataset.sample)")] == wrong
+            if wrong and not seen_wrong:
+                seen_wrong = True
+                _shot(page, "#classes-view", "classes-desktop.png")
+                page.locator("#cls-wrong li").last.focus()
+                page.keyboard.press("Enter")
+                wait_for(page, lambda: page.locator("#sample-select").input_value() == str(wrong[-1]), "the sample opened")
+                if not page.locator("#whatif-text").is_disabled():
+                    assert page.locator("#whatif-text").input_value() == samples[wrong[-1]]["text"]
+        assert seen_wrong, "a snapshot with a misclassified sample (the head starts untrained)"
+        page.set_viewport_size({"width": 390, "height": 844})
+        move_to_snapshot(page, 0)
+        _fits_phone_then_close(page, errors, "#classes-view", "classes-phone.png")
+    finally:
+        srv.stop()
+
+
+def test_export_over_its_bound_says_what_it_left_out(browser, demo_run, tmp_path):
+    """Defect 11: an export over its size bound leaves tensors out and the page says which (#export-note)."""
+    import re
+
+    html = export_html(demo_run, tmp_path / "full.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="glassbert-data">(.*?)</script>', html, re.S).group(1))
+    payload = sum(len(e["b64"]) for snap in data["tensors"] for e in snap.values())
+    out = export_html(demo_run, tmp_path / "small.html", max_bytes=2_000_000 + payload - 10_000)  # 2 MB: the page's room
+    page, errors, _ = open_page(browser, out.as_uri())
+    note = page.locator("#export-note")
+    assert note.is_visible() and "leaves out" in note.text_content() and "size bound" in note.text_content()
+    assert "word_embeddings" in note.text_content()  # the weights go first
+    assert not errors, errors
+    page.close()

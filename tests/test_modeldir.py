@@ -227,3 +227,32 @@ def test_copied_real_checkpoint_dir_works(tmp_path, minilm_path):
     shutil.copytree(minilm_path, d)
     model = gb.BertModel.from_pretrained(d)
     assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_saved_and_exported_files_have_the_users_mode(tmp_path, umask):
+    """Issue 32: model.safetensors came out 0600 (the safetensors writer's own temp file), unreadable to the other
+    users of a shared model. Every file written atomically (a saved model, an export, a checkpoint) gets the
+    mode a new file of the user's gets: 0666 less the umask."""
+    import os
+    import stat
+
+    from glassbert.registry import export_model
+    from glassbert.runfiles import atomic_write_text
+    from glassbert.train.checkpoints import write_checkpoint
+    from glassbert.train.config import TrainConfig, TrainState
+    before = os.umask(umask)
+    try:
+        model = gb.BertModel(gb.BertConfig.preset("tiny", vocab_size=50))
+        model.save_pretrained(tmp_path / "saved")
+        export_model(tmp_path / "saved", tmp_path / "exported")
+        atomic_write_text(tmp_path / "note.txt", "hi")
+        optimizer = torch.optim.AdamW(model.parameters())
+        write_checkpoint(tmp_path / "checkpoint", model, optimizer, TrainState(), TrainConfig(out_dir=tmp_path, max_steps=1))
+    finally:
+        os.umask(before)
+    written = [*(tmp_path / "saved").iterdir(), *(tmp_path / "exported").iterdir(), tmp_path / "note.txt",
+               *(tmp_path / "checkpoint").iterdir()]
+    assert {p.name for p in written} >= {"model.safetensors", "config.json", "trainer_state.pt", "note.txt"}
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {
+        p.name: oct(0o666 & ~umask) for p in written}

@@ -1,4 +1,4 @@
-"""--precision fp32|bf16|auto: the detection of fast bf16 (faked both ways), the choice reaching the library from
+"""--precision fp32|bf16|auto|int8: the detection of fast bf16 (faked both ways), the choice reaching the library from
 every command, bf16 really running under autocast, fp32 unchanged, saved weights fp32, resume keeping it."""
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from helpers_tasks import tiny_bert
 CORPUS = Path(__file__).parent / "data" / "tiny_corpus.txt"
 AMX_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n\nprocessor\t: 1\n"
 ZEN4_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n"
+AVX2_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx2 fma\n"
 
 
 def run(*args) -> object:
@@ -40,21 +41,22 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert P.cpu_flags(tmp_path / "missing") == set()
 
 
-@pytest.mark.parametrize("cpuinfo, torch_says, expected", [
-    (AMX_CPUINFO, True, True),     # Sapphire Rapids and later
-    (AMX_CPUINFO, False, False),   # flags present but torch cannot use the tiles (kernel too old, not allowed)
-    (ZEN4_CPUINFO, True, False),   # avx512_bf16 alone is not AMX
-    ("", True, False),             # no cpuinfo (not Linux)
+@pytest.mark.parametrize("cpuinfo, torch_says, amx, fast", [
+    (AMX_CPUINFO, True, True, True),     # Sapphire Rapids and later
+    (AMX_CPUINFO, False, False, True),   # torch cannot use the tiles (kernel too old), but avx512_bf16 is there
+    (ZEN4_CPUINFO, True, False, True),   # AMD Zen 4 / Zen 5: avx512_bf16 alone, bf16 GEMMs 2.3-4.2x fp32
+    (AVX2_CPUINFO, True, False, False),  # AVX2 only: bf16 slower than fp32
+    ("", True, False, False),            # no cpuinfo (not Linux)
 ])
-def test_amx_detection_both_answers(tmp_path, monkeypatch, cpuinfo, torch_says, expected):
+def test_fast_bf16_detection_both_answers(tmp_path, monkeypatch, cpuinfo, torch_says, amx, fast):
     path = tmp_path / "cpuinfo"
     path.write_text(cpuinfo)
     monkeypatch.setattr(P, "CPUINFO", path)
     monkeypatch.setattr(P, "_torch_can_use_amx", lambda: torch_says)
-    assert P.has_amx() is expected
-    assert P.fast_bf16("cpu") is expected
-    assert P.use_bf16("auto", "cpu") is expected
-    assert P.resolve("auto", "cpu") == ("bf16" if expected else "fp32")
+    assert P.has_amx() is amx
+    assert P.fast_bf16("cpu") is fast
+    assert P.use_bf16("auto", "cpu") is fast
+    assert P.resolve("auto", "cpu") == ("bf16" if fast else "fp32")
     # the explicit choices do not depend on the hardware
     assert P.use_bf16("bf16", "cpu") and not P.use_bf16("fp32", "cpu")
 
@@ -64,19 +66,35 @@ def test_this_machine_answers_without_error():
     assert P.resolve("auto", "cpu") in ("fp32", "bf16")
 
 
+def test_int8_is_refused_for_training_in_one_line(tmp_path):
+    with pytest.raises(InputError, match="int8 is for inference only"):
+        P.check_precision("int8", training=True)
+    with pytest.raises(InputError, match="int8 is for inference only"):
+        PretrainArgs(corpus="c", vocab="v", out="o", precision="int8")
+    assert P.check_precision("int8") == "int8" and P.resolve("int8", "cpu") == "int8"
+    assert not P.use_bf16("int8", "cpu")
+    (tmp_path / "t.csv").write_text("text,label\na,b\n")
+    result = run("finetune", "minilm", "--train", tmp_path / "t.csv", "--out", tmp_path / "o", "--precision", "int8")
+    assert result.exit_code == 2 and "'int8' is not one of 'fp32', 'bf16', 'auto'" in result.output
+
+
 def test_bad_precision_is_one_line():
-    with pytest.raises(InputError, match="precision must be one of fp32, bf16, auto, got 'fp16'"):
+    with pytest.raises(InputError, match="precision must be one of fp32, bf16, auto, int8, got 'fp16'"):
         P.check_precision("fp16")
     result = run("embed", "minilm", "x", "--precision", "fp16")
     assert result.exit_code == 2 and "'fp16' is not one of 'fp32', 'bf16', 'auto'" in result.output
 
 
-@pytest.mark.parametrize("amx", [True, False])
-def test_trainer_auto_follows_the_detection(tmp_path, monkeypatch, amx):
-    """TrainConfig(precision='auto') on the CPU trains in bf16 exactly when the CPU has AMX (the faked answer)."""
-    monkeypatch.setattr(P, "has_amx", lambda flags=None, torch_check=None: amx)
+@pytest.mark.parametrize("cpuinfo, fast", [(ZEN4_CPUINFO, True), (AVX2_CPUINFO, False), (AMX_CPUINFO, True)])
+def test_trainer_auto_follows_the_detection(tmp_path, monkeypatch, cpuinfo, fast):
+    """TrainConfig(precision='auto') on the CPU trains in bf16 exactly when the CPU has AVX512-BF16 or AMX (the
+    faked /proc/cpuinfo)."""
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    monkeypatch.setattr(P, "CPUINFO", path)
+    monkeypatch.setattr(P, "_torch_can_use_amx", lambda: True)
     trainer = h.make_trainer(tmp_path / "run", precision="auto", max_steps=1)
-    assert trainer.bf16 is amx
+    assert trainer.bf16 is fast
     assert h.make_trainer(tmp_path / "run2", precision="fp32", max_steps=1).bf16 is False
     assert h.make_trainer(tmp_path / "run3", precision="bf16", max_steps=1).bf16 is True
 
@@ -155,14 +173,20 @@ INFERENCE = {
 
 
 @pytest.mark.parametrize("command", list(INFERENCE))
-def test_inference_commands_run_in_the_precision_asked(models, seen, command):
-    """fp32 by default; --precision bf16 runs every forward under bf16 autocast; the output stays readable."""
+def test_inference_commands_run_in_the_precision_asked(models, seen, command, monkeypatch):
+    """fp32 by default; --precision bf16 runs every forward under bf16 autocast; int8 quantizes the model once
+    and runs it without autocast; the output stays readable."""
+    from glassbert import quantize as Q
+    quantized = []
+    real = Q.quantize_int8
+    monkeypatch.setattr(Q, "quantize_int8", lambda model, *a: quantized.append(model) or real(model, *a))
     outputs = {}
-    for flag in ((), ("--precision", "fp32"), ("--precision", "bf16")):
+    for flag in ((), ("--precision", "fp32"), ("--precision", "bf16"), ("--precision", "int8")):
         seen.clear()
         result = run(*INFERENCE[command](models), *flag)
         assert result.exit_code == 0, result.output
         assert seen and all(x == (flag[-1:] == ("bf16",)) for x in seen), (flag, seen)
+        assert len(quantized) == (flag[-1:] == ("int8",)), flag  # once, only for int8
         outputs[flag] = result.output
     assert outputs[()] == outputs[("--precision", "fp32")]  # fp32 is the default, to the printed digit
 
@@ -260,8 +284,10 @@ def test_embedder_fp32_unchanged_and_bf16_close(minilm_path):
 
 
 def test_serve_runs_each_endpoint_in_its_precision(models, seen):
-    for precision, expected in (("fp32", False), ("bf16", True)):
+    from glassbert.quantize import runs_as
+    for precision, expected in (("fp32", False), ("bf16", True), ("int8", False)):
         service = Service(models["mlm"], ServeConfig(precision=precision))
+        assert runs_as(service.model) == precision and service.embedder.model is service.backbone
         assert service.info()["precision"] == precision
         for kind, items in (("embed", ["the cat sat"]), ("fill-mask", [("the [MASK] sat", 1)])):
             seen.clear()
@@ -312,3 +338,59 @@ def test_bf16_attention_runs_in_fp32_on_a_cpu_without_amx(monkeypatch, amx):
     assert set(seen[2:]) == {torch.bfloat16 if amx else torch.float32}
     real_rows = mask.bool()
     assert (bf16.float() - fp32)[real_rows].abs().max().item() < 0.1
+
+
+# ─── weights prepared once for inference: bf16 cast, int8 quantized ────────────────────────────
+REVIEWS = ["These are the best tasting gummy fruits I have ever eaten.", "Arrived stale and the box was crushed.",
+           "My dog loves these treats, but they smell awful.", "Too sweet for me; my kids liked it though.",
+           "The coffee is smooth, not bitter, and cheaper than the store.", "Would not buy again."]
+
+
+def test_embedder_int8_vectors_close_to_fp32_and_bf16_weights_cast_once(minilm_path):
+    """int8 (dynamic quantization of the linear layers): mean cosine ≥ 0.99 to fp32 on real reviews, in fp32;
+    bf16: the Linear weights are bf16 after loading (not re-cast per call), LayerNorm and embeddings stay fp32."""
+    from torch import nn
+    fp32 = Embedder(minilm_path).encode(REVIEWS)
+    int8 = Embedder(minilm_path, precision="int8")
+    assert int8.precision == "int8" and "Int8Linear" in type(int8.model.encoder.layer[0].output.dense).__name__
+    low = int8.encode(REVIEWS)
+    cosines = (fp32 * low).sum(1)  # the issue's bar is the mean; short texts sit lowest (0.986 here)
+    assert low.dtype == np.float32 and cosines.mean() >= 0.99 and cosines.min() >= 0.98
+    bf16 = Embedder(minilm_path, precision="bf16")
+    linears = [m for m in bf16.model.modules() if isinstance(m, nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    assert bf16.model.embeddings.LayerNorm.weight.dtype == torch.float32
+    assert bf16.model.embeddings.word_embeddings.weight.dtype == torch.float32
+    # transformers' own bf16 tests compare at atol 1e-2 on hidden states; unit vectors here agree far closer
+    assert ((fp32 * bf16.encode(REVIEWS)).sum(1) > 0.999).all()
+
+
+def test_embedder_int8_on_a_model_object_quantizes_a_copy(minilm_path):
+    from glassbert.registry import load_as
+    model = load_as(minilm_path)
+    tokenizer = gb.Tokenizer.from_pretrained(minilm_path)
+    embedder = Embedder(model, tokenizer, precision="int8")
+    assert embedder.model is not model and isinstance(model.encoder.layer[0].output.dense, torch.nn.Linear)
+    assert model.encoder.layer[0].attention.self.qkv is None  # the caller's model is as it was
+
+
+def test_int8_classifier_labels_agree_with_fp32(models):
+    """A fine-tuned classifier's labels under int8 are fp32's on its test set; probabilities come back fp32."""
+    from glassbert import pipeline
+    import csv
+    with open(models["classify_data"][1]) as f:
+        texts = [row["text"] for row in csv.DictReader(f)] + REVIEWS
+    fp32 = pipeline("text-classification", models["classify"])(texts)
+    int8 = pipeline("text-classification", models["classify"], precision="int8")(texts)
+    assert [r["label"] for r in int8] == [r["label"] for r in fp32]
+    assert all(isinstance(r["score"], float) for r in int8)
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(fp32, int8)) < 0.05
+
+
+def test_a_prepared_model_refuses_another_precision(minilm_path):
+    from glassbert.quantize import for_inference
+    from glassbert.registry import load_as
+    model = load_as(minilm_path)
+    assert for_inference(model, "int8", "cpu") == "int8" and for_inference(model, "int8", "cpu") == "int8"
+    with pytest.raises(InputError, match="prepared for int8 inference; load it again"):
+        for_inference(model, "bf16", "cpu")

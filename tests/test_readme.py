@@ -172,6 +172,13 @@ SKIPPED: dict[str, Skipped] = {
         EXPLORE_MINILM: ("records, then serves until stopped: tests/test_explorer.py drives the server", None),
     },
     "docs/performance.md": {f"python bench/{name}.py": BENCH for name in ("inference", "pretrain", "finetune")},
+    "docs/search.md": {
+        "glassbert serve minilm --index faq-index": ("serves until stopped: tests/test_search.py serves an index and "
+                                                     "sends /search", None),
+        'curl -s 127.0.0.1:8080/search -H \'Content-Type: application/json\' -d \'{"inputs": ["I cannot log in"], '
+        '"top_k": 2}\'': SERVES,
+        "python bench/search.py": BENCH,
+    },
     "docs/pretraining-quality.md": {
         "python bench/quality.py": BENCH,
         "python bench/quality.py --downstream": BENCH,
@@ -188,7 +195,8 @@ SKIPPED: dict[str, Skipped] = {
         SERVE_FOODS, CURL_PREDICT,
         "glassbert serve runs/sotu-mini --port 8082",
         'curl -s 127.0.0.1:8082/fill-mask -H \'Content-Type: application/json\' -d \'{"inputs": "the [MASK] of the '
-        'union is strong", "top_k": 3}\'')},
+        'union is strong", "top_k": 3}\'',
+        "from huggingface_hub import InferenceClient")},  # the clients: tests/test_serve_clients.py drives both
 }
 # Set-up a line needs that its page leaves to the reader (a file of one's own).
 BEFORE: dict[str, dict[str, Callable[[Path], None]]] = {

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 from click.testing import CliRunner
 
@@ -143,6 +144,37 @@ def test_killed_run_resumes_on_the_same_curve(vocab_dir, tmp_path, monkeypatch):
     a, b = train_losses(whole), train_losses(moved)
     assert sorted(a) == sorted(b)
     assert all(a[s] == b[s] for s in a), [(s, a[s], b[s]) for s in a if a[s] != b[s]][:5]
+
+
+TIMINGS = ("elapsed", "examples_per_s", "tokens_per_s")  # of the clock, not of the run
+
+
+def curve(run: Path) -> list[dict]:
+    """The train and eval rows without their timings: what a resumed run must write exactly."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows if r.get("split") in ("train", "eval")]
+
+
+@pytest.mark.slow
+def test_a_run_killed_between_log_rows_writes_the_same_rows(vocab_dir, tmp_path):
+    """Issue 32: with --log-every 4 and --save-every 5, a run killed after its checkpoint of step 15 (the log
+    window then holds steps 13 to 15) drew a different row at step 16: the window was not in the checkpoint.
+    The rows ("partial" flags included) and the weights equal the run that never stopped."""
+    steps = 22
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert CliRunner().invoke(main, pretrain_args(vocab_dir, whole, steps, log_every=4)).exit_code == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc, blocked_at = h.start_blocking(["cli", "--block-at", "15", "--",
+                                         *pretrain_args(vocab_dir, killed, steps, log_every=4)], env=env)
+    h.kill(proc)
+    assert blocked_at == 15
+    result = CliRunner().invoke(main, ["pretrain", "--resume", str(killed)])
+    assert result.exit_code == 0, result.output
+    assert curve(killed) == curve(whole)
+    assert [r["step"] for r in curve(whole) if r.get("partial")] == [22]
+    for name in ("model.safetensors", "checkpoint/model.safetensors"):
+        a, b = safetensors.torch.load_file(str(whole / name)), safetensors.torch.load_file(str(killed / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
 @pytest.mark.slow

@@ -478,6 +478,80 @@ def test_resume_of_a_directory_that_holds_no_run_is_refused(tiny, sentiment, tmp
     assert not (tmp_path / "moved-away").exists()
 
 
+def _files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("holds", ["a run's names", "the user's own files"])
+def test_resume_of_a_users_folder_touches_nothing(holds, tiny, sentiment, tmp_path):
+    """Issue 32: --resume into a folder that holds best/, checkpoint/ and metrics.jsonl of the user's own (no
+    glassbert run: no trainer_config.json, no complete checkpoint) said "no checkpoint yet: starting from step 0"
+    and deleted them; a folder of notes got a whole run written into it."""
+    from glassbert.errors import MissingError
+    folder = tmp_path / "lookalike"
+    if holds == "a run's names":
+        for name in ("best/model.txt", "checkpoint/weights.bin", "metrics.jsonl"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(f"the user's {name}")
+    else:
+        folder.mkdir()
+        (folder / "notes.txt").write_text("notes")
+        (folder / "thesis.tex").write_text("years of work")
+    before = _files_of(folder)
+    with pytest.raises(MissingError, match=r"lookalike holds no run to continue"):
+        run(tiny, sentiment[0], folder, resume=True, **QUIET)
+    assert _files_of(folder) == before
+
+
+def test_a_training_file_of_blank_texts_is_refused(tiny, tmp_path):
+    """Issue 32: every text blank trained a classifier on [CLS] [SEP] alone, exit 0."""
+    from glassbert.errors import InputError
+    blank = write_csv(tmp_path / "blank.csv", ["text", "label"], [["", "good"], ["   ", "bad"]] * 8)
+    with pytest.raises(InputError, match=r"blank.csv: every text in column 'text' is blank \(16 rows\)"):
+        run(tiny, blank, tmp_path / "r", batch_size=4, **QUIET)
+    assert not (tmp_path / "r").exists()
+    some = write_csv(tmp_path / "some.csv", ["text", "label"], [["", "good"], ["a fine text", "bad"]] * 2)
+    assert read_classification(some, "text", "label").texts[0] == ""  # one empty text is an input like any other
+
+
+@pytest.mark.slow
+def test_a_finetune_killed_between_log_rows_writes_the_same_rows(tiny, sentiment, tmp_path):
+    """Issue 32: fine-tuning logs every 10 steps; with --save-every 7 a run killed after its checkpoint of step 14
+    (the log window then holds steps 11 to 14) drew another row at step 20. Rows and final weights now equal
+    the run that never stopped."""
+    import os
+    import safetensors.torch
+    from click.testing import CliRunner
+
+    import helpers_train as h
+    from glassbert.cli import main
+    train, test = sentiment
+
+    def line(out: Path) -> list[str]:
+        return ["finetune", str(tiny), "--train", str(train), "--eval", str(test), "--out", str(out), "--epochs", "2",
+                "--batch-size", "16", "--max-length", "32", "--lr", "1e-3", "--save-every", "7",
+                "--precision", "fp32", "--threads", "1"]
+
+    def curve(out: Path) -> list[dict]:
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k not in ("elapsed", "examples_per_s", "tokens_per_s")}
+                for r in rows if r["split"] in ("train", "eval")]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    result = CliRunner().invoke(main, line(whole))
+    assert result.exit_code == 0, result.output
+    proc, blocked_at = h.start_blocking(["cli", "--block-at", "14", "--", *line(killed)],
+                                        env=dict(os.environ, OMP_NUM_THREADS="1"))
+    h.kill(proc)
+    assert blocked_at == 14
+    result = CliRunner().invoke(main, [*line(killed), "--resume"])
+    assert result.exit_code == 0 and "resuming" in result.output, result.output
+    assert curve(killed) == curve(whole)
+    assert [r["step"] for r in curve(whole) if r["split"] == "train"] == [10, 20, 30, 40, 50]
+    a, b = (safetensors.torch.load_file(str(d / "model.safetensors")) for d in (whole, killed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.slow
 def test_a_classifier_that_learned_nothing_says_what_to_try(tiny, sentiment, tmp_path, capsys):
     """One label for every eval example (a small model at base-size BERT's 5e-5, one epoch) gets a hint;

@@ -127,22 +127,29 @@ def test_accumulation_equals_one_big_batch(tmp_path):
 # ----------------------------------------------------------------------------- resume & checkpoints
 
 
+class StopAt(Callback):
+    """A run killed at the end of step ``step`` (after its checkpoints up to then)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer, loss):
+        if trainer.state.step == self.step:
+            raise KeyboardInterrupt
+
+
 @pytest.mark.slow
 def test_metrics_mark_a_resume_and_partial_windows(tmp_path):
     """Issue 29: metrics.png showed a resume as an unexplained jump and the last, shorter window as any other
     point. A resumed run logs a "resume" row; a train row over fewer than log_every steps is "partial"."""
-    class Stop(Callback):
-        def on_step_end(self, trainer, loss):
-            if trainer.state.step == 7:
-                raise KeyboardInterrupt
-
     cfg = dict(max_steps=13, log_every=5, save_every=6)
     with pytest.raises(KeyboardInterrupt):
-        h.make_trainer(tmp_path, callbacks=(Stop(),), **cfg).fit()
+        h.make_trainer(tmp_path, callbacks=(StopAt(7),), **cfg).fit()
     h.make_trainer(tmp_path, **cfg).fit(resume=True)
     rows = read_metrics(tmp_path / "metrics.jsonl")
+    # the checkpoint of step 6 holds the window's step 6: the row of step 10 averages 6..10, as without the stop
     assert [(r["split"], r["step"], r.get("partial", False)) for r in rows] == [
-        ("train", 5, False), ("resume", 6, False), ("train", 10, True), ("train", 13, True)]
+        ("train", 5, False), ("resume", 6, False), ("train", 10, False), ("train", 13, True)]
     assert (tmp_path / "metrics.png").stat().st_size > 1000
     h.make_trainer(tmp_path, **cfg).fit(resume=True)  # finished: nothing trained, no resume row
     assert len(read_metrics(tmp_path / "metrics.jsonl")) == 4
@@ -171,6 +178,52 @@ def test_resume_after_sigkill_follows_the_same_curve(tmp_path):
     assert [lb[s] for s in lb] == [la[s] for s in lb]  # bit-identical, before and after the resume point
     assert_same_weights(saved_weights(a), saved_weights(b))
     assert trainer.model.decoder.weight is trainer.model.embed.weight  # ties survive strict loading
+
+
+TIMINGS = ("elapsed", "examples_per_s", "tokens_per_s")  # of the clock, not of the run
+
+
+def curve(out_dir: Path) -> list[dict]:
+    """The train and eval rows of a run without their timings: what a resumed run must write exactly."""
+    return [{k: v for k, v in r.items() if k not in TIMINGS}
+            for r in read_metrics(out_dir / "metrics.jsonl") if r["split"] in ("train", "eval")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block_at", [6, 12, 15])
+def test_a_kill_between_log_rows_resumes_on_the_same_rows(tmp_path, block_at):
+    """Issue 32: the log window's sums were not in the checkpoint, so the first train row after a resume
+    averaged only the steps after it. With log_every 4 and save_every 3 (neither divides the other) a run
+    killed after its checkpoint of step 6 (mid-window), 12 (a log step) or 15 writes the same rows, "partial"
+    flags included, and ends with the same weights as the run that never stopped."""
+    steps, logs = 22, dict(max_steps=22, log_every=4, save_every=3, eval_every=5, keep_best="loss")
+    evals = h.make_dataset(20, seed=9)  # what the helper's --eval-every uses
+    a, b = tmp_path / "a", tmp_path / "b"
+    h.make_trainer(a, eval_dataset=evals, **logs).fit()
+    proc, blocked_at = h.start_blocking([str(b), "--max-steps", str(steps), "--save-every", "3", "--log-every", "4",
+                                         "--eval-every", "5", "--block-at", str(block_at)])
+    h.kill(proc)
+    assert blocked_at == block_at
+    h.make_trainer(b, eval_dataset=evals, **logs).fit(resume=True)
+    assert [r["split"] for r in read_metrics(b / "metrics.jsonl")].count("resume") == 1
+    assert curve(b) == curve(a)
+    assert [r["step"] for r in curve(a) if r.get("partial")] == [22]
+    assert_same_weights(saved_weights(a), saved_weights(b))
+
+
+def test_a_checkpoint_without_a_log_window_still_resumes(tmp_path):
+    """Checkpoints written before the window was saved load as before: the first row after them is partial."""
+    cfg = dict(max_steps=8, log_every=4, save_every=3)
+    with pytest.raises(KeyboardInterrupt):
+        h.make_trainer(tmp_path, callbacks=(StopAt(7),), **cfg).fit()
+    state_file = tmp_path / "checkpoint" / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    assert state["log_window"]["steps"] == 2 and len(state["log_window"]["metrics"]) == 1
+    del state["log_window"]
+    torch.save(state, state_file)
+    h.make_trainer(tmp_path, **cfg).fit(resume=True)
+    rows = [(r["step"], r.get("partial", False)) for r in read_metrics(tmp_path / "metrics.jsonl") if r["split"] == "train"]
+    assert rows == [(4, False), (8, True)]  # steps 7 and 8 (with the window: 5 to 8, as the whole run)
 
 
 def test_crash_before_swap_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -322,7 +375,7 @@ def test_a_run_dir_from_before_precision_resumes(tmp_path):
     h.make_trainer(old, max_steps=8, save_every=4).fit(resume=True)
     assert losses(old) == losses(tmp_path / "full")
     assert all(torch.equal(v, saved_weights(tmp_path / "full")[k]) for k, v in saved_weights(old).items())
-    assert json.loads((old / "trainer_config.json").read_text())["precision"] == "auto"  # written anew
+    assert json.loads((old / "trainer_config.json").read_text())["precision"] == "fp32"  # written anew (the helper trains in fp32)
 
 
 def test_stop_by_minutes(tmp_path):

@@ -3,7 +3,8 @@
 Like sentence-transformers' encode: tokenize everything once, sort by length so each batch pads little,
 run the batches (with a progress bar on large inputs), then restore the caller's order.
 ``precision="bf16"`` (or ``"auto"``: bf16 where the hardware has fast bf16) runs the model under bf16
-autocast; the vectors are pooled and returned in float32 either way (glassbert.precision).
+autocast, its Linear weights cast to bf16 once at load; ``"int8"`` runs its Linear layers dynamically quantized
+(glassbert.quantize); the vectors are pooled and returned in float32 either way (glassbert.precision).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .errors import InputError
 from .registry import load_as
 from .model import BertModel, pool
 from .precision import autocast, check_precision, resolve
+from .quantize import for_inference, prepared_copy
 from .runfiles import atomic_write_text, atomic_write_with
 from .threads import set_threads
 from .tokenizer import Tokenizer
@@ -43,7 +45,9 @@ class Embedder:
                  device: str | torch.device | None = None, max_length: int | None = None,
                  precision: str = "fp32", threads: int | None = None):
         """``model``: a directory or alias (its BertModel or AlbertModel, as config.json says), or a model.
-        ``precision``: fp32 (default), bf16 or auto (see glassbert.precision). ``threads``: the intra-op
+        ``precision``: fp32 (default), bf16, auto or int8 (see glassbert.precision): a model loaded by name is
+        prepared for it in place (glassbert.quantize); a model object is used as given, but for int8 a quantized
+        copy (its own is not changed). ``threads``: the intra-op
         threads of this process, chosen for the model as the ``embed`` command chooses them (glassbert.threads:
         asked, else the environment, else by model size and the cores other work leaves free) when the
         Embedder loads ``model`` by name; a model object's caller has chosen (give ``threads`` to set them)."""
@@ -57,10 +61,15 @@ class Embedder:
         if tokenizer is None:
             raise InputError("Embedder(model_object) needs tokenizer=")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        self.precision = resolve(precision, self.device)  # what it runs as here: fp32 | bf16 | int8
+        model = model.to(self.device).eval()
+        if by_name:
+            for_inference(model, self.precision, self.device)   # once: bf16 weights, or int8 layers
+        elif self.precision == "int8":
+            model = prepared_copy(model, "int8", self.device)
+        self.model = model
         self.tokenizer = tokenizer
         self.max_length = min(max_length or tokenizer.model_max_length, model.config.max_position_embeddings)
-        self.precision = resolve(precision, self.device)  # what it runs as here: fp32 | bf16
 
     def _precision(self):
         return autocast(self.device, self.precision == "bf16")

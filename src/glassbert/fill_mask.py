@@ -11,6 +11,7 @@ from .errors import InputError
 from .heads import BertForMaskedLM
 from .registry import load_as_with_report
 from .precision import check_precision, model_device, precision_context
+from .quantize import for_inference
 from .tokenizer import Tokenizer
 
 
@@ -49,6 +50,7 @@ def fill_mask(model: str | Path | MaskedLM, texts: list[str], top_k: int = 5, pr
     model :func:`load_masked_lm` loaded). ``precision``: fp32 (default), bf16 or auto (see glassbert.precision)."""
     check_precision(precision)
     mlm = load_masked_lm(model)
+    for_inference(mlm.model, precision, model_device(mlm.model))  # once (glassbert.quantize)
     return predict_masks(mlm.model, mlm.tokenizer, texts, top_k, max_length=max_length, precision=precision)
 
 

@@ -109,6 +109,7 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, A)
         self.value = nn.Linear(config.hidden_size, A)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.qkv: nn.Module | None = None  # Q, K, V as one layer, made once for inference (glassbert.quantize)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
@@ -180,9 +181,11 @@ class BertSelfAttention(nn.Module):
 
     def fast(self, x: torch.Tensor, mask: torch.Tensor, packing: Unpadded | None) -> torch.Tensor:
         """One fused QKV GEMM (on real tokens only when `packing`), then SDPA."""
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3A, H)
-        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        qkv = F.linear(x, weight, bias)                                           # (B, T, 3A) | (N, 3A)
+        if self.qkv is not None:                                                  # bf16 or int8 inference
+            qkv = self.qkv(x)                                                     # (B, T, 3A) | (N, 3A)
+        else:
+            weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3A, H)
+            qkv = F.linear(x, weight, torch.cat([self.query.bias, self.key.bias, self.value.bias]))
         if packing is not None:
             qkv = packing.pad(qkv)                                                # (B, T, 3A)
         q, k, v = (self.split_heads(t) for t in qkv.chunk(3, dim=-1))             # (B, nh, T, hs)

@@ -44,13 +44,17 @@ class Pipeline:
         self.device = str(device or _default_device())
         self.max_length = max_length
         self.loaded = self._load(model, threads)
-        self.runs_as = resolve(self.precision, self.device)      # what it runs as here: fp32 | bf16
+        self.runs_as = resolve(self.precision, self.device)      # what it runs as here: fp32 | bf16 | int8
 
     def _load(self, model: str | Path, threads: int | None) -> Any:
-        """The threads chosen for MODEL as its command chooses them, then the model loaded (each task's own)."""
+        """The threads chosen for MODEL as its command chooses them, then the model loaded (each task's own) and
+        prepared once for the precision (bf16 weights, int8 layers: glassbert.quantize)."""
+        from .quantize import for_inference
         from .threads import set_threads_for
         set_threads_for(threads, model)
-        return self._loader()(model, self.device)
+        loaded = self._loader()(model, self.device)
+        for_inference(loaded.model, self.precision, self.device)
+        return loaded
 
     def _loader(self):
         raise NotImplementedError
@@ -208,8 +212,8 @@ def pipeline(task: str, model: str | Path, *, threads: int | None = None, precis
     commands' names: embed, classify, tag, answer). The model loads now, once.
 
     ``threads``: this process's intra-op threads (default: chosen for the model and for what else runs here,
-    as the commands choose: glassbert.threads); ``precision``: fp32 (default), bf16 or auto
-    (glassbert.precision); ``max_length``: tokens per input (default: the run's, else the model's);
+    as the commands choose: glassbert.threads); ``precision``: fp32 (default), bf16, auto or int8
+    (glassbert.precision; the model is prepared for it once, at load: glassbert.quantize); ``max_length``: tokens per input (default: the run's, else the model's);
     ``device``: default cuda where there is one, else cpu."""
     name = ALIASES.get(task, task)
     if name not in PIPELINES:

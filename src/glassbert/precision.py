@@ -1,19 +1,25 @@
-"""Precision: fp32, bf16 (autocast) or auto, one choice for every command and the one autocast context.
+"""Precision: fp32, bf16 (autocast), auto, or int8 (inference only), one choice for every command and the one
+autocast context.
 
     --precision fp32 ─▶ no autocast: float32 everywhere (the parity-tested path)
-    --precision bf16 ─▶ torch.autocast(device, bfloat16): matmuls in bf16, weights and optimizer in fp32
-    --precision auto ─▶ bf16 where the hardware has fast bf16 matrix units (a CUDA GPU that supports bf16,
-                        or a CPU with Intel AMX), fp32 otherwise
+    --precision bf16 ─▶ torch.autocast(device, bfloat16): matmuls in bf16; in training the weights and the
+                        optimizer stay fp32; a model loaded for inference has its Linear weights cast to bf16
+                        once, at load (glassbert.quantize)
+    --precision auto ─▶ bf16 where the hardware has fast bf16 matrix units (a CUDA GPU that supports bf16, or
+                        a CPU with Intel AMX or AVX512-BF16), fp32 otherwise
+    --precision int8 ─▶ inference only: the Linear layers dynamically quantized to int8 at load
+                        (glassbert.quantize); no autocast; fp32 in and out
 
-Training commands default to ``auto``; inference commands default to ``fp32`` (``auto`` or ``bf16`` only
-when asked). Weights are always saved in fp32: autocast never changes the parameters, only the dtype the
+Training commands default to ``auto`` and refuse int8; inference commands default to ``fp32`` (the others
+only when asked). Weights are always saved in fp32: autocast never changes the parameters, only the dtype the
 operations inside it compute in.
 
-A CPU has fast bf16 only with AMX (``amx_bf16`` and ``amx_tile`` in /proc/cpuinfo's flags, and torch's
-own check that it can use the tiles). avx512_bf16 alone (AMD Zen 4 and Zen 5) makes bf16 GEMMs faster than
-fp32 too (2.3× on a Zen 4 here, 4.2× on a Zen 5, against AMX's 6.5×); ``auto`` counts only AMX (and CUDA)
-as fast bf16 and leaves such a CPU in fp32, while ``bf16`` runs there and trains ALBERT base 1.9× (Zen 4) to
-3× (Zen 5) faster than fp32.
+A CPU has fast bf16 with AMX (``amx_bf16`` and ``amx_tile`` in /proc/cpuinfo's flags, and torch's own check
+that it can use the tiles) or with AVX512-BF16 (``avx512_bf16``: AMD Zen 4 and Zen 5, Intel Cooper Lake):
+measured 1024³ GEMMs, bf16 against fp32, are 2.3× on a Zen 4, 4.2× on a Zen 5 and 6.5× with AMX, and bf16
+trains ALBERT base 1.9× (Zen 4) to 3× (Zen 5) faster; a CPU with neither (AVX2 only) runs bf16 slower than
+fp32. The flags are what the CPU itself reports (cpuid), the same the GEMM kernels dispatch on, so no
+measurement is needed to trust them.
 """
 from __future__ import annotations
 
@@ -26,13 +32,19 @@ import torch
 
 from .errors import InputError
 
-PRECISIONS = ("fp32", "bf16", "auto")
+TRAINING_PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = TRAINING_PRECISIONS + ("int8",)  # int8: inference only
 CPUINFO = Path("/proc/cpuinfo")
 AMX_FLAGS = ("amx_bf16", "amx_tile")
+AVX512_BF16_FLAG = "avx512_bf16"
 
 
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else a one-line InputError."""
+def check_precision(precision: str, training: bool = False) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS` (``training``: of :data:`TRAINING_PRECISIONS`), else a
+    one-line InputError."""
+    if training and precision == "int8":
+        raise InputError("precision int8 is for inference only (embed, classify, serve, …): train in fp32, bf16 "
+                         "or auto")
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return precision
@@ -74,13 +86,20 @@ def has_amx(flags: set[str] | None = None, torch_check: Callable[[], bool] | Non
     return all(f in flags for f in AMX_FLAGS) and (torch_check or _torch_can_use_amx)()
 
 
+def has_avx512_bf16(flags: set[str] | None = None) -> bool:
+    """Whether this CPU has AVX512-BF16 (``avx512_bf16`` in /proc/cpuinfo, or in ``flags``)."""
+    return AVX512_BF16_FLAG in (cpu_flags() if flags is None else flags)
+
+
 def fast_bf16(device: torch.device | str) -> bool:
-    """Whether bf16 matmuls are much faster than fp32 on ``device``: a bf16-capable CUDA GPU or an AMX CPU."""
+    """Whether bf16 matmuls are much faster than fp32 on ``device``: a bf16-capable CUDA GPU, or a CPU with AMX
+    or AVX512-BF16."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return has_amx()
+        flags = cpu_flags()
+        return has_avx512_bf16(flags) or has_amx(flags)
     return False
 
 
@@ -97,13 +116,15 @@ def attention_in_fp32(t: torch.Tensor) -> bool:
 
 
 def use_bf16(precision: str, device: torch.device | str) -> bool:
-    """Whether ``precision`` means bf16 autocast on ``device`` (``auto``: where it is fast)."""
+    """Whether ``precision`` means bf16 autocast on ``device`` (``auto``: where it is fast; int8: never)."""
     check_precision(precision)
     return precision == "bf16" or (precision == "auto" and fast_bf16(device))
 
 
 def resolve(precision: str, device: torch.device | str) -> str:
-    """``fp32`` or ``bf16``: what ``precision`` runs as on ``device``."""
+    """``fp32``, ``bf16`` or ``int8``: what ``precision`` runs as on ``device``."""
+    if precision == "int8":
+        return "int8"
     return "bf16" if use_bf16(precision, device) else "fp32"
 
 
@@ -125,5 +146,5 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-__all__ = ["PRECISIONS", "check_precision", "saved_precision", "cpu_flags", "has_amx", "fast_bf16",
+__all__ = ["PRECISIONS", "TRAINING_PRECISIONS", "check_precision", "has_avx512_bf16", "saved_precision", "cpu_flags", "has_amx", "fast_bf16",
            "use_bf16", "resolve", "autocast", "precision_context", "model_device", "attention_in_fp32"]

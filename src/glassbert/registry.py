@@ -21,8 +21,9 @@ from .heads import (BertForMaskedLM, BertForNextSentencePrediction, BertForPreTr
                     BertForSequenceClassification, BertForTokenClassification)
 from .model import BertModel
 from .pretrained import BertPreTrainedModel
-from .modeldir import LoadReport, check_sentence_transformers, load_pretrained, resolve_model_path
+from .modeldir import TOKENIZER_FILES, LoadReport, check_sentence_transformers, load_pretrained, resolve_model_path
 from .runfiles import check_target_dir, replace_dir
+from .tokenizer import Tokenizer
 
 # The roles a model class plays; an architecture fills those it has. `load_as(dir, BertForMaskedLM)` on an
 # ALBERT folder is the class in the same role of ALBERT's record.
@@ -174,6 +175,8 @@ def export_model(model: str | Path, out: str | Path, *, sentence_transformers: b
         check_sentence_transformers(loaded, pooling)
     if Path(out).resolve() == Path(loaded.pretrained_dir).resolve():
         raise InputError(f"--out {out} is MODEL's own directory: choose another directory")
+    if any((Path(loaded.pretrained_dir) / name).is_file() for name in TOKENIZER_FILES):
+        Tokenizer.from_pretrained(loaded.pretrained_dir)  # files copied as they are: a damaged one is refused here
     return loaded.save_pretrained(replace_dir(out), sentence_transformers=sentence_transformers, pooling=pooling,
                                   normalize=normalize)
 

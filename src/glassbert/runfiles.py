@@ -12,7 +12,8 @@ and swapped in; a crash mid-swap leaves ``<name>.old`` complete, which :func:`fi
                              than log_every steps has "partial": true
       metrics.png            the curves (plot_metrics)
       trainer_config.json    the TrainConfig plus what the Trainer resolved (steps, warmup, device)
-      checkpoint/            model.safetensors + trainer_state.pt (optimizer, position, RNG) + checkpoint.json:
+      checkpoint/            model.safetensors + trainer_state.pt (optimizer, position, RNG, the open log window's
+                             sums) + checkpoint.json:
                              what --resume continues from, written while the run trains
       best/                  the best model by the keep_best metric (+ best.json), while the run trains
 
@@ -49,14 +50,34 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc), else set and put back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_user_file(path: Path) -> None:
+    """Give ``path`` the mode a plain new file of the user's gets (0666 less the umask): writers such as
+    safetensors' make theirs 0600, which another user of a shared model could not read."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` to fill a temp file beside ``path``, then rename it over ``path`` (its folder is
-    made if missing, as `--png out/why.png` asks)."""
+    made if missing, as `--png out/why.png` asks), with the mode the user's umask gives a new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
         write(tmp)
+        _as_user_file(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -168,6 +189,8 @@ def write_dir_atomically(target: str | Path, write: Callable[[Path], None]) -> P
     files = sorted(p.name for p in tmp.iterdir() if p.is_file())
     (tmp / MARKER_FILE).write_text(json.dumps({"files": files}))
     for p in tmp.iterdir():
+        if p.is_file():
+            _as_user_file(p)
         _fsync_path(p)
     _fsync_path(tmp)
     swap_dir_into_place(tmp, target)
@@ -183,7 +206,8 @@ def write_dir_atomically(target: str | Path, write: Callable[[Path], None]) -> P
 # Files that mark a directory as something glassbert (or transformers) wrote, so that --overwrite may
 # replace it. A folder with none of them (a home dir, a source tree, ".") is never emptied.
 _OURS = ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", METRICS_FILE, CONFIG_FILE,
-         "pretrain_args.json", "demo.json", "glassbert_task.json", "record", CHECKPOINT_DIR)
+         "pretrain_args.json", "demo.json", "glassbert_task.json", "record", CHECKPOINT_DIR,
+         "index.json")  # an index (glassbert.search)
 
 
 def _is_nonempty_dir(path: Path) -> bool:
@@ -233,6 +257,24 @@ def _refuse_holding_inputs(path: Path, option: str, reads: Iterable[tuple[str, s
                              f"replace it; choose another {option}")
 
 
+RUN_CONFIG_KEYS = ("batch_size", "seed")  # in every trainer_config.json the Trainer writes
+
+
+def holds_run(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a run that ``--resume`` may continue (and so rewrite): a complete checkpoint
+    (its marker lists its files, and they are there), or the trainer_config.json the Trainer writes before its
+    first step (a run stopped before its first checkpoint, or a finished one). A folder that merely has a
+    ``checkpoint/``, ``best/`` or ``metrics.jsonl`` of its own is not one."""
+    directory = Path(directory)
+    if find_complete(directory / CHECKPOINT_DIR) is not None:
+        return True
+    try:
+        saved = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(saved, dict) and all(key in saved for key in RUN_CONFIG_KEYS)
+
+
 def replace_dir(path: str | Path) -> Path:
     """Empty ``path`` (checked by :func:`check_target_dir`) and recreate it: rename, then delete."""
     path = Path(path).resolve()
@@ -259,4 +301,5 @@ __all__ = [
     "PLOT_FILE", "CONFIG_FILE", "atomic_write_with", "atomic_write_bytes", "atomic_write_text",
     "atomic_write_json", "read_jsonl", "append_jsonl", "write_jsonl", "is_complete", "find_complete",
     "swap_dir_into_place", "write_dir_atomically", "check_target_dir", "check_target_file", "replace_dir",
+    "holds_run",
 ]

@@ -5,7 +5,7 @@ The commands live by job (models, training, inference, viewing); ``base`` holds 
 """
 from __future__ import annotations
 
-from . import inference, models, training, viewing  # noqa: F401  (each registers its commands on main)
+from . import inference, models, search, training, viewing  # noqa: F401  (each registers its commands on main)
 from .base import USER_ERRORS, main
 
 __all__ = ["main", "USER_ERRORS"]

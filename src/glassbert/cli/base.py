@@ -16,7 +16,7 @@ import click
 
 from ..embed import POOLING_ALIASES, POOLINGS
 from ..errors import GlassbertError, InputError
-from ..precision import PRECISIONS
+from ..precision import PRECISIONS, TRAINING_PRECISIONS
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
@@ -211,18 +211,22 @@ port = vocabulary("--port", type=click.IntRange(0, 65535), show_default=True, me
                   help="The port to listen on (0 picks a free one).")
 
 
-def precision(default: str | None, training: bool = False, note: str = ""):
-    """``--precision fp32|bf16|auto`` (glassbert.precision): training defaults to auto, inference to fp32."""
+def precision(default: str | None, training: bool = False, note: str = "", int8: bool | None = None):
+    """``--precision fp32|bf16|auto`` (glassbert.precision), and ``int8`` where the model is only applied
+    (``int8``: default, unless ``training``): training defaults to auto, inference to fp32."""
+    int8 = not training if int8 is None else int8
     what = ("Train in fp32, or under bf16 autocast (weights and optimizer stay fp32; saved weights are fp32); "
-            "auto: bf16 where the hardware has fast bf16 (CUDA, a CPU with AMX), else fp32."
+            "auto: bf16 where the hardware has fast bf16 (CUDA, a CPU with AMX or AVX512-BF16), else fp32."
             if training else
-            "Run the model in fp32, or under bf16 autocast (faster on CPUs with AMX and on GPUs; the README says "
-            "what it changes); auto: bf16 where the hardware has fast bf16, else fp32.")
+            "Run the model in fp32, or in bf16 (its weights cast once, under bf16 autocast: faster on CPUs with "
+            "AMX or AVX512-BF16 and on GPUs; docs/precision.md says what it changes); auto: bf16 where the "
+            "hardware has fast bf16, else fp32" + ("; int8: its linear layers dynamically quantized (CPU)." if int8
+                                                   else "."))
     if default is None:
         what += " Default: auto (with --resume: the precision the run was started with)."
-    return click.option("--precision", cls=Option, meaning="Run the model in fp32, or under bf16 autocast.",
-                        type=click.Choice(PRECISIONS), default=default, show_default=default is not None,
-                        help=what + note)
+    return click.option("--precision", cls=Option, meaning="Run the model in fp32, bf16 (or, applying it, int8).",
+                        type=click.Choice(PRECISIONS if int8 else TRAINING_PRECISIONS), default=default,
+                        show_default=default is not None, help=what + note)
 
 
 def threads(library_sets: bool = False):

@@ -241,7 +241,8 @@ def answer(model, questions, context, input_file, output, nbest_output, n_best, 
 @main.command(context_settings=CONTEXT, epilog=examples(
     "glassbert serve minilm",
     "glassbert serve runs/foods-minilm --port 8081 --max-batch-tokens 8192",
-    "glassbert serve minilm --host 0.0.0.0 --max-client-batch-size 64"))
+    "glassbert serve minilm --host 0.0.0.0 --max-client-batch-size 64",
+    "glassbert serve minilm --index my-index"))
 @click.argument("model")
 @opt.host()
 @opt.port(default=8080)
@@ -259,10 +260,12 @@ def answer(model, questions, context, input_file, output, nbest_output, n_best, 
 @opt.pooling(help="How /embed turns token vectors into one vector: their mean, [CLS]'s, or the pooler's.")
 @opt.max_length(help="Tokens per input (default: the model's); a longer one is refused (413) unless its request "
                      "says truncate.")
+@click.option("--index", "index_dir", type=click.Path(), default=None,
+              help="An index directory (glassbert index, with MODEL and --pooling) that POST /search answers from.")
 @opt.precision("fp32")
 @opt.threads()
 def serve(model, host, port, max_batch_tokens, max_client_batch_size, max_queue, payload_limit, workers, pooling,
-          max_length, precision) -> None:
+          max_length, index_dir, precision) -> None:
     """Serve MODEL over HTTP: /embed, /similarity, /predict, /fill-mask, /tokenize, /info, /health and the
     OpenAPI page /docs, in text-embeddings-inference's shapes. Ctrl-C (or SIGTERM) stops it."""
     from ..serve import ServeConfig
@@ -270,4 +273,4 @@ def serve(model, host, port, max_batch_tokens, max_client_batch_size, max_queue,
     run(model, host=host, port=port, echo=click.echo, config=ServeConfig(
         max_batch_tokens=max_batch_tokens, max_client_batch_size=max_client_batch_size, max_queue=max_queue,
         payload_limit=payload_limit, pooling=pooling, precision=precision, workers=workers,
-        max_input_length=max_length))
+        max_input_length=max_length, index=index_dir))

@@ -22,7 +22,7 @@ _TWO_TEXTS = "\0two --text values"  # explore's --pair given alone (its old spel
 @click.option("--values", is_flag=True, help="Add mean/std/min/max of every step.")
 @click.option("--layers", default=None, help="Layers to print in full, e.g. 1,12 or 1-3 (default all).")
 @opt.max_length()
-@opt.precision("fp32")
+@opt.precision("fp32", int8=False)
 @opt.threads()
 def trace(model: str, texts: tuple[str, ...], values: bool, layers: str | None, max_length: int | None,
           precision: str) -> None:
@@ -62,7 +62,7 @@ def trace(model: str, texts: tuple[str, ...], values: bool, layers: str | None, 
 @click.option("--png", cls=opt.Option, alias_of="--out", hidden=True, type=click.Path(dir_okay=False))
 @click.option("--json", "json_file", cls=opt.Option, alias_of="--out", hidden=True, type=click.Path(dir_okay=False))
 @click.option("--color/--no-color", default=None, help="Colour the tokens (default: when the output is a terminal).")
-@opt.precision("fp32")
+@opt.precision("fp32", int8=False)
 @opt.overwrite()
 @opt.threads()
 def explain(model, texts, pairs, target, method, steps, parts, max_length, outs, png, json_file, color, precision,
@@ -120,7 +120,7 @@ def explain(model, texts, pairs, target, method, steps, parts, max_length, outs,
               help="Write the page as one self-contained HTML file instead of serving it.")
 @click.option("--open/--no-open", "open_browser", default=False, help="Open a browser tab.")
 @opt.max_length(help="Truncate the --text inputs to this many tokens (default: the model's limit).")
-@opt.precision("fp32", note=" (How a model is recorded on --text.)")
+@opt.precision("fp32", note=" (How a model is recorded on --text.)", int8=False)
 @opt.overwrite()
 @opt.threads()
 def explore(target, texts, pair, out, whatif_model, port, host, export_file, open_browser, max_length, precision,

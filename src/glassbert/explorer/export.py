@@ -5,7 +5,9 @@ Tensors are stored for display, not for computing: float tensors as float16 (3â€
 the page shows), each one's bytes split into high and low halves, XOR-ed with the same tensor of the previous
 snapshot (training changes few bits between two snapshots) and deflated, then base64 (``{"z": 1, "split": 1,
 "delta": 0|1}`` says which; the page undoes them with the browser's DecompressionStream). Integer tensors
-are deflated as they are. ``exact=True`` keeps float32 values as recorded (a larger file).
+are deflated as they are. Weights recorded as float32 stay float32 (the page runs the model on them: its
+what-if computes every tensor in the browser, static/forward.js); ``exact=True`` keeps every float32 value as
+recorded (a larger file).
 
 Size bound: when the tensors would make the file larger than ``max_bytes``, whole tensors are left
 out (the same priority order as the recorder: weights first, largest first, then redundant
@@ -28,7 +30,7 @@ from glassbert.explorer.server import STATIC_DIR
 from glassbert.recording.store import RecordStore, choose_dropped
 from glassbert.runfiles import atomic_write_text, check_target_file
 
-DEFAULT_EXPORT_BYTES = 100_000_000
+DEFAULT_EXPORT_BYTES = 25_000_000  # a shareable file: a fine-tuned MiniLM with 3 samples fits, saying what it left out
 _DTYPES = {"F16": "f16", "F32": "f32", "I32": "i32", "I64": "i64", "BF16": "bf16"}
 
 
@@ -102,7 +104,9 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
         for name, t in store.snapshot_raw(entry).items():
             if t["dtype"] not in _DTYPES:
                 raise InputError(f"{entry['file']}: {name} has dtype {t['dtype']}, which cannot be exported")
-            encoded[name], bits = _encode(t, previous.get(name), exact)
+            # weights stay float32 as recorded: the page runs the model on them (static/forward.js)
+            weight = manifest["tensors"].get(name, {}).get("kind") == "weight"
+            encoded[name], bits = _encode(t, previous.get(name), exact or weight)
             previous[name] = {"shape": t["shape"], "bits": bits}
             sizes[name] = sizes.get(name, 0) + len(encoded[name]["b64"])
         for name in set(previous) - set(encoded):  # not stored in this snapshot: the next one starts afresh

@@ -43,6 +43,7 @@ import logging
 import mimetypes
 import re
 import socket
+import sys
 import tempfile
 import threading
 import webbrowser
@@ -268,7 +269,8 @@ class Handler(BaseHTTPRequestHandler):
             _check_file_name(rel, quoted(path))
             self._file(safe_join(self.store.run_dir, rel), quoted(path))
         elif path == "/api/manifest":
-            self._json(dict(self.store.manifest(), whatif=self.whatif.status()))
+            manifest = self.store.manifest()
+            self._json(dict(manifest, whatif=self.whatif.status(manifest)))
         elif path == "/api/metrics":
             self._json(self.store.metrics())
         elif path == "/api/tensor":
@@ -380,6 +382,13 @@ class ExplorerServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-request (half a request, then close or reset) is no error of the server's:
+        writing its answer to the closed socket is dropped quietly; anything else keeps its traceback."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
 
     def server_close(self) -> None:
         super().server_close()

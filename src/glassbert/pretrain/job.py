@@ -124,7 +124,7 @@ class PretrainArgs:
         elif self.init_embeddings not in INIT_EMBEDDINGS:
             raise InputError(f"--init-embeddings {self.init_embeddings!r}: choose one of {', '.join(INIT_EMBEDDINGS)}")
         arch = architecture(self.arch)
-        check_precision(self.precision)
+        check_precision(self.precision, training=True)
         self.preset = self.preset or arch.default_preset
         if self.lr is None:
             self.lr = default_lr(self.from_model)

@@ -8,7 +8,9 @@ they clicked replaced by [MASK], at a recorded snapshot, and records every tenso
 Which weights answer: the model the run saved (``RUN/config.json`` + weights, or the model ``explore`` was given)
 at the run's last snapshot; at an earlier snapshot, the weights that snapshot recorded (every parameter of the
 model, as stored: float32 for small models, float16 for hidden sizes ≥ 256). When a snapshot lacks some of them
-(dropped to respect the recorder's size bound) the saved model answers and ``Answer.weights`` says so.
+(dropped to respect the recorder's size bound) the what-if at that snapshot is refused (:class:`WhatIfRefused`
+names the missing weight): one model's numbers are never labelled with another snapshot's epoch.
+``WhatIf.status(manifest)["snaps"]`` lists the snapshots it runs at, so the page can grey the others out.
 
 Limits: at most :data:`MAX_CHARS` characters per text and :data:`MAX_TOKENS` tokens (or the model's
 ``max_position_embeddings`` when smaller); :class:`WhatIfRefused` says which limit and what to change.
@@ -57,6 +59,10 @@ class Answer:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
+def _snap_words(entry: Mapping[str, Any]) -> str:
+    return f"epoch {entry['epoch']} · step {entry['step']}"
+
+
 def model_source(store: RecordStore, model: str | Path | None) -> str | Path | None:
     """The model the what-if runs: ``model`` when given, else the run directory when it holds one."""
     if model is not None:
@@ -70,6 +76,21 @@ def model_source(store: RecordStore, model: str | Path | None) -> str | Path | N
     if (run / "config.json").is_file() and any((run / f).is_file() for f in _WEIGHT_FILES):
         return run
     return None
+
+
+def runnable_snaps(manifest: Mapping[str, Any]) -> list[int]:
+    """The snapshots whose weights the recording holds in full (every one when none was dropped and weights were
+    recorded), plus the last one, which the saved model answers."""
+    snaps = manifest.get("snapshots") or []
+    if not snaps:
+        return []
+    dropped_weight = any(name.endswith((".weight", ".bias")) or
+                         (manifest.get("tensors") or {}).get(name, {}).get("kind") == "weight"
+                         for name in manifest.get("dropped") or [])
+    has_weights = any(m.get("kind") == "weight" for m in (manifest.get("tensors") or {}).values())
+    if has_weights and not dropped_weight:
+        return list(range(len(snaps)))
+    return [len(snaps) - 1]
 
 
 class WhatIf:
@@ -88,11 +109,23 @@ class WhatIf:
         self._next = 0
 
     # -- what the page is told -------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if self.source is None:
             return {"available": False, "reason": f"{self.store.run_dir} holds no model (config.json and weights): "
                                                   "start `glassbert explore RUN --model DIR` to name one"}
-        return {"available": True, "model": str(self.source), "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS}
+        manifest = manifest if manifest is not None else self.store.manifest()
+        positions = (manifest.get("config") or {}).get("max_position_embeddings") or MAX_TOKENS
+        out = {"available": True, "model": str(self.source), "max_chars": MAX_CHARS,
+               "max_tokens": min(MAX_TOKENS, int(positions)), "snaps": runnable_snaps(manifest)}
+        n = len(manifest.get("snapshots") or [])
+        if len(out["snaps"]) < n:
+            gone = [name for name in manifest.get("dropped") or []
+                    if (manifest.get("tensors") or {}).get(name, {}).get("kind") == "weight"
+                    or name.endswith((".weight", ".bias"))]
+            out["refused"] = (f"the recording left out {len(gone) or 'some'} weight tensors "
+                              f"({', '.join(gone[:3])}{', …' if len(gone) > 3 else ''}) to fit its size bound, so the "
+                              "what-if runs only at the last snapshot (the saved model)")
+        return out
 
     def answer(self, answer_id: int) -> Answer:
         for a in self._answers:
@@ -116,7 +149,6 @@ class WhatIf:
         assert self._model is not None and self._saved is not None
         snaps = manifest["snapshots"]
         saved = f"the model saved in {self.source}"
-        why = ""
         if snap is not None and snap < len(snaps) - 1:
             params = dict(self._model.named_parameters())
             recorded: dict[str, torch.Tensor] = {}
@@ -124,27 +156,27 @@ class WhatIf:
                 try:
                     arr, _ = self.store.tensor(snap, name, manifest=manifest)
                 except LookupError:
-                    why = f" (snapshot {snap} did not record {name}: the recorder's size bound)"
-                    break
+                    raise WhatIfRefused(
+                        f"no what-if at {_snap_words(snaps[snap])}: that snapshot did not record {name} (the "
+                        "recorder's size bound left it out), and another snapshot's weights would not be this "
+                        "epoch's numbers; move the slider to the last snapshot, or record fewer snapshots or "
+                        "samples to keep the weights") from None
                 if tuple(arr.shape) != tuple(p.shape):
-                    why = f" (snapshot {snap} holds {name} as {list(arr.shape)}, the model {list(p.shape)})"
-                    break
+                    raise WhatIfRefused(f"no what-if at {_snap_words(snaps[snap])}: it holds {name} as "
+                                        f"{list(arr.shape)}, the model {list(p.shape)}")
                 recorded[name] = torch.from_numpy(np.ascontiguousarray(arr)).to(p.dtype)
-            else:
-                if self._loaded != snap:
-                    with torch.no_grad():
-                        for name, p in params.items():
-                            p.copy_(recorded[name])
-                    self._loaded = snap
-                entry = snaps[snap]
-                return (f"the weights recorded at epoch {entry['epoch']} · step {entry['step']} "
-                        f"({manifest.get('dtype', 'float32')})", snap)
+            if self._loaded != snap:
+                with torch.no_grad():
+                    for name, p in params.items():
+                        p.copy_(recorded[name])
+                self._loaded = snap
+            return (f"the weights recorded at {_snap_words(snaps[snap])} ({manifest.get('dtype', 'float32')})", snap)
         if self._loaded is not None:
             with torch.no_grad():
                 for name, p in self._model.named_parameters():
                     p.copy_(self._saved[name])
             self._loaded = None
-        return saved + why, None
+        return saved, None
 
     def _batch(self, given: WhatIfInput) -> tuple[dict[str, torch.Tensor], str]:
         tok = self._tokenizer

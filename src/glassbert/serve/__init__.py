@@ -9,7 +9,12 @@ written for TEI talks to glassbert unchanged:
                       → [{"label", "score"}] (all labels, best first); a list of those for a batch
     POST /tokenize    {"inputs": str | [str], "add_special_tokens": true}  → [[{"id","text","special","start","stop"}]]
     POST /fill-mask   {"inputs": str | [str], "top_k": 5}  → per text, per [MASK]: [{"token","token_str","score"}]
+    POST /search      {"inputs": str | [str], "top_k": 10}  (serve --index DIR) → per query: [{"text","score","index"}]
     GET  /health, /info (model, type, hidden size, limits), /docs (OpenAPI)
+    POST /, /invocations  TEI's root, by the model's kind: /predict for a classifier, else /embed
+                      (huggingface_hub's InferenceClient posts {"inputs", "parameters"} here)
+    POST /v1/embeddings  OpenAI's {"model", "input", "encoding_format", "dimensions"} → {"data": [{"embedding",
+                      "index"}], "usage"}; GET /v1/models. Errors under /v1/ are OpenAI's {"error": {"message", ...}}
 
 How a request is answered:
 

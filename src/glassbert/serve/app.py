@@ -1,12 +1,19 @@
 """The HTTP side of `glassbert serve`: the request bodies, the FastAPI app over a :class:`Service` and its
 :class:`Batcher`, the error answers (JSON ``{"error", "error_type"}``), and the ASGI wrappers in front of
-it: :class:`PayloadLimit` (413) and :class:`HostCheck` (the Host policy of :mod:`glassbert.net`)."""
+it: :class:`PayloadLimit` (413) and :class:`HostCheck` (the Host policy of :mod:`glassbert.net`).
+
+Besides TEI's routes: TEI's root ``POST /`` (and ``/invocations``), answered by the model's kind as TEI does
+(``/predict`` for a classifier, ``/embed`` for any other model), which huggingface_hub's ``InferenceClient``
+posts to; and OpenAI's ``POST /v1/embeddings`` and ``GET /v1/models``, whose errors are OpenAI's shape
+(``{"error": {"message", "type", "code"}}``), which the ``openai`` client reads."""
 from __future__ import annotations
 
+import base64
 import logging
+import time
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from typing import Union
+from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
@@ -21,10 +28,33 @@ log = logging.getLogger("glassbert.serve")
 
 
 # The request bodies (pydantic validates them; a body that does not fit is a 422 that shows the shape).
+class EmbedParameters(BaseModel):
+    """Where huggingface_hub's InferenceClient.feature_extraction puts its arguments (``{"inputs", "parameters"}``);
+    one given here wins over the same one at the top."""
+    normalize: Optional[bool] = None
+    truncate: Optional[bool] = None
+    dimensions: Optional[int] = Field(None, ge=1)
+    truncation_direction: Optional[Literal["right", "Right"]] = None  # the end is cut; "left" is not done
+    prompt_name: Optional[str] = None  # refused: glassbert models have no prompts
+    encoding_format: Optional[Literal["float"]] = None
+
+
 class EmbedRequest(BaseModel):
     inputs: Union[str, list[str]] = Field(examples=["The cat chased the mouse."])
     normalize: bool = True
     truncate: bool = False
+    dimensions: Optional[int] = Field(None, ge=1)  # the first d numbers of each vector (then normalized), as TEI
+    parameters: Optional[EmbedParameters] = None
+
+    def options(self) -> tuple[bool, bool, Optional[int]]:
+        """(normalize, truncate, dimensions), ``parameters`` over the top-level fields."""
+        p = self.parameters or EmbedParameters()
+        if p.prompt_name is not None:
+            raise ServeError(422, f"parameters.prompt_name {p.prompt_name!r}: this model has no prompts; "
+                                  "leave prompt_name out")
+        return (self.normalize if p.normalize is None else p.normalize,
+                self.truncate if p.truncate is None else p.truncate,
+                self.dimensions if p.dimensions is None else p.dimensions)
 
 
 class SimilarityInputs(BaseModel):
@@ -38,10 +68,27 @@ class SimilarityRequest(BaseModel):
     truncate: bool = False
 
 
+class PredictParameters(BaseModel):
+    """InferenceClient.text_classification's arguments."""
+    function_to_apply: Optional[Literal["softmax", "sigmoid", "none"]] = None
+    top_k: Optional[int] = Field(None, ge=1)
+
+
 class PredictRequest(BaseModel):
     inputs: Union[str, list[Union[str, list[str]]]] = Field(examples=["Best coffee I have ever had."])
     raw_scores: bool = False
     truncate: bool = False
+    parameters: Optional[PredictParameters] = None
+
+
+class OpenAIEmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request (the ``openai`` client sends ``encoding_format`` "base64" unless told)."""
+    input: Union[str, list[str], list[int], list[list[int]]] = Field(examples=[["I love cats!", "Stocks fell."]])
+    model: Optional[str] = None  # any name: the one model served answers
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Optional[int] = Field(None, ge=1)
+    user: Optional[str] = None
+    truncate: bool = False  # glassbert's (as /embed's): cut an input longer than the model takes (extra_body)
 
 
 class TokenizeRequest(BaseModel):
@@ -55,6 +102,12 @@ class FillMaskRequest(BaseModel):
     truncate: bool = False
 
 
+class SearchRequest(BaseModel):
+    inputs: Union[str, list[str]] = Field(examples=["how do I reset my password?"])
+    top_k: int = Field(10, ge=1)
+    truncate: bool = False
+
+
 def create_app(service: Service):
     """The FastAPI app over ``service`` (its batcher starts with the app and stops with it)."""
     from fastapi import Request
@@ -62,8 +115,11 @@ def create_app(service: Service):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     config = service.config
     batcher = Batcher(service)
+    started = int(time.time())
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -78,25 +134,56 @@ def create_app(service: Service):
                               f"{', '.join(service.endpoints)}. Shapes as text-embeddings-inference.")
     app.state.service, app.state.batcher = service, batcher
 
-    def error(status: int, message: str, error_type: str) -> JSONResponse:
-        return JSONResponse({"error": message, "error_type": error_type}, status_code=status)
+    def error(request: Request, status: int, message: str, error_type: str, headers=None) -> JSONResponse:
+        return JSONResponse(error_body(request.url.path, status, message, error_type), status_code=status,
+                            headers=headers)
 
     @app.exception_handler(ServeError)
-    async def _serve_error(_request, e: ServeError):
-        return error(e.status, e.message, e.error_type)
+    async def _serve_error(request: Request, e: ServeError):
+        return error(request, e.status, e.message, e.error_type)
 
     @app.exception_handler(InputError)
-    async def _input_error(_request, e: InputError):
-        return error(422, str(e), "validation")
+    async def _input_error(request: Request, e: InputError):
+        return error(request, 422, str(e), "validation")
+
+    root = "/predict" if service.labels else "/embed"  # what TEI's root / and /invocations answer
 
     @app.exception_handler(RequestValidationError)
     async def _bad_body(request: Request, e: RequestValidationError):
-        return error(422, describe_invalid(e.errors(), EXAMPLES.get(request.url.path)), "validation")
+        path = root if request.url.path in ("/", "/invocations") else request.url.path
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        errors = e.errors()
+        whole_body = bool(errors) and tuple(errors[0].get("loc", ())) == ("body",)
+        if kind and not kind.endswith(("/json", "+json")) and whole_body:
+            # FastAPI reads a body as JSON only when its Content-Type says so (curl -d sends a form's)
+            return error(request, 422, f"the body must be UTF-8 JSON sent with Content-Type: application/json "
+                                       f"(this one says {kind}); send JSON like {EXAMPLES.get(path, '{}')}",
+                         "validation")
+        return error(request, 422, describe_invalid(errors, EXAMPLES.get(path)), "validation")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        """FastAPI's own answers (no such route, wrong method, a body it cannot read) in the server's shape."""
+        where = f"{request.method} {request.url.path}"
+        example = EXAMPLES.get(root if request.url.path in ("/", "/invocations") else request.url.path, "{}")
+        if e.status_code == 404:
+            paths = sorted({r.path for r in app.routes if getattr(r, "include_in_schema", False)})
+            message, kind = (f"{where}: no such route; this server answers {', '.join(paths)} (and /docs)",
+                             "not_found")
+        elif e.status_code == 405:
+            allowed = (e.headers or {}).get("Allow", "another method")
+            message, kind = f"{where}: {request.url.path} answers {allowed}, not {request.method}", "method"
+        elif e.status_code == 400 and e.__cause__ is not None:  # the body could not be read as JSON
+            message, kind = (f"the body must be UTF-8 JSON ({type(e.__cause__).__name__}: {e.__cause__}); "
+                             f"send JSON like {example}", "validation")
+        else:
+            message, kind = f"{where}: {e.detail}", "validation" if e.status_code < 500 else "backend"
+        return error(request, e.status_code, message, kind, headers=e.headers)
 
     @app.exception_handler(Exception)
-    async def _bug(_request, e: Exception):
+    async def _bug(request: Request, e: Exception):
         log.exception("request failed")
-        return error(500, f"internal error ({type(e).__name__}: {e}); the server log has the traceback",
+        return error(request, 500, f"internal error ({type(e).__name__}: {e}); the server log has the traceback",
                      "backend")
 
     def need(endpoint: str) -> None:
@@ -106,10 +193,10 @@ def create_app(service: Service):
             raise ServeError(400, f"{endpoint} needs {what}; {service.model_id} is a {service.architecture}, "
                                   f"which answers {', '.join(service.endpoints)}", "unsupported")
 
-    def as_list(inputs: str | list[str]) -> list[str]:
+    def as_list(inputs: str | list[str], name: str = "inputs") -> list[str]:
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if not texts:
-            raise ServeError(422, "inputs is an empty list: send at least one text")
+            raise ServeError(422, f"{name} is an empty list: send at least one text")
         if len(texts) > config.max_client_batch_size:
             raise ServeError(413, f"{len(texts)} inputs in one request, more than --max-client-batch-size "
                                   f"{config.max_client_batch_size}: split them into requests of at most "
@@ -120,10 +207,18 @@ def create_app(service: Service):
         tokens = service.count_tokens([(t, None) for t in texts], truncate)
         return await batcher.submit("embed", texts, tokens)
 
+    def cut(v: np.ndarray, dimensions: int | None, name: str = "dimensions") -> np.ndarray:
+        """The first ``dimensions`` numbers of ``v`` (all of them for None); 422 for more than it has."""
+        if dimensions is not None and dimensions > len(v):
+            raise ServeError(422, f"{name} {dimensions}: this model's vectors have {len(v)} numbers; ask for "
+                                  f"at most {len(v)}, or leave it out")
+        return v if dimensions is None else v[:dimensions]
+
     @app.post("/embed", summary="Sentence vectors", response_model=list[list[float]])
     async def embed(body: EmbedRequest):
-        found = await vectors(as_list(body.inputs), body.truncate)
-        return [(unit(v) if body.normalize else v).tolist() for v in found]
+        normalize, truncate, dimensions = body.options()
+        found = await vectors(as_list(body.inputs), truncate)
+        return [(unit(cut(v, dimensions)) if normalize else cut(v, dimensions)).tolist() for v in found]
 
     @app.post("/similarity", summary="Cosine of source_sentence with each of sentences",
               response_model=list[float])
@@ -140,11 +235,14 @@ def create_app(service: Service):
         as_list(items)  # the batch-size limit
         logits = await batcher.submit("predict", items, service.count_tokens(items, body.truncate))
         labels = service.labels or []
+        p = body.parameters or PredictParameters()
+        apply = "none" if body.raw_scores else (p.function_to_apply or "softmax")
         answers = []
         for row in logits:
-            scores = row if body.raw_scores else torch.from_numpy(row).double().softmax(-1).numpy()
+            logit = torch.from_numpy(row).double()
+            scores = {"none": logit, "softmax": logit.softmax(-1), "sigmoid": logit.sigmoid()}[apply].numpy()
             answers.append(sorted(({"label": label, "score": float(s)} for label, s in zip(labels, scores)),
-                                  key=lambda a: -a["score"]))
+                                  key=lambda a: -a["score"])[:p.top_k])
         return answers if batch else answers[0]
 
     @app.post("/tokenize", summary="Word pieces with ids and character offsets")
@@ -161,6 +259,43 @@ def create_app(service: Service):
                      for w, p in mask.candidates[:body.top_k]] for mask in masks] for masks in found]
         return answers[0] if isinstance(body.inputs, str) else answers
 
+    # TEI's root, which huggingface_hub's InferenceClient(model="http://host:port") posts {"inputs", "parameters"} to
+    for path in ("/", "/invocations"):
+        app.add_api_route(path, predict if service.labels else embed, methods=["POST"],
+                          summary=f"TEI's root{' (SageMaker)' if path != '/' else ''}: {root} for this model")
+
+    # ─── OpenAI's embeddings API ─────────────────────────────────────────────────────────────────
+    @app.post("/v1/embeddings", summary="OpenAI's embeddings API: unit-length vectors, float or base64")
+    async def openai_embeddings(body: OpenAIEmbeddingRequest):
+        texts = as_list(openai_texts(body.input), "input")
+        tokens = service.count_tokens([(t, None) for t in texts], body.truncate)
+        found = await batcher.submit("embed", texts, tokens)
+        data = []
+        for i, v in enumerate(found):
+            v = unit(cut(v, body.dimensions)).astype("<f4")  # little-endian float32, as OpenAI's client decodes
+            data.append({"object": "embedding", "index": i,
+                         "embedding": base64.b64encode(v.tobytes()).decode("ascii")
+                         if body.encoding_format == "base64" else v.tolist()})
+        return {"object": "list", "data": data, "model": service.model_id,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    @app.get("/v1/models", summary="OpenAI's model list: the one model served")
+    async def openai_models():
+        return {"object": "list", "data": [{"id": service.model_id, "object": "model", "created": started,
+                                            "owned_by": "glassbert"}]}
+
+    @app.post("/search", summary="The nearest texts of the index (serve --index) to each query")
+    async def search(body: SearchRequest):
+        from ..search import check_queries
+        if service.index is None:
+            raise ServeError(400, "/search needs an index: start the server with --index DIR (a directory "
+                                  "written by glassbert index with this model)", "unsupported")
+        texts = check_queries(as_list(body.inputs))
+        found = np.stack(await vectors(texts, body.truncate))
+        if service.index.info["normalize"]:
+            found = np.stack([unit(v) for v in found])
+        return [[hit.as_dict() for hit in hits] for hits in service.index.search_vectors(found, body.top_k)]
+
     @app.get("/health", summary="200 once the model is loaded")
     async def health():
         return {"status": "ok"}
@@ -175,6 +310,16 @@ def create_app(service: Service):
 
 def unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def openai_texts(found: str | list) -> str | list[str]:
+    """OpenAI's ``input`` as texts; 422 for token ids (a client's own tokenizer's ids, such as tiktoken's, mean
+    nothing to this model)."""
+    if isinstance(found, list) and found and not all(isinstance(x, str) for x in found):
+        raise ServeError(422, "input holds token ids: this server embeds text, with its model's own tokenizer; "
+                              "send a string or a list of strings (LangChain's OpenAIEmbeddings: "
+                              "check_embedding_ctx_length=False)")
+    return found
 
 
 def predict_items(inputs: str | list) -> tuple[bool, list[tuple[str, str | None]]]:
@@ -199,10 +344,12 @@ def predict_items(inputs: str | list) -> tuple[bool, list[tuple[str, str | None]
 
 EXAMPLES = {
     "/embed": '{"inputs": ["a text", "another"], "normalize": true}',
+    "/v1/embeddings": '{"model": "any", "input": ["a text", "another"], "encoding_format": "float"}',
     "/similarity": '{"inputs": {"source_sentence": "a text", "sentences": ["one", "two"]}}',
     "/predict": '{"inputs": "a text"} or {"inputs": ["a text", "its pair"]} or {"inputs": [["one"], ["two"]]}',
     "/tokenize": '{"inputs": "a text"}',
     "/fill-mask": '{"inputs": "the cat chased the [MASK].", "top_k": 5}',
+    "/search": '{"inputs": "a query", "top_k": 10}',
 }
 
 
@@ -219,7 +366,7 @@ def describe_invalid(errors: Sequence[dict], example: str | None) -> str:
     kinds = list(dict.fromkeys(str(e["loc"][2]) for e in errors
                                if len(e.get("loc", ())) > 2 and e["loc"][:2] == first["loc"][:2]))
     if first.get("type") == "json_invalid":
-        what = f"the body is not JSON ({first.get('ctx', {}).get('error', first['msg'])})"
+        what = f"the body is not JSON ({first.get('ctx', {}).get('error', first['msg'])}): it must be UTF-8 JSON"
     elif first.get("type") == "missing":
         what = f"{'.'.join(loc) or 'body'} is missing"
     elif len(kinds) > 1:
@@ -230,10 +377,23 @@ def describe_invalid(errors: Sequence[dict], example: str | None) -> str:
     return f"{what}; send JSON like {example}" if example else what
 
 
-# ─── ASGI wrappers: body size and Host ──────────────────────────────────────────────────────
-async def send_json_error(send, status: int, message: str, error_type: str) -> None:
+# ─── the error shape, and ASGI wrappers: body size and Host ─────────────────────────────────
+OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                429: "rate_limit_error"}
+
+
+def error_body(path: str, status: int, message: str, error_type: str) -> dict:
+    """The server's JSON error: TEI's ``{"error", "error_type"}``, or under /v1/ OpenAI's
+    ``{"error": {"message", "type", "code"}}`` (``code``: glassbert's error_type)."""
+    if path.startswith("/v1/") or path == "/v1":
+        kind = "server_error" if status >= 500 else OPENAI_TYPES.get(status, "invalid_request_error")
+        return {"error": {"message": message, "type": kind, "param": None, "code": error_type}}
+    return {"error": message, "error_type": error_type}
+
+
+async def send_json_error(send, status: int, message: str, error_type: str, path: str = "") -> None:
     import json
-    body = json.dumps({"error": message, "error_type": error_type}).encode()
+    body = json.dumps(error_body(path, status, message, error_type)).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -257,7 +417,8 @@ class PayloadLimit:
                      "shorter inputs per request")
         if length is not None:
             if length.isdigit() and int(length) > self.limit:
-                return await send_json_error(send, 413, too_large.format(int(length)), "validation")
+                return await send_json_error(send, 413, too_large.format(int(length)), "validation",
+                                             scope["path"])
             return await self.app(scope, receive, send)
         chunks, size, more = [], 0, True
         while more:
@@ -268,7 +429,8 @@ class PayloadLimit:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.limit:
-                return await send_json_error(send, 413, too_large.format(f"over {size}"), "validation")
+                return await send_json_error(send, 413, too_large.format(f"over {size}"), "validation",
+                                             scope["path"])
         replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
         async def buffered():
@@ -296,7 +458,7 @@ class HostCheck:
             values = [value.decode("latin-1") for key, value in scope["headers"] if key.lower() == b"host"]
             refusal = self.policy.refusal(values, http11=scope.get("http_version") != "1.0")
             if refusal is not None:
-                return await send_json_error(send, refusal.status, refusal.message, "host")
+                return await send_json_error(send, refusal.status, refusal.message, "host", scope["path"])
         return await self.app(scope, receive, send)
 
 

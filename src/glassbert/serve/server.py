@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..net import bind, url_of
 from .app import create_app, set_host
+from .header_timeout import with_header_timeout
 from .service import ServeConfig, Service
 
 
@@ -30,8 +31,10 @@ class Server:
         self.app = create_app(self.service)
         self.url = url_of(self.socket.getsockname())
         set_host(self.app, host, self.url)
-        self.uvicorn = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                                     timeout_graceful_shutdown=10))
+        from uvicorn.protocols.http.auto import AutoHTTPProtocol  # httptools when installed, else h11
+        self.uvicorn = uvicorn.Server(uvicorn.Config(
+            self.app, log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+            http=with_header_timeout(AutoHTTPProtocol, config.header_timeout)))
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:

@@ -15,6 +15,7 @@ from ..embed import Embedder, check_pooling
 from ..errors import InputError, ServeError
 from ..modeldir import resolve_model_path
 from ..precision import PRECISIONS, autocast, model_device
+from ..quantize import for_inference
 from ..tokenizer import Tokenizer, check_text
 
 
@@ -29,9 +30,11 @@ class ServeConfig:
     payload_limit: int = 2_000_000      # bytes in a request body
     pooling: str = "mean"               # how /embed turns token vectors into one vector (mean | cls | pooler)
     max_input_length: int | None = None  # tokens per input (default: the model's)
-    precision: str = "fp32"             # fp32 | bf16 | auto: the model under bf16 autocast (glassbert.precision)
+    precision: str = "fp32"             # fp32 | bf16 | auto | int8 (glassbert.precision, glassbert.quantize)
     workers: int | None = None          # batches computed at once, each in its own thread (default: one per
                                         # intra-op thread, see Batcher); the threads are shared among them
+    index: str | None = None            # an index directory (glassbert index) that /search answers from
+    header_timeout: float = 30.0        # seconds a request's headers may take to arrive (TEI's); then 408, closed
 
     def check(self) -> "ServeConfig":
         for name in ("max_batch_tokens", "max_client_batch_size", "max_queue", "payload_limit", "workers"):
@@ -40,6 +43,9 @@ class ServeConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be a whole number ≥ 1, got {value!r}")
+        if isinstance(self.header_timeout, bool) or not isinstance(self.header_timeout, (int, float)) \
+                or not self.header_timeout > 0:
+            raise InputError(f"header_timeout must be a number of seconds > 0, got {self.header_timeout!r}")
         self.pooling = check_pooling(self.pooling)
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
@@ -58,13 +64,18 @@ class Service:
         self.config = (config or ServeConfig()).check()
         self.model_id = str(model)
         self.directory = resolve_model_path(model)
+        self.index = None  # before the model loads: an index of another model or pooling is refused at start
+        if self.config.index is not None:
+            from ..search import Index
+            self.index = Index.load(self.config.index, model=self.directory, pooling=self.config.pooling)
         self.model = load_model(self.directory).to(device).eval()
+        for_inference(self.model, self.config.precision, device)     # once: bf16 weights, or int8 layers
         self.architecture = type(self.model).__name__
         self.backbone, self.device = self.model.base_model, device
         self.counter = Tokenizer.from_pretrained(self.directory)     # the handlers'
         self._local = threading.local()                              # each worker thread's tokenizer, Embedder
         self.embedder = self._tools().embedder                       # (this thread's: the settings it resolved)
-        self.precision = self.embedder.precision  # what it runs as on this device: fp32 | bf16
+        self.precision = self.embedder.precision  # what it runs as on this device: fp32 | bf16 | int8
         self.max_input_length = self.embedder.max_length
         if self.config.pooling == "pooler" and self.backbone.pooler is None:
             raise InputError(f"{self.directory}: --pooling pooler needs a model with a pooler; use mean or cls")
@@ -74,6 +85,8 @@ class Service:
             self.labels = [id2label[i] for i in range(len(id2label))]
         self.endpoints = ["/embed", "/similarity", "/tokenize"] + (["/predict"] if self.labels else []) \
             + (["/fill-mask"] if "mlm" in self.model.heads else [])
+        if self.index is not None:
+            self.endpoints.append("/search")
 
     # -- in the handlers: counts and tokens ---------------------------------------------------
     def count_tokens(self, items: Sequence[tuple[str, str | None]], truncate: bool) -> int:

@@ -20,6 +20,7 @@ from .. import metrics as M
 from ..errors import InputError
 from ..heads import BertForQuestionAnswering
 from ..precision import check_precision, precision_context
+from ..quantize import for_inference
 from ..runfiles import atomic_write_text
 from ..tokenizer import check_count, check_text
 from . import qa
@@ -93,6 +94,7 @@ def answer(model: str | Path | FineTuned, questions: Sequence[str] | None = None
     """
     check_precision(precision)
     run = load_answerer(model, device)
+    for_inference(run.model, precision, run.device)  # once (glassbert.quantize)
     info = run.info
     if input is not None:
         if questions or context is not None:

@@ -106,6 +106,10 @@ def read_classification(path: str | Path, text_column: str, label_column: str,
         rows.append((line, text, pair, label))
     if not rows:
         raise InputError(f"{path}: no examples (the file has no data rows)")
+    if not any(text.strip() or (pair or "").strip() for _, text, pair, _ in rows):
+        columns = repr(text_column) + (f" and {text_pair_column!r}" if text_pair_column else "")
+        raise InputError(f"{path}: every text in {field_name(path)} {columns} is blank ({len(rows)} rows): there is "
+                         "nothing to learn from; check --text-column")
     if labels is None:
         label_names = _sorted_label_names({label for *_, label in rows})
     else:

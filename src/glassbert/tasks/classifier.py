@@ -16,6 +16,7 @@ from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForSequenceClassification
 from ..precision import check_precision, precision_context
+from ..quantize import for_inference
 from ..textfiles import file_format, iter_table, read_input_texts
 from ..tokenizer import check_count, check_text
 from .classification import (ClassificationData, class_logits, encode_classification, read_classification,
@@ -75,6 +76,7 @@ def classify(model_dir: str | Path | FineTuned, texts: Sequence[str] | None = No
     """
     check_precision(precision)
     run = load_classifier(model_dir, device)
+    for_inference(run.model, precision, run.device)  # once (glassbert.quantize)
     config, info = run.config, run.info
     if max_length is not None:
         check_count("max_length", max_length, 3, "[CLS] text [SEP]")

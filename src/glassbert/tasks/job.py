@@ -23,7 +23,7 @@ from ..modeldir import resolve_model_path
 from ..config import BertConfig
 from ..errors import InputError, MissingError
 from ..precision import check_precision, resolve, saved_precision
-from ..runfiles import CONFIG_FILE, atomic_write_text, check_target_dir, replace_dir
+from ..runfiles import CONFIG_FILE, atomic_write_text, check_target_dir, holds_run, replace_dir
 from ..textfiles import read_json_object
 from ..threads import set_threads
 from ..tokenizer import Tokenizer, pad_rows
@@ -91,7 +91,7 @@ class FinetuneArgs:
         self.train, self.out = Path(self.train), Path(self.out)
         self.eval = Path(self.eval) if self.eval is not None else None
         if self.precision is not None:
-            check_precision(self.precision)
+            check_precision(self.precision, training=True)
 
 
 def run_precision(args: FinetuneArgs, out: Path) -> str:
@@ -192,7 +192,7 @@ def finetune(args: FinetuneArgs, threads: int | None = None) -> dict[str, Any]:
         raise InputError("--resume continues the run in --out and --overwrite replaces it: give one of them")
     out = check_target_dir(args.out, overwrite=args.overwrite, resume=args.resume, resume_hint="--resume",
                            reads=(("the model", args.model), ("--train", args.train), ("--eval", args.eval)))
-    if args.resume and not (out.is_dir() and any(out.iterdir())):  # a mistyped or moved run would start anew
+    if args.resume and not holds_run(out):  # a mistyped or moved run would start anew; a user's folder, be emptied
         raise MissingError(f"--resume: {out} holds no run to continue: give the directory of the run (where it "
                            "now is, if it was moved), or leave out --resume to start one")
     if args.resume:

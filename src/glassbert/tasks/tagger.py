@@ -22,6 +22,7 @@ from ..config import BertConfig
 from ..errors import InputError
 from ..heads import BertForTokenClassification
 from ..precision import check_precision, precision_context
+from ..quantize import for_inference
 from ..runfiles import atomic_write_text
 from ..tokenizer import Tokenizer, check_count
 from . import TAG_FORMATS
@@ -29,6 +30,7 @@ from .common import FineTuned, forward_sorted, load_fine_tuned, pad_id_of, trunc
 from .classifier import gather_texts
 from .tagging import DEFAULT_MAX_LENGTH, NAME
 
+PROGRESS_WINDOWS = 256  # with more windows than this to run, tag draws a progress bar (default progress=None)
 ENTITY_TAG = re.compile(r"O|[BIES]-\S+")  # what metrics.get_entities reads (BIO/IOB2, IOB1, IOBES)
 
 
@@ -113,14 +115,16 @@ def tag(model: str | Path | FineTuned, texts: Sequence[str] | None = None, input
     """
     check_precision(precision)
     run = load_tagger(model, device)
+    for_inference(run.model, precision, run.device)  # once (glassbert.quantize)
     texts, _, from_file = gather_texts(texts, input, text_column, verb="tag")
-    progress = from_file if progress is None else progress
     labels, tok = _tags_of(run.config, run.directory), run.tokenizer
     if max_length is not None:
         check_count("max_length", max_length, 3, "[CLS] word [SEP]")
     limit = min(max_length or run.info.get("max_length") or DEFAULT_MAX_LENGTH, run.config.max_position_embeddings)
     words = [split_words(text, tok) for text in texts]
     items, firsts = _windowed_items([[w for w, _ in text_words] for text_words in words], tok, limit)
+    if progress is None:  # a file, or a long text given as is (many windows): a bar, as embed draws one
+        progress = from_file or len(items) >= PROGRESS_WINDOWS
     with precision_context(precision, run.device):
         probabilities = forward_sorted(
             run.model, items, pad_id_of(tok), batch_size,
@@ -156,9 +160,10 @@ def _windowed_items(texts: Sequence[Sequence[str]], tok: Tokenizer, max_length: 
         if not words:
             continue
         encoding = backend.encode(list(words), is_pretokenized=True, add_special_tokens=False)
-        word_ids = encoding.word_ids
+        # once per text: each access to an Encoding's .ids or .word_ids builds a new list of every token
+        piece_ids, word_ids = encoding.ids, encoding.word_ids
         for window in _windows(word_ids, max_length - 2):
-            ids, type_ids = tok.pack([encoding.ids[p] for p in window])
+            ids, type_ids = tok.pack([piece_ids[p] for p in window])
             items.append({"input_ids": ids, "token_type_ids": type_ids, "attention_mask": [1] * len(ids)})
             firsts.append((t, [(word_ids[p], row + 1)  # +1: [CLS]
                                for row, p in enumerate(window) if p == 0 or word_ids[p] != word_ids[p - 1]]))

@@ -82,7 +82,7 @@ class TrainConfig:
         _require(self.keep_best_mode in ("auto", "max", "min"), f"keep_best_mode must be 'auto', 'max' or 'min', got {self.keep_best_mode!r}")
         _require(self.early_stop_patience is None or self.keep_best is not None,
                  "early_stop_patience needs keep_best (the eval metric to watch)")
-        check_precision(self.precision)
+        check_precision(self.precision, training=True)
         _require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
 
     @property

@@ -6,10 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+SUMS = ("steps", "loss", "grad_norm", "tokens", "examples", "metrics")  # what a checkpoint keeps of a window
+
+
 @dataclass
 class LogWindow:
     """Sums over the steps since the last train log row (``started``: the clock when it opened; ``paused``: the
-    seconds since then spent outside training steps: evaluations, checkpoints, recordings)."""
+    seconds since then spent outside training steps: evaluations, checkpoints, recordings; ``carried``: seconds
+    of training in it before a resume).
+
+    A checkpoint holds the sums (:meth:`state`), so that a resumed run's next row averages the same steps as
+    the run that never stopped (:meth:`resumed`)."""
 
     started: float
     paused: float = 0.0
@@ -19,6 +26,21 @@ class LogWindow:
     tokens: int = 0
     examples: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    carried: float = 0.0
+
+    def state(self, now: float) -> dict[str, Any]:
+        """The sums (and the seconds of training so far) as plain numbers, for the checkpoint."""
+        return {**{k: getattr(self, k) for k in SUMS}, "metrics": dict(self.metrics),
+                "seconds": self.carried + max(now - self.started - self.paused, 0.0)}
+
+    @classmethod
+    def resumed(cls, saved: dict[str, Any] | None, now: float) -> LogWindow:
+        """The window a checkpoint's :meth:`state` describes, reopened at ``now`` (empty without one: a
+        checkpoint from before windows were saved)."""
+        if not saved:
+            return cls(started=now)
+        return cls(started=now, carried=float(saved.get("seconds", 0.0)),
+                   **{k: (dict(saved[k]) if k == "metrics" else saved[k]) for k in SUMS})
 
     def add(self, loss: float, grad_norm: float, tokens: int, examples: int, metrics: dict[str, float]) -> None:
         """One optimizer step: its global mean loss and metrics, its grad norm, tokens and examples."""
@@ -32,7 +54,7 @@ class LogWindow:
 
     def row(self, step: int, epoch: float, lr: float, elapsed: float, now: float) -> dict[str, Any]:
         """The metrics.jsonl row: means over the window's steps, examples (and tokens) per second of training."""
-        seconds = max(now - self.started - self.paused, 1e-9)
+        seconds = max(self.carried + now - self.started - self.paused, 1e-9)
         row: dict[str, Any] = {
             "split": "train",
             "step": step,

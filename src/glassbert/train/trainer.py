@@ -138,6 +138,8 @@ class Trainer:
         self._last_eval: dict[str, Any] | None = None
         self._last_train: dict[str, Any] = {}
         self._pbar: Any = None
+        self._window: LogWindow | None = None  # the train log's open window (its sums go into checkpoints)
+        self._saved_window: dict[str, Any] | None = None  # the window the checkpoint resumed from held
         self._session_clock: tuple[float, float] = (self.clock(), 0.0)  # (clock at this session's start, elapsed then)
 
     # -- small helpers ---------------------------------------------------------------
@@ -173,6 +175,7 @@ class Trainer:
                 schedule={"kind": self.config.schedule, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
                           "minutes": self.config.minutes, "warmup_fraction": self.warmup_fraction},
                 world_size=self.world_size, metric_keys=self._metrics.keys,
+                log_window=self._window.state(self.clock()) if self._window is not None else None,
             )
             self._callback("on_save", target)
         self._barrier()
@@ -185,6 +188,7 @@ class Trainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.state = TrainState(**saved["state"])
         self._metrics.keys = saved["metric_keys"]
+        self._saved_window = saved.get("log_window")  # None in a checkpoint from before: the row starts anew
         patience = self.config.early_stop_patience
         self._early_stop = patience is not None and self.state.bad_evals >= patience
         if self.config.keep_best and self.state.best_step is not None:
@@ -375,7 +379,7 @@ class Trainer:
         self._session_clock = (self.clock(), st.elapsed)
         last_saved = st.step if self._resumed else -1
         last_eval = st.step if self._resumed else -1
-        window = LogWindow(started=self.clock())
+        window = self._window = LogWindow.resumed(self._saved_window if self._resumed else None, self.clock())
         stopped_by: str | None = self.stop_reason()
         if stopped_by is None and self._resumed and self.is_main:  # where the curves continue after a stop
             self._append_row({"split": "resume", "step": st.step, "epoch": self._epoch_float(), "elapsed": st.elapsed})
@@ -393,7 +397,7 @@ class Trainer:
                 self._callback("on_step_end", loss)
                 if st.step % cfg.log_every == 0:
                     window.paused += self.clock() - paused
-                    window = self._log(window)
+                    window = self._window = self._log(window)
                     paused = window.started
                 if cfg.eval_every and st.step % cfg.eval_every == 0:
                     self._track_best(self.evaluate())
@@ -406,7 +410,7 @@ class Trainer:
                 if stopped_by is not None:
                     break
         if window.steps:
-            self._log(window)
+            window = self._window = self._log(window)  # the final checkpoint holds an empty window
         if (self.eval_dataset is not None or self.eval_fn is not None) and last_eval != st.step:
             self._track_best(self.evaluate())
         st.elapsed = self.elapsed_now()
@@ -474,7 +478,7 @@ class Trainer:
         now = self.clock()
         row = window.row(self.state.step, self._epoch_float(), self.optimizer.param_groups[0]["lr"],
                          self.state.elapsed, now)
-        if window.steps < self.config.log_every:  # the run's last row, or the first after a resume: fewer steps
+        if window.steps < self.config.log_every:  # the run's last row (or the first after resuming an old checkpoint)
             row["partial"] = True
         if self.is_main:
             self._append_row(row)

@@ -68,7 +68,8 @@
     q.set('layer', String(S.layer)); q.set('head', String(S.head));
     if (S.kind !== 'attention') q.set('kind', S.kind);
     if (S.stretch) q.set('stretch', '1');
-    if (S.showPad) q.set('pad', '1');
+    if (S.attnScale !== 'fixed') q.set('colours', S.attnScale);
+    if (S.showPad) q.set('pad', '1'); else if (S.kind !== 'attention') q.set('pad', '0');
     if (S.diffB) q.set('b', String(snapX(S.diffB)));
     history.replaceState(null, '', '#' + q.toString());
   }
@@ -81,7 +82,8 @@
     if (layer !== null) S.layer = layer;
     if (head !== null) S.head = head;
     if (KIND_LABEL[q.get('kind')]) S.kind = q.get('kind');
-    S.stretch = q.get('stretch') === '1'; S.showPad = q.get('pad') === '1';
+    S.stretch = q.get('stretch') === '1'; S.showPad = q.get('pad') === '1' || (q.has('kind') && S.kind !== 'attention' && q.get('pad') !== '0');
+    if (q.get('colours') === 'uniform') S.attnScale = 'uniform';
     if (q.get('tensor') && tensorMeta(q.get('tensor'))) S.tensor = q.get('tensor');
     if (q.has('b')) S.diffB = nearestSnap(Number(q.get('b')));
     return q.has(S.xKey) ? nearestSnap(Number(q.get(S.xKey))) : n - 1;
@@ -168,6 +170,15 @@
     document.title = 'glassbert explorer · ' + (man.run_name || '');
     if (!man.snapshots.length) { setStatus('this recording has no snapshots yet'); return; }
     renderHeader();
+    const left = man.export_dropped || [];
+    if (S.embedded && left.length) {  // an exported file says what its size bound left out
+      const kinds = {};
+      for (const n of left) { const k = (man.dropped_kinds || {})[n] || (/\.(weight|bias)$/.test(n) ? 'weights' : 'activations'); (kinds[k] = kinds[k] || []).push(n); }
+      const said = Object.entries(kinds).map(([k, ns]) => ns.length + ' ' + k + ' (' + ns.slice(0, 3).map((n) => n.replace(man.prefix || '', '')).join(', ') + (ns.length > 3 ? ', …' : '') + ')');
+      const note = el('div', { class: 'note', id: 'export-note', 'data-testid': 'export-note' },
+        'This file leaves out ' + said.join(' and ') + ' to stay under its size bound; the served page (glassbert explore RUN) shows them.');
+      $('status').after(note);
+    }
     const ss = $('sample-select');
     man.samples.forEach((s, i) => ss.append(el('option', { value: i }, '#' + s.index + ' · ' + (s.text.length > 60 ? s.text.slice(0, 58) + '…' : s.text))));
     ss.onchange = () => selectSample(Number(ss.value));
@@ -208,6 +219,6 @@
     document.body.dataset.ready = '1';
   }
 
-  Object.assign(GB, { openTensor, selectSample, saveState, setShowPad });
+  Object.assign(GB, { openTensor, selectSample, saveState, setShowPad, selectSnap });
   boot();
 })();

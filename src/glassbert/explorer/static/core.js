@@ -20,6 +20,7 @@
     tensor: null, slice: {}, archLayer: 0,
     layer: 0, head: 0, kind: 'attention', showPad: false,
     diffB: 0, diffA: 0, diffFollow: true, diffLock: false, attrTarget: 0, stretch: false, rowStart: 0,
+    attnScale: 'fixed',  // attention colours: 'fixed' (0–1) or 'uniform' (relative to 1/n)
     neuronQuery: 0, xKey: 'epoch',
     timer: null,
     whatif: null, wiShow: true, wiMask: [], wiAsked: null,  // the live what-if: its answer, shown or not, masked positions
@@ -134,7 +135,9 @@
     if (cache.has(key)) return cache.get(key);
     let p;
     const derived = !wi && S.embedded && (S.man.export_derived || {})[name];
-    if (derived) {
+    if (wi && wi.local) {                          // computed in this page (pagemodel.js)
+      p = GB.pageModel.tensor(wi.local, name, rows);
+    } else if (derived) {
       p = Promise.all(derived.from.map((n) => getTensor(snap, n, sample))).then((src) => {
         let t = derive(derived, src);
         if (rows) {
@@ -269,6 +272,9 @@
   function cfg(k, d) { const c = S.man.config || {}; return c[k] !== undefined && c[k] !== null ? c[k] : d; }
   // the pair head's classes 0 and 1: BERT's NSP, or ALBERT's sentence order (manifest.pair_labels)
   function pairNames() { return S.man.pair_labels || ['IsNext', 'NotNext']; }
+  /* A sequence classifier's recording (its snapshots' predictions hold label_probs), and its class names. */
+  const isClassifier = () => S.man.snapshots.some((x) => (x.predictions || []).some((p) => p.label_probs));
+  function labelName(i) { const n = (S.man.config || {}).id2label || {}; return n[i] !== undefined ? n[i] : 'label ' + i; }
 
   // ------------------------------------------------------------------ the model's catalogue
   // The views are drawn from the model's capture catalogue (manifest.catalogue): each module's table says
@@ -364,7 +370,7 @@
     $, S, MAX_CELLS, wiActive, nextGen, isCurrent, prod,
     tensorMeta, getTensor, notRecordedWhy,
     el, sv, fmt, short, vocabToken, sampleInfo, sampleName, snapLabel, snapShort, showTip, hideTip, setStatus,
-    cfg, pairNames, catalogue, catEntry, sharedLayers, sharedNote, byRole, attnName, KIND_LABEL, CONVENTION,
+    cfg, pairNames, isClassifier, labelName, catalogue, catEntry, sharedLayers, sharedNote, byRole, attnName, KIND_LABEL, CONVENTION,
     rowsWindow, snapX, niceTicks,
     views, registerView, update, redraw,
   };

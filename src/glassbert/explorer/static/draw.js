@@ -13,8 +13,11 @@
     return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
   }
   const DIVERGING = [[33, 102, 172], [103, 169, 207], [209, 229, 240], [247, 247, 247], [253, 219, 199], [239, 138, 98], [178, 24, 43]];
+  /* −∞ (a masked score) and NaN: a mid grey no scale uses (far from viridis' dark end and the diverging white). */
+  const MASKED_RGB = [128, 128, 128];
   function colorFor(v, sc) {
-    if (!(v > -1e30) || !Number.isFinite(v)) return [210, 212, 218];
+    if (!(v > -1e30) || !Number.isFinite(v)) return MASKED_RGB;
+    if (sc.uniform) return lerpStops(DIVERGING, 0.5 + 0.5 * (v > 0 ? Math.log2(v * sc.uniform) : -sc.span) / sc.span);
     if (sc.diverging) return lerpStops(DIVERGING, 0.5 + 0.5 * (sc.vmax ? v / sc.vmax : 0));
     return lerpStops(VIRIDIS, sc.vmax > sc.vmin ? (v - sc.vmin) / (sc.vmax - sc.vmin) : 0);
   }
@@ -47,6 +50,12 @@
     const grad = stops.map((c, i) => 'rgb(' + c.map(Math.round).join(',') + ') ' + (100 * i / (stops.length - 1)).toFixed(0) + '%');
     const bar = el('span', { class: 'bar' });
     bar.style.background = 'linear-gradient(90deg,' + grad.join(',') + ')';
+    if (sc.uniform) {  // attention relative to uniform: white = 1/n, red = 2^span times more, blue = 2^span times less
+      const k = Math.pow(2, sc.span);
+      div.append(el('span', null, '≤ 1/' + k + ' of uniform'), bar, el('span', null, '≥ ' + k + '× uniform'),
+        el('span', null, '(white = uniform 1/' + sc.uniform + ' = ' + fmt(1 / sc.uniform) + ')'));
+      return;
+    }
     div.append(el('span', null, fmt(sc.vmin)), bar, el('span', null, fmt(sc.vmax)));
     if (sc.diverging) div.append(el('span', null, '(0 = white)'));
     if (sc.clipped) div.append(el('span', null, '· colours clipped at the 99.5th percentile of |x| (range ' + fmt(sc.lo) + ' … ' + fmt(sc.hi) + ')'));
@@ -95,6 +104,7 @@
     if (M.rows * M.cols <= 4096 || opts.square) { cw = ch = Math.min(cw, ch); }  // small: square cells
     else { ch = Math.max(Math.min(ch, Math.max(cw, 4)), Math.min(4, ch)); }       // big: rows stay readable
     if (!opts.noLabels && M.rows <= 64) ch = Math.max(ch, 12);                     // short and wide: every row labelled
+    if (opts.minCell) { cw = Math.max(cw, opts.minCell); ch = Math.max(ch, opts.minCell); }  // every label readable (the wrap scrolls)
     if (cw >= 2) cw = Math.floor(cw);
     if (ch >= 2) ch = Math.floor(ch);
     cw = Math.max(cw, 0.25); ch = Math.max(ch, 0.25);
@@ -138,6 +148,7 @@
       ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
       for (let r = 0; r < M.rows; r += rstep) ctx.fillText(M.rowLabels[r], left - 4, top + (r + 0.5) * ch);
       const cstep = Math.max(1, Math.ceil(11 / cw));
+      canvas.dataset.colLabelStep = String(cstep); canvas.dataset.cellWidth = String(cw);  // 1: every column labelled
       ctx.textAlign = 'left';
       for (let c = 0; c < M.cols; c += cstep) {
         ctx.save();

@@ -47,6 +47,7 @@
     }
     const svg = $('arch-svg');
     svg.innerHTML = '';
+    const stopName = S.tensor;
     const defs = sv('defs');
     const mk = sv('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: '9', refY: '5', markerWidth: '6', markerHeight: '6', orient: 'auto-start-reverse' });
     mk.append(sv('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#9aa3b8' }));
@@ -99,14 +100,25 @@
               gEl.append(sv('path', { class: 'flow', d: `M${prevCenter},${top + 1} V${y - RGAP / 2} H${x + w / 2} V${y - 2}` }));
             }
             const cls = 'blk ' + (b.kind === 'weight' ? 'weight' : 'act') + (meta ? '' : ' missing') + (b.name === S.tensor ? ' sel' : '');
-            const bEl = sv('g', { class: cls, 'data-name': b.name, tabindex: meta ? '0' : '-1' });
+            // one Tab stop for the whole diagram (the open block; the arrows move between blocks, Enter opens)
+            const bEl = sv('g', { class: cls, 'data-name': b.name, tabindex: meta && b.name === stopName ? '0' : '-1',
+              role: 'button', 'aria-label': b.label + ' ' + shp });
             bEl.append(sv('rect', { x, y, width: w, height: BH, rx: 6 }));
             bEl.append(sv('text', { x: x + w / 2, y: y + 15, 'text-anchor': 'middle' }, b.label));
             bEl.append(sv('text', { class: 'shape', x: x + w / 2, y: y + 29, 'text-anchor': 'middle' }, shp));
             bEl.append(sv('title', null, b.name + (meta ? '\n' + meta.label : '\n' + notRecordedWhy(b.name))));
             if (meta) {
               bEl.addEventListener('click', () => GB.openTensor(b.name));
-              bEl.addEventListener('keydown', (e) => { if (e.key === 'Enter') GB.openTensor(b.name); });
+              bEl.addEventListener('keydown', (e) => {
+                if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); GB.openTensor(b.name); return; }
+                const d = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
+                if (!d) return;
+                e.preventDefault();
+                const all = [...bEl.ownerSVGElement.querySelectorAll('g.blk:not(.missing)')], at = all.indexOf(bEl);
+                const next = all[Math.max(0, Math.min(all.length - 1, at + d))];
+                all.forEach((x) => x.setAttribute('tabindex', x === next ? '0' : '-1'));
+                next.focus();
+              });
             }
             if (prevRight !== null && !wrapped) gEl.append(sv('line', { class: 'flow', x1: prevRight + 1, y1: y + BH / 2, x2: x - 2, y2: y + BH / 2 }));
             gEl.append(bEl);
@@ -129,6 +141,7 @@
       y += 18;
     }
     measure.remove();
+    if (!svg.querySelector('g.blk[tabindex="0"]')) { const first = svg.querySelector('g.blk:not(.missing)'); if (first) first.setAttribute('tabindex', '0'); }
     svg.setAttribute('viewBox', '0 0 ' + maxW + ' ' + y);
     svg.setAttribute('width', maxW);
     svg.setAttribute('height', y);

@@ -16,17 +16,27 @@
       ls.append(el('option', { value: l }, 'Layer ' + (l + 1) + (where ? ' (' + where[1] + ')' : '')));
     }
     for (let h = 0; h < cfg('num_attention_heads', 1); h++) hs.append(el('option', { value: h }, 'Head h' + h));
-    ls.onchange = () => { S.layer = Number(ls.value); renderAttention(); GB.saveState(); };
-    hs.onchange = () => { S.head = Number(hs.value); renderAttention(); GB.saveState(); };
-    $('attn-kind').onchange = () => { S.kind = $('attn-kind').value; renderAttention(); GB.saveState(); };
+    ls.onchange = () => { S.layer = Number(ls.value); GB.update('head'); GB.saveState(); };
+    hs.onchange = () => { S.head = Number(hs.value); GB.update('head'); GB.saveState(); };
+    $('attn-kind').onchange = () => {
+      S.kind = $('attn-kind').value;
+      // the mask step is visible by default: the scores show their [PAD] keys (−∞ once masked)
+      if (S.kind !== 'attention' && !S.showPad) { GB.setShowPad(true); return; }
+      renderAttention(); GB.saveState();
+    };
+    $('attn-scale').onchange = () => { S.attnScale = $('attn-scale').value; GB.update('attn-scale'); GB.saveState(); };
     for (const o of $('attn-kind').options) o.disabled = !catalogue().some((e) => e.role === o.value);
     $('show-pad').onchange = () => GB.setShowPad($('show-pad').checked);
   }
 
   /* Probabilities on the fixed 0–1 scale (uniform attention reads as dark, not as "maximum"), unless the
      user stretches them to this head's max; scores on a symmetric scale around 0. */
-  function attnScale(data) {
-    if (S.kind !== 'attention') return scaleFor(data, true);
+  function attnScale(data, kind) {
+    if ((kind || S.kind) !== 'attention') return scaleFor(data, true);
+    if (S.attnScale === 'uniform') {  // relative to uniform attention over the real (non-[PAD]) keys: white = 1/n
+      const n = Math.max(1, sampleInfo().length);
+      return { diverging: true, uniform: n, span: 2, vmin: 0, vmax: 1, lo: 0, hi: 1, clipped: false };
+    }
     if (!S.stretch) return { diverging: false, vmin: 0, vmax: 1, lo: 0, hi: 1, clipped: false };
     const sc = scaleFor(data, false);
     return Object.assign(sc, { vmin: 0, clipped: false });
@@ -50,12 +60,14 @@
       thumbs.innerHTML = '';
       for (let h = 0; h < nh; h++) {
         const Mh = matrixOf(t, ['head', 'token', 'token'], [h], info, S.showPad);
-        const box = el('div', { class: 'thumb' + (h === S.head ? ' on' : ''), 'data-head': h });
+        const box = el('div', { class: 'thumb' + (h === S.head ? ' on' : ''), 'data-head': h, tabindex: 0, role: 'button',
+          'aria-pressed': String(h === S.head), 'aria-label': 'head h' + h + ' of layer ' + (S.layer + 1) });
         const c = el('canvas');
         drawHeatmap(c, Mh, attnScale(Mh.data), { maxW: 72, maxH: 72, noLabels: true, noValues: true,
           alt: 'head h' + h + ' of layer ' + (S.layer + 1) });
         box.append(c, el('span', null, 'h' + h));
-        box.onclick = () => { S.head = h; renderAttention(); GB.saveState(); };
+        box.onclick = () => { S.head = h; GB.update('head'); GB.saveState(); };
+        box.onkeydown = (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); box.onclick(); } };
         thumbs.append(box);
       }
       const M = matrixOf(t, ['head', 'token', 'token'], [S.head], info, S.showPad);
@@ -166,7 +178,11 @@
           <option value="attention_scores">scaled scores QKᵀ/√d</option>
           <option value="attention_masked">masked scores (+ mask)</option>
         </select></label>
-        <label class="check"><input type="checkbox" id="attn-stretch" data-testid="attn-stretch"> stretch colours to this head's max</label>
+        <label>Colours <select id="attn-scale" data-testid="attn-scale">
+          <option value="fixed">probability, 0–1</option>
+          <option value="uniform">relative to uniform (1/n)</option>
+        </select></label>
+        <label class="check"><input type="checkbox" id="attn-stretch" data-testid="attn-stretch"> stretch 0–1 to this head's max</label>
         <label class="check"><input type="checkbox" id="show-pad"> show [PAD]</label>
         <button type="button" class="save" data-save="attention-canvas">Save PNG</button>
         <button type="button" class="save" data-save="head-view">Save SVG</button>
@@ -198,6 +214,7 @@
   function setup() {
     setupAttentionControls();
     $('attn-kind').value = S.kind; $('attn-stretch').checked = S.stretch; $('show-pad').checked = S.showPad;
+    $('attn-scale').value = S.attnScale;
     $('attn-stretch').onchange = () => { S.stretch = $('attn-stretch').checked; renderAttention(); GB.saveState(); };
     $('neuron-details').addEventListener('toggle', renderNeuron);
     $('neuron-query').onchange = () => { S.neuronQuery = Number($('neuron-query').value); renderNeuron(); };
@@ -205,10 +222,14 @@
     attachHover($('neuron-canvas'), $('neuron-hover'), () => neuronMapper, () => neuronM);
   }
 
+  GB.attnScale = attnScale;
   GB.registerView({
-    id: 'attention', html: HTML, on: ['snap', 'sample', 'whatif', 'pad'], setup,
+    id: 'attention', html: HTML, on: ['snap', 'sample', 'whatif', 'pad', 'attn-scale', 'tour', 'head'], setup,
     render(why) {
-      if (why === 'pad') $('show-pad').checked = S.showPad;
+      if (why === 'pad' || why === 'tour') $('show-pad').checked = S.showPad;
+      if (why === 'attn-scale' || why === 'tour') {
+        $('attn-scale').value = S.attnScale; $('attn-stretch').checked = S.stretch; $('attn-kind').value = S.kind;
+      }
       renderAttention();
     },
   });

@@ -89,7 +89,7 @@
       const shown = own ? Object.assign({}, attrLayersM, { data: perLayer(attrLayersM) }) : attrLayersM;
       const lsc = own ? { diverging: true, vmin: -1, vmax: 1 } : attrScale(data);
       attrLayersMapper = drawHeatmap($('attr-layers-canvas'), shown, lsc, { maxW: Math.max(320, card.clientWidth / 2 - 40),
-        maxH: 420, noValues: own });
+        maxH: 420, noValues: own, minCell: 14 });
       colorbar($('attr-layers-colorbar'), lsc);
       if (own) $('attr-layers-colorbar').append(el('span', null, '× each layer\'s largest |value| (hover for the values)'));
       $('attr-layers-hover').textContent = '';
@@ -119,7 +119,7 @@
     attrEpochsM = { rows: snaps.length, cols: T, data, rowLabels, colLabels: tokens, rowName: 'snapshot', colName: 'token' };
     const sc = attrScale(data);
     attrEpochsMapper = drawHeatmap($('attr-epochs-canvas'), attrEpochsM, sc,
-      { maxW: Math.max(320, $('attribution-view').clientWidth / 2 - 40), maxH: 420 });
+      { maxW: Math.max(320, $('attribution-view').clientWidth / 2 - 40), maxH: 420, minCell: 14 });  // a label per token
     colorbar($('attr-epochs-colorbar'), sc);
   }
 

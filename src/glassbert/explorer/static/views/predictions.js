@@ -17,6 +17,7 @@
       const p = (snap.predictions || [])[i] || {}, first = (S.man.snapshots[0].predictions || [])[i] || {};
       const tr = el('tr', { class: i === S.sample ? 'cur' : '', 'data-sample': i });
       tr.onclick = () => GB.selectSample(i);
+      tr.tabIndex = 0; tr.onkeydown = (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); GB.selectSample(i); } };
       const text = info.text.length > 80 ? info.text.slice(0, 78) + '…' : info.text;
       tr.append(el('td', null, String(info.index)), el('td', null, text));
       if (!p.label_probs) { tr.append(el('td', null, '—')); tbl.append(tr); return; }
@@ -52,6 +53,7 @@
       const p = (snap.predictions || [])[i] || {};
       const tr = el('tr', { class: i === S.sample ? 'cur' : '', 'data-sample': i });
       tr.onclick = () => GB.selectSample(i);
+      tr.tabIndex = 0; tr.onkeydown = (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); GB.selectSample(i); } };
       const real = info.tokens.slice(0, info.length).join(' ');
       tr.append(el('td', null, String(info.index)), el('td', { class: 'mono' }, real.length > 80 ? real.slice(0, 78) + '…' : real));
       const pred = p.masked_pred_ids || [], truth = info.masked_ids || [];

@@ -1,8 +1,8 @@
 /* glassbert explorer, view: the embedding projector (PCA to 2-D, nearest neighbours) */
 'use strict';
 (function () {
-  const { $, S, byRole, catalogue, cfg, el, fmt, getTensor, isCurrent, MAX_CELLS, nextGen, sampleInfo, sampleName,
-    snapLabel, sv, tensorMeta, vocabToken, wiActive } = GB;
+  const { $, S, byRole, catalogue, cfg, el, fmt, getTensor, isClassifier, isCurrent, labelName, MAX_CELLS, nextGen,
+    sampleInfo, sampleName, snapLabel, sv, tensorMeta, vocabToken, wiActive } = GB;
 
   /* The token-embedding table (the rows of the tokens this run uses) or one layer's contextual vectors (every real
      token of every recorded sample, or of the what-if input) in 2-D by PCA, computed here from the recorded
@@ -37,16 +37,17 @@
     }
     const infos = wiActive() ? [[sampleInfo(), 0]] : S.man.samples.map((s, i) => [s, i]);
     const ts = await Promise.all(infos.map(([, i]) => getTensor(snap, src.name, i)));
-    const labels = [], X = [];
+    const labels = [], X = [], samples = [];
     let d = 0;
     ts.forEach((t, k) => {
-      const [info] = infos[k]; d = t.shape[1];
+      const [info, i] = infos[k]; d = t.shape[1];
       for (let r = 0; r < info.length; r++) {
         labels.push(info.tokens[r] + (infos.length > 1 ? ' ·' + info.index : ''));
         X.push(Float64Array.from(t.data.subarray(r * d, (r + 1) * d)));
+        samples.push(wiActive() ? null : i);
       }
     });
-    return { labels, X, d };
+    return { labels, X, d, samples };
   }
   /* The top two principal axes of the rows of X (power iteration on the covariance, with deflation). */
   function pca2(X, d) {
@@ -98,13 +99,51 @@
       if (isCurrent('projector', g)) $('proj-stats').textContent = String(e.message || e);
     }
   }
+  /* The view: zoom k about the centre (cx, cy) of the unit square the points span (wheel, the buttons, + − 0
+     and the arrows on the focused plot, a drag pans). */
+  const zoom = { k: 1, cx: 0.5, cy: 0.5 };
+  const W = 560, H = 420, M = 24, PW = W - 2 * M - 60, PH = H - 2 * M;
+  /* Colour-blind-safe class colours (Okabe–Ito). */
+  const CLASS_RGB = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#000000', '#f0e442'];
+  function colourModes(V) {
+    const byClass = isClassifier() && V.samples && V.samples.some((i) => i !== null);
+    const modes = [['kind', 'word / special token']];
+    if (byClass) modes.push(['gold', 'gold label of its sample'], ['pred', 'predicted label of its sample (at this snapshot)']);
+    return modes;
+  }
+  /* The class a point is coloured by (null: none), and whether its sample is misclassified at this snapshot. */
+  function pointClass(V, i, mode) {
+    const s = V.samples ? V.samples[i] : null;
+    if (s === null || s === undefined || mode === 'kind') return { cls: null, wrong: false };
+    const gold = S.man.samples[s].label, p = ((S.man.snapshots[S.snap] || {}).predictions || [])[s] || {};
+    const wrong = gold !== undefined && p.label_pred !== undefined && p.label_pred !== gold;
+    return { cls: mode === 'gold' ? (gold === undefined ? null : gold) : (p.label_pred === undefined ? null : p.label_pred), wrong };
+  }
+  const charW = 6.7;  // 11 px monospace, where the page cannot measure
+  let measure = null;
+  function textW(t) {
+    if (!measure) {
+      measure = document.createElement('canvas').getContext('2d');
+      measure.font = '11px ' + (getComputedStyle(document.body).getPropertyValue('--mono').trim() || 'monospace');
+    }
+    return Math.max(measure.measureText(t).width, t.length * charW);
+  }
+  const overlaps = (a, b) => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+  /* Points drawn within 2 px of each other are one mark with one label ("[SEP] ·0,1,2"): never printed on top of
+     each other. */
+  function groupLabel(labels) {
+    if (labels.length === 1) return labels[0];
+    const parts = labels.map((t) => /^(.*) ·(\d+)$/.exec(t));
+    if (parts.every((m) => m && m[1] === parts[0][1])) return parts[0][1] + ' ·' + parts.map((m) => m[2]).join(',');
+    return labels[0] + ' (+' + (labels.length - 1) + ')';
+  }
   function drawProjection(src, V, P, own) {
     const pts = V.X.map((x) => P.axes.map((a) => { let s = 0; for (let j = 0; j < V.d; j++) s += (x[j] - P.mean[j]) * a[j]; return s; }));
-    projData = { V, pts };
-    const W = 560, H = 420, m = 24;
+    projData = { src, V, P, own, pts, at: null };
     let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
     for (const [x, y] of pts) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
-    const sx = (x) => m + (x - x0) / ((x1 - x0) || 1) * (W - 2 * m - 60), sy = (y) => H - m - (y - y0) / ((y1 - y0) || 1) * (H - 2 * m);
+    const sx = (x) => M + ((x - x0) / ((x1 - x0) || 1) - zoom.cx) * zoom.k * PW + PW / 2;
+    const sy = (y) => H - M - (((y - y0) / ((y1 - y0) || 1) - zoom.cy) * zoom.k * PH + PH / 2);
     const svg = $('proj-svg');
     svg.innerHTML = '';
     svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H); svg.setAttribute('width', W); svg.setAttribute('height', H);
@@ -120,26 +159,119 @@
       tokSel.value = String(word === undefined ? 0 : word);
     }
     const chosen = Math.min(Number(tokSel.value) || 0, V.labels.length - 1);
-    pts.forEach(([x, y], i) => {
-      const c = sv('circle', { cx: sx(x).toFixed(1), cy: sy(y).toFixed(1), r: 4, fill: /^\[.*\]/.test(V.labels[i]) ? '#9aa3b8' : '#3457d5',
-        class: i === chosen ? 'sel' : '', 'data-i': i, 'data-x': x, 'data-y': y });
-      c.append(sv('title', null, V.labels[i] + ' (' + fmt(x) + ', ' + fmt(y) + ')'));
-      c.addEventListener('click', () => { tokSel.value = String(i); drawProjection(src, V, P, own); });
-      svg.append(c);
-      svg.append(sv('text', { x: (sx(x) + 6).toFixed(1), y: (sy(y) + 4).toFixed(1) }, V.labels[i]));
-    });
-    const where = src.label + ' · ' + (src.key === 'table' ? '' : sampleName() + ' · ') + snapLabel(S.snap);
-    svg.setAttribute('aria-label', 'embedding projector, ' + where + ': ' + pts.length + ' points on PC1 × PC2');
-    $('proj-stats').textContent = pts.length + ' points · PC1 ' + (100 * P.explained[0]).toFixed(0) + '% and PC2 ' +
-      (100 * P.explained[1]).toFixed(0) + '% of the variance ' + (own ? 'at this epoch' : 'at the last snapshot') + ' · ' + snapLabel(S.snap);
+    projData.at = [sx(pts[chosen][0]), sy(pts[chosen][1])];  // the buttons and keys zoom about the chosen point
+    const modeSel = $('proj-colour'), modes = colourModes(V);
+    if (modeSel.dataset.modes !== modes.map((m) => m[0]).join('|')) {
+      const keep = modeSel.value;
+      modeSel.innerHTML = '';
+      for (const [k, label] of modes) modeSel.append(el('option', { value: k }, label));
+      modeSel.dataset.modes = modes.map((m) => m[0]).join('|');
+      modeSel.value = modes.some((m) => m[0] === keep) ? keep : modes[modes.length > 1 ? 1 : 0][0];
+    }
+    $('proj-colour-wrap').hidden = modes.length < 2;
+    const mode = modeSel.value || 'kind';
     // nearest neighbours by cosine in the full space (not the 2-D picture)
     const q = V.X[chosen], nq = Math.hypot(...q) || 1;
     const sims = V.X.map((x, i) => { let s = 0; for (let j = 0; j < V.d; j++) s += q[j] * x[j]; return [s / nq / (Math.hypot(...x) || 1), i]; })
       .filter((p) => p[1] !== chosen).sort((a, b) => b[0] - a[0]).slice(0, 8);
+    // the marks: points within 2 px of each other are one group
+    const screen = pts.map(([x, y]) => [sx(x), sy(y)]);
+    const inside = ([X, Y]) => X >= 0 && X <= W && Y >= 0 && Y <= H;
+    const groupOf = new Array(pts.length).fill(-1), groups = [];
+    const cellKey = (X, Y) => Math.round(X / 2) + ',' + Math.round(Y / 2), byCell = new Map();
+    screen.forEach((p, i) => {
+      if (!inside(p)) return;
+      const key = cellKey(p[0], p[1]);
+      let g = byCell.get(key);
+      if (g === undefined) { g = groups.length; groups.push([]); byCell.set(key, g); }
+      groups[g].push(i); groupOf[i] = g;
+    });
+    const marks = new Map();
+    let shown = 0;
+    pts.forEach(([x, y], i) => {
+      if (groupOf[i] < 0) return;  // zoomed out of view
+      shown++;
+      const { cls, wrong } = pointClass(V, i, mode);
+      const fill = cls !== null ? CLASS_RGB[cls % CLASS_RGB.length] : /^\[.*\]/.test(V.labels[i]) ? '#9aa3b8' : '#3457d5';
+      const members = groups[groupOf[i]];
+      const c = sv('circle', { cx: screen[i][0].toFixed(1), cy: screen[i][1].toFixed(1), r: 4, fill,
+        class: (i === chosen ? 'sel' : '') + (wrong && mode === 'pred' ? ' wrong' : ''), 'data-i': i, 'data-x': x, 'data-y': y,
+        'data-labelled': '0', ...(cls !== null ? { 'data-class': cls } : {}), ...(V.samples && V.samples[i] !== null ? { 'data-sample': V.samples[i] } : {}) });
+      c.append(sv('title', null, members.map((m) => V.labels[m]).join(', ') + ' (' + fmt(x) + ', ' + fmt(y) + ')' +
+        (cls !== null ? ' · ' + (mode === 'gold' ? 'gold ' : 'predicted ') + labelName(cls) + (wrong ? ' · misclassified' : '') : '')));
+      c.addEventListener('click', () => { tokSel.value = String(i); drawProjection(src, V, P, own); });
+      c.addEventListener('mouseenter', () => hoverLabel(svg, screen[i], groupLabel(members.map((m) => V.labels[m]))));
+      c.addEventListener('mouseleave', () => hoverLabel(svg, null));
+      svg.append(c);
+      marks.set(i, c);
+    });
+    // labels: the chosen point's first, then its neighbours', then words, then special tokens; one that would
+    // overlap a label already placed (or leave the plot) is skipped: hover shows it, the list above chooses it
+    const nnSet = new Set(sims.map((p) => p[1]));
+    const rank = (i) => i === chosen ? 0 : nnSet.has(i) ? 1 : /^\[.*\]/.test(V.labels[i]) ? 3 : 2;
+    const heads = groups.map((g) => g.includes(chosen) ? chosen : g[0]).sort((a, b) => rank(a) - rank(b) || a - b);
+    const placed = [];
+    let skipped = 0;
+    for (const i of heads) {
+      const text = groupLabel(groups[groupOf[i]].map((m) => V.labels[m])), w = textW(text), [X, Y] = screen[i];
+      const spots = [[X + 6, Y + 4, 'start'], [X - 6, Y + 4, 'end'], [X - w / 2, Y - 8, 'start'], [X - w / 2, Y + 15, 'start']];
+      const spot = spots.find(([tx, ty, anchor]) => {
+        const bx = anchor === 'end' ? tx - w : tx, box = { x0: bx - 1, x1: bx + w + 1, y0: ty - 11, y1: ty + 3.5 };  // 11 px type, a margin
+        if (box.x0 < 0 || box.x1 > W || box.y0 < 0 || box.y1 > H || placed.some((b) => overlaps(b, box))) return false;
+        placed.push(box);
+        return true;
+      });
+      if (!spot) { skipped++; continue; }
+      svg.append(sv('text', { x: spot[0].toFixed(1), y: spot[1].toFixed(1), 'text-anchor': spot[2], class: i === chosen ? 'sel' : '' }, text));
+      for (const m of groups[groupOf[i]]) marks.get(m).dataset.labelled = m === i ? '1' : 'group';
+    }
+    const where = src.label + ' · ' + (src.key === 'table' ? '' : sampleName() + ' · ') + snapLabel(S.snap);
+    svg.setAttribute('aria-label', 'embedding projector, ' + where + ': ' + pts.length + ' points on PC1 × PC2' +
+      (zoom.k > 1 ? ', zoomed ×' + zoom.k.toFixed(1) : ''));
+    $('proj-stats').textContent = pts.length + ' points · PC1 ' + (100 * P.explained[0]).toFixed(0) + '% and PC2 ' +
+      (100 * P.explained[1]).toFixed(0) + '% of the variance ' + (own ? 'at this epoch' : 'at the last snapshot') + ' · ' + snapLabel(S.snap) +
+      (zoom.k > 1 ? ' · zoom ×' + zoom.k.toFixed(1) + ', ' + shown + ' in view' : '') +
+      (skipped ? ' · ' + skipped + ' labels left out where they would overlap (hover a point, or choose it below)' : '');
+    drawLegend(V, mode);
     const nn = $('proj-nn');
     nn.innerHTML = '';
     for (const [c, i] of sims) nn.append(el('li', { 'data-i': i, 'data-cos': String(c) }, V.labels[i] + '  cos ' + c.toFixed(3)));
   }
+  function hoverLabel(svg, at, text) {
+    const old = svg.querySelector('text.hover');
+    if (old) old.remove();
+    if (!at) return;
+    svg.append(sv('text', { x: Math.min(at[0] + 6, W - text.length * charW).toFixed(1), y: Math.max(12, at[1] - 8).toFixed(1), class: 'hover' }, text));
+  }
+  function drawLegend(V, mode) {
+    const box = $('proj-legend');
+    box.innerHTML = '';
+    if (mode === 'kind') return;
+    const n = Math.max(0, ...S.man.snapshots.flatMap((x) => (x.predictions || []).map((p) => (p.label_probs || []).length)));
+    for (let c = 0; c < n; c++) {
+      const dot = el('span', { class: 'dot' }), item = el('span', { class: 'item', 'data-class': c });
+      dot.style.background = CLASS_RGB[c % CLASS_RGB.length];
+      item.append(dot, labelName(c));
+      box.append(item);
+    }
+    if (mode === 'pred') box.append(el('span', { class: 'item' }, '◯ dark ring: its sample is misclassified at this snapshot'));
+  }
+  function redrawProj() { if (projData) drawProjection(projData.src, projData.V, projData.P, projData.own); }
+  /* Zoom by ``f`` keeping the unit-square point under (X, Y) of the plot (default: its centre) where it is. */
+  function zoomBy(f, X, Y) {
+    const k = Math.max(1, Math.min(64, zoom.k * f));
+    if (X === undefined) {
+      const c = projData && projData.at, ok = c && c[0] >= M && c[0] <= M + PW && c[1] >= M && c[1] <= H - M;
+      [X, Y] = ok ? c : [M + PW / 2, H - M - PH / 2];
+    }
+    const u = zoom.cx + (X - M - PW / 2) / (zoom.k * PW), v = zoom.cy + (H - M - Y - PH / 2) / (zoom.k * PH);
+    zoom.cx = k === 1 ? 0.5 : u - (X - M - PW / 2) / (k * PW);
+    zoom.cy = k === 1 ? 0.5 : v - (H - M - Y - PH / 2) / (k * PH);
+    zoom.k = k;
+    redrawProj();
+  }
+  function pan(dx, dy) { if (zoom.k > 1) { zoom.cx += dx / zoom.k; zoom.cy += dy / zoom.k; redrawProj(); } }
+  function resetZoom() { zoom.k = 1; zoom.cx = 0.5; zoom.cy = 0.5; }
 
   const HTML = `
     <section class="card" id="projector-view" data-testid="projector-view">
@@ -147,10 +279,15 @@
       <div class="attn-controls">
         <label>Vectors <select id="proj-source" data-testid="proj-source"></select></label>
         <label class="check"><input type="checkbox" id="proj-own-axes" data-testid="proj-own-axes"> axes of this epoch (else the last snapshot's, so the points move in one frame)</label>
+        <label id="proj-colour-wrap" hidden>Colour by <select id="proj-colour" data-testid="proj-colour"></select></label>
+        <span class="proj-zoom" role="group" aria-label="zoom">
+          <button type="button" id="proj-zoom-in" aria-label="zoom in" title="zoom in (+ on the plot, or the wheel)">+</button><button type="button" id="proj-zoom-out" aria-label="zoom out" title="zoom out (− on the plot)">−</button><button type="button" id="proj-zoom-reset" title="the whole picture (0 on the plot)">reset</button>
+        </span>
         <button type="button" class="save" data-save="proj-svg">Save SVG</button>
       </div>
+      <div class="proj-legend" id="proj-legend" data-testid="proj-legend"></div>
       <div class="proj-body">
-        <svg id="proj-svg" data-testid="proj-svg" role="img"></svg>
+        <svg id="proj-svg" data-testid="proj-svg" role="img" tabindex="0" aria-keyshortcuts="+ - 0 ArrowLeft ArrowRight ArrowUp ArrowDown"></svg>
         <div class="proj-side">
           <label>Nearest neighbours of <select id="proj-token" data-testid="proj-token"></select></label>
           <ol id="proj-nn" data-testid="proj-nn" class="mono"></ol>
@@ -161,9 +298,33 @@
   `;
 
   function setup() {
-    $('proj-source').onchange = renderProjector;
+    $('proj-source').onchange = () => { resetZoom(); renderProjector(); };
     $('proj-own-axes').onchange = renderProjector;
     $('proj-token').onchange = renderProjector;
+    $('proj-colour').onchange = redrawProj;
+    $('proj-zoom-in').onclick = () => zoomBy(2);
+    $('proj-zoom-out').onclick = () => zoomBy(0.5);
+    $('proj-zoom-reset').onclick = () => { resetZoom(); redrawProj(); };
+    const svg = $('proj-svg');
+    const at = (evt) => {  // the plot's own coordinates (the SVG is scaled down on a narrow screen)
+      const r = svg.getBoundingClientRect();
+      return [(evt.clientX - r.left) * W / (r.width || W), (evt.clientY - r.top) * H / (r.height || H)];
+    };
+    svg.addEventListener('wheel', (evt) => { evt.preventDefault(); const [X, Y] = at(evt); zoomBy(evt.deltaY < 0 ? 1.25 : 0.8, X, Y); }, { passive: false });
+    svg.addEventListener('keydown', (evt) => {
+      const step = 0.1, act = { '+': () => zoomBy(2), '=': () => zoomBy(2), '-': () => zoomBy(0.5), '0': () => { resetZoom(); redrawProj(); },
+        ArrowLeft: () => pan(-step, 0), ArrowRight: () => pan(step, 0), ArrowUp: () => pan(0, step), ArrowDown: () => pan(0, -step) }[evt.key];
+      if (act) { evt.preventDefault(); act(); }
+    });
+    let drag = null;  // a drag pans the zoomed picture
+    svg.addEventListener('pointerdown', (evt) => { if (zoom.k > 1 && evt.target === svg) { drag = at(evt); svg.setPointerCapture(evt.pointerId); } });
+    svg.addEventListener('pointermove', (evt) => {
+      if (!drag) return;
+      const [X, Y] = at(evt);
+      zoom.cx -= (X - drag[0]) / (zoom.k * PW); zoom.cy += (Y - drag[1]) / (zoom.k * PH);
+      drag = [X, Y]; redrawProj();
+    });
+    svg.addEventListener('pointerup', () => { drag = null; });
   }
 
   GB.registerView({ id: 'projector', html: HTML, on: ['snap', 'whatif'], setup, render: renderProjector });

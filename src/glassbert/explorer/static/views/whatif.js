@@ -7,12 +7,13 @@
      weights it recorded; the saved model at the last one), and records it with the recorder's own code: the
      answer's manifest holds the tokens and predictions, its tensors come from api/tensor?whatif=ID. */
   function whatIfNeedsServer() {
-    if (S.embedded) return 'What-if needs the server: this exported file holds only the recorded tensors. ' +
+    if (S.embedded && GB.pageModel.ready()) return '';  // the exported file runs the model itself (pagemodel.js)
+    if (S.embedded) return 'What-if needs the server: this exported file cannot run the model itself (' + GB.pageModel.reason() + '). ' +
       'Run `glassbert explore RUN` (or `glassbert explore MODEL --text …`) and open the page it prints.';
     const w = S.man.whatif;
     return w && !w.available ? 'What-if is off: ' + w.reason : '';
   }
-  let wiGen = 0;
+  let wiGen = 0, wiTimer = null;
   async function askWhatIf() {
     const text = $('whatif-text').value, pair = $('whatif-pair').value.trim();
     if (!text.trim()) { $('whatif-status').textContent = 'type a sentence first'; return; }
@@ -23,16 +24,27 @@
     $('whatif-status').textContent = 'running the model at ' + snapLabel(snap) + '…';
     let r, body;
     try {
-      r = await fetch('api/whatif', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ text, pair: pair || null, mask: S.wiMask, snap }) });
-      body = await r.json();
+      if (S.embedded) {  // no server: the page runs the model on the weights this file holds
+        body = await GB.pageModel.answer(text, pair || null, S.wiMask, snap);
+        r = { ok: !body.message };
+      } else {
+        r = await fetch('api/whatif', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ text, pair: pair || null, mask: S.wiMask, snap }) });
+        body = await r.json();
+      }
     } catch (e) {
-      if (g === wiGen) $('whatif-status').textContent = 'the server did not answer: ' + (e.message || e);
+      if (g === wiGen) $('whatif-status').textContent = (S.embedded ? 'the page could not run the model: ' : 'the server did not answer: ') + (e.message || e);
       return;
     }
     if (g !== wiGen) return;  // a newer question is on its way
-    if (!r.ok) { $('whatif-status').textContent = body.message || (r.status + ' ' + r.statusText); return; }
-    S.whatif = { id: body.id, man: body.manifest, snap, weights: body.weights };
+    if (!r.ok) {
+      $('whatif-status').textContent = body.message || (r.status + ' ' + r.statusText);
+      // the views still show the what-if of another snapshot: greyed, never labelled with this epoch's weights
+      if (S.whatif && S.whatif.snap !== snap) document.body.classList.add('wi-refused');
+      return;
+    }
+    document.body.classList.remove('wi-refused');
+    S.whatif = { id: body.id, man: body.manifest, snap, weights: body.weights, local: body.tensors || null, note: body.note || '' };
     S.wiShow = $('whatif-show').checked;
     renderWhatIf();
     if (S.wiShow) update('whatif');
@@ -45,7 +57,7 @@
     tbl.innerHTML = '';
     if (!w) return;
     const info = w.man.samples[0], pred = (w.man.snapshots[0].predictions || [])[0] || {};
-    $('whatif-status').textContent = 'answered by ' + w.weights + (S.wiShow ? ' · every view shows this input' : '');
+    $('whatif-status').textContent = 'answered by ' + w.weights + (w.note ? ' · ' + w.note : '') + (S.wiShow ? ' · every view shows this input' : '');
     const box = $('whatif-tokens');
     box.innerHTML = '';
     const maskedAt = new Map(info.masked_positions.map((p, i) => [p, i]));
@@ -58,6 +70,7 @@
         S.wiMask = clicked ? S.wiMask.filter((p) => p !== i) : S.wiMask.concat([i]).sort((a, b) => a - b);
         askWhatIf();
       };
+      if (!special) { span.tabIndex = 0; span.setAttribute('role', 'button'); span.onkeydown = (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); span.onclick(); } }; }
       box.append(span);
     });
     const head = el('tr');
@@ -104,8 +117,11 @@
     $('whatif-panel').classList.toggle('off', !!off);
     for (const id of ['whatif-text', 'whatif-pair', 'whatif-run']) $(id).disabled = !!off;
     if (off) { $('whatif-status').textContent = off; return; }
-    const tips = S.man.whatif || {};
-    if (tips.max_tokens) $('whatif-sub').textContent += ' · at most ' + tips.max_tokens + ' tokens';
+    const tips = S.embedded ? { max_tokens: Math.min(128, GB.cfg('max_position_embeddings', 128)), refused: GB.pageModel.where() } : S.man.whatif || {};
+    const mlm = GB.catalogue().some((e) => /(^|\.)predictions\./.test(e.name)) || Object.keys(S.man.tensors).some((n) => /(^|\.)predictions\./.test(n));
+    if (!mlm) $('whatif-sub').textContent = 'type a sentence (a second one makes a pair): every view shows the model on it, with the weights of the epoch on the slider (this model has no masked-word head: nothing to fill in)';
+    if (tips.max_tokens) $('whatif-sub').textContent += ' · at most ' + tips.max_tokens + ' tokens (this model\'s limit)';
+    if (tips.refused) $('whatif-sub').textContent += ' · ' + tips.refused;
     $('whatif-form').addEventListener('submit', (e) => { e.preventDefault(); askWhatIf(); });
     $('whatif-show').onchange = () => {
       S.wiShow = $('whatif-show').checked;
@@ -133,7 +149,10 @@
   GB.registerView({
     id: 'whatif', html: HTML, on: ['whatif-snap', 'whatif-hide'], setup: setupWhatIf,
     render(why) {
-      if (why === 'whatif-snap') { askWhatIf(); return; }
+      if (why === 'whatif-snap') {  // debounced: ten arrow presses ask once, at the snapshot they end on
+        clearTimeout(wiTimer); wiTimer = setTimeout(askWhatIf, 250); return;
+      }
+      document.body.classList.remove('wi-refused');
       $('whatif-show').checked = false;  // 'whatif-hide': a recorded sample was chosen
       renderWhatIf();
     },

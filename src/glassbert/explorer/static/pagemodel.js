@@ -1,0 +1,126 @@
+/* glassbert explorer: the exported file's own what-if. The page tokenizes the typed text (tokenize.js), reads
+   the weights of the slider's snapshot from the file and runs the model (forward.js), then answers with the
+   structure the server's POST api/whatif answers ({id, weights, manifest}: the input's tokens, predictions and
+   tensors), plus the tensors themselves, which GB.getTensor reads for every view.
+
+   It runs only at the snapshots whose every weight the file holds (the recorder's or the export's size bound
+   may leave some out) and says which those are; anywhere else it refuses and the views go back to the
+   recorded samples. The last answer's timing and tensors stay on GB.pageModel.last (for tests and curious
+   readers). */
+'use strict';
+(function () {
+  const { S } = GB;
+  const MAX_CHARS = 2000, MAX_TOKENS = 128, MAX_MASKS = 20, TOPK = 5;  // the server's limits (recording/whatif.py)
+  let model = null, why = '', tok = null, snaps = [], answers = 0;
+
+  /* Once the recording is loaded: can this file run its model, and at which snapshots? */
+  function init() {
+    if (model || why) return;
+    if (!S.embedded) { why = 'not an exported file'; return; }
+    const d = GB.forward.describe(S.man);
+    if (d.error) { why = d.error; return; }
+    const v = S.man.vocab, size = (S.man.config || {}).vocab_size;
+    if (!Array.isArray(v) || v.length !== size) { why = 'the file does not hold the whole vocabulary (' + size + ' tokens), so the page cannot tokenize'; return; }
+    try { tok = GB.tokenize.makeTokenizer(v); } catch (e) { why = e.message; return; }
+    snaps = GB.forward.runnableSnaps(d, S.embedded, S.man);
+    if (!snaps.length) { why = 'the file holds the model\'s weights at no snapshot (left out by the size bound)'; return; }
+    model = d;
+  }
+  function ready() { init(); return !!model; }
+  function reason() { init(); return why; }
+  /* In words: where the page runs the model. */
+  function where() {
+    init();
+    if (!model) return '';
+    const all = S.man.snapshots.length;
+    if (snaps.length === all) return 'the model runs in this page at every snapshot (' + all + ')';
+    return 'the model runs in this page only at ' + snaps.map((i) => GB.snapLabel(i)).join(', ') +
+      ' (the other ' + (all - snaps.length) + ' snapshots\' weights are not in this file)';
+  }
+  const canRun = (snap) => ready() && snaps.includes(snap);
+  const limit = () => Math.min(MAX_TOKENS, (S.man.config || {}).max_position_embeddings || MAX_TOKENS);
+
+  /* The what-if at snapshot ``snap``: {id, weights, manifest, tensors, note} or {message} (refused). */
+  async function answer(text, pair, mask, snap) {
+    if (!ready()) return { message: 'What-if cannot run in this page: ' + why };
+    if (!snaps.includes(snap)) {
+      return { message: 'This file does not hold the weights of ' + GB.snapLabel(snap) + ', so the page cannot run the model there: ' + where() + '. Move the slider to one of those.' };
+    }
+    for (const [k, t] of [['text', text], ['pair', pair]]) {
+      if (t && t.length > MAX_CHARS) return { message: k + ' is ' + t.length + ' characters: shorten it to at most ' + MAX_CHARS };
+    }
+    const enc = tok.encode(text, pair || null), n = enc.ids.length;
+    if (n > limit()) return { message: 'the input is ' + n + ' tokens; this model reads at most ' + limit() + ': shorten the text' };
+    if (mask.length > MAX_MASKS) return { message: mask.length + ' masked tokens: mask at most ' + MAX_MASKS };
+    const maskId = tok.id('[MASK]');
+    for (const p of mask) {
+      if (!(p >= 0 && p < n)) return { message: 'mask position ' + p + ' is not a token of this input (0..' + (n - 1) + ')' };
+      if (/^\[.*\]$/.test(enc.tokens[p]) && enc.ids[p] !== maskId) return { message: 'mask position ' + p + ' is ' + enc.tokens[p] + ': mask a word, not a special token' };
+    }
+    // the clicked words become [MASK]; their own ids are the MLM labels, a typed [MASK]'s label is [MASK] itself
+    const ids = enc.ids.slice(), typed = ids.map((id, i) => (id === maskId ? i : -1)).filter((i) => i >= 0);
+    let positions = typed, trueIds = [];
+    if (mask.length) {
+      positions = [...new Set(typed.concat(mask))].sort((a, b) => a - b);
+      trueIds = positions.map((p) => enc.ids[p]);
+      for (const p of mask) ids[p] = maskId;
+    }
+    const t0 = performance.now();
+    const weights = new Map();
+    await Promise.all(model.needs.map(async (name) => weights.set(name, (await GB.getTensor(snap, name)).data)));
+    const t1 = performance.now();
+    const tensors = GB.forward.run(model, (name) => weights.get(name), { ids, typeIds: enc.typeIds, mask: ids.map(() => 1), masked: positions });
+    const t2 = performance.now();
+    const vocab = S.man.vocab, entry = S.man.snapshots[snap];
+    const pred = {};
+    const logits = model.mlm && tensors.get(model.mlm.tap + 'logits');
+    if (logits && positions.length) {
+      const V = logits.shape[1], probs = GB.forward.softmaxRows(logits.data, positions.length, V);
+      pred.masked_topk_ids = []; pred.masked_topk_probs = []; pred.masked_pred_ids = [];
+      for (let r = 0; r < positions.length; r++) {
+        const row = Array.from(probs.subarray(r * V, (r + 1) * V)).map((p, i) => [p, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, TOPK);
+        pred.masked_topk_ids.push(row.map((x) => x[1]));
+        pred.masked_topk_probs.push(row.map((x) => Math.round(x[0] * 1e4) / 1e4));
+        pred.masked_pred_ids.push(row[0][1]);
+      }
+    }
+    const pairSm = model.pair && tensors.get(model.pair.tap + 'softmax');
+    if (pairSm) { pred.is_next_prob = Math.round(pairSm.data[0] * 1e4) / 1e4; pred.is_next_pred = pairSm.data[0] >= pairSm.data[1]; }
+    const clf = tensors.get('logits');
+    if (model.classifier && clf) {
+      const p = GB.forward.softmaxRows(clf.data, 1, clf.shape[0]);
+      pred.label_probs = Array.from(p, (x) => Math.round(x * 1e4) / 1e4);
+      pred.label_pred = pred.label_probs.indexOf(Math.max(...pred.label_probs));
+    }
+    const metas = {};
+    for (const [name, t] of tensors) {
+      const rec = S.man.tensors[name] || {}, point = GB.catEntry(name) || {};
+      metas[name] = { shape: t.shape, dims: rec.dims && rec.dims.length === t.shape.length ? rec.dims : t.shape.map((_, i) => 'd' + i),
+        kind: 'activation', label: rec.label || point.label || name, priority: rec.priority !== undefined ? rec.priority : 3 };
+    }
+    const shown = pair ? text + ' \u2016 ' + pair : text;
+    const man = {
+      samples: [{ index: 0, text: shown, tokens: ids.map((i) => vocab[i]), input_ids: ids, token_type_ids: enc.typeIds,
+        attention_mask: ids.map(() => 1), length: n, masked_positions: positions, masked_ids: trueIds,
+        masked_tokens: trueIds.map((i) => vocab[i]), is_next: null }],
+      snapshots: [{ epoch: entry.epoch, step: entry.step, file: null, aliases: {}, predictions: [pred] }],
+      tensors: metas, config: S.man.config, vocab, pair_labels: S.man.pair_labels, model: S.man.model,
+    };
+    const note = enc.unknown.length ? 'not in the vocabulary, so [UNK]: ' + [...new Set(enc.unknown)].map((w) => '"' + w + '"').join(', ') : '';
+    const ms = t2 - t0;
+    const weightsText = 'the weights recorded at ' + GB.snapLabel(snap) + ', run in this page (' + ms.toFixed(ms < 10 ? 1 : 0) + ' ms)';
+    GB.pageModel.last = { snap, ids, tokens: man.samples[0].tokens, unknown: enc.unknown, ms, weightsMs: t1 - t0, forwardMs: t2 - t1, tensors };
+    return { id: 'page' + (++answers), weights: weightsText, manifest: man, tensors, note };
+  }
+
+  /* A computed tensor for GB.getTensor (rows A..B−1 of its first axis when ``rows``). */
+  function tensor(local, name, rows) {
+    const t = local.get(name);
+    if (!t) return Promise.reject(new Error(name + ': not computed for this input (the MLM head runs only where a word is masked)'));
+    if (!rows) return Promise.resolve(t);
+    const per = t.shape.slice(1).reduce((a, b) => a * b, 1), stop = Math.min(rows[1], t.shape[0]);
+    return Promise.resolve({ shape: [stop - rows[0]].concat(t.shape.slice(1)), data: t.data.subarray(rows[0] * per, stop * per) });
+  }
+
+  GB.pageModel = { ready, reason, where, canRun, answer, tensor, last: null };
+})();
