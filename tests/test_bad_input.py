@@ -229,6 +229,7 @@ def test_long_csv_fields_are_read(files, classifier, tmp_path):
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_the_truncation_warning_is_one_line_without_source(minilm_path):
     result = subprocess.run([sys.executable, "-m", "glassbert", "tokenize", "minilm", "word " * 40, "--max-length",
                              "8"], capture_output=True, text=True, timeout=120)
@@ -378,6 +379,7 @@ def test_a_moved_run_resumes_where_it_now_is(pretrained, tmp_path):
     assert "out" not in saved and Path(saved["corpus"]).is_absolute()
 
 
+@pytest.mark.slow
 def test_resume_names_a_corpus_that_moved(pretrained, tmp_path):
     corpus = tmp_path / "corpus.txt"
     shutil.copy(CORPUS, corpus)

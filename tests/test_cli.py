@@ -49,6 +49,7 @@ def test_trace_layers(minilm_path):
     assert run("trace", "minilm", "x", "--layers", "9").exit_code != 0
 
 
+@pytest.mark.slow
 def test_embed_files_and_similarity(tmp_path):
     npy, jsonl = tmp_path / "v.npy", tmp_path / "v.jsonl"
     texts = ["nice movie indeed", "I love python programming"]
@@ -90,6 +91,7 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_fill_mask_needs_a_mask(tmp_path):
     from glassbert.demo import run_demo
     run_demo(tmp_path / "demo", epochs=5, record=None, progress=False, echo=lambda s: None)

@@ -374,6 +374,7 @@ def test_a_malformed_request_is_answered_in_json_too(server):
         assert json.loads(body)["message"]
 
 
+@pytest.mark.slow
 def test_a_client_that_hangs_up_mid_request_is_dropped_quietly(server, monkeypatch, capsys):
     """Issue 32: half a request, then a reset: answering it wrote to a closed socket, and every such client left a
     ConnectionResetError / BrokenPipeError traceback on the server's terminal. The server stays up, and quiet."""

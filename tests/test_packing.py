@@ -197,6 +197,7 @@ def test_pack_without_mlm_is_one_line(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_a_packed_run_records_one_document_per_sample(vocab_dir, tmp_path):
     """--record on a packed run: the explorer's samples are single chunks ([CLS] … [SEP], 2-D masks)."""
     run = tmp_path / "run"

@@ -44,6 +44,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.slow
 def test_the_package_stays_light_and_exports_the_api():
     import subprocess
     import sys
@@ -159,6 +160,7 @@ def test_bad_precision_and_unknown_training_options_are_one_line(models, tmp_pat
         gb.pretrain(resume=tmp_path, preset="tiny")
 
 
+@pytest.mark.slow
 def test_pretrain_from_python_is_the_job(vocab_dir, tmp_path):
     corpus = Path(__file__).parent / "data" / "tiny_corpus.txt"
     result = gb.pretrain(corpus=corpus, vocab=vocab_dir, out=tmp_path / "run", preset="toy", steps=2,

@@ -201,6 +201,7 @@ def test_finetune_trained_under_bf16_and_saved_fp32_weights(models):
             assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
 
 
+@pytest.mark.slow
 def test_finetune_training_forwards_under_autocast_and_resume_keeps_the_precision(models, seen, tmp_path):
     base, (train, test) = models["base"], models["classify_data"]
     common = ("--train", train, "--eval", test, "--out", tmp_path / "run", "--batch-size", 16, "--max-length", 32)
@@ -269,6 +270,7 @@ def test_pretrain_args_of_a_run_from_before_precision_resume(tmp_path):
 
 
 # ─── the library ────────────────────────────────────────────────────────────────────────────
+@pytest.mark.slow
 def test_embedder_fp32_unchanged_and_bf16_close(minilm_path):
     texts = ["A man is eating food.", "The girl is carrying a baby.", "Stocks fell sharply on Monday."]
     default = Embedder(minilm_path).encode(texts, normalize=True)

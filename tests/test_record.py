@@ -184,6 +184,7 @@ def test_aliases_are_bit_identical_views(recorded):
         torch.testing.assert_close(load_tensor(run, 0, name, 0), load_tensor(run, 0, target, 0), rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_recording_leaves_rng_and_mode_alone(tmp_path):
     tok = toy_tokenizer()
     batch = toy_batch(tok)
@@ -217,6 +218,7 @@ def _record_dir_bytes(run: Path) -> int:
     return sum(p.stat().st_size for p in (run / "record").iterdir())
 
 
+@pytest.mark.slow
 def test_size_bound_drops_weights_first_and_is_never_exceeded(tmp_path):
     tok = toy_tokenizer()
     batch = toy_batch(tok)

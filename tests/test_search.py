@@ -213,6 +213,7 @@ def post(url: str, body) -> tuple[int, object]:
         return e.code, json.loads(e.read())
 
 
+@pytest.mark.slow
 def test_search_over_http_equals_the_library(minilm_index, minilm_path):
     server = Server(minilm_path, port=0, config=ServeConfig(index=str(minilm_index), workers=1)).start()
     try:

@@ -199,6 +199,7 @@ def test_a_client_stalled_in_its_headers_is_closed_with_408(server):
     assert 0.9 < waited < 5, waited
 
 
+@pytest.mark.slow
 def test_a_slow_body_or_an_idle_keep_alive_is_not_a_header_timeout(server):
     """The limit is on the headers: a request whose headers came in time is answered, however slow its body."""
     where = urlsplit(server.url)
@@ -222,6 +223,7 @@ def ok_reply(conn: socket.socket) -> bool:
     return reply.startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["h11", "httptools"])
 def test_the_header_timeout_works_on_both_of_uvicorns_parsers(protocol):
     import uvicorn

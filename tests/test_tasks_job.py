@@ -335,6 +335,7 @@ def test_a_set_smaller_than_a_batch_trains_as_one_batch(tiny, tmp_path):
     assert summary["steps"] == 2  # one batch of 10 per epoch, not a refusal
 
 
+@pytest.mark.slow
 def test_a_training_set_the_vocabulary_cannot_read_is_warned_about(tiny, sentiment, tmp_path, capsys):
     rows = [("Ταχεία καφέ αλεπού πηδά πάνω από σκύλο", "pos" if i % 2 else "neg") for i in range(16)]
     greek = write_csv(tmp_path / "greek.csv", ["text", "label"], rows)

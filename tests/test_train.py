@@ -111,6 +111,7 @@ def test_gradients_are_clipped(tmp_path):
     assert all(n <= 0.05 * (1 + 1e-5) for n in probe.norms)  # ...and the optimizer sees the clipped one
 
 
+@pytest.mark.slow
 def test_accumulation_equals_one_big_batch(tmp_path):
     # Equal when the micro-batch means weigh alike: same-length items, no dropout, no random collate.
     a, b = tmp_path / "a", tmp_path / "b"
@@ -279,6 +280,7 @@ def test_trainer_state_loads_with_weights_only(tmp_path):
     assert state["config"]["batch_size"] == 8 and state["optimizer"]["state"]
 
 
+@pytest.mark.slow
 def test_fresh_run_refuses_to_clobber_and_resume_checks_config(tmp_path):
     h.make_trainer(tmp_path, max_steps=2).fit()
     with pytest.raises(FileExistsError, match="resume=True"):
@@ -431,6 +433,7 @@ def minutes_trainer(out, clock, log, **overrides):
     return trainer
 
 
+@pytest.mark.slow
 def test_a_minutes_schedule_reaches_its_end_lr_at_the_deadline(tmp_path):
     """--minutes alone: warmup over the first 10 % of the 30 s, then linear decay by the fraction of the
     budget spent, 0 at the deadline (each step "takes" 1 s on the fake clock: step k is taken at k s)."""

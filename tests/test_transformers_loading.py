@@ -148,6 +148,7 @@ class _StopAfterSave(Callback):
         raise KeyboardInterrupt  # as if killed right after the checkpoint at step 3
 
 
+@pytest.mark.slow
 def test_a_mean_classifier_resumes_exactly_and_keeps_its_best(tmp_path):
     """The Trainer's own round trips (checkpoint/ on resume, best/ restored at the end) on a mean-pooled head."""
     g = torch.Generator().manual_seed(3)
@@ -175,6 +176,7 @@ def test_a_mean_classifier_resumes_exactly_and_keeps_its_best(tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_freeze_encoder_finetune_is_mean_pooled_and_not_a_silent_transformers_model(tmp_path):
     """The case of the report: `finetune --freeze encoder` on a checkpoint without a trained pooler picks
     mean pooling; transformers must not load the result as if it were its classifier."""
