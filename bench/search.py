@@ -2,13 +2,16 @@
 
     python bench/search.py                              # 100k × 384, one thread, best of 3
     python bench/search.py --n 10000 100000 --threads 2 --repeats 5
+    python bench/search.py --backends faiss-hnsw --ef-search 64 128 256   # the HNSW arm alone, several efSearch
     PYTHONPATH=/tmp/searchlibs python bench/search.py   # faiss-cpu / usearch installed aside (pip --target)
 
 Backends (a row is skipped, and says so, when its library is not installed):
   numpy        exact: float32 ``queries @ vectors.T`` and ``argpartition``
   torch        exact: the same matmul in torch, then ``torch.topk`` (what glassbert.search does)
   faiss-flat   exact: faiss.IndexFlatIP
-  faiss-hnsw   approximate: faiss.IndexHNSWFlat (M 32, efConstruction 40, efSearch 64), inner product
+  faiss-hnsw   approximate: faiss.IndexHNSWFlat, inner product, with glassbert's settings (M 32, efConstruction
+               100, efSearch 128: glassbert.search.HNSW_*) unless --hnsw-m / --ef-construction / --ef-search say
+               others; one row per efSearch
   usearch      approximate: usearch HNSW (connectivity 16, expansion_add 128, expansion_search 64), inner product
 
 For each: build time, queries/s with one query per call and with 100 per call, and recall@10 against exact
@@ -40,6 +43,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--data", nargs="+", default=["random", "clustered"], choices=["random", "clustered"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backends", nargs="+", default=None, help="only these (numpy, the reference, always runs)")
+    p.add_argument("--hnsw-m", type=int, default=32, help="faiss-hnsw: neighbours a node (glassbert.search.HNSW_M)")
+    p.add_argument("--ef-construction", type=int, default=100, help="faiss-hnsw: glassbert.search.HNSW_EF_CONSTRUCTION")
+    p.add_argument("--ef-search", type=int, nargs="+", default=[128], help="faiss-hnsw: glassbert.search.HNSW_EF_SEARCH")
     return p.parse_args()
 
 
@@ -98,11 +105,11 @@ def faiss_flat(vectors: np.ndarray):
 def faiss_hnsw(vectors: np.ndarray):
     import faiss
     faiss.omp_set_num_threads(ARGS.threads)
-    index = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 40
+    index = faiss.IndexHNSWFlat(vectors.shape[1], ARGS.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ARGS.ef_construction
     index.add(vectors)
-    index.hnsw.efSearch = 64
-    return lambda queries, k: index.search(queries, k)[1]
+    return {ef: (lambda queries, k, ef=ef: index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=ef))[1])
+            for ef in ARGS.ef_search}
 
 
 def usearch_hnsw(vectors: np.ndarray):
@@ -125,6 +132,8 @@ def available() -> dict[str, str]:
     """backend → library version ("" for numpy); a missing library is printed once and left out."""
     found = {}
     for name in BACKENDS:
+        if ARGS.backends and name != "numpy" and name not in ARGS.backends:
+            continue
         module = MODULES.get(name)
         if module is None:
             found[name] = f"numpy {np.__version__}"
@@ -140,18 +149,25 @@ def recall(found: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(e)) / len(e) for f, e in zip(found, exact)]))
 
 
-def measure(name: str, vectors: np.ndarray, queries: np.ndarray, k: int) -> dict[str, float]:
+def measure(name: str, vectors: np.ndarray, queries: np.ndarray, k: int) -> dict[str, dict[str, float]]:
+    """row label → its numbers: one row, or one per efSearch (faiss-hnsw), which share the build."""
     t = time.perf_counter()
-    search = BACKENDS[name](vectors)
+    searches = BACKENDS[name](vectors)
     build = time.perf_counter() - t
-    search(queries[:5], k)  # warm up
-    t = time.perf_counter()
-    ids1 = np.concatenate([search(queries[i:i + 1], k) for i in range(len(queries))])
-    qps1 = len(queries) / (time.perf_counter() - t)
-    t = time.perf_counter()
-    ids100 = np.concatenate([search(queries[i:i + 100], k) for i in range(0, len(queries), 100)])
-    qps100 = len(queries) / (time.perf_counter() - t)
-    return {"build_s": build, "qps1": qps1, "qps100": qps100, "ids": ids1}
+    if callable(searches):
+        searches = {None: searches}
+    rows = {}
+    for setting, search in searches.items():
+        search(queries[:5], k)  # warm up
+        t = time.perf_counter()
+        ids1 = np.concatenate([search(queries[i:i + 1], k) for i in range(len(queries))])
+        qps1 = len(queries) / (time.perf_counter() - t)
+        t = time.perf_counter()
+        np.concatenate([search(queries[i:i + 100], k) for i in range(0, len(queries), 100)])
+        qps100 = len(queries) / (time.perf_counter() - t)
+        label = name if setting is None else f"{name} ef{setting}"
+        rows[label] = {"build_s": build, "qps1": qps1, "qps100": qps100, "ids": ids1}
+    return rows
 
 
 def main() -> None:
@@ -161,20 +177,20 @@ def main() -> None:
     print(f"# {ARGS.dim}-d unit vectors, top-{ARGS.k}, {ARGS.queries} queries, {ARGS.threads} thread(s), best of "
           f"{ARGS.repeats}; load average at start {load:.2f} on {os.cpu_count()} CPUs")
     print("# " + ", ".join(f"{name}: {v}" for name, v in versions.items()))
-    print(f"{'data':10} {'n':>8} {'backend':11} {'build s':>8} {'q/s (1)':>9} {'q/s (100)':>10} {'recall@10':>10}")
+    print(f"{'data':10} {'n':>8} {'backend':16} {'build s':>8} {'q/s (1)':>9} {'q/s (100)':>10} {'recall@10':>10}")
     for kind in ARGS.data:
         for n in ARGS.n:
             vectors, queries = make_data(kind, n, max(ARGS.queries, 100), ARGS.dim, rng)
             best: dict[str, dict[str, float]] = {}
             for _ in range(ARGS.repeats):
                 for name in versions:  # the backends take turns
-                    got = measure(name, vectors, queries, ARGS.k)
-                    row = best.setdefault(name, got)
-                    row["build_s"] = min(row["build_s"], got["build_s"])
-                    row["qps1"], row["qps100"] = max(row["qps1"], got["qps1"]), max(row["qps100"], got["qps100"])
+                    for label, got in measure(name, vectors, queries, ARGS.k).items():
+                        row = best.setdefault(label, got)
+                        row["build_s"] = min(row["build_s"], got["build_s"])
+                        row["qps1"], row["qps100"] = max(row["qps1"], got["qps1"]), max(row["qps100"], got["qps100"])
             exact = best["numpy"]["ids"]
             for name, row in best.items():
-                print(f"{kind:10} {n:>8} {name:11} {row['build_s']:>8.2f} {row['qps1']:>9.0f} "
+                print(f"{kind:10} {n:>8} {name:16} {row['build_s']:>8.2f} {row['qps1']:>9.0f} "
                       f"{row['qps100']:>10.0f} {recall(row['ids'], exact):>10.3f}", flush=True)
 
 

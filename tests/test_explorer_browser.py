@@ -817,3 +817,178 @@ def test_export_over_its_bound_says_what_it_left_out(browser, demo_run, tmp_path
     assert "word_embeddings" in note.text_content()  # the weights go first
     assert not errors, errors
     page.close()
+
+
+# ------------------------------------------- issue 30, leftovers: [UNK] named, "as loaded", keyboard, jump to a view
+SHOTS3 = Path("/tmp/issue30-shots3")
+
+
+def _shots(page, selector: str, name: str) -> None:
+    """The view at 1400×900 and at 390×844 (nothing scrolls sideways on the phone)."""
+    SHOTS3.mkdir(parents=True, exist_ok=True)
+    for size, where in (((1400, 900), "desktop"), ((390, 844), "phone")):
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        time.sleep(0.3)  # the views redraw on resize
+        page.locator(selector).scroll_into_view_if_needed()
+        page.locator(selector).screenshot(path=str(SHOTS3 / f"{name}-{where}.png"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= size[0]
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
+def _shots_then_close(page, errors, selector: str, name: str) -> None:
+    _shots(page, selector, name)
+    assert not errors, errors
+    page.close()
+
+
+def test_served_what_if_names_unknown_words_and_a_loaded_model_is_not_epoch_0(browser, demo_run, tmp_path):
+    """Defect 9: the served what-if says which typed words became [UNK] (as the exported page does); one snapshot of
+    a model as loaded (`explore MODEL --text …`) is labelled so, not "epoch 0 · step 0"."""
+    from glassbert.recording import record_model
+    from glassbert.recording.whatif import unknown_note, unknown_words
+    from glassbert.tokenizer import Tokenizer
+
+    text = "the zebra chased the mouse"
+    want = unknown_note(unknown_words(Tokenizer.from_pretrained(demo_run), text))
+    assert want.startswith('not in the vocabulary, so [UNK]: "zebra"'), want
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.locator("#whatif-text").fill(text)
+        page.locator("#whatif-run").click()
+        wait_for(page, lambda: "answered by" in page.locator("#whatif-status").text_content(), "the what-if")
+        assert want in page.locator("#whatif-status").text_content()
+        assert "[UNK]" in [page.locator("#whatif-tokens span.tok").nth(i).text_content()
+                           for i in range(page.locator("#whatif-tokens span.tok").count())]
+        _shots(page, "#whatif-panel", "whatif-unk")
+        page.locator("#whatif-text").fill("the cat chased the mouse")  # every word known: no note
+        page.locator("#whatif-run").click()
+        wait_for(page, lambda: "[UNK]" not in page.locator("#whatif-status").text_content(), "no [UNK] note")
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()
+    loaded = record_model(demo_run, ["the cat chased the mouse"], tmp_path / "loaded")
+    assert load_manifest(loaded)["as_loaded"] is True
+    srv = make_server(loaded, model=demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        assert page.locator("#epoch-label").text_content() == "the model as loaded (not trained here)"
+        assert "epoch 0" not in page.locator("body").inner_text()
+        _shots_then_close(page, errors, "#controls", "loaded-label")
+    finally:
+        srv.stop()
+
+
+def test_projector_points_and_heatmap_cells_by_keyboard(browser, demo_run):
+    """Defect 6: the projector's points are reached by the arrow keys and chosen by Enter, as a click does; a
+    heatmap's cells are read without a mouse (the focused cell's value on the line below the map)."""
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        page.set_viewport_size({"width": 1400, "height": 900})
+        circles = page.locator("#proj-svg circle")
+        wait_for(page, lambda: circles.count() > 5, "the projector's points")
+        chosen = page.locator("#proj-token").input_value()
+        page.locator("#proj-svg").focus()
+        page.keyboard.press("ArrowRight")  # the first press rings the chosen point
+        assert page.locator("#proj-svg").get_attribute("data-focus") == chosen
+        seen = {chosen}
+        for key in ("ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"):
+            page.keyboard.press(key)
+            seen.add(page.locator("#proj-svg").get_attribute("data-focus"))
+        assert len(seen) >= 3, seen                                              # the arrows move between points
+        focus = page.locator("#proj-svg").get_attribute("data-focus")
+        assert page.locator("#proj-svg circle.kb").get_attribute("data-i") == focus
+        assert "Enter chooses it" in page.locator("#proj-focus").text_content() or focus == chosen
+        page.keyboard.press("Enter")
+        wait_for(page, lambda: page.locator("#proj-token").input_value() == focus, "the point chosen by Enter")
+        assert page.locator("#proj-svg circle.sel").get_attribute("data-i") == focus
+        _shots(page, "#projector-view", "projector-keyboard")
+        # the attention heatmap: Tab-focusable, the arrows read each cell
+        page.locator("#attention-canvas").focus()
+        values = shown_attention(page)["values"]
+        hover = page.locator("#attention-hover")
+        assert hover.text_content().startswith("[0, 0]")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowDown")
+        assert hover.text_content().startswith("[2, 1]")
+        canvas = page.locator("#attention-canvas")
+        assert float(canvas.get_attribute("data-value")) == pytest.approx(values[2][1], abs=1e-6)
+        assert page.locator("#attention-wrap .cell-focus").is_visible()
+        page.keyboard.press("End")
+        assert hover.text_content().startswith(f"[2, {len(values[0]) - 1}]")
+        _shots_then_close(page, errors, "#attention-view", "heatmap-keyboard")
+    finally:
+        srv.stop()
+
+
+def test_jump_to_a_view_on_a_phone(browser, demo_run):
+    """Defect 5: a "Go to" list of the views' titles (from the registry, only the cards shown); on a phone it stays
+    at hand at the bottom corner, and choosing a view scrolls there and puts the focus on its card."""
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        page.set_viewport_size({"width": 390, "height": 844})
+        sel = page.locator("#jump-select")
+        page.locator("#jump-select").focus()  # the list is made again when opened
+        titles = sel.locator("option").evaluate_all("os => os.map(o => o.textContent)")
+        assert "What if" in titles and "Embedding projector" in titles, titles
+        assert not any("Classes" in t or "Confusion" in t for t in titles)  # hidden on a model without a classifier
+        page.select_option("#jump-select", label="Embedding projector")
+        wait_for(page, lambda: page.evaluate("document.activeElement.id") == "projector-view", "the focus on the card")
+        top = page.evaluate("document.getElementById('projector-view').getBoundingClientRect().top")
+        assert 0 <= top < 60, top
+        assert page.evaluate("window.scrollY") > 1000
+        box = page.locator("#jump-wrap").bounding_box()                       # still on screen, far down the page
+        assert box and 600 < box["y"] and box["y"] + box["height"] <= 844 and box["x"] + box["width"] <= 390
+        assert sel.input_value() == ""
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        SHOTS3.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS3 / "jump-phone.png"))
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.select_option("#jump-select", label="What if")
+        wait_for(page, lambda: page.evaluate("document.activeElement.id") == "whatif-panel", "the what-if card")
+        top = page.evaluate("document.getElementById('whatif-panel').getBoundingClientRect().top")
+        bar = page.evaluate("document.getElementById('controls').getBoundingClientRect().bottom")
+        assert bar - 1 <= top < bar + 60, (top, bar)                            # below the sticky bar, not under it
+        page.screenshot(path=str(SHOTS3 / "jump-desktop.png"))
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()
+
+
+def test_what_if_reaches_the_predictions_view(browser, demo_run):
+    """Defect 4: with "show it in every view" on, the predictions view shows the what-if input's answer at this
+    snapshot above the recorded samples' (not counted in their scores); unticked, only the recorded samples."""
+    srv = make_server(demo_run).start()
+    try:
+        page, errors, _ = open_page(browser, srv.url)
+        page.set_viewport_size({"width": 1400, "height": 900})
+        n = len(load_manifest(demo_run)["samples"])
+        score = page.locator("#pred-sub").text_content()
+        page.locator("#whatif-text").fill("the cat chased the mouse")
+        page.locator("#whatif-run").click()
+        wait_for(page, lambda: page.locator("#whatif-tokens span.tok").count() == 7, "the what-if tokens")
+        page.locator('#whatif-tokens span.tok[data-pos="2"]').click()  # "cat"
+        wi_row = page.locator('#whatif-table tr[data-position="2"]')
+        wait_for(page, lambda: wi_row.count() == 1, "the [MASK] prediction")
+        top = json.loads(wi_row.get_attribute("data-ids"))[0]
+        row = page.locator('#prediction-table tr[data-sample="whatif"]')
+        wait_for(page, lambda: row.count() == 1 and "[MASK]" in row.text_content(), "the what-if row in the predictions")
+        vocab = load_manifest(demo_run)["vocab"]
+        word = vocab[top] if isinstance(vocab, list) else vocab[str(top)]
+        assert f"{word} {top}" in row.text_content() and "cat (" in row.text_content()
+        assert page.locator("#prediction-table tr[data-sample]").count() == n + 1
+        assert page.locator("#pred-sub").text_content() == score                    # the recorded samples' score
+        _shots(page, "#predictions-panel", "predictions-whatif")
+        page.locator("#whatif-show").uncheck()
+        wait_for(page, lambda: row.count() == 0, "the recorded samples only")
+        assert page.locator("#prediction-table tr[data-sample]").count() == n
+        assert not errors, errors
+        page.close()
+    finally:
+        srv.stop()

@@ -1,6 +1,7 @@
 """glassbert.search: an index of MiniLM vectors over a small corpus whose nearest neighbours are known (pairs of
 near-duplicate sentences), the refusals (another model, another pooling, a changed model, a missing index, an
-empty query), the `index` / `search` commands, and /search on a served model."""
+empty query), the approximate (faiss HNSW) index, the `index` / `search` commands, and /search on a served
+model."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ import glassbert as gb
 from glassbert.cli import main
 from glassbert.embed import Embedder
 from glassbert.errors import ExistsError, InputError, MissingError
-from glassbert.search import Hit, Index, build_index, check_queries
+from glassbert.search import HNSW_EF_SEARCH, Hit, Index, build_index, check_queries, hnsw_index
 from glassbert.serve import ServeConfig, Server
 from glassbert.tokenizer import Tokenizer
 
@@ -50,6 +51,11 @@ def minilm_index(area, corpus_file, minilm_path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def approx_index(area, corpus_file, minilm_path) -> Path:
+    return build_index(minilm_path, corpus_file, area / "approx-index", approximate=True)
+
+
+@pytest.fixture(scope="module")
 def tiny_model(area, minilm_path) -> Path:
     """A random 2-layer BERT on MiniLM's vocabulary: another model, of another size."""
     torch.manual_seed(0)
@@ -69,8 +75,9 @@ def test_the_index_holds_the_embedders_vectors_and_the_texts(minilm_index, minil
     assert not list(minilm_index.parent.glob(f".{minilm_index.name}*"))  # no temp dir left beside it
 
 
-def test_each_sentence_finds_itself_then_its_near_duplicate(minilm_index):
-    found = Index.load(minilm_index).search(CORPUS, top_k=2)
+@pytest.mark.parametrize("kind", ["minilm_index", "approx_index"])
+def test_each_sentence_finds_itself_then_its_near_duplicate(kind, request):
+    found = Index.load(request.getfixturevalue(kind)).search(CORPUS, top_k=2)
     for i, (first, second) in enumerate(found):
         assert first == Hit(CORPUS[i], pytest.approx(1.0, abs=1e-5), i)
         assert second.row == PARTNER[i] and second.text == CORPUS[PARTNER[i]]
@@ -108,7 +115,9 @@ def test_a_large_input_shows_a_progress_bar(area, tiny_model, capsys):
 
 
 # ─── refusals ───────────────────────────────────────────────────────────────────────────────
-def test_another_model_or_pooling_is_refused_naming_both(minilm_index, minilm_path, tiny_model):
+@pytest.mark.parametrize("kind", ["minilm_index", "approx_index"])
+def test_another_model_or_pooling_is_refused_naming_both(kind, request, minilm_path, tiny_model):
+    minilm_index = request.getfixturevalue(kind)
     with pytest.raises(InputError) as e:
         Index.load(minilm_index, model=tiny_model)
     message = str(e.value)
@@ -153,16 +162,76 @@ def test_a_missing_or_broken_index(area, tmp_path, minilm_index):
 @pytest.mark.parametrize("queries, top_k, fragment", [
     ([""], 3, "query 0 is empty"), (["fine", "   "], 3, "query 1 is empty"), ([], 3, "no query"),
     (["fine"], 0, "top_k must be"), (["fine"], -1, "top_k must be")])
-def test_bad_queries(minilm_index, queries, top_k, fragment):
-    index = Index.load(minilm_index)
+@pytest.mark.parametrize("kind", ["minilm_index", "approx_index"])
+def test_bad_queries(kind, request, queries, top_k, fragment):
+    index = Index.load(request.getfixturevalue(kind))
     with pytest.raises(InputError, match=fragment):
         index.search(queries, top_k=top_k)
     assert index._embedder is None  # refused before the model loads
 
 
-def test_vectors_of_another_size_are_refused(minilm_index):
+@pytest.mark.parametrize("kind", ["minilm_index", "approx_index"])
+def test_vectors_of_another_size_are_refused(kind, request):
     with pytest.raises(InputError, match="size 128"):
-        Index.load(minilm_index).search_vectors(np.zeros((1, 128), np.float32))
+        Index.load(request.getfixturevalue(kind)).search_vectors(np.zeros((1, 128), np.float32))
+
+
+# ─── the approximate index ──────────────────────────────────────────────────────────────────
+def test_the_approximate_index_is_a_graph_beside_the_same_vectors(approx_index, minilm_index):
+    info = json.loads((approx_index / "index.json").read_text())
+    assert info["approximate"]["kind"] == "faiss-hnsw" and (approx_index / "hnsw.faiss").is_file()
+    exact, approximate = Index.load(minilm_index), Index.load(approx_index)
+    assert exact.graph is None and approximate.graph is not None
+    np.testing.assert_array_equal(exact.vectors, approximate.vectors)
+    queries = ["a kitten resting on a rug", "share prices went down", "music from a string instrument"]
+    for a, b in zip(exact.search(queries, top_k=3), approximate.search(queries, top_k=3)):
+        assert [h.row for h in a] == [h.row for h in b]  # 12 rows: the graph reaches every one
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+    assert len(approximate.search("cats", top_k=100)) == len(CORPUS)  # top_k beyond the index: every row
+
+
+def test_the_approximate_recall_at_10_against_exact(tmp_path):
+    """2,000 random unit vectors (the worst case: no structure for the graph to use) and 200 queries: the
+    graph's top 10 holds at least 90% of the exact top 10 with the chosen efSearch."""
+    rng = np.random.default_rng(0)
+    unit = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    vectors, queries = unit(rng.standard_normal((2000, 384))), unit(rng.standard_normal((200, 384)))
+    texts = [f"text {i}" for i in range(len(vectors))]
+    info = {"count": len(vectors), "dim": 384, "model_path": "none", "approximate": {"ef_search": HNSW_EF_SEARCH}}
+    exact = Index(tmp_path, vectors, texts, info).search_vectors(queries, 10)
+    approximate = Index(tmp_path, vectors, texts, info, hnsw_index(vectors)).search_vectors(queries, 10)
+    recall = np.mean([len({h.row for h in a} & {h.row for h in e}) / 10 for a, e in zip(approximate, exact)])
+    assert recall >= 0.9, recall
+
+
+def test_a_damaged_graph_is_refused(tmp_path, approx_index):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(approx_index, broken)
+    (broken / "hnsw.faiss").write_bytes(b"not a graph")
+    with pytest.raises(InputError, match="is damaged .*hnsw.faiss"):
+        Index.load(broken)
+    (broken / "hnsw.faiss").unlink()
+    with pytest.raises(InputError, match="is damaged .*hnsw.faiss"):
+        Index.load(broken)
+
+
+def test_without_faiss_approximate_says_how_to_install_it(monkeypatch, tiny_model, tmp_path, approx_index):
+    import sys
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss → ImportError
+    with pytest.raises(InputError, match=r"pip install 'glassbert\[search\]'") as e:
+        build_index(tiny_model, ["one", "two"], tmp_path / "idx", approximate=True)
+    assert "\n" not in str(e.value) and not (tmp_path / "idx").exists()
+    result = CliRunner().invoke(main, ["index", str(tiny_model), "--input", __file__, "--out", str(tmp_path / "c"),
+                                       "--approximate"])
+    assert result.exit_code == 1 and "faiss-cpu" in result.output and len(result.output.splitlines()) == 1
+    with pytest.raises(InputError, match="needs faiss-cpu"):
+        Index.load(approx_index)
+
+
+def test_an_approximate_index_needs_unit_vectors(tiny_model, tmp_path):
+    with pytest.raises(InputError, match="unit vectors"):
+        build_index(tiny_model, ["one", "two"], tmp_path / "idx", approximate=True, normalize=False)
 
 
 def test_an_existing_target_is_refused_unless_overwrite(area, tiny_model, tmp_path):
@@ -201,6 +270,12 @@ def test_index_then_search_on_the_command_line(area, corpus_file, minilm_path, t
         (CORPUS[4], 1, 4, CORPUS[4]), (CORPUS[4], 2, 5, CORPUS[5])]
     result = runner.invoke(main, ["search", str(out), "x", "--out", str(results)])  # exists: refused
     assert result.exit_code == 1 and "already exists" in result.output
+    result = runner.invoke(main, ["index", str(minilm_path), "--input", str(corpus_file), "--out", str(out),
+                                  "--overwrite", "--approximate"])
+    assert result.exit_code == 0 and "wrote an approximate (HNSW) index of 12 texts" in result.output, result.output
+    result = runner.invoke(main, ["search", str(out), CORPUS[4], "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[2] for line in result.output.splitlines()[1:]] == ["[4]", "[5]"]
 
 
 # ─── /search on the server ──────────────────────────────────────────────────────────────────

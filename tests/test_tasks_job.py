@@ -439,6 +439,9 @@ def test_save_every_must_be_a_positive_number_of_steps(tiny, sentiment, tmp_path
     from glassbert.errors import InputError
     with pytest.raises(InputError, match="save_every must be >= 1 step, got 0"):
         run(tiny, sentiment[0], tmp_path / "r", save_every=0, **QUIET)
+    for bad in (0, 2.5, True):
+        with pytest.raises(InputError, match=f"log_every must be a whole number of steps >= 1, got {bad!r}"):
+            run(tiny, sentiment[0], tmp_path / "r", log_every=bad, **QUIET)
 
 
 @pytest.mark.parametrize("when", ["after the first checkpoint", "before any checkpoint"])
@@ -516,10 +519,12 @@ def test_a_training_file_of_blank_texts_is_refused(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_finetune_killed_between_log_rows_writes_the_same_rows(tiny, sentiment, tmp_path):
+@pytest.mark.parametrize("log_every", [None, 3])
+def test_a_finetune_killed_between_log_rows_writes_the_same_rows(tiny, sentiment, tmp_path, log_every):
     """Issue 32: fine-tuning logs every 10 steps; with --save-every 7 a run killed after its checkpoint of step 14
     (the log window then holds steps 11 to 14) drew another row at step 20. Rows and final weights now equal
-    the run that never stopped."""
+    the run that never stopped, with the default rows and with a --log-every 3 that does not divide --save-every
+    (the window then holds steps 13 and 14)."""
     import os
     import safetensors.torch
     from click.testing import CliRunner
@@ -531,7 +536,7 @@ def test_a_finetune_killed_between_log_rows_writes_the_same_rows(tiny, sentiment
     def line(out: Path) -> list[str]:
         return ["finetune", str(tiny), "--train", str(train), "--eval", str(test), "--out", str(out), "--epochs", "2",
                 "--batch-size", "16", "--max-length", "32", "--lr", "1e-3", "--save-every", "7",
-                "--precision", "fp32", "--threads", "1"]
+                "--precision", "fp32", "--threads", "1"] + (["--log-every", str(log_every)] if log_every else [])
 
     def curve(out: Path) -> list[dict]:
         rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -548,7 +553,8 @@ def test_a_finetune_killed_between_log_rows_writes_the_same_rows(tiny, sentiment
     result = CliRunner().invoke(main, [*line(killed), "--resume"])
     assert result.exit_code == 0 and "resuming" in result.output, result.output
     assert curve(killed) == curve(whole)
-    assert [r["step"] for r in curve(whole) if r["split"] == "train"] == [10, 20, 30, 40, 50]
+    every = log_every or 10  # and the last step's row, of a shorter window (3: steps 49 and 50)
+    assert [r["step"] for r in curve(whole) if r["split"] == "train"] == sorted({*range(every, 51, every), 50})
     a, b = (safetensors.torch.load_file(str(d / "model.safetensors")) for d in (whole, killed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

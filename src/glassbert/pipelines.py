@@ -228,7 +228,7 @@ def finetune(model: str | Path, train: str | Path, out: str | Path, *, threads: 
 
     ``options``: the fields of glassbert.tasks.FinetuneArgs (the command's options): task ("classify", "token",
     "qa"), eval, text_column, text_pair_column, label_column, epochs, batch_size, lr, max_length, doc_stride,
-    freeze, pooling, early_stop_patience, minutes, seed, resume, overwrite, save_every, record, precision
+    freeze, pooling, early_stop_patience, minutes, seed, resume, overwrite, save_every, log_every, record, precision
     (default auto; a resumed run keeps its own), progress, quiet. ``threads``: chosen as the command chooses."""
     from .tasks.job import FinetuneArgs
     from .tasks.job import finetune as run

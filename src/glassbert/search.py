@@ -9,6 +9,7 @@ An index directory (written aside and swapped in whole, so it is the old index o
     INDEX/
       vectors.npy    (N, H) float32 sentence vectors, unit length unless built with normalize=False
       texts.jsonl    {"text": …} per row, in the vectors' order (row i is vectors[i])
+      hnsw.faiss     only when built with approximate=True (`--approximate`): a faiss HNSW graph over the vectors
       index.json     the model (the name given, its resolved path, a fingerprint of its config, weights and
                      tokenizer files), pooling, normalize, max_length, count, dim: what a query must be
                      embedded with
@@ -17,9 +18,11 @@ A query is embedded by the index's own model, with the index's pooling; ``Index.
 pooling=…)`` (and `glassbert serve MODEL --index DIR`) refuses another model or pooling, naming both, and a
 model folder whose files changed since the index was built is refused too (its vectors would not match).
 
-Search is exact: the score of a row is the dot product of its vector with the query's (the cosine, for unit
-vectors), over every row, in float32 (torch's matmul and top-k). bench/search.py measured it against faiss-cpu
-and usearch at 100k vectors; docs/search.md has the numbers and why exact is the default.
+Search is exact by default: the score of a row is the dot product of its vector with the query's (the cosine, for
+unit vectors), over every row, in float32 (torch's matmul and top-k). An index built with ``approximate=True``
+also holds a faiss-cpu HNSW graph (IndexHNSWFlat, inner product on the unit vectors; the optional dependency
+``glassbert[search]``), which search then walks instead: far faster for one query among 100k rows, and it may
+miss a true neighbour. bench/search.py measured both; docs/search.md has the numbers and the chosen settings.
 """
 from __future__ import annotations
 
@@ -41,12 +44,37 @@ from .runfiles import atomic_write_json, atomic_write_with, check_target_dir, sw
 from .textfiles import jsonl_rows, read_input_texts, read_json_object, read_text
 from .tokenizer import check_text
 
-INDEX_FILE, VECTORS_FILE, TEXTS_FILE = "index.json", "vectors.npy", "texts.jsonl"
+INDEX_FILE, VECTORS_FILE, TEXTS_FILE, HNSW_FILE = "index.json", "vectors.npy", "texts.jsonl", "hnsw.faiss"
 FORMAT_VERSION = 1
 DEFAULT_TOP_K = 10
 # The files of a model folder whose bytes decide its vectors: config, weights, tokenizer.
 FINGERPRINTED = ("config.json", *WEIGHT_FILES, "tokenizer.json", "vocab.txt", "tokenizer_config.json")
 SCORE_BLOCK = 1 << 24  # scores computed at once (queries × rows): 64 MB of float32
+# The approximate index's settings, chosen by bench/search.py (docs/search.md): M 32 neighbours a node,
+# efConstruction 100, efSearch 128 (at least top_k) — recall@10 1.00 on clustered data at 100k rows.
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 100, 128
+FAISS_MISSING = "approximate search needs faiss-cpu: pip install 'glassbert[search]' (or pip install faiss-cpu)"
+
+
+def _faiss():
+    """The faiss module, or an InputError that says in one line how to install it."""
+    try:
+        import faiss
+    except ImportError:
+        raise InputError(FAISS_MISSING) from None
+    return faiss
+
+
+def hnsw_index(vectors: np.ndarray, threads: int | None = None):
+    """A faiss IndexHNSWFlat (inner product) over ``vectors`` (N, H) float32, with the settings above."""
+    faiss = _faiss()
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    graph = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    graph.hnsw.efSearch = HNSW_EF_SEARCH
+    return graph
 
 
 @dataclass(frozen=True)
@@ -85,11 +113,19 @@ def _described(identity: dict[str, Any]) -> str:
 def build_index(model: str | Path, texts: str | Path | Sequence[str], out: str | Path, *, pooling: str = "mean",
                 normalize: bool = True, max_length: int | None = None, text_column: str = "text",
                 batch_size: int = 32, precision: str = "fp32", threads: int | None = None,
-                overwrite: bool = False, show_progress: bool | None = None, device: str | None = None) -> Path:
+                overwrite: bool = False, show_progress: bool | None = None, device: str | None = None,
+                approximate: bool = False) -> Path:
     """Embed ``texts`` (a list, or a file: one text per line, or a CSV/TSV/JSONL's ``text_column``) with
     ``model`` into the index directory ``out``; returns ``out``. An ``out`` that holds files is refused unless
-    ``overwrite`` (checked before the model loads); a progress bar counts the texts of a large input."""
+    ``overwrite`` (checked before the model loads); a progress bar counts the texts of a large input.
+    ``approximate``: also build a faiss HNSW graph (hnsw.faiss) that search walks instead of every row; it
+    needs faiss-cpu and unit vectors (``normalize``)."""
     pooling = check_pooling(pooling)
+    if approximate:
+        _faiss()
+        if not normalize:
+            raise InputError("an approximate index searches unit vectors by inner product: build it with normalize "
+                             "(drop --no-normalize)")
     out = Path(out)
     source = None if isinstance(texts, (list, tuple)) else Path(texts)
     check_target_dir(out, overwrite=overwrite, option="--out", reads=(("the model", model), ("--input", source)))
@@ -105,10 +141,17 @@ def build_index(model: str | Path, texts: str | Path | Sequence[str], out: str |
                               show_progress=show_progress)
     info = {"format": FORMAT_VERSION, **identity, "pooling": pooling, "normalize": normalize,
             "max_length": embedder.max_length, "count": len(items), "dim": int(vectors.shape[1])}
+    graph = None
+    if approximate:
+        graph = hnsw_index(vectors, threads)
+        info["approximate"] = {"kind": "faiss-hnsw", "file": HNSW_FILE, "M": HNSW_M,
+                               "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
 
     def write(tmp: Path) -> None:
         atomic_write_with(tmp / VECTORS_FILE, lambda path: np.save(path, vectors, allow_pickle=False))
         write_jsonl(tmp / TEXTS_FILE, [{"text": t} for t in items])
+        if graph is not None:
+            atomic_write_with(tmp / HNSW_FILE, lambda path: _faiss().write_index(graph, str(path)))
         atomic_write_json(tmp / INDEX_FILE, info, indent=1)  # last: a folder with index.json is whole
     _write_then_swap(out, write)
     return out
@@ -134,8 +177,9 @@ class Index:
     """A loaded index: ``search(queries, top_k)`` embeds the queries with the index's model (loaded on first
     use) and returns the nearest rows; ``search_vectors`` takes vectors embedded elsewhere (the server's)."""
 
-    def __init__(self, directory: Path, vectors: np.ndarray, texts: list[str], info: dict[str, Any]):
-        self.directory, self.vectors, self.texts, self.info = directory, vectors, texts, info
+    def __init__(self, directory: Path, vectors: np.ndarray, texts: list[str], info: dict[str, Any], graph=None):
+        """``graph``: a faiss index over ``vectors`` (hnsw_index), searched instead of every row."""
+        self.directory, self.vectors, self.texts, self.info, self.graph = directory, vectors, texts, info, graph
         self._matrix = torch.from_numpy(vectors)
         self._embedder: Embedder | None = None
         self.precision, self.threads, self.device = "fp32", None, None
@@ -170,7 +214,19 @@ class Index:
         if vectors.dtype != np.float32 or vectors.shape != (info["count"], info["dim"]) or len(texts) != info["count"]:
             raise InputError(damaged % f"{info['count']} rows of {info['dim']} expected, found {vectors.dtype} "
                                        f"vectors {vectors.shape} and {len(texts)} texts")
-        index = cls(directory, vectors, texts, info)
+        graph = None
+        if info.get("approximate"):
+            faiss = _faiss()
+            try:
+                graph = faiss.read_index(str(directory / HNSW_FILE))
+            except RuntimeError as e:
+                raise InputError(damaged % f"{HNSW_FILE}: {str(e).strip().splitlines()[-1]}") from None
+            if graph.ntotal != info["count"] or graph.d != info["dim"]:
+                raise InputError(damaged % f"{HNSW_FILE} holds {graph.ntotal} rows of {graph.d}, "
+                                           f"{info['count']} of {info['dim']} expected")
+            if threads:
+                faiss.omp_set_num_threads(threads)
+        index = cls(directory, vectors, texts, info, graph)
         index.precision, index.threads, index.device = precision, threads, device
         if model is not None or pooling is not None:
             index.check_model(model, pooling)
@@ -235,6 +291,12 @@ class Index:
                              f"holds vectors of size {self.vectors.shape[1]} ({self.info['model_path']})")
         k = min(top_k, len(self))
         hits: list[list[Hit]] = []
+        if self.graph is not None:
+            ef = max(int(self.info.get("approximate", {}).get("ef_search", HNSW_EF_SEARCH)), k)
+            scores, rows = self.graph.search(np.ascontiguousarray(queries.numpy()), k,
+                                             params=_faiss().SearchParametersHNSW(efSearch=ef))
+            return [[Hit(self.texts[r], float(s), int(r)) for s, r in zip(srow.tolist(), rrow.tolist()) if r >= 0]
+                    for srow, rrow in zip(scores, rows)]
         step = max(1, SCORE_BLOCK // max(1, len(self)))
         with torch.inference_mode():
             for start in range(0, len(queries), step):
@@ -278,5 +340,6 @@ def hit_rows(queries: Sequence[str], found: Sequence[Sequence[Hit]]) -> list[dic
             for rank, hit in enumerate(hits, 1)]
 
 
-__all__ = ["Hit", "Index", "build_index", "model_identity", "check_queries", "check_top_k", "format_hits",
-           "hit_rows", "INDEX_FILE", "VECTORS_FILE", "TEXTS_FILE", "DEFAULT_TOP_K"]
+__all__ = ["Hit", "Index", "build_index", "hnsw_index", "model_identity", "check_queries", "check_top_k", "format_hits",
+           "hit_rows", "INDEX_FILE", "VECTORS_FILE", "TEXTS_FILE", "HNSW_FILE",
+           "DEFAULT_TOP_K"]

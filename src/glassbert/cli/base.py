@@ -204,6 +204,8 @@ minutes = vocabulary("--minutes", type=POSITIVE, help=MINUTES_HELP,
 lr = vocabulary("--lr", type=POSITIVE, meaning="The peak learning rate.", help="The peak learning rate.")
 save_every = vocabulary("--save-every", type=click.IntRange(1),
                         meaning="Optimizer steps between checkpoints (what --resume continues from).")
+log_every = vocabulary("--log-every", type=click.IntRange(1), meaning="Optimizer steps between lines of metrics.jsonl.",
+                       help="Optimizer steps between lines of metrics.jsonl.")
 record = vocabulary("--record", default=None, meaning="What to record for the explorer (the --record grammar).")
 host = vocabulary("--host", default="127.0.0.1", show_default=True, meaning="The address to bind.",
                   help="Address to bind (127.0.0.1 = this machine only).")

@@ -12,29 +12,34 @@ from .base import CONTEXT, examples, main
 
 @main.command(context_settings=CONTEXT, epilog=examples(
     "glassbert index minilm --input sentences.txt --out my-index",
-    "glassbert index minilm --input reviews.csv --text-column review --out reviews-index --batch-size 64"))
+    "glassbert index minilm --input reviews.csv --text-column review --out reviews-index --batch-size 64",
+    "glassbert index minilm --input many.txt --out big-index --approximate"))
 @click.argument("model")
 @opt.input_file(required=True, help="The texts to index: a text file (one text per line) or a CSV/TSV/JSONL file "
                                     "(--text-column).")
 @opt.text_column(help="--input's column (CSV/TSV) or field (JSONL).")
 @opt.out(required=True, type=click.Path(file_okay=False),
-         help="The index directory to write: vectors.npy, texts.jsonl, index.json.")
+         help="The index directory to write: vectors.npy, texts.jsonl, index.json (and hnsw.faiss).")
 @opt.pooling()
 @opt.normalize(help="Unit-length vectors: scores are cosines (else dot products).")
 @opt.batch_size(default=32)
 @opt.max_length()
 @opt.precision("fp32")
+@click.option("--approximate", is_flag=True,
+              help="Also build a faiss HNSW graph (hnsw.faiss) that search walks instead of every row: far faster "
+                   "for large indexes, may miss a neighbour (needs faiss-cpu: pip install 'glassbert[search]').")
 @opt.overwrite()
 @opt.threads(library_sets=True)
-def index(model, input_file, text_column, out, pooling, normalize, batch_size, max_length, precision, overwrite,
-          threads) -> None:
+def index(model, input_file, text_column, out, pooling, normalize, batch_size, max_length, precision, approximate,
+          overwrite, threads) -> None:
     """Embed the texts of --input with MODEL into an index directory that `glassbert search` reads."""
     from ..search import Index, build_index
     path = build_index(model, input_file, out, pooling=pooling, normalize=normalize, max_length=max_length,
                        text_column=text_column, batch_size=batch_size, precision=precision, threads=threads,
-                       overwrite=overwrite)
+                       overwrite=overwrite, approximate=approximate)
     built = Index.load(path)
-    click.echo(f"wrote an index of {len(built)} texts × {built.info['dim']} ({pooling} pooling) to {path}")
+    click.echo(f"wrote an {'approximate (HNSW) ' if approximate else ''}index of {len(built)} texts × "
+               f"{built.info['dim']} ({pooling} pooling) to {path}")
 
 
 @main.command(context_settings=CONTEXT, epilog=examples(

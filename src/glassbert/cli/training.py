@@ -186,8 +186,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
 @opt.save_every(default=200, show_default=True, help="Optimizer steps between checkpoints (what --resume continues from).")
 @click.option("--eval-every", default=200, show_default=True, type=click.IntRange(1),
               help="Optimizer steps between evaluations on the held-out pairs.")
-@click.option("--log-every", default=10, show_default=True, type=click.IntRange(1),
-              help="Optimizer steps between lines of metrics.jsonl.")
+@opt.log_every(default=10, show_default=True)
 @opt.text_column(default=None, show_default=False,
                  help="The column (CSV/TSV) or field (JSONL) of the text in a table corpus (default: text).")
 @opt.record(help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
@@ -281,12 +280,14 @@ def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset
               "keeps its model once).")
 @opt.overwrite(help="Start over in an --out that holds a run.")
 @opt.save_every(help="Optimizer steps between checkpoints, which --resume continues from (default: one per epoch).")
+@opt.log_every(help="Optimizer steps between lines of metrics.jsonl (default: 10, or once an epoch if an epoch "
+                    "is shorter).")
 @opt.record(help="Record tensors of eval (or train) examples for the explorer, e.g. 'samples=0,1;every_steps=50'.")
 @opt.precision(None, training=True)
 @opt.threads(library_sets=True)
 def finetune(model, train_file, eval_file, out, task, text_column, text_pair_column, label_column, epochs, steps,
              batch_size, lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite, save_every,
-             record, precision, threads, keep_checkpoint) -> None:
+             log_every, record, precision, threads, keep_checkpoint) -> None:
     """Fine-tune MODEL for classification, token tagging or question answering."""
     from ..pipelines import finetune as run
     if resume is not None and resume != "" and out and Path(out).absolute() != Path(resume).absolute():
@@ -301,7 +302,7 @@ def finetune(model, train_file, eval_file, out, task, text_column, text_pair_col
                       label_column=label_column, text_pair_column=text_pair_column, epochs=epochs, steps=steps,
                       batch_size=batch_size, lr=lr, max_length=max_length, doc_stride=doc_stride, freeze=freeze,
                       pooling=pooling, early_stop_patience=patience, minutes=minutes, seed=seed, resume=resume,
-                      overwrite=overwrite, save_every=save_every, record=record, precision=precision,
-                      keep_checkpoint=keep_checkpoint)
+                      overwrite=overwrite, save_every=save_every, log_every=log_every, record=record,
+                      precision=precision, keep_checkpoint=keep_checkpoint)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("metrics", {}).items() if isinstance(v, float))
     click.echo(f"done: {out}" + (f" ({metrics})" if metrics else ""))

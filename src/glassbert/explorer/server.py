@@ -360,7 +360,8 @@ class Handler(BaseHTTPRequestHandler):
             answer = self.whatif.run(WhatIfInput(text, pair if pair and pair.strip() else None, mask), snap)
         except WhatIfRefused as e:
             raise _Reply(400, str(e)) from None
-        self._json({"id": answer.id, "weights": answer.weights, "snap": answer.snap, "manifest": answer.manifest})
+        self._json({"id": answer.id, "weights": answer.weights, "snap": answer.snap, "manifest": answer.manifest,
+                    "note": answer.note})
 
 
 class ExplorerServer(ThreadingHTTPServer):

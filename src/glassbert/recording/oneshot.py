@@ -64,6 +64,10 @@ def record_batch(model: torch.nn.Module, tokenizer: Any, batch: Mapping[str, Any
                    expected_snapshots=1, texts=texts, dtype=dtype, metrics=None, weights=weights)
     if not rec.record(model, epoch=0, step=0):
         raise InputError(f"the recording does not fit in {int(max_bytes)} bytes")
+    # one snapshot of the model as it was loaded (not trained here): the page names it so, not "epoch 0 · step 0"
+    assert rec.manifest is not None
+    rec.manifest["as_loaded"] = True
+    rec._write_manifest()
     return Path(out_dir)
 
 

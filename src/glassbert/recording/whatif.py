@@ -57,10 +57,32 @@ class Answer:
     weights: str                       # which weights answered, in words
     snap: int | None                   # the run's snapshot whose weights answered; None: the saved model
     manifest: dict[str, Any] = field(default_factory=dict)
+    note: str = ""                     # e.g. the typed words that are not in the vocabulary (each became [UNK])
 
 
 def _snap_words(entry: Mapping[str, Any]) -> str:
     return f"epoch {entry['epoch']} · step {entry['step']}"
+
+
+def unknown_words(tokenizer: Any, text: str, pair: str | None = None) -> list[str]:
+    """The words of ``text`` (and ``pair``) that the tokenizer cannot split into its vocabulary: each became one
+    [UNK] (a typed "[UNK]" is not counted). In order, each once."""
+    unk = tokenizer.specials["unk_token"]
+    enc = tokenizer.backend.encode(text, pair) if pair is not None else tokenizer.backend.encode(text)
+    texts = (text, pair)
+    words: list[str] = []
+    for token, (a, b), seq in zip(enc.tokens, enc.offsets, enc.sequence_ids):
+        if token != unk or seq is None:
+            continue
+        word = texts[seq][a:b]
+        if word and word != unk and word not in words:
+            words.append(word)
+    return words
+
+
+def unknown_note(words: Sequence[str]) -> str:
+    """The what-if's note for the words that became [UNK] (the exported page says the same)."""
+    return ("not in the vocabulary, so [UNK]: " + ", ".join(f'"{w}"' for w in words)) if words else ""
 
 
 def model_source(store: RecordStore, model: str | Path | None) -> str | Path | None:
@@ -236,7 +258,8 @@ class WhatIf:
             # no weights (they are the snapshot's, which the page reads from the run), no attributions
             record_batch(self._model, self._tokenizer, batch, directory, texts=[shown], dtype="float32",
                          explain="none", weights=False)
-            answer = Answer(self._next, directory, weights, used, load_manifest(directory))
+            note = unknown_note(unknown_words(self._tokenizer, given.text, given.pair))
+            answer = Answer(self._next, directory, weights, used, load_manifest(directory), note)
             self._answers.append(answer)
             while len(self._answers) > KEEP_ANSWERS:
                 shutil.rmtree(self._answers.popleft().directory, ignore_errors=True)

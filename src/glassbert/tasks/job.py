@@ -72,6 +72,7 @@ class FinetuneArgs:
     overwrite: bool = False
     keep_checkpoint: bool = False    # keep checkpoint/ (+ best/) when the run finishes, so that --resume can extend it
     save_every: int | None = None    # steps between checkpoints (None: one per epoch), what --resume continues from
+    log_every: int | None = None     # steps between metrics.jsonl rows (None: 10, or once an epoch if that is shorter)
     precision: str | None = None     # fp32 | bf16 | auto (glassbert.precision); None: auto, or on resume the run's own
     device: str = "auto"
     progress: bool = True
@@ -84,6 +85,9 @@ class FinetuneArgs:
             raise InputError(f"epochs must be >= 1, got {self.epochs}")
         if self.save_every is not None and self.save_every < 1:
             raise InputError(f"save_every must be >= 1 step, got {self.save_every}")
+        if self.log_every is not None and (isinstance(self.log_every, bool) or not isinstance(self.log_every, int)
+                                           or self.log_every < 1):
+            raise InputError(f"log_every must be a whole number of steps >= 1, got {self.log_every!r}")
         if self.early_stop_patience is not None and self.eval is None:
             raise InputError("early_stop_patience needs an eval file to watch")
         if self.pooling is not None and not TASKS[self.task].TAKES_POOLING:
@@ -239,7 +243,7 @@ def finetune(args: FinetuneArgs, threads: int | None = None) -> dict[str, Any]:
         keep_best=keep_best, keep_best_mode="max", early_stop_patience=args.early_stop_patience,
         minutes=args.minutes, progress=args.progress, overwrite=args.overwrite, device=args.device,
         save_every=args.save_every or steps_per_epoch,  # a stopped run resumes from its last epoch at worst
-        log_every=max(1, min(10, steps_per_epoch)), precision=precision,
+        log_every=args.log_every or max(1, min(10, steps_per_epoch)), precision=precision,
     )
     callbacks = [_SayEvaluation(steps_per_epoch, say, resume=args.resume)]
     if args.record:

@@ -216,7 +216,37 @@
     renderTicks();
     S.ready = true;
     selectSnap(first);
+    buildJump();
     document.body.dataset.ready = '1';
+  }
+
+  /* "Go to": the views' titles, from the registry (the cards shown for this recording), in the order of the
+     page; choosing one scrolls to its card below the sticky bar and puts the focus there. On a phone it floats
+     at the bottom corner, so every view is one choice away wherever the reader is. */
+  function buildJump() {
+    const sel = $('jump-select');
+    const fill = () => {
+      sel.innerHTML = '';
+      sel.append(el('option', { value: '' }, 'a view…'));
+      for (const v of views) {
+        const id = v.html && (v.html.match(/id="([^"]+)"/) || [])[1], card = id && $(id);
+        if (!card || !card.offsetParent) continue;  // hidden for this recording
+        const h = card.querySelector('h2, h3');
+        const title = h ? [...h.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').trim() : '';
+        sel.append(el('option', { value: id }, title || v.id));
+      }
+    };
+    fill();
+    sel.addEventListener('focus', fill);
+    sel.onchange = () => {
+      const card = $(sel.value);
+      sel.value = '';
+      if (!card) return;
+      const nav = $('controls'), over = getComputedStyle(nav).position === 'sticky' ? nav.offsetHeight : 0;
+      window.scrollTo({ top: card.getBoundingClientRect().top + window.scrollY - over - 6 });
+      if (!card.hasAttribute('tabindex')) card.setAttribute('tabindex', '-1');
+      card.focus({ preventScroll: true });
+    };
   }
 
   Object.assign(GB, { openTensor, selectSample, saveState, setShowPad, selectSnap });

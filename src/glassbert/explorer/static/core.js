@@ -251,12 +251,16 @@
   function sampleName() { return wiActive() ? 'what-if input' : 'sample ' + S.man.samples[S.sample].index; }
   function snapLabel(i) {
     const s = S.man.snapshots[i];
+    if (s && asLoaded()) return 'the model as loaded (not trained here)';
     return s ? 'epoch ' + s.epoch + ' · step ' + s.step : '—';
   }
+  /* One snapshot of a model as it was loaded (`glassbert explore minilm --text …`): no epoch, no step. */
+  function asLoaded() { return !!S.man.as_loaded && S.man.snapshots.length === 1; }
   /* A snapshot's short name for a row label: its epoch, or its step where several snapshots share an epoch
      (a fine-tuning run recorded every N steps). */
   function snapShort(i) {
     const snaps = S.man.snapshots, s = snaps[i];
+    if (s && asLoaded()) return 'as loaded';
     const byStep = new Set(snaps.map((x) => x.epoch)).size < snaps.length;
     return s ? (byStep ? 'step ' + s.step : 'epoch ' + s.epoch) : '—';
   }
@@ -369,7 +373,7 @@
   window.GB = {
     $, S, MAX_CELLS, wiActive, nextGen, isCurrent, prod,
     tensorMeta, getTensor, notRecordedWhy,
-    el, sv, fmt, short, vocabToken, sampleInfo, sampleName, snapLabel, snapShort, showTip, hideTip, setStatus,
+    el, sv, fmt, short, vocabToken, sampleInfo, sampleName, snapLabel, snapShort, asLoaded, showTip, hideTip, setStatus,
     cfg, pairNames, isClassifier, labelName, catalogue, catEntry, sharedLayers, sharedNote, byRole, attnName, KIND_LABEL, CONVENTION,
     rowsWindow, snapX, niceTicks,
     views, registerView, update, redraw,

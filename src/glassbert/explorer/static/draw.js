@@ -166,8 +166,9 @@
       }
     }
     canvas.setAttribute('aria-label', (opts.alt || 'heatmap') + ': ' + M.rows + ' ' + (M.rowName || 'rows') + ' × ' +
-      M.cols + ' ' + (M.colName || 'columns') + '; ' + statsText(M.data) + '; colour scale ' + fmt(sc.vmin) + ' to ' + fmt(sc.vmax));
-    return (evt) => {
+      M.cols + ' ' + (M.colName || 'columns') + '; ' + statsText(M.data) + '; colour scale ' + fmt(sc.vmin) + ' to ' + fmt(sc.vmax) +
+      '; the arrow keys read the cells one by one');
+    const mapper = (evt) => {
       const rect = canvas.getBoundingClientRect();
       const x = evt.clientX - rect.left - left, y = evt.clientY - rect.top - top;
       if (x < 0 || y < 0) return null;
@@ -175,9 +176,17 @@
       if (r >= M.rows || c >= M.cols) return null;
       return { r, c, v: M.data[r * M.cols + c] };
     };
+    mapper.geom = { left, top, cw, ch };  // where the cells are: the keyboard's cell outline
+    return mapper;
   }
 
+  /* A heatmap's value under the mouse (a tooltip and the line below it); by keyboard, the canvas takes the focus
+     and the arrows (Home/End, PageUp/PageDown: 10 rows) move an outlined cell whose value the line below reads. */
   function attachHover(canvas, hoverDiv, getMapper, getM) {
+    const say = (M, hit) => {
+      hoverDiv.textContent = '[' + hit.r + ', ' + hit.c + '] ' + M.rowLabels[hit.r] + ' → ' + M.colLabels[hit.c] + ' = ' + fmt(hit.v);
+      canvas.dataset.row = hit.r; canvas.dataset.col = hit.c; canvas.dataset.value = String(hit.v);
+    };
     canvas.addEventListener('mousemove', (evt) => {
       const map = getMapper();
       const hit = map && map(evt);
@@ -186,10 +195,36 @@
       const text = (M.rowName || 'row') + ' ' + hit.r + ' ' + M.rowLabels[hit.r] + '  ×  ' +
         (M.colName || 'col') + ' ' + hit.c + ' ' + M.colLabels[hit.c] + '\n= ' + fmt(hit.v);
       showTip(evt, text);
-      hoverDiv.textContent = '[' + hit.r + ', ' + hit.c + '] ' + M.rowLabels[hit.r] + ' → ' + M.colLabels[hit.c] + ' = ' + fmt(hit.v);
-      canvas.dataset.row = hit.r; canvas.dataset.col = hit.c; canvas.dataset.value = String(hit.v);
+      say(M, hit);
     });
     canvas.addEventListener('mouseleave', hideTip);
+    canvas.tabIndex = 0;
+    hoverDiv.setAttribute('aria-live', 'polite');
+    const box = el('div', { class: 'cell-focus', hidden: '' });
+    canvas.after(box);
+    let at = null;  // [row, col] of the keyboard's cell
+    const show = (dr, dc) => {
+      const map = getMapper(), M = getM();
+      if (!map || !map.geom || !M || !M.rows || !M.cols) return;
+      const clamp = (v, n) => Math.max(0, Math.min(n - 1, v));
+      at = at ? [clamp(at[0] + dr, M.rows), clamp(at[1] + dc, M.cols)] : [0, 0];
+      const g = map.geom, [r, c] = at;
+      Object.assign(box.style, { left: (canvas.offsetLeft + g.left + c * g.cw - 1) + 'px', top: (canvas.offsetTop + g.top + r * g.ch - 1) + 'px',
+        width: Math.max(4, g.cw) + 2 + 'px', height: Math.max(4, g.ch) + 2 + 'px' });
+      box.hidden = false;
+      say(M, { r, c, v: M.data[r * M.cols + c] });
+      box.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    };
+    canvas.addEventListener('focus', () => show(0, 0));
+    canvas.addEventListener('blur', () => { box.hidden = true; });
+    canvas.addEventListener('keydown', (evt) => {
+      const M = getM(), big = 10;
+      const d = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0], PageUp: [-big, 0], PageDown: [big, 0],
+        Home: [0, -Infinity], End: [0, Infinity] }[evt.key];
+      if (!d || !M) return;
+      evt.preventDefault();
+      show(d[0], Math.max(-M.cols, Math.min(M.cols, d[1])));
+    });
   }
 
   /* A 2-D view of a tensor slice: picks the leading indices, crops padding on token axes. */

@@ -139,7 +139,7 @@
   }
   function drawProjection(src, V, P, own) {
     const pts = V.X.map((x) => P.axes.map((a) => { let s = 0; for (let j = 0; j < V.d; j++) s += (x[j] - P.mean[j]) * a[j]; return s; }));
-    projData = { src, V, P, own, pts, at: null };
+    projData = { src, V, P, own, pts, at: null, screen: null, marks: null, groups: null, groupOf: null };
     let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
     for (const [x, y] of pts) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
     const sx = (x) => M + ((x - x0) / ((x1 - x0) || 1) - zoom.cx) * zoom.k * PW + PW / 2;
@@ -205,6 +205,8 @@
       svg.append(c);
       marks.set(i, c);
     });
+    Object.assign(projData, { screen, marks, groups, groupOf, chosen });
+    if (kbFocus !== null && marks.has(kbFocus)) focusPoint(kbFocus); else kbFocus = null;
     // labels: the chosen point's first, then its neighbours', then words, then special tokens; one that would
     // overlap a label already placed (or leave the plot) is skipped: hover shows it, the list above chooses it
     const nnSet = new Set(sims.map((p) => p[1]));
@@ -236,6 +238,39 @@
     const nn = $('proj-nn');
     nn.innerHTML = '';
     for (const [c, i] of sims) nn.append(el('li', { 'data-i': i, 'data-cos': String(c) }, V.labels[i] + '  cos ' + c.toFixed(3)));
+  }
+  /* Keyboard: the arrows move a focus ring to the nearest point that way, Enter chooses it (as a click does),
+     Shift+arrows pan a zoomed picture; the focused point's name is said in #proj-focus (aria-live). */
+  let kbFocus = null;
+  function focusPoint(i) {
+    const d = projData, svg = $('proj-svg');
+    for (const c of svg.querySelectorAll('circle.kb')) c.classList.remove('kb');
+    kbFocus = i;
+    const mark = d.marks.get(i);
+    if (!mark) return;
+    mark.classList.add('kb');
+    svg.append(mark);  // on top of its neighbours
+    const text = groupLabel(d.groups[d.groupOf[i]].map((m) => d.V.labels[m]));
+    hoverLabel(svg, d.screen[i], text);
+    svg.dataset.focus = String(i);
+    $('proj-focus').textContent = 'point ' + text + (i === d.chosen ? ' (chosen)' : ': Enter chooses it');
+  }
+  function stepFocus(dx, dy) {
+    const d = projData;
+    if (!d || !d.marks) return;
+    const from = kbFocus !== null && d.marks.has(kbFocus) ? kbFocus : d.marks.has(d.chosen) ? d.chosen : d.marks.keys().next().value;
+    if (from === undefined) return;
+    if (kbFocus === null) { focusPoint(from); return; }
+    const [X, Y] = d.screen[from];
+    let best = null, bestScore = Infinity;
+    for (const i of d.marks.keys()) {
+      if (d.groupOf[i] === d.groupOf[from]) continue;  // one mark per group: step past the coincident ones
+      const ex = d.screen[i][0] - X, ey = d.screen[i][1] - Y, along = ex * dx + ey * dy, across = Math.abs(ex * dy - ey * dx);
+      if (along <= 0) continue;
+      const score = along + 2 * across;  // straight ahead first
+      if (score < bestScore) { bestScore = score; best = i; }
+    }
+    if (best !== null) focusPoint(d.groups[d.groupOf[best]][0]);
   }
   function hoverLabel(svg, at, text) {
     const old = svg.querySelector('text.hover');
@@ -287,11 +322,13 @@
       </div>
       <div class="proj-legend" id="proj-legend" data-testid="proj-legend"></div>
       <div class="proj-body">
-        <svg id="proj-svg" data-testid="proj-svg" role="img" tabindex="0" aria-keyshortcuts="+ - 0 ArrowLeft ArrowRight ArrowUp ArrowDown"></svg>
+        <svg id="proj-svg" data-testid="proj-svg" role="img" tabindex="0" aria-describedby="proj-keys" aria-keyshortcuts="ArrowLeft ArrowRight ArrowUp ArrowDown Enter Shift+ArrowLeft + - 0"></svg>
         <div class="proj-side">
           <label>Nearest neighbours of <select id="proj-token" data-testid="proj-token"></select></label>
           <ol id="proj-nn" data-testid="proj-nn" class="mono"></ol>
           <div class="sub" id="proj-stats"></div>
+          <div class="sub" id="proj-keys">On the plot: the arrows move between points, Enter chooses one, + − 0 zoom, Shift+arrows pan.</div>
+          <div class="mono" id="proj-focus" data-testid="proj-focus" aria-live="polite"></div>
         </div>
       </div>
     </section>
@@ -312,10 +349,15 @@
     };
     svg.addEventListener('wheel', (evt) => { evt.preventDefault(); const [X, Y] = at(evt); zoomBy(evt.deltaY < 0 ? 1.25 : 0.8, X, Y); }, { passive: false });
     svg.addEventListener('keydown', (evt) => {
-      const step = 0.1, act = { '+': () => zoomBy(2), '=': () => zoomBy(2), '-': () => zoomBy(0.5), '0': () => { resetZoom(); redrawProj(); },
-        ArrowLeft: () => pan(-step, 0), ArrowRight: () => pan(step, 0), ArrowUp: () => pan(0, step), ArrowDown: () => pan(0, -step) }[evt.key];
+      const step = 0.1, arrows = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[evt.key];
+      const act = arrows ? (evt.shiftKey ? () => pan(step * arrows[0], -step * arrows[1]) : () => stepFocus(arrows[0], arrows[1])) : {
+        '+': () => zoomBy(2), '=': () => zoomBy(2), '-': () => zoomBy(0.5), '0': () => { resetZoom(); redrawProj(); },
+        Enter: () => { if (kbFocus !== null) { $('proj-token').value = String(kbFocus); redrawProj(); } },
+        ' ': () => { if (kbFocus !== null) { $('proj-token').value = String(kbFocus); redrawProj(); } },
+        Escape: () => { kbFocus = null; redrawProj(); $('proj-focus').textContent = ''; } }[evt.key];
       if (act) { evt.preventDefault(); act(); }
     });
+    svg.addEventListener('blur', () => { for (const c of svg.querySelectorAll('circle.kb')) c.classList.remove('kb'); hoverLabel(svg, null); });
     let drag = null;  // a drag pans the zoomed picture
     svg.addEventListener('pointerdown', (evt) => { if (zoom.k > 1 && evt.target === svg) { drag = at(evt); svg.setPointerCapture(evt.pointerId); } });
     svg.addEventListener('pointermove', (evt) => {
