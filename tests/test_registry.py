@@ -68,3 +68,49 @@ def test_a_new_head_is_in_the_load_report_and_not_logged(tmp_path, caplog):
 def test_unknown_architecture_names_the_choices():
     with pytest.raises(InputError, match="--arch 'gpt2': choose one of bert, albert"):
         registry.architecture("gpt2")
+
+
+def _tiny_bert(directory, cls=BertModel):
+    from glassbert.config import BertConfig
+    cfg = BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    return cls(cfg).save_pretrained(directory)
+
+
+def test_load_as_logs_what_load_as_with_report_returns(tmp_path, caplog):
+    """load_as is load_as_with_report and the lines from_pretrained logs: a new head said once, as a warning."""
+    _tiny_bert(tmp_path / "bare")
+    with caplog.at_level(logging.INFO, logger="glassbert"):
+        model = registry.load_as(tmp_path / "bare", BertForSequenceClassification)
+    assert type(model) is BertForSequenceClassification
+    assert set(model.load_report.newly_initialized) == {"classifier.weight", "classifier.bias"}
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "BertForSequenceClassification: 2 weights" in warnings[0].getMessage()
+    caplog.clear()
+    _tiny_bert(tmp_path / "mlm", BertForMaskedLM)
+    with caplog.at_level(logging.INFO, logger="glassbert"):
+        registry.load_as(tmp_path / "mlm")  # the bare encoder: the MLM head's tensors are ignored, said as info
+    assert [r.getMessage()[:18] for r in caplog.records if r.levelno == logging.INFO] == ["BertModel: ignored"]
+
+
+def test_load_model_reads_config_json_once_and_builds_the_class_it_names(tmp_path, monkeypatch):
+    from pathlib import Path
+    _tiny_bert(tmp_path / "clf", BertForSequenceClassification)
+    reads: list[str] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or read_bytes(self))
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.append(self.name) or read_bytes(self).decode())
+    assert type(registry.load_model(tmp_path / "clf")) is BertForSequenceClassification
+    assert reads.count("config.json") == 2  # load_model's, to choose the class; from_pretrained's, to build it
+
+
+def test_load_model_names_a_missing_or_broken_config_json(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json in .*empty: not a model directory"):
+        registry.load_model(tmp_path / "empty")
+    broken = _tiny_bert(tmp_path / "broken")
+    (broken / "config.json").write_text('{"model_type": "bert", "hidden_size": ', encoding="utf-8")
+    with pytest.raises(InputError, match=r"broken.config\.json line 1 column \d+: invalid JSON"):
+        registry.load_model(broken)
+    (broken / "config.json").write_text('{"model_type": "gpt2"}', encoding="utf-8")
+    with pytest.raises(InputError, match=r"config\.json: model_type 'gpt2' is not 'bert' or 'albert'"):
+        registry.load_model(broken)

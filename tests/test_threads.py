@@ -112,3 +112,75 @@ def test_finetune_from_python_chooses_threads_as_the_command_does(clean_env, tmp
     assert threads_after("asked", threads=3) == 3
     clean_env.setattr(threads, "_busy_cores", lambda: 6.0)
     assert threads_after("busy") == 2
+
+
+# ─── the commands that view or serve a model choose as the others: in their library function ───────────
+@pytest.fixture
+def toy_dir(tmp_path):
+    """The toy BERT (hidden 7: one thread unless asked) with its MLM and NSP heads and its tokenizer."""
+    from helpers_record import toy_model, toy_tokenizer
+    tok = toy_tokenizer()
+    return toy_model(tok).save_pretrained(tmp_path / "toy", tokenizer=tok)
+
+
+def _serve_without_serving(monkeypatch):
+    """`serve` up to the point where it would block: bound, loaded, said where; then it stops."""
+    from glassbert.serve.server import Server
+    monkeypatch.setattr(Server, "run", lambda self: self.socket.close())
+
+
+def _serve(model, tmp, **kw):
+    from glassbert.serve import serve
+    serve(model, port=0, echo=lambda line: None, **kw)
+
+
+def _trace(model, tmp, **kw):
+    from glassbert.trace import trace_texts
+    trace_texts(model, ["the cat chased the mouse ."], echo=lambda line: None, **kw)
+
+
+def _explain(model, tmp, **kw):
+    from glassbert.explain import explain
+    explain(model, ["the cat [MASK] the mouse ."], steps=2, **kw)
+
+
+def _explore(model, tmp, **kw):
+    from glassbert.explorer import explore
+    explore(model, ["the cat chased the mouse ."], export=tmp / "page.html", overwrite=True, echo=lambda line: None,
+            **kw)
+
+
+# the library function of each command, called as from Python on MODEL (and a scratch folder)
+VIEWS = {"serve": _serve, "trace": _trace, "explain": _explain, "explore": _explore}
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_serve_trace_explain_explore_take_threads_from_python(name, clean_env, toy_dir, tmp_path):
+    """Their --threads was applied by a wrapper of the command, so from Python threads= did nothing: now each
+    library function chooses (asked: as asked; else for the model: the toy's hidden 7 gets one thread)."""
+    _serve_without_serving(clean_env)
+    torch.set_num_threads(2)
+    VIEWS[name](toy_dir, tmp_path, threads=3)
+    assert torch.get_num_threads() == 3
+    VIEWS[name](toy_dir, tmp_path)
+    assert torch.get_num_threads() == 1
+    with pytest.raises(InputError, match="threads must be a whole number"):
+        VIEWS[name](toy_dir, tmp_path, threads=0)
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "{model}", "--port", "0"],
+    ["trace", "{model}", "the cat chased the mouse ."],
+    ["explain", "{model}", "the cat [MASK] the mouse .", "--n-steps", "2"],
+    ["explore", "{model}", "--text", "the cat chased the mouse .", "--export", "{tmp}/page.html"],
+], ids=lambda argv: argv[0])
+def test_their_commands_pass_threads_to_the_library(argv, clean_env, toy_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from glassbert.cli import main
+    _serve_without_serving(clean_env)
+    torch.set_num_threads(1)
+    args = [a.format(model=toy_dir, tmp=tmp_path) for a in argv]
+    result = CliRunner().invoke(main, [*args, "--threads", "3"])
+    assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == 3

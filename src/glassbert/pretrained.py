@@ -65,11 +65,7 @@ class BertPreTrainedModel(nn.Module):
         from .modeldir import load_pretrained
         model, report = load_pretrained(cls, path, **config_overrides)
         model.load_report = report
-        for line in report.warnings(cls.__name__):
-            log.warning("%s", line)
-        if report.ignored:
-            log.info("%s: ignored %d checkpoint weights not used by this model: %s", cls.__name__,
-                     len(report.ignored), ", ".join(report.ignored[:8]))
+        log_load_report(cls.__name__, report)
         return model
 
     def save_pretrained(self, directory: str | Path, tokenizer=None, *, sentence_transformers: bool = False,
@@ -104,4 +100,13 @@ class BertPreTrainedModel(nn.Module):
         return self.base_model.embeddings.word_embeddings
 
 
-__all__ = ["BertPreTrainedModel", "HEAD_KINDS"]
+def log_load_report(owner: str, report) -> None:
+    """What loading a checkpoint logs, as transformers does: new weights (a warning), ignored tensors (info)."""
+    for line in report.warnings(owner):
+        log.warning("%s", line)
+    if report.ignored:
+        log.info("%s: ignored %d checkpoint weights not used by this model: %s", owner,
+                 len(report.ignored), ", ".join(report.ignored[:8]))
+
+
+__all__ = ["BertPreTrainedModel", "HEAD_KINDS", "log_load_report"]

@@ -9,7 +9,6 @@ one all read :data:`ARCHITECTURES`; adding an architecture is its model file plu
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +19,10 @@ from .errors import InputError, MissingError
 from .heads import (BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining, BertForQuestionAnswering,
                     BertForSequenceClassification, BertForTokenClassification)
 from .model import BertModel
-from .pretrained import BertPreTrainedModel
+from .pretrained import BertPreTrainedModel, log_load_report
 from .modeldir import TOKENIZER_FILES, LoadReport, check_sentence_transformers, load_pretrained, resolve_model_path
 from .runfiles import check_target_dir, replace_dir
+from .textfiles import read_json_object
 from .tokenizer import Tokenizer
 
 # The roles a model class plays; an architecture fills those it has. `load_as(dir, BertForMaskedLM)` on an
@@ -137,8 +137,10 @@ def load_model(path, default: str = "BertModel") -> BertPreTrainedModel:
     (transformers' convention), else ``default``; a name we do not know falls back to ``default`` too,
     or to the bare model of the config's ``model_type`` (an ALBERT's: AlbertModel)."""
     directory = _model_dir(path)
-    config = BertConfig.load(directory)  # a missing or broken config.json is an error that names it
-    names = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("architectures")
+    file = directory / "config.json"
+    raw = read_json_object(file) if file.is_file() else {}  # none: from_pretrained's error below says so
+    config = BertConfig.from_dict(raw, source=str(file))    # a broken config.json is an error that names it
+    names = raw.get("architectures")
     name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else default
     cls = TASK_MODELS.get(name, TASK_MODELS[default])
     if cls.config_class.model_type != config.model_type:
@@ -158,9 +160,11 @@ def load_as_with_report(path, cls: type = BertModel, **config_overrides) -> tupl
 
 def load_as(path, cls: type = BertModel, **config_overrides) -> BertPreTrainedModel:
     """``cls`` (a BERT or ALBERT class) from ``path``, as the architecture its config.json names:
-    ``load_as(albert_dir, BertForMaskedLM)`` is an AlbertForMaskedLM, ``load_as(dir)`` the bare encoder."""
-    directory = _model_dir(path)
-    return for_model_type(cls, BertConfig.load(directory).model_type).from_pretrained(directory, **config_overrides)
+    ``load_as(albert_dir, BertForMaskedLM)`` is an AlbertForMaskedLM, ``load_as(dir)`` the bare encoder. What the
+    checkpoint lacked or held beyond it is logged, as from_pretrained logs it."""
+    model, report = load_as_with_report(path, cls, **config_overrides)
+    log_load_report(type(model).__name__, report)
+    return model
 
 
 def export_model(model: str | Path, out: str | Path, *, sentence_transformers: bool = False, pooling: str = "mean",

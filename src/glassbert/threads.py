@@ -118,7 +118,8 @@ def model_hidden_size(model: str | Path | None) -> int | None:
 
 def set_threads_for(requested: int | None, model: str | Path | None) -> ThreadChoice:
     """:func:`set_threads` for a job on MODEL (a directory, an alias or a run), chosen before the model is
-    loaded: what a command that runs a model does first."""
+    loaded: what a library function that loads MODEL by name does first (a pipeline, serve, trace_texts, explain,
+    explore), its command passing ``--threads`` on as ``requested``."""
     choice = set_threads(requested, model_hidden_size(model))
     log.info("intra-op threads: %s", choice)
     return choice

@@ -14,6 +14,7 @@ from .capture import Capture, Point, layer_of
 from .errors import InputError
 from .precision import check_precision, model_device, precision_context
 from .registry import load_as
+from .threads import set_threads_for
 from .tokenizer import Tokenizer
 
 
@@ -102,11 +103,13 @@ def trace(model, batch: dict, values: bool = False, layers: Iterable[int] | None
 
 def trace_texts(model: str, texts: list[str], values: bool = False, layers: Iterable[int] | None = None,
                 echo: Callable[[str], None] = print, max_length: int | None = None,
-                precision: str = "fp32") -> Capture:
+                precision: str = "fp32", threads: int | None = None) -> Capture:
     """`glassbert trace`: MODEL's tokenizer and bare encoder (a BertModel or an AlbertModel, as its config.json
     says) on ``texts`` (truncated to ``max_length`` tokens): their word pieces, then :func:`trace` of the batch,
-    run in ``precision`` (fp32, or bf16 autocast: the steps then show the dtypes bf16 gives; glassbert.precision)."""
+    run in ``precision`` (fp32, or bf16 autocast: the steps then show the dtypes bf16 gives; glassbert.precision)
+    on ``threads`` intra-op threads (default: chosen for MODEL, as the command chooses: glassbert.threads)."""
     check_precision(precision)
+    set_threads_for(threads, model)
     tok = Tokenizer.from_pretrained(model)
     bert = load_as(model)
     batch = tok(list(texts), padding=True, max_length=max_length)

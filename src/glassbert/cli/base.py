@@ -6,7 +6,6 @@ that turns a user's error into one red line, and the spelling of the shared opti
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import re
 import sys
@@ -231,26 +230,11 @@ def precision(default: str | None, training: bool = False, note: str = "", int8:
                         show_default=default is not None, help=what + note)
 
 
-def threads(library_sets: bool = False):
-    """``--threads N`` on a command that computes. With ``library_sets`` the command passes it to its library
-    function (``threads=``), which chooses for the model it loads; else it is applied here, before the work,
-    for the model the command's MODEL (or TARGET) argument names: glassbert.threads.set_threads_for."""
-    option = click.option("--threads", cls=Option, meaning="CPU threads for tensor operations.",
-                          type=click.IntRange(1), default=None,
-                          help="CPU threads for tensor operations (default: chosen for the model and for "
-                               "what else runs on this machine; GLASSBERT_THREADS sets it too).")
-
-    def decorate(fn):
-        if library_sets:
-            return option(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args, threads=None, **kwargs):
-            from ..threads import set_threads_for
-            set_threads_for(threads, kwargs.get("model") or kwargs.get("target"))
-            return fn(*args, **kwargs)
-        return option(wrapper)
-    return decorate
+# A command that computes passes --threads to its library function (threads=), which chooses for the model it
+# runs (glassbert.threads) as it does when called from Python: one way to apply it.
+threads = vocabulary("--threads", meaning="CPU threads for tensor operations.", type=click.IntRange(1), default=None,
+                     help="CPU threads for tensor operations (default: chosen for the model and for what else runs "
+                          "on this machine; GLASSBERT_THREADS sets it too).")
 
 
 # ─── the table of docs/options.md, read from the commands themselves ────────────────────────

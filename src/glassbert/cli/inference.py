@@ -28,7 +28,7 @@ from .base import CONTEXT, examples, main
 @opt.max_length()
 @opt.precision("fp32")
 @opt.overwrite()
-@opt.threads(library_sets=True)
+@opt.threads()
 def embed(model, texts, input_file, text_column, out, pooling, normalize, batch_size, max_length, precision,
           overwrite, threads) -> None:
     """Sentence embeddings of TEXTS (or of --input's texts)."""
@@ -61,7 +61,7 @@ def embed(model, texts, input_file, text_column, out, pooling, normalize, batch_
 @opt.pooling()
 @opt.max_length()
 @opt.precision("fp32")
-@opt.threads(library_sets=True)
+@opt.threads()
 def similarity(model, texts, pooling, max_length, precision, threads) -> None:
     """A cosine-similarity table between TEXTS."""
     from ..pipelines import pipeline
@@ -83,7 +83,7 @@ def similarity(model, texts, pooling, max_length, precision, threads) -> None:
 @opt.top_k(default=5, show_default=True, help="Words to give for each [MASK], most likely first.")
 @opt.max_length()
 @opt.precision("fp32")
-@opt.threads(library_sets=True)
+@opt.threads()
 def fill_mask(model, texts, top_k, max_length, precision, threads) -> None:
     """The most likely words for each [MASK] in TEXTS, with probabilities."""
     from ..pipelines import pipeline
@@ -110,7 +110,7 @@ def fill_mask(model, texts, top_k, max_length, precision, threads) -> None:
 @opt.max_length(help="Tokens per input, pair included (default: the run's).")
 @opt.precision("fp32")
 @opt.overwrite()
-@opt.threads(library_sets=True)
+@opt.threads()
 def classify(model, texts, pairs, input_file, output, text_column, text_pair_column, batch_size, max_length, precision,
              overwrite, threads) -> None:
     """Label TEXTS (or the rows of --input) with a fine-tuned classifier."""
@@ -153,7 +153,7 @@ def classify(model, texts, pairs, input_file, output, text_column, text_pair_col
 @opt.max_length(help="Word pieces per window: a longer text is tagged in windows (default: the run's).")
 @opt.precision("fp32")
 @opt.overwrite()
-@opt.threads(library_sets=True)
+@opt.threads()
 def tag(model, texts, input_file, fmt, output, text_column, batch_size, max_length, precision, overwrite,
         threads) -> None:
     """Tag TEXTS (or the texts of --input) with a fine-tuned token tagger: entities and their character spans.
@@ -200,7 +200,7 @@ def tag(model, texts, input_file, fmt, output, text_column, batch_size, max_leng
 @opt.max_length(help="Tokens per window of question and context (default: the run's).")
 @opt.precision("fp32")
 @opt.overwrite()
-@opt.threads(library_sets=True)
+@opt.threads()
 def answer(model, questions, context, input_file, output, nbest_output, n_best, batch_size, max_length, precision,
            overwrite, threads) -> None:
     """Answer questions with a fine-tuned QA model: the answer's text, character span, score and the n-best.
@@ -265,12 +265,12 @@ def answer(model, questions, context, input_file, output, nbest_output, n_best, 
 @opt.precision("fp32")
 @opt.threads()
 def serve(model, host, port, max_batch_tokens, max_client_batch_size, max_queue, payload_limit, workers, pooling,
-          max_length, index_dir, precision) -> None:
+          max_length, index_dir, precision, threads) -> None:
     """Serve MODEL over HTTP: /embed, /similarity, /predict, /fill-mask, /tokenize, /info, /health and the
     OpenAPI page /docs, in text-embeddings-inference's shapes. Ctrl-C (or SIGTERM) stops it."""
     from ..serve import ServeConfig
     from ..serve import serve as run
-    run(model, host=host, port=port, echo=click.echo, config=ServeConfig(
+    run(model, host=host, port=port, echo=click.echo, threads=threads, config=ServeConfig(
         max_batch_tokens=max_batch_tokens, max_client_batch_size=max_client_batch_size, max_queue=max_queue,
         payload_limit=payload_limit, pooling=pooling, precision=precision, workers=workers,
         max_input_length=max_length, index=index_dir))

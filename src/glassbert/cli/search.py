@@ -29,7 +29,7 @@ from .base import CONTEXT, examples, main
               help="Also build a faiss HNSW graph (hnsw.faiss) that search walks instead of every row: far faster "
                    "for large indexes, may miss a neighbour (needs faiss-cpu: pip install 'glassbert[search]').")
 @opt.overwrite()
-@opt.threads(library_sets=True)
+@opt.threads()
 def index(model, input_file, text_column, out, pooling, normalize, batch_size, max_length, precision, approximate,
           overwrite, threads) -> None:
     """Embed the texts of --input with MODEL into an index directory that `glassbert search` reads."""
@@ -54,7 +54,7 @@ def index(model, input_file, text_column, out, pooling, normalize, batch_size, m
 @opt.out(type=click.Path(dir_okay=False), help="Write .jsonl: one {query, rank, text, score, index} per hit.")
 @opt.precision("fp32")
 @opt.overwrite()
-@opt.threads(library_sets=True)
+@opt.threads()
 def search(index_dir, queries, input_file, text_column, top_k, out, precision, overwrite, threads) -> None:
     """The texts of INDEX nearest each query (QUERIES or --input's), embedded by the index's own model."""
     from ..runfiles import write_jsonl

@@ -32,7 +32,7 @@ from .base import CONTEXT, examples, main
 @opt.overwrite(help="Replace --out if it holds a run (else it is refused).")
 @opt.precision("fp32", training=True, note=" Default fp32 here (auto elsewhere): the toy's numbers are then the same on "
                "every machine, and its tiny matrices gain nothing from bf16.")
-@opt.threads(library_sets=True)
+@opt.threads()
 def demo(arch, out, epochs, seed, record, no_record, masks, overwrite, precision, threads) -> None:
     """Pretrain the six-pair toy BERT of 'Exploring BERT' (MLM + NSP), or a toy ALBERT on the same pairs
     (MLM + SOP), and show what it learned."""
@@ -191,7 +191,7 @@ def vocab_train(corpus, size, out, cased, min_frequency, text_column, overwrite)
                  help="The column (CSV/TSV) or field (JSONL) of the text in a table corpus (default: text).")
 @opt.record(help="Record tensors for the explorer, e.g. 'samples=0,1;every_steps=100'.")
 @opt.precision("auto", training=True)
-@opt.threads(library_sets=True)
+@opt.threads()
 def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset, max_seq_length, batch_size, lr, steps, epochs, minutes,
              task, pack, whole_word_mask, mask_rate, init_embeddings, seed, save_every, eval_every, log_every, text_column,
              record, precision, threads) -> None:
@@ -284,7 +284,7 @@ def pretrain(arch, corpus, vocab, from_model, out, overwrite, resume_dir, preset
                     "is shorter).")
 @opt.record(help="Record tensors of eval (or train) examples for the explorer, e.g. 'samples=0,1;every_steps=50'.")
 @opt.precision(None, training=True)
-@opt.threads(library_sets=True)
+@opt.threads()
 def finetune(model, train_file, eval_file, out, task, text_column, text_pair_column, label_column, epochs, steps,
              batch_size, lr, max_length, doc_stride, freeze, pooling, patience, minutes, seed, resume, overwrite, save_every,
              log_every, record, precision, threads, keep_checkpoint) -> None:

@@ -25,13 +25,13 @@ _TWO_TEXTS = "\0two --text values"  # explore's --pair given alone (its old spel
 @opt.precision("fp32", int8=False)
 @opt.threads()
 def trace(model: str, texts: tuple[str, ...], values: bool, layers: str | None, max_length: int | None,
-          precision: str) -> None:
+          precision: str, threads: int | None) -> None:
     """Print the forward pass of TEXTS step by step with every tensor's shape."""
     from ..trace import parse_layers, trace_texts
     with opt.bad_parameter("--layers"):
         chosen = parse_layers(layers)
     trace_texts(model, list(texts), values=values, layers=chosen, echo=click.echo, max_length=max_length,
-                precision=precision)
+                precision=precision, threads=threads)
 
 
 # ─── attribution ────────────────────────────────────────────────────────────────────────────
@@ -66,7 +66,7 @@ def trace(model: str, texts: tuple[str, ...], values: bool, layers: str | None, 
 @opt.overwrite()
 @opt.threads()
 def explain(model, texts, pairs, target, method, steps, parts, max_length, outs, png, json_file, color, precision,
-            overwrite) -> None:
+            overwrite, threads) -> None:
     """Which tokens (and, with --method conductance, which layers) made MODEL's prediction on TEXTS."""
     from ..explain import explain as run
     from ..explain import plot, render_terminal, write_json
@@ -90,7 +90,7 @@ def explain(model, texts, pairs, target, method, steps, parts, max_length, outs,
                                "or one per text")
     pair = None if not pairs else pairs[0] if len(pairs) == 1 else list(pairs)
     results = run(model, list(texts), target=target, method=method, steps=steps, pair=pair, parts=parts,
-                  max_length=max_length, precision=precision)
+                  max_length=max_length, precision=precision, threads=threads)
     color = sys.stdout.isatty() if color is None else color
     click.echo("\n\n".join(render_terminal(r, color=color) for r in results), color=color)  # click strips colour off a pipe unless told
     if png:
@@ -124,7 +124,7 @@ def explain(model, texts, pairs, target, method, steps, parts, max_length, outs,
 @opt.overwrite()
 @opt.threads()
 def explore(target, texts, pair, out, whatif_model, port, host, export_file, open_browser, max_length, precision,
-            overwrite) -> None:
+            overwrite, threads) -> None:
     """Watch every tensor of a recorded run (or of a model on --text) in the browser."""
     from ..explorer import explore as run
     from ..recording import has_recording
@@ -141,4 +141,5 @@ def explore(target, texts, pair, out, whatif_model, port, host, export_file, ope
     if out and not texts and has_recording(Path(target)):
         raise click.UsageError(f"{target} is a recorded run: --out applies only when a model is recorded")
     run(target, texts, pair=pair, out=out, model=whatif_model, export=export_file, host=host, port=port,
-        open_browser=open_browser, overwrite=overwrite, echo=click.echo, max_length=max_length, precision=precision)
+        open_browser=open_browser, overwrite=overwrite, echo=click.echo, max_length=max_length, precision=precision,
+        threads=threads)

@@ -43,6 +43,7 @@ from torch import nn
 from ..errors import InputError
 from ..precision import check_precision, model_device, precision_context
 from ..runfiles import atomic_write_json, check_target_file
+from ..threads import set_threads_for
 from ..tokenizer import IGNORE_INDEX, check_count, check_text, pad_rows
 from .targets import PAIR_LABELS, Goal, Target, Targets
 
@@ -464,10 +465,13 @@ def _per_token(attr: torch.Tensor, row: int, length: int) -> list[float]:
 # ─── the API the CLI calls ──────────────────────────────────────────────────────────────────
 def explain(model: str | Path, texts: str | Sequence[str], target: "str | Target | None" = None,
             method: str = "ig", steps: int | None = None, pair: str | Sequence[str] | None = None,
-            parts: bool = False, max_length: int | None = None, precision: str = "fp32") -> list[Explanation]:
+            parts: bool = False, max_length: int | None = None, precision: str = "fp32",
+            threads: int | None = None) -> list[Explanation]:
     """Explain ``model``'s prediction (a directory or an alias) on each of ``texts`` (with ``pair``: one second
     text for all, or one per text) for ``target`` by ``method`` ("ig" or "conductance"). ``precision``: fp32
-    (default), or bf16 autocast for the forward and backward passes (bf16 | auto; glassbert.precision)."""
+    (default), or bf16 autocast for the forward and backward passes (bf16 | auto; glassbert.precision).
+    ``threads``: this process's intra-op threads (default: chosen for the model, as the command chooses:
+    glassbert.threads)."""
     check_precision(precision)
     if method not in METHODS:
         raise InputError(f"method {method!r}: choose one of {', '.join(METHODS)}")
@@ -482,6 +486,7 @@ def explain(model: str | Path, texts: str | Sequence[str], target: "str | Target
         pairs = list(pair)
         if len(pairs) != len(texts):
             raise InputError(f"{len(texts)} texts but {len(pairs)} pairs: give one pair for all, or one per text")
+    set_threads_for(threads, model)
     explainer = Explainer.from_pretrained(model, max_length)
     with precision_context(precision, model_device(explainer.model)):
         return explainer.explain_texts(texts, pairs, Target.parse(target), method, steps, parts)

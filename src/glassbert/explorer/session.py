@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..recording import has_recording, record_model
+from ..threads import set_threads_for
 from .export import export_html
 from .server import serve
 
@@ -22,14 +23,16 @@ def explore(target: str | Path, texts: Sequence[str] = (), pair: bool = False, o
             model: str | Path | None = None, export: str | Path | None = None, host: str = "127.0.0.1",
             port: int = 8765, open_browser: bool = False, overwrite: bool = False,
             echo: Callable[[str], None] = print, max_length: int | None = None,
-            precision: str = "fp32") -> Path | None:
+            precision: str = "fp32", threads: int | None = None) -> Path | None:
     """Open TARGET in the explorer: a run with a recording as it is; a model (or any ``texts``) recorded first
     as one snapshot on ``texts``, into ``out`` (default: a temporary directory, deleted on return).
 
     ``model``: what the page's live what-if runs (default: the run's own, or TARGET when it is a model).
     ``export``: write one self-contained HTML file and return its path instead of serving until Ctrl-C or
     SIGTERM (both end the server and delete a temporary snapshot). ``max_length`` and ``precision`` (fp32, or bf16
-    autocast) are how a model is recorded on ``texts``."""
+    autocast) are how a model is recorded on ``texts``. ``threads``: this process's intra-op threads, for the
+    recording and the what-if (default: chosen for TARGET's model, as the command chooses: glassbert.threads)."""
+    set_threads_for(threads, target)
     run_dir = Path(target)
     with tempfile.TemporaryDirectory(prefix="glassbert-explore-") as scratch:
         if texts or not has_recording(run_dir):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..net import bind, url_of
+from ..threads import set_threads_for
 from .app import create_app, set_host
 from .header_timeout import with_header_timeout
 from .service import ServeConfig, Service
@@ -15,12 +16,15 @@ from .service import ServeConfig, Service
 
 class Server:
     """A bound, loaded server: ``run()`` serves until Ctrl-C or SIGTERM (uvicorn's own handlers, which
-    finish the requests in flight); ``start()`` serves in a thread (tests, notebooks), ``stop()`` ends it."""
+    finish the requests in flight); ``start()`` serves in a thread (tests, notebooks), ``stop()`` ends it.
+    ``threads``: this process's intra-op threads, shared among the workers (default: chosen for MODEL and for
+    what else runs here, as `glassbert serve` chooses: glassbert.threads)."""
 
     def __init__(self, model: str | Path, host: str = "127.0.0.1", port: int = 8080,
-                 config: ServeConfig | None = None, device: str = "cpu"):
+                 config: ServeConfig | None = None, device: str = "cpu", threads: int | None = None):
         import uvicorn
         config = (config or ServeConfig()).check()
+        set_threads_for(threads, model)  # before the workers split them (Batcher)
         self.socket = bind(host, port)  # a bad host or a taken port fails before the model loads
         self.socket.setblocking(False)
         try:
@@ -60,9 +64,10 @@ class Server:
 
 
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8080, config: ServeConfig | None = None,
-          echo=print) -> None:
-    """`glassbert serve`: load MODEL, bind, print where, serve until Ctrl-C or SIGTERM."""
-    server = Server(model, host, port, config)
+          echo=print, threads: int | None = None) -> None:
+    """`glassbert serve`: load MODEL, bind, print where, serve until Ctrl-C or SIGTERM. ``threads``: as
+    :class:`Server`'s."""
+    server = Server(model, host, port, config, threads=threads)
     info, batcher = server.service.info(), server.app.state.batcher
     echo(f"glassbert serve: {server.service.architecture} from {server.service.directory} "
          f"(hidden {info['hidden_size']}, max input {info['max_input_length']} tokens, {info['precision']}; "
