@@ -671,3 +671,69 @@ def test_whatif_transport_refusals(model_run, server):
     assert manifest["whatif"]["available"] is False and "holds no model" in manifest["whatif"]["reason"]
     status, answer = post(server, {"text": "the cat"})
     assert status == 400 and "holds no model" in answer["message"]
+
+
+# ─── the what-if input explained (the page's attribution view) ──────────────────────────────────
+def _model_at(run: Path, snap: int | None):
+    from glassbert.heads import BertForPreTraining
+    model = BertForPreTraining.from_pretrained(run).eval()
+    if snap is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(load_tensor(run, snap, name))
+    return model
+
+
+@pytest.mark.parametrize("snap", [None, 1])
+def test_whatif_attribution_is_the_library_s_for_that_input(model_run, snap):
+    """POST /api/whatif/attribution: integrated gradients and layer conductance of the typed input with the weights
+    the what-if uses there, equal to glassbert.explain on the same model (the clicked word: a true target; the
+    pair head's class: its prediction)."""
+    from glassbert.explain import Explainer
+    run, srv = model_run
+    a, b = "the cat chased the mouse", "it was a fast chase"
+    status, answer = post(srv, {"text": a, "pair": b, "mask": [2], "snap": snap}, path="/api/whatif/attribution")
+    assert status == 200, answer
+    n = len(load_manifest(run)["snapshots"])
+    assert answer["snap"] == (n - 1 if snap is None else snap)
+    assert ("the model saved in" in answer["weights"]) == (snap is None)
+    tok = toy_tokenizer()
+    batch = tok(a, text_pair=b)
+    ids, types = batch["input_ids"][0].tolist(), batch["token_type_ids"][0].tolist()
+    ids[2] = tok.mask_token_id
+    assert answer["tokens"] == tok.convert_ids_to_tokens(ids)
+    word, pair = answer["attributions"]
+    assert (word["class"], word["gold"], word["position"]) == ("cat", True, 2)
+    assert word["kind"] == "word" and pair["kind"] == "nsp" and pair["gold"] is False
+    model = _model_at(run, snap)
+    with torch.no_grad():
+        nsp = model(input_ids=torch.tensor([ids]), token_type_ids=torch.tensor([types])).seq_relationship_logits[0]
+    assert pair["class"] == ("IsNext", "NotNext")[int(nsp.argmax())]
+    explainer = Explainer(model, tok)
+    for entry, target in ((word, "cat@2"), (pair, pair["class"])):
+        ig = explainer.explain_ids(ids, types, target, "ig", steps=32)
+        lc = explainer.explain_ids(ids, types, target, "conductance", steps=32)
+        np.testing.assert_allclose(entry["ig"], ig.attributions, rtol=1e-3, atol=1e-9)
+        np.testing.assert_allclose(entry["layers"], lc.layers, rtol=1e-3, atol=1e-9)
+        assert entry["probability"] == pytest.approx(ig.probability, abs=1e-4)
+    # asked again: the same answer, kept (the page asks again as the slider comes back)
+    assert post(srv, {"text": a, "pair": b, "mask": [2], "snap": snap}, path="/api/whatif/attribution") == (200, answer)
+
+
+def test_whatif_attribution_targets_and_refusals(model_run):
+    """A [MASK] typed in the text: its predicted word (no true word is known); one sentence without a [MASK]: the
+    pair head's prediction; the what-if's refusals, as the what-if's."""
+    run, srv = model_run
+    status, answer = post(srv, {"text": "the [MASK] chased the mouse"}, path="/api/whatif/attribution")
+    assert status == 200, answer
+    [entry] = answer["attributions"]
+    assert entry["kind"] == "word" and entry["position"] == 2 and entry["gold"] is False
+    assert entry["class"] == entry["prediction"]
+    status, answer = post(srv, {"text": "the cat chased the mouse"}, path="/api/whatif/attribution")
+    [entry] = answer["attributions"]
+    assert status == 200 and entry["kind"] == "nsp" and entry["gold"] is False
+    for body, fragment in (({"text": "  "}, "text is empty"), ({"text": "the cat", "snap": 9}, "snap 9 does not exist"),
+                           ({"text": "the cat", "mask": [0]}, "mask a word"), ({"text": "x", "explain": 1}, "unknown field")):
+        status, answer = post(srv, body, path="/api/whatif/attribution")
+        assert status == 400 and fragment in answer["message"], answer
+    assert post(srv, {"text": "the cat"}, ctype="text/plain", path="/api/whatif/attribution")[0] == 415

@@ -344,7 +344,8 @@ def test_live_what_if_equals_the_library(browser, demo_run, tmp_path):
         page.locator("#whatif-pair").fill(b)
         page.locator("#whatif-run").click()
         wait_for(page, lambda: page.locator("#whatif-tokens span.tok").count() == 13, "the what-if tokens")
-        assert "the model saved in" in page.locator("#whatif-status").text_content()
+        # the last snapshot's weights, rebuilt exactly from the recording (one recorded before it: the saved model)
+        assert "(float32, exact)" in page.locator("#whatif-status").text_content()
         page.locator('#whatif-tokens span.tok[data-pos="2"]').click()  # "cat"
         row = page.locator('#whatif-table tr[data-position="2"]')
         wait_for(page, lambda: row.count() == 1, "the [MASK] prediction")
@@ -539,12 +540,19 @@ def test_model_view_and_cell_over_training(browser, demo_run):
 
 
 def _drop_weights(run: Path, out: Path, name: str) -> Path:
-    """A copy of ``run`` whose snapshots lack weight ``name`` but the last (what the recorder's size bound does)."""
+    """A copy of ``run`` whose snapshots but the last lack weights, as the recorder's size bound leaves them: in a
+    base + changes recording (``manifest["weights"]``), those snapshots say they hold none; in one from before,
+    every snapshot's file lacks weight ``name``."""
     from safetensors.numpy import load_file, save_file
 
     shutil.copytree(run, out)
     manifest = load_manifest(out)
     record = out / "record"
+    if manifest.get("weights"):
+        for entry in manifest["snapshots"][:-1]:
+            entry["weights"] = "none"
+        (record / "manifest.json").write_text(json.dumps(manifest))
+        return out
     for entry in manifest["snapshots"]:
         tensors = load_file(record / entry["file"])
         tensors.pop(name, None)
@@ -564,10 +572,10 @@ def test_what_if_never_labels_one_model_with_another_epoch(browser, demo_run, tm
     srv = make_server(run).start()
     try:
         page, errors, _ = open_page(browser, srv.url)
-        assert "runs only at the last snapshot" in page.locator("#whatif-sub").text_content()
+        assert "so the what-if does not run there" in page.locator("#whatif-sub").text_content()
         page.locator("#whatif-text").fill("the cat chased the mouse")
         page.locator("#whatif-run").click()
-        wait_for(page, lambda: "the model saved in" in page.locator("#whatif-status").text_content(), "the what-if at the last snapshot")
+        wait_for(page, lambda: "exact" in page.locator("#whatif-status").text_content(), "the what-if at the last snapshot")
         move_slider_any(page, 0)
         wait_for(page, lambda: "wi-refused" in (page.locator("body").get_attribute("class") or ""), "the refusal")
         assert "no what-if at epoch 0" in page.locator("#whatif-status").text_content()
@@ -590,8 +598,10 @@ def test_what_if_never_labels_one_model_with_another_epoch(browser, demo_run, tm
         first = json.loads(page.locator("#whatif-table tr[data-ids]").first.get_attribute("data-probs"))
         recorded = load_manifest(demo_run)["snapshots"][0]["predictions"][0]["masked_topk_probs"][0]
         np.testing.assert_allclose(first, recorded, atol=1e-4)
+        end = load_manifest(demo_run)["snapshots"][-1]
         move_slider(page, len(load_manifest(demo_run)["snapshots"]) - 1)
-        wait_for(page, lambda: "the model saved in" in page.locator("#whatif-status").text_content(), "the what-if at the end")
+        wait_for(page, lambda: f"answered by the weights recorded at epoch {end['epoch']} " in
+                 page.locator("#whatif-status").text_content(), "the what-if at the end")
         last = json.loads(page.locator("#whatif-table tr[data-ids]").first.get_attribute("data-probs"))
         assert abs(last[0] - first[0]) > 1e-3
         assert not errors, errors
@@ -703,7 +713,7 @@ def test_projector_labels_zoom_and_class_colours(browser, classifier_run):
         assert set(labelled) <= {"1", "0", "group"} and labelled.count("1") >= 5
         if "0" in labelled:  # a skipped label: hovering its point shows it
             i = labelled.index("0")
-            circles.nth(i).hover(force=True)
+            circles.nth(i).dispatch_event("mouseenter")  # its own (a labelled point lying on it would take the mouse)
             wait_for(page, lambda: page.locator("#proj-svg text.hover").count() == 1, "the hover label")
         assert any("," in t for t in page.locator("#proj-svg text").all_text_contents()), "coincident points share a label"
         # colour by the gold label, then by the prediction at this snapshot (wrong ones ringed)
@@ -823,14 +833,19 @@ def test_export_over_its_bound_says_what_it_left_out(browser, demo_run, tmp_path
 SHOTS3 = Path("/tmp/issue30-shots3")
 
 
-def _shots(page, selector: str, name: str) -> None:
-    """The view at 1400×900 and at 390×844 (nothing scrolls sideways on the phone)."""
-    SHOTS3.mkdir(parents=True, exist_ok=True)
+def _shots(page, selector: str, name: str, folder: Path = SHOTS3, hide_controls: bool = False) -> None:
+    """The view at 1400×900 and at 390×844 into ``folder`` (nothing scrolls sideways on the phone);
+    ``hide_controls``: without the sticky bar, which is not the view."""
+    folder.mkdir(parents=True, exist_ok=True)
     for size, where in (((1400, 900), "desktop"), ((390, 844), "phone")):
         page.set_viewport_size({"width": size[0], "height": size[1]})
-        time.sleep(0.3)  # the views redraw on resize
+        time.sleep(0.4)  # the views redraw on resize
         page.locator(selector).scroll_into_view_if_needed()
-        page.locator(selector).screenshot(path=str(SHOTS3 / f"{name}-{where}.png"))
+        if hide_controls:
+            page.evaluate("() => { document.getElementById('controls').style.visibility = 'hidden'; }")
+        page.locator(selector).screenshot(path=str(folder / f"{name}-{where}.png"))
+        if hide_controls:
+            page.evaluate("() => { document.getElementById('controls').style.visibility = ''; }")
         assert page.evaluate("document.documentElement.scrollWidth") <= size[0]
     page.set_viewport_size({"width": 1400, "height": 900})
 

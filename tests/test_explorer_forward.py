@@ -53,9 +53,8 @@ def runs(tmp_path_factory, vocab_dir) -> dict[str, Path]:
     return {"toy": root / "toy", "albert": root / "albert", "tiny": root / "tiny"}
 
 
-def library_tensors(run: Path, snap: int, text: str, pair: str, clicked: list[int]) -> tuple[list[int], dict]:
-    """glassbert's forward under Capture (the recorder's own ``take``) on the weights snapshot ``snap`` recorded:
-    (the input ids, every captured tensor of the one sample)."""
+def model_at_snapshot(run: Path, snap: int) -> torch.nn.Module:
+    """The run's model class with the weights snapshot ``snap`` recorded (as the store gives them), in eval mode."""
     store = RecordStore(run)
     manifest = store.manifest()
     model = getattr(glassbert, manifest["model"]).from_pretrained(run).eval()
@@ -63,6 +62,13 @@ def library_tensors(run: Path, snap: int, text: str, pair: str, clicked: list[in
         for name, p in model.named_parameters():
             arr, _ = store.tensor(snap, name, manifest=manifest)
             p.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(p.dtype))
+    return model
+
+
+def library_tensors(run: Path, snap: int, text: str, pair: str, clicked: list[int]) -> tuple[list[int], dict]:
+    """glassbert's forward under Capture (the recorder's own ``take``) on the weights snapshot ``snap`` recorded:
+    (the input ids, every captured tensor of the one sample)."""
+    model = model_at_snapshot(run, snap)
     tok = Tokenizer.from_pretrained(run)
     batch = tok(text, text_pair=pair)
     inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}

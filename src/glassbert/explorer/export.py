@@ -7,7 +7,9 @@ snapshot (training changes few bits between two snapshots) and deflated, then ba
 "delta": 0|1}`` says which; the page undoes them with the browser's DecompressionStream). Integer tensors
 are deflated as they are. Weights recorded as float32 stay float32 (the page runs the model on them: its
 what-if computes every tensor in the browser, static/forward.js); ``exact=True`` keeps every float32 value as
-recorded (a larger file).
+recorded (a larger file). A recording that keeps its weights as a base and changes (recording.weights) is
+exported with each snapshot's weights rebuilt, float32, under their names (a snapshot the recorder's bound left
+without weights has none in the file either).
 
 Size bound: when the tensors would make the file larger than ``max_bytes``, whole tensors are left
 out (the same priority order as the recorder: weights first, largest first, then redundant
@@ -99,9 +101,9 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
     payload_tensors: list[dict[str, dict[str, Any]]] = []
     previous: dict[str, dict[str, Any]] = {}
     sizes: dict[str, int] = {}
-    for entry in manifest["snapshots"]:
+    for index, entry in enumerate(manifest["snapshots"]):
         encoded = {}
-        for name, t in store.snapshot_raw(entry).items():
+        for name, t in store.snapshot_tensors(index, manifest).items():
             if t["dtype"] not in _DTYPES:
                 raise InputError(f"{entry['file']}: {name} has dtype {t['dtype']}, which cannot be exported")
             # weights stay float32 as recorded: the page runs the model on them (static/forward.js)

@@ -1,7 +1,7 @@
 """The explorer's local web server: bound to 127.0.0.1, serving one run directory (read-only) and running its
 model on what the user types (the live what-if, the one POST).
 
-Routes (GET and HEAD, and POST on /api/whatif only; anything else is 405):
+Routes (GET and HEAD, and POST on /api/whatif and /api/whatif/attribution only; anything else is 405):
 
     /                       the page (static/index.html)
     /static/<file>          the page's own CSS/JS (this package's static folder only)
@@ -20,6 +20,10 @@ Routes (GET and HEAD, and POST on /api/whatif only; anything else is 405):
                             predictions, tensors). Content-Type must be application/json (a page of another
                             site cannot send that without a preflight, which is refused), at most
                             MAX_BODY bytes (413), and the input within the limits the 400 names.
+    POST /api/whatif/attribution  the same JSON body: that input explained with the same weights (integrated
+                            gradients and layer conductance, the recorder's own code): {snap, weights, tokens,
+                            attributions: [one entry per target, as a recording's], about}; refused as the
+                            what-if is (400)
     /run/<path>             a raw file of the run directory (e.g. record/snap-000000.safetensors)
 
 Every answer that is not a 200 is JSON ``{error, status, message, path}`` whose message says what was
@@ -234,17 +238,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def _refuse_write(self) -> None:
         def refuse() -> None:
-            self._error(405, "the explorer is read-only: GET and HEAD only (POST on /api/whatif)",
+            self._error(405, "the explorer is read-only: GET and HEAD only (POST on /api/whatif and "
+                             "/api/whatif/attribution)",
                         {"Allow": "GET, HEAD"})
         self._answer(refuse)
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_write  # type: ignore[assignment]
 
     def do_POST(self) -> None:
-        if urlsplit(self.path).path != "/api/whatif":
+        route = {"/api/whatif": self._whatif, "/api/whatif/attribution": self._whatif_attribution}.get(
+            urlsplit(self.path).path)
+        if route is None:
             self._refuse_write()
             return
-        self._answer(self._whatif)
+        self._answer(route)
 
     def do_HEAD(self) -> None:
         self._answer(self._route)
@@ -344,7 +351,8 @@ class Handler(BaseHTTPRequestHandler):
             raise _Reply(400, "send a JSON object {text, pair, mask, snap}")
         return body
 
-    def _whatif(self) -> None:
+    def _whatif_input(self) -> tuple[WhatIfInput, int | None]:
+        """The what-if's JSON body {text, pair, mask, snap}, checked."""
         body = self._body_json()
         unknown = sorted(set(body) - {"text", "pair", "mask", "snap"})
         if unknown:
@@ -356,12 +364,23 @@ class Handler(BaseHTTPRequestHandler):
             raise _Reply(400, "mask must be a list of token positions, e.g. [2, 9]")
         if snap is not None and (isinstance(snap, bool) or not isinstance(snap, int) or snap < 0):
             raise _Reply(400, f"snap {snap!r}: give a snapshot index from 0, or null for the saved model")
+        return WhatIfInput(text, pair if pair and pair.strip() else None, mask), snap
+
+    def _whatif(self) -> None:
+        given, snap = self._whatif_input()
         try:
-            answer = self.whatif.run(WhatIfInput(text, pair if pair and pair.strip() else None, mask), snap)
+            answer = self.whatif.run(given, snap)
         except WhatIfRefused as e:
             raise _Reply(400, str(e)) from None
         self._json({"id": answer.id, "weights": answer.weights, "snap": answer.snap, "manifest": answer.manifest,
                     "note": answer.note})
+
+    def _whatif_attribution(self) -> None:
+        given, snap = self._whatif_input()
+        try:
+            self._json(self.whatif.attribute(given, snap))
+        except WhatIfRefused as e:
+            raise _Reply(400, str(e)) from None
 
 
 class ExplorerServer(ThreadingHTTPServer):

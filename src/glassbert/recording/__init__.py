@@ -4,6 +4,7 @@
     snapshot.py  one forward pass under Capture → per-sample tensors, weights, and what each one is
     recorder.py  Recorder (when to snapshot, the size bound, the manifest), RecordCallback
     oneshot.py   one snapshot of any model outside training: record_model, record_once, record_batch
+    weights.py   every snapshot's weights from a float32 base and what changed (written and rebuilt)
     store.py     the files on disk: manifest, tensor reads, metrics reads, the size budget
 
     from glassbert.recording import Recorder, RecordCallback

@@ -5,7 +5,11 @@ model's weights, written as one safetensors file (the layout is in :mod:`glassbe
 the manifest carries what each tensor is and the model's whole capture catalogue for the page.
 Activations are stored under their capture name with a leading sample axis ``(S, ...)``; MLM rows are
 padded per sample (``samples[i]["masked_positions"]`` says how many rows are real).
-Weights are stored under their parameter names (``bert.encoder.layer.0.attention.self.query.weight``).
+Weights are stored under their parameter names (``bert.encoder.layer.0.attention.self.query.weight``): every
+one in float32 in the first snapshot (the base) and, in each later one, what changed since
+(:mod:`glassbert.recording.weights`: an embedding table's rows that training touched, the other weights whole or,
+when the bound has no room, as float16 or int8 differences), so that every snapshot's model can be rebuilt exactly,
+or within an error the snapshot states; readers see them whole through :class:`~glassbert.recording.store.RecordStore`.
 A tensor that is bit-identical to an earlier one in the same snapshot (dropout in eval mode, a
 block's input that is the previous block's output) is stored once and listed in the snapshot's
 ``aliases``.
@@ -15,7 +19,11 @@ Size bound (``max_bytes``, the whole record directory, manifest included), in th
 1. At the first snapshot the recorder measures one snapshot and plans for the number of snapshots
    the spec will take (finite ``epochs``/``steps`` lists, else ``expected_snapshots`` — which
    RecordCallback counts from the run's length when the run has one — else 20).
-   While the plan does not fit it drops whole tensors, lowest priority first and, within a
+   When the float32 base, every planned snapshot's activations and the smallest changes (int8) of the later
+   ones fit, it keeps the weights as base and changes: each later snapshot then stores the most exact encoding
+   (exact, float16, int8) that fits its share of the room left, or no weights (``"weights": "none"``: the
+   what-if is refused there). Otherwise the weights are stored whole in the storage dtype (the older layout),
+   and while the plan does not fit it drops whole tensors, lowest priority first and, within a
    priority, the largest first: weights with a vocabulary axis (word embeddings / tied decoder),
    then the other weight matrices, then redundant activations (``*.hidden_states``, ``*.dropout``,
    ``key_transposed``, ``context_permute``, raw ``scores``), then the per-layer linear outputs
@@ -57,6 +65,8 @@ from glassbert.recording.snapshot import (PAIR_LABEL_ARGS, config_dict, find_ali
 from glassbert.recording.spec import RecordSpec
 from glassbert.recording.store import (MANIFEST, MANIFEST_RESERVE, MANIFEST_VERSION, RECORD_DIR, SizePlan, choose_dropped,
                                       dropped_weights_note, load_manifest, safetensors_bytes, tensor_bytes)
+from glassbert.recording.weights import (DECAY_FILE, ENCODINGS, DecayLog, Track, encode, plan_later_bytes, step_factors,
+                                         table_names, tied_names)
 from glassbert.runfiles import atomic_write_text, atomic_write_with
 from glassbert.tokenizer import IGNORE_INDEX
 
@@ -127,6 +137,10 @@ class Recorder:
         self._wanted = 0
         self._stride = 1
         self._plan: SizePlan | None = None
+        self._track: Track | None = None              # the weights as a base and changes (recording.weights)
+        self._decay: DecayLog | None = None           # the tables' decay factors, step by step (RecordCallback)
+        self._had_grad: dict[str, bool] = {}
+        self._said_weights: set[str] = set()          # the encodings less than exact already said (one line each)
         self._sample_info = self._describe_samples()
         self.manifest: dict[str, Any] | None = None
         if resume and (self.dir / MANIFEST).exists():
@@ -323,6 +337,43 @@ class Recorder:
         for s in manifest["snapshots"]:
             self._seen_epochs.add(int(s["epoch"]))
             self._seen_steps.add(int(s["step"]))
+        layout = manifest.get("weights")
+        if layout and manifest["snapshots"]:
+            from safetensors import safe_open
+            self._decay = DecayLog.read(self.dir / DECAY_FILE) or DecayLog(list(layout["tables"]))
+            with safe_open(str(self.dir / layout["base"]), framework="pt") as f:
+                tables = {n: f.get_tensor(n) for n in layout["tables"]}
+            self._track = Track(self._decay, int(layout["base_step"]), tables)
+
+    # -- the weights' decay, step by step (RecordCallback calls these) --------------------------
+    def _tables(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+        params = dict(model.named_parameters())
+        if self._decay is None:
+            self._decay = DecayLog(table_names(model))
+        return {n: params[n] for n in self._decay.tables if n in params}
+
+    def note_gradients(self, model: torch.nn.Module) -> None:
+        """Before an optimizer step: which tables have a gradient (AdamW leaves one without any alone)."""
+        self._had_grad = {n: p.grad is not None for n, p in self._tables(model).items()}
+
+    def note_step(self, step: int, model: torch.nn.Module, optimizer: Any) -> None:
+        """After optimizer step ``step``: each table's weight-decay factor in it, which the rebuild replays."""
+        tables = self._tables(model)
+        assert self._decay is not None
+        self._decay.note(step, step_factors(optimizer, tables, self._had_grad))
+        self._had_grad = {}
+
+    def resumed_at(self, step: int) -> None:
+        """A resumed run goes on from ``step``: factors logged after it belong to steps it takes again."""
+        if self._decay is not None:
+            self._decay.truncate(step)
+
+    def flush(self) -> None:
+        """Write the decay log (at each checkpoint, so that a resumed run has every step's factor); a run without
+        weight decay on its tables writes none."""
+        path = self.dir / DECAY_FILE
+        if self._track is not None and self.manifest is not None and (self._track.log.steps or path.is_file()):
+            atomic_write_text(path, self._track.log.to_json())
 
     def _plan_sizes(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
                     aliases: Mapping[str, str]) -> SizePlan:
@@ -340,7 +391,75 @@ class Recorder:
     # -- writing -------------------------------------------------------------------------------
     def _bytes_on_disk(self) -> int:
         assert self.manifest is not None
-        return sum(int(s["bytes"]) for s in self.manifest["snapshots"])
+        return sum(int(s["bytes"]) for s in self.manifest["snapshots"]) + self._decay_bytes()
+
+    def _decay_bytes(self) -> int:
+        """The decay log's size once written (it is written with every snapshot and checkpoint)."""
+        path = self.dir / DECAY_FILE
+        if self._track is not None and (self._track.log.steps or path.is_file()):
+            return len(self._track.log.to_json().encode())
+        return path.stat().st_size if path.is_file() else 0
+
+    def _expected(self) -> int:
+        return self.spec.planned() or self.expected_snapshots or DEFAULT_EXPECTED_SNAPSHOTS
+
+    def _base_fits(self, model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
+                   aliases: Mapping[str, str]) -> bool:
+        """Keep the weights as a float32 base plus changes (recording.weights)? When every parameter is recorded and
+        the base, every planned snapshot's activations and the smallest changes (int8) of the later ones fit."""
+        params = {n: list(p.shape) for n, p in model.named_parameters()}
+        weights = {n for n in tensors if meta[n]["kind"] == "weight"}
+        if not self.record_weights or not params or weights != set(params):
+            return False
+        expected = self._expected()
+        acts = sum(tensor_bytes(t) for n, t in tensors.items() if meta[n]["kind"] == "activation" and n not in aliases)
+        base = sum(4 * tensors[n].numel() for n in weights)
+        later = plan_later_bytes(params, table_names(model), tied_names(model), "int8")
+        return MANIFEST_RESERVE + base + expected * acts + (expected - 1) * later <= self.max_bytes
+
+    def _start_weights(self, model: torch.nn.Module, entry_file: str, step: int,
+                       weights: Mapping[str, torch.Tensor]) -> None:
+        assert self.manifest is not None
+        tables = table_names(model)
+        if self._decay is None or self._decay.tables != tables:
+            self._decay = DecayLog(tables)
+        self._decay.steps = {s: f for s, f in self._decay.steps.items() if s > step}  # the base has them
+        self._track = Track(self._decay, step, {n: weights[n] for n in tables})
+        self.manifest["weights"] = {"layout": "base+changes", "base": entry_file, "base_step": int(step),
+                                    "tables": tables, "decay": DECAY_FILE}
+
+    def _later_weights(self, weights: Mapping[str, torch.Tensor], step: int, store: Mapping[str, torch.Tensor],
+                       metadata: Mapping[str, str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """What a later snapshot stores of its weights: the most exact encoding whose bytes fit the snapshot's share
+        of the room left (the bound less what is on disk, over the snapshots still planned), else none."""
+        from safetensors import safe_open
+
+        assert self._track is not None and self.manifest is not None
+        self._track.advance(step)
+        left = max(1, self._expected() - len(self.manifest["snapshots"]))
+        room = (self.max_bytes - MANIFEST_RESERVE - self._bytes_on_disk()) / left
+        with safe_open(str(self.dir / self.manifest["weights"]["base"]), framework="pt") as f:
+            base = {n: f.get_tensor(n) for n in weights}
+        for encoding in ENCODINGS:
+            enc = encode(weights, base, self._track.shadows, encoding)
+            if safetensors_bytes({**store, **enc.tensors}, metadata) <= room:
+                info = {"weights": encoding, "weights_error": enc.error,
+                        "decay": self._track.log.fingerprint(self._track.base_step, step)}
+                self._say_weights(encoding, step, enc.error)
+                return enc.tensors, info
+        self._say_weights("none", step, 0.0)
+        return {}, {"weights": "none"}
+
+    def _say_weights(self, encoding: str, step: int, error: float) -> None:
+        """One line the first time the bound makes a snapshot's weights less than exact (per kind)."""
+        if encoding == "exact" or encoding in self._said_weights:
+            return
+        self._said_weights.add(encoding)
+        what = ("keeps no weights: the what-if is refused there" if encoding == "none" else
+                f"keeps its weight matrices as {encoding} differences from the first snapshot (within {error:.1e}; "
+                "the embedding tables stay exact)")
+        self.say(f"--record: to fit its {self.max_bytes / 1e6:.0f} MB bound, the snapshot of step {step} {what}; "
+                 "a larger bound or fewer snapshots keep them exact")
 
     def _thin(self) -> None:
         """Delete every second snapshot after the first; future snapshots at twice the spacing."""
@@ -359,8 +478,9 @@ class Recorder:
     def record(self, model: torch.nn.Module, epoch: int = 0, step: int = 0) -> bool:
         """Record one snapshot now (whatever the spec says); False when the bound forced a skip."""
         snap = take(model, self.batch, self.masked_positions, include=self.include,
-                             dtype_name=self.dtype_name, weights=self.record_weights)
+                             dtype_name=self.dtype_name, weights=self.record_weights, weight_dtype=torch.float32)
         tensors, meta, roles = snap.tensors, snap.meta, snap.roles
+        weights = {n: t for n, t in tensors.items() if meta[n]["kind"] == "weight"}
         if self.manifest is None:
             self.dir.mkdir(parents=True, exist_ok=True)
             for old in self.dir.glob("snap-*.safetensors"):
@@ -369,6 +489,13 @@ class Recorder:
         elif self.manifest["version"] != MANIFEST_VERSION:  # resuming a record of an older glassbert
             self.manifest.update(version=MANIFEST_VERSION, catalogue=catalogue(model))
         aliases = find_aliases(tensors, meta)
+        first = self._plan is None
+        if first and self._base_fits(model, tensors, meta, aliases):
+            self._plan = SizePlan(dropped=[], per_snapshot=0, expected=self._expected())
+        if self._track is None and not (first and self._plan is not None):  # the weights whole, in the storage dtype
+            dtype = storage_dtype(self.dtype_name, config_dict(model))
+            tensors = {n: t.to(dtype) if n in weights and t.is_floating_point() else t for n, t in tensors.items()}
+            weights = {}
         if self._plan is None:
             self._plan = self._plan_sizes(tensors, meta, aliases)
             self.manifest["dropped"] = sorted(self._plan.dropped)
@@ -380,7 +507,14 @@ class Recorder:
         attributions = self._attributions(model)
         dropped = set(self._plan.dropped)
         aliases = {a: t for a, t in aliases.items() if a not in dropped and t not in dropped}
-        store = {n: t for n, t in tensors.items() if n not in dropped and n not in aliases}
+        store = {n: t for n, t in tensors.items() if n not in dropped and n not in aliases and n not in weights}
+        weight_info: dict[str, Any] = {}
+        if weights and self._track is None:  # the first snapshot of a base+changes recording: the base, float32
+            store.update(weights)
+            weight_info = {"weights": "exact", "weights_error": 0.0}
+        elif weights:
+            stored, weight_info = self._later_weights(weights, step, store, {"epoch": str(epoch), "step": str(step)})
+            store.update(stored)
         for n, m in meta.items():
             if n in dropped:
                 continue
@@ -388,7 +522,7 @@ class Recorder:
         metadata = {"epoch": str(epoch), "step": str(step)}
         size = safetensors_bytes(store, metadata)
         entry = {"epoch": int(epoch), "step": int(step), "file": "", "bytes": size,
-                 "aliases": aliases, "predictions": predictions}
+                 "aliases": aliases, "predictions": predictions, **weight_info}
         if attributions is not None:
             entry["attributions"] = attributions
             self.manifest["attribution"] = dict(ABOUT, methods=["ig", "conductance"] if self.spec.explain == "all"
@@ -418,7 +552,10 @@ class Recorder:
         atomic_write_with(self.dir / entry["file"], lambda tmp: save_file(store, str(tmp), metadata=metadata))
         actual = (self.dir / entry["file"]).stat().st_size
         entry["bytes"] = actual
+        if weights and self._track is None:
+            self._start_weights(model, entry["file"], step, weights)
         self.manifest["snapshots"].append(entry)
+        self.flush()
         self._write_manifest()
         return True
 
@@ -433,7 +570,9 @@ class RecordCallback:
     """The Trainer callback that feeds a :class:`Recorder`: pretraining, the demo and fine-tuning use it.
 
     It offers every (epoch, step) to ``maybe_record`` — before the first step, after each step, and
-    at the end with ``last=True`` — on rank 0 only; the recorder's spec decides what is recorded.
+    at the end with ``last=True`` — on rank 0 only; the recorder's spec decides what is recorded. It also tells
+    the recorder each step's weight decay of the embedding tables (what rebuilds their untouched rows exactly:
+    :mod:`glassbert.recording.weights`) and writes that log with every checkpoint.
     """
 
     def __init__(self, recorder: Recorder):
@@ -447,10 +586,22 @@ class RecordCallback:
         rec = self.recorder
         if rec.expected_snapshots is None and rec.spec.planned() is None and getattr(trainer, "total_steps", None):
             rec.expected_snapshots = rec.spec.planned_for(trainer.total_steps, trainer.steps_per_epoch)
+        if getattr(trainer, "resumed", False):
+            rec.resumed_at(trainer.state.step)
         self._offer(trainer)
 
+    def on_before_optimizer_step(self, trainer: Any) -> None:
+        if trainer.is_main:
+            self.recorder.note_gradients(trainer.model)
+
     def on_step_end(self, trainer: Any, loss: float) -> None:
+        if trainer.is_main:
+            self.recorder.note_step(trainer.state.step, trainer.model, trainer.optimizer)
         self._offer(trainer)
+
+    def on_save(self, trainer: Any, path: Any) -> None:
+        if trainer.is_main:
+            self.recorder.flush()
 
     def on_train_end(self, trainer: Any, summary: Any) -> None:
         self._offer(trainer, last=True)

@@ -182,9 +182,10 @@ def _derived(model: torch.nn.Module, acts: dict[str, torch.Tensor]) -> dict[str,
 
 def take(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], masked_positions: Sequence[Sequence[int]], *,
          include: Sequence[str] | Callable[[str], bool] | None = None, dtype_name: str = "auto",
-         weights: bool = True) -> Snapshot:
+         weights: bool = True, weight_dtype: torch.dtype | None = None) -> Snapshot:
     """One eval-mode forward pass of ``model`` on ``batch`` under Capture: every activation with a leading
-    sample axis, the weights, what each one is (from the capture tables), and the names of the roles."""
+    sample axis, the weights (in ``weight_dtype``, else the storage dtype), what each one is (from the capture
+    tables), and the names of the roles."""
     records, points, out = _forward(model, batch)
     acts = _per_sample(batch, masked_positions, records, points, out)
     points.update(_derived(model, acts))
@@ -208,7 +209,7 @@ def take(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], masked_posit
             if pname in tensors:
                 raise InputError(f"parameter name {pname!r} collides with a capture point")
             w = p.detach().cpu()
-            w = w.to(dtype) if w.is_floating_point() else w
+            w = w.to(weight_dtype or dtype) if w.is_floating_point() else w
             tensors[pname] = w.clone(memory_format=torch.contiguous_format)
             dims, label, prio = describe_weight(pname, list(w.shape), vocab)
             meta[pname] = {"shape": list(w.shape), "dims": dims, "kind": "weight", "label": label,

@@ -3,7 +3,13 @@
     RUN/record/manifest.json              what was recorded (config, samples, snapshots, tensor index,
                                           the model's capture catalogue)
     RUN/record/snap-000000.safetensors    snapshot 0: activations (leading sample axis) + weights
+    RUN/record/weights-decay.json         the embedding tables' weight decay, step by step (when any)
     RUN/metrics.jsonl                     loss/accuracy rows written by the trainer (optional)
+
+Weights: a recording whose manifest has ``"weights"`` holds every parameter of its first snapshot in float32 and,
+in each later snapshot, what changed (:mod:`glassbert.recording.weights`); :meth:`RecordStore.tensor` and
+:meth:`RecordStore.snapshot_tensors` rebuild them, so readers see each snapshot's weights under their names.
+Older recordings hold each snapshot's weights whole, as stored.
 
 The explorer's server and its single-file export both read through :class:`RecordStore`; the recorder
 and the export both choose what to leave out under a size bound with :func:`choose_dropped`.
@@ -21,6 +27,7 @@ import torch
 
 from glassbert.capture import CORE, KEEP
 from glassbert.errors import InputError, MissingError, PathRefused
+from glassbert.recording.weights import DECAY_FILE, DecayLog, rebuild
 from glassbert.runfiles import METRICS_FILE, read_jsonl
 from glassbert.textfiles import read_json
 
@@ -224,6 +231,7 @@ class RecordStore:
     def __init__(self, run_dir: str | Path):
         self.record_dir = record_dir(run_dir).resolve()
         self.run_dir = run_root(run_dir)
+        self._decay: tuple[float, DecayLog] | None = None  # (the file's mtime, the log)
 
     def manifest(self) -> dict[str, Any]:
         manifest = load_manifest(self.record_dir)
@@ -242,6 +250,91 @@ class RecordStore:
     def snapshot_raw(self, entry: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         return read_safetensors_raw(self.snapshot_path(entry))
 
+    def snapshot_tensors(self, snap: int, manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Every tensor of snapshot ``snap`` as :meth:`snapshot_raw` gives them, its weights rebuilt (float32) in a
+        recording that keeps them as a base and changes; a snapshot that holds no weights has none."""
+        entry = manifest["snapshots"][snap]
+        raw = self.snapshot_raw(entry)
+        if not manifest.get("weights"):
+            return raw
+        tensors = manifest["tensors"]
+        out = {k: v for k, v in raw.items() if "@" not in k and tensors.get(k, {}).get("kind") != "weight"}
+        if entry.get("weights", "none") != "none":
+            for name, meta in tensors.items():
+                if meta.get("kind") == "weight":
+                    t = self.weight(snap, name, manifest=manifest).contiguous()
+                    out[name] = {"dtype": "F32", "shape": list(t.shape), "raw": t.numpy().tobytes()}
+        return out
+
+    def _decay_log(self) -> DecayLog | None:
+        path = self.record_dir / DECAY_FILE
+        if not path.is_file():
+            return None
+        mtime = path.stat().st_mtime
+        if self._decay is None or self._decay[0] != mtime:
+            try:
+                log = DecayLog.read(path)
+            except (ValueError, KeyError, TypeError, IndexError) as e:
+                raise InputError(f"{path}: not a decay log ({e}); {_RERECORD}") from None
+            assert log is not None
+            self._decay = (mtime, log)
+        return self._decay[1]
+
+    def weight(self, snap: int, name: str, rows: tuple[int, int] | None = None,
+               manifest: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """Parameter ``name`` as it was at snapshot ``snap`` (float32; rows ``a:b`` of its first axis), rebuilt from
+        the base and the snapshot's changes (:mod:`glassbert.recording.weights`). LookupError when the recording
+        cannot rebuild it (an older layout: read it with :meth:`tensor`; a snapshot the size bound left without
+        weights)."""
+        from safetensors import SafetensorError, safe_open
+
+        manifest = manifest if manifest is not None else self.manifest()
+        layout = manifest.get("weights")
+        snaps = manifest["snapshots"]
+        if not layout:
+            raise LookupError("this recording stores each snapshot's weights whole: read them with tensor()")
+        if not 0 <= snap < len(snaps):
+            raise LookupError(f"snapshot {snap} does not exist (this run has {len(snaps)}: 0..{len(snaps) - 1})")
+        entry = snaps[snap]
+        if entry.get("weights", "none") == "none":
+            raise LookupError(f"snapshot {snap} (epoch {entry['epoch']} · step {entry['step']}) holds no weights: "
+                              "the recorder's size bound left no room for them")
+        try:
+            base_path = safe_join(self.record_dir, layout["base"])
+            path = self.snapshot_path(entry)
+        except (MissingError, PathRefused) as e:
+            raise LookupError(str(e)) from None
+        if not base_path.is_file():
+            raise LookupError(f"the base of the weights, {layout['base']}, is missing from {self.record_dir}")
+        is_base = path == base_path
+        log = None if is_base else self._decay_log()
+        step, base_step = int(entry["step"]), int(layout["base_step"])
+        try:
+            with safe_open(str(base_path), framework="pt") as fb, safe_open(str(path), framework="pt") as fs:
+                if name not in fb.keys():
+                    raise LookupError(f"tensor {quoted(name)} is not a weight of this recording")
+
+                def reader(f: Any) -> Any:
+                    def read(key: str, r: tuple[int, int] | None) -> torch.Tensor:
+                        return f.get_slice(key)[r[0]:r[1]] if r is not None else f.get_tensor(key)
+                    return read
+                keys = None if is_base else set(fs.keys())
+                replayed = keys is not None and not ({name, f"{name}@f16", f"{name}@i8"} & keys)
+                factors = log.factors(name, base_step, step) if log is not None else []
+                if replayed and name in layout.get("tables", ()) and entry.get("decay") is not None:
+                    now = (log or DecayLog(list(layout["tables"]))).fingerprint(base_step, step)
+                    if now != entry["decay"]:
+                        raise LookupError(f"snapshot {snap}: {DECAY_FILE} no longer holds the weight decay of the "
+                                          f"steps it was recorded after (missing, or rewritten by a resumed run), so "
+                                          f"{quoted(name)} cannot be rebuilt exactly")
+                if rows is not None:
+                    shape = list(fb.get_slice(name).get_shape())
+                    sl = self._row_slice(name, rows, shape)
+                    rows = (sl.start, sl.stop)
+                return rebuild(reader(fb), reader(fs), keys, name, factors, rows)
+        except SafetensorError as e:
+            raise InputError(f"{path}: not a readable safetensors file ({e}); {_RERECORD}") from None
+
     def tensor(self, snap: int, name: str, sample: int | None = None, rows: tuple[int, int] | None = None,
                manifest: Mapping[str, Any] | None = None, all_samples: bool = False) -> tuple[np.ndarray, str]:
         """One recorded tensor (aliases resolved) as numpy: sample ``sample``'s (default 0) slice of an
@@ -258,6 +351,8 @@ class RecordStore:
             hint = " (dropped to respect the size bound)" if name in manifest.get("dropped", []) else ""
             raise LookupError(f"tensor {quoted(name)} was not recorded{hint}")
         entry = snaps[snap]
+        if meta.get("kind") == "weight" and manifest.get("weights"):
+            return self.weight(snap, name, rows, manifest).numpy(), "F32"
         key = entry.get("aliases", {}).get(name, name)
         try:
             path = self.snapshot_path(entry)

@@ -6,11 +6,20 @@ they clicked replaced by [MASK], at a recorded snapshot, and records every tenso
     answer.directory     # a recording of one snapshot (record_batch: the recorder's own code), read by RecordStore
 
 Which weights answer: the model the run saved (``RUN/config.json`` + weights, or the model ``explore`` was given)
-at the run's last snapshot; at an earlier snapshot, the weights that snapshot recorded (every parameter of the
-model, as stored: float32 for small models, float16 for hidden sizes ≥ 256). When a snapshot lacks some of them
-(dropped to respect the recorder's size bound) the what-if at that snapshot is refused (:class:`WhatIfRefused`
-names the missing weight): one model's numbers are never labelled with another snapshot's epoch.
+supplies the architecture and the tokenizer; at snapshot k its parameters are replaced by snapshot k's. A
+recording that keeps its weights as a float32 base and changes (:mod:`glassbert.recording.weights`) rebuilds
+them at every snapshot, the last one too: exactly (bit for bit) where the size bound allowed it, else within the
+error the recorder measured and the answer names (float16 or int8 differences of the matrices; the embedding
+tables stay exact); a snapshot the bound left without weights is refused. An older recording answers an earlier
+snapshot with the weights it stored (float32 for small models, float16 for hidden sizes ≥ 256) and the last one
+with the saved model; when a snapshot lacks some weights (dropped to respect the recorder's size bound) the
+what-if there is refused (:class:`WhatIfRefused` names the missing weight): one model's numbers are never
+labelled with another snapshot's epoch.
 ``WhatIf.status(manifest)["snaps"]`` lists the snapshots it runs at, so the page can grey the others out.
+
+``whatif.attribute(given, snap)`` explains the same input with the same weights: integrated gradients and layer
+conductance by the recorder's own :func:`~glassbert.recording.attribution.record_attributions` (targets:
+:func:`~glassbert.recording.attribution.input_targets`), so the page's attribution view shows the typed input.
 
 Limits: at most :data:`MAX_CHARS` characters per text and :data:`MAX_TOKENS` tokens (or the model's
 ``max_position_embeddings`` when smaller); :class:`WhatIfRefused` says which limit and what to change.
@@ -36,6 +45,7 @@ MAX_CHARS = 2000   # characters per text
 MAX_TOKENS = 128   # tokens of one what-if input ([CLS] … [SEP] … [SEP])
 MAX_MASKS = 20     # clicked tokens per input
 KEEP_ANSWERS = 6   # the latest answers kept on disk (the page reads their tensors lazily)
+KEEP_EXPLAINED = 16  # the latest attributions kept in memory (the page asks again as the slider comes back)
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -101,11 +111,14 @@ def model_source(store: RecordStore, model: str | Path | None) -> str | Path | N
 
 
 def runnable_snaps(manifest: Mapping[str, Any]) -> list[int]:
-    """The snapshots whose weights the recording holds in full (every one when none was dropped and weights were
-    recorded), plus the last one, which the saved model answers."""
+    """The snapshots the what-if runs at. A recording that keeps its weights as a base and changes: every snapshot
+    that holds weights (the size bound may leave a later one without). An older one: every snapshot when it holds
+    every weight, else the last one, which the saved model answers."""
     snaps = manifest.get("snapshots") or []
     if not snaps:
         return []
+    if manifest.get("weights"):
+        return [i for i, s in enumerate(snaps) if s.get("weights", "none") != "none"]
     dropped_weight = any(name.endswith((".weight", ".bias")) or
                          (manifest.get("tensors") or {}).get(name, {}).get("kind") == "weight"
                          for name in manifest.get("dropped") or [])
@@ -129,6 +142,7 @@ class WhatIf:
         self._loaded: int | None = None                      # the snapshot whose weights are in the model
         self._answers: deque[Answer] = deque()
         self._next = 0
+        self._explained: dict[tuple, dict[str, Any]] = {}    # (text, pair, mask, snap) → attribute()'s answer
 
     # -- what the page is told -------------------------------------------------------------------
     def status(self, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -140,7 +154,12 @@ class WhatIf:
         out = {"available": True, "model": str(self.source), "max_chars": MAX_CHARS,
                "max_tokens": min(MAX_TOKENS, int(positions)), "snaps": runnable_snaps(manifest)}
         n = len(manifest.get("snapshots") or [])
-        if len(out["snaps"]) < n:
+        if len(out["snaps"]) < n and manifest.get("weights"):
+            bare = [_snap_words(s) for k, s in enumerate(manifest["snapshots"]) if k not in out["snaps"]]
+            out["refused"] = (f"the recorder's size bound left no room for the weights of {len(bare)} snapshot"
+                              f"{'s' * (len(bare) != 1)} ({', '.join(bare[:3])}{', …' if len(bare) > 3 else ''}), so "
+                              "the what-if does not run there")
+        elif len(out["snaps"]) < n:
             gone = [name for name in manifest.get("dropped") or []
                     if (manifest.get("tensors") or {}).get(name, {}).get("kind") == "weight"
                     or name.endswith((".weight", ".bias"))]
@@ -171,6 +190,8 @@ class WhatIf:
         assert self._model is not None and self._saved is not None
         snaps = manifest["snapshots"]
         saved = f"the model saved in {self.source}"
+        if snap is not None and manifest.get("weights"):
+            return self._use_rebuilt(manifest, snap)
         if snap is not None and snap < len(snaps) - 1:
             params = dict(self._model.named_parameters())
             recorded: dict[str, torch.Tensor] = {}
@@ -199,6 +220,38 @@ class WhatIf:
                     p.copy_(self._saved[name])
             self._loaded = None
         return saved, None
+
+    def _use_rebuilt(self, manifest: Mapping[str, Any], snap: int) -> tuple[str, int]:
+        """Snapshot ``snap``'s weights rebuilt from a base+changes recording (recording.weights) into the model."""
+        assert self._model is not None
+        entry = manifest["snapshots"][snap]
+        where = _snap_words(entry)
+        if entry.get("weights", "none") == "none":
+            raise WhatIfRefused(f"no what-if at {where}: that snapshot holds no weights (the recorder's size bound "
+                                "left no room for them), and another snapshot's weights would not be this epoch's "
+                                "numbers; move the slider to a snapshot that has them, or record fewer snapshots")
+        if self._loaded != snap:
+            params = dict(self._model.named_parameters())
+            rebuilt: dict[str, torch.Tensor] = {}
+            for name, p in params.items():
+                try:
+                    t = self.store.weight(snap, name, manifest=manifest)
+                except LookupError as e:
+                    raise WhatIfRefused(f"no what-if at {where}: {e}") from None
+                if tuple(t.shape) != tuple(p.shape):
+                    raise WhatIfRefused(f"no what-if at {where}: it holds {name} as {list(t.shape)}, the model "
+                                        f"{list(p.shape)}")
+                rebuilt[name] = t.to(p.dtype)
+            with torch.no_grad():
+                for name, p in params.items():
+                    p.copy_(rebuilt[name])
+            self._loaded = snap
+        if entry["weights"] == "exact":
+            how = "float32, exact"
+        else:
+            how = (f"within {float(entry.get('weights_error', 0.0)):.1e} of the trained ones: the matrices kept as "
+                   f"{entry['weights']} differences from the first snapshot")
+        return f"the weights recorded at {where} ({how})", snap
 
     def _batch(self, given: WhatIfInput) -> tuple[dict[str, torch.Tensor], str]:
         tok = self._tokenizer
@@ -263,6 +316,55 @@ class WhatIf:
             self._answers.append(answer)
             while len(self._answers) > KEEP_ANSWERS:
                 shutil.rmtree(self._answers.popleft().directory, ignore_errors=True)
+        return answer
+
+    def attribute(self, given: WhatIfInput, snap: int | None = None) -> dict[str, Any]:
+        """Attributions of ``given`` at snapshot ``snap`` with the weights :meth:`run` would use there (refused
+        where it refuses): {snap, weights, tokens, attributions: one entry per target, as a recording's
+        ``snapshots[k].attributions[sample]`` holds them, about: what f, the baseline and the methods are}."""
+        from glassbert.recording.attribution import ABOUT, RECORD_STEPS, has_head, input_targets, record_attributions
+
+        if self.source is None:
+            raise WhatIfRefused(self.status()["reason"])
+        manifest = self.store.manifest()
+        if snap is not None and not 0 <= snap < len(manifest["snapshots"]):
+            raise WhatIfRefused(f"snap {snap} does not exist (this run has {len(manifest['snapshots'])} snapshots)")
+        key = (given.text, given.pair, tuple(given.mask), snap)
+        with self._lock:
+            if key in self._explained:
+                self._explained[key] = self._explained.pop(key)  # the latest used is kept longest
+                return self._explained[key]
+            if self._model is None:
+                self._load()
+            batch, _ = self._batch(given)
+            weights, used = self._use_weights(manifest, snap)
+            model, tok = self._model, self._tokenizer
+            ids = batch["input_ids"][0].tolist()
+            if "labels" in batch:   # the clicked words (a typed [MASK]'s label is [MASK] itself: its word is unknown)
+                positions = (batch["labels"][0] != IGNORE_INDEX).nonzero().flatten().tolist()
+                true_ids = batch["labels"][0, positions].tolist()
+            else:
+                positions = [p for p, i in enumerate(ids) if i == tok.mask_token_id]
+                true_ids = [tok.mask_token_id] * len(positions)
+            info = {"input_ids": ids, "token_type_ids": batch["token_type_ids"][0].tolist(), "length": len(ids),
+                    "masked_positions": positions, "masked_tokens": tok.convert_ids_to_tokens(true_ids)}
+            if not has_head(model):
+                entries = [{"target": "predicted", "error": f"{type(model).__name__} has no head to explain (a bare "
+                                                            "encoder): nothing to attribute"}]
+            else:
+                with torch.no_grad():
+                    out = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                                attention_mask=batch["attention_mask"])
+                pair_logits = getattr(out, "seq_relationship_logits", None)
+                pair_prediction = int(pair_logits[0].argmax()) if pair_logits is not None else None
+                targets = input_targets(model, info, tok.mask_token_id, pair_prediction)
+                [entries] = record_attributions(model, tok, [info], "all", RECORD_STEPS, targets=[targets])
+            answer = {"snap": snap if snap is not None else len(manifest["snapshots"]) - 1, "weights": weights,
+                      "tokens": tok.convert_ids_to_tokens(ids), "attributions": entries,
+                      "about": dict(ABOUT, methods=["ig", "conductance"])}
+            self._explained[key] = answer
+            while len(self._explained) > KEEP_EXPLAINED:
+                self._explained.pop(next(iter(self._explained)))
         return answer
 
     def close(self) -> None:

@@ -24,6 +24,7 @@
     neuronQuery: 0, xKey: 'epoch',
     timer: null,
     whatif: null, wiShow: true, wiMask: [], wiAsked: null,  // the live what-if: its answer, shown or not, masked positions
+    wiRefused: null,  // {snap, message}: the what-if was refused at that snapshot (weights not recorded, …)
   };
   /* The views show the what-if input (its activations, the run's weights) instead of a recorded sample. */
   const wiActive = () => !!(S.whatif && S.wiShow);
@@ -126,11 +127,13 @@
     return al[name] || name;
   }
 
-  function getTensor(snap, name, sample, rows) {
+  /* ``wi``: a what-if answer whose activations to read (the comparison's at snapshot A or B); default the one
+     shown (S.whatif) when the views show the what-if input. */
+  function getTensor(snap, name, sample, rows, wi) {
     const meta = tensorMeta(name);
     if (!meta) return Promise.reject(new Error(notRecordedWhy(name)));
     const isAct = meta.kind === 'activation';
-    const wi = isAct && wiActive() ? S.whatif : null;  // the what-if's own recording (one sample, one snapshot)
+    wi = isAct ? wi || (wiActive() ? S.whatif : null) : null;  // the what-if's own recording (one sample, one snapshot)
     const key = [wi ? 'whatif' + wi.id : snap, name, isAct ? sample : '-', rows ? rows.join(':') : ''].join('|');
     if (cache.has(key)) return cache.get(key);
     let p;
@@ -340,6 +343,7 @@
                   'tensor'  another tensor was opened          'pad'     [PAD] shown or hidden
                   'rows'    the big table's first row moved    'whatif'  the what-if input shown, changed or hidden
                   'whatif-snap'  the what-if must be asked again at this snapshot
+                  'whatif-refused'  the what-if was refused at this snapshot (S.wiRefused says why)
                   'whatif-hide'  a recorded sample was chosen: the what-if input is no longer shown
        setup()           once, when the recording is loaded and the address read: its controls and handlers
        render(why, opt)  draw it (opt: what GB.update was given with the change)

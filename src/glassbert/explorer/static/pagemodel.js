@@ -6,7 +6,7 @@
    It runs only at the snapshots whose every weight the file holds (the recorder's or the export's size bound
    may leave some out) and says which those are; anywhere else it refuses and the views go back to the
    recorded samples. The last answer's timing and tensors stay on GB.pageModel.last (for tests and curious
-   readers). */
+   readers). Attribution without gradients: GB.pageModel.occlusion (each token masked in turn, one forward each). */
 'use strict';
 (function () {
   const { S } = GB;
@@ -40,8 +40,10 @@
   const canRun = (snap) => ready() && snaps.includes(snap);
   const limit = () => Math.min(MAX_TOKENS, (S.man.config || {}).max_position_embeddings || MAX_TOKENS);
 
-  /* The what-if at snapshot ``snap``: {id, weights, manifest, tensors, note} or {message} (refused). */
-  async function answer(text, pair, mask, snap) {
+  /* The typed input as the model reads it: {enc, ids (the clicked words as [MASK]), positions (the MLM head's:
+     typed [MASK]s and clicked words), trueIds (the clicked words' own ids; a typed [MASK]'s is [MASK]), maskId}
+     or {message} (refused, as the server refuses). */
+  function prepare(text, pair, mask, snap) {
     if (!ready()) return { message: 'What-if cannot run in this page: ' + why };
     if (!snaps.includes(snap)) {
       return { message: 'This file does not hold the weights of ' + GB.snapLabel(snap) + ', so the page cannot run the model there: ' + where() + '. Move the slider to one of those.' };
@@ -65,9 +67,23 @@
       trueIds = positions.map((p) => enc.ids[p]);
       for (const p of mask) ids[p] = maskId;
     }
-    const t0 = performance.now();
+    return { enc, ids, positions, trueIds, maskId };
+  }
+  /* The weights of snapshot ``snap`` the model reads, by name (each decoded once). */
+  async function weightsAt(snap) {
     const weights = new Map();
     await Promise.all(model.needs.map(async (name) => weights.set(name, (await GB.getTensor(snap, name)).data)));
+    return weights;
+  }
+
+  /* The what-if at snapshot ``snap``: {id, weights, manifest, tensors, note} or {message} (refused). ``aside``:
+     another view's question (the comparison's B), not kept as GB.pageModel.last, which is the what-if box's. */
+  async function answer(text, pair, mask, snap, aside) {
+    const pre = prepare(text, pair, mask, snap);
+    if (pre.message) return pre;
+    const { enc, ids, positions, trueIds } = pre, n = ids.length;
+    const t0 = performance.now();
+    const weights = await weightsAt(snap);
     const t1 = performance.now();
     const tensors = GB.forward.run(model, (name) => weights.get(name), { ids, typeIds: enc.typeIds, mask: ids.map(() => 1), masked: positions });
     const t2 = performance.now();
@@ -109,8 +125,88 @@
     const note = enc.unknown.length ? 'not in the vocabulary, so [UNK]: ' + [...new Set(enc.unknown)].map((w) => '"' + w + '"').join(', ') : '';
     const ms = t2 - t0;
     const weightsText = 'the weights recorded at ' + GB.snapLabel(snap) + ', run in this page (' + ms.toFixed(ms < 10 ? 1 : 0) + ' ms)';
-    GB.pageModel.last = { snap, ids, tokens: man.samples[0].tokens, unknown: enc.unknown, ms, weightsMs: t1 - t0, forwardMs: t2 - t1, tensors };
+    if (!aside) GB.pageModel.last = { snap, ids, tokens: man.samples[0].tokens, unknown: enc.unknown, ms, weightsMs: t1 - t0, forwardMs: t2 - t1, tensors };
     return { id: 'page' + (++answers), weights: weightsText, manifest: man, tensors, note };
+  }
+
+  /* Occlusion, the attribution a page without gradients can compute: for each token but [CLS], [SEP], [PAD] and
+     [MASK], the model runs again with that one token replaced by [MASK]; its value is
+         p(target | the input) − p(target | the input with that token masked)
+     (positive: the token made the target likelier). Targets as the server's what-if explains them
+     (recording/attribution.py, input_targets): the word at the first [MASK] (the clicked word, true; a typed
+     [MASK]: the predicted word), the pair head's predicted class for a pair, else the prediction (a
+     classifier's label; a pretraining model's pair class). ``stale()`` true: stop, answering null (a newer
+     question was asked). {snap, weights, tokens, method: 'occlusion', attributions: [entry per target],
+     forwards, ms} or {message} (refused). */
+  async function occlusion(input, snap, stale) {
+    const pre = prepare(input.text, input.pair || null, input.mask || [], snap);
+    if (pre.message) return pre;
+    const { enc, ids, positions, trueIds, maskId } = pre, T = ids.length, vocab = S.man.vocab;
+    const t0 = performance.now();
+    const weights = await weightsAt(snap), W = (name) => weights.get(name);
+    const run = (x) => GB.forward.run(model, W, { ids: x, typeIds: enc.typeIds, mask: x.map(() => 1), masked: positions });
+    const names = S.man.pair_labels || ['IsNext', 'NotNext'], isPair = enc.typeIds.some((t) => t);
+    const labelNames = (S.man.config || {}).id2label || {};
+    // the probabilities each target reads, from one forward's tensors
+    const readers = [];
+    const mlmProbs = (t, row) => {
+      const lg = t.get(model.mlm.tap + 'logits'), V = lg.shape[1];
+      return GB.forward.softmaxRows(lg.data.subarray(row * V, (row + 1) * V), 1, V);
+    };
+    const pairProbs = (t) => t.get(model.pair.tap + 'softmax').data;
+    const clfProbs = (t) => { const c = t.get('logits'); return GB.forward.softmaxRows(c.data, 1, c.shape[0]); };
+    const quote = (t) => "'" + t + "'";  // as the server's targets name them (Python's repr)
+    const first = run(ids);
+    const argmax = (p) => { let b = 0; for (let i = 1; i < p.length; i++) if (p[i] > p[b]) b = i; return b; };
+    const at = positions.find((p) => ids[p] === maskId);
+    if (model.mlm && at !== undefined) {
+      const row = positions.indexOf(at), k = trueIds.length ? trueIds[row] : maskId, p0 = mlmProbs(first, row);
+      const gold = k !== maskId, cls = gold ? k : argmax(p0), word = vocab[cls];
+      readers.push({ target: 'word ' + quote(word) + ' at [MASK] position ' + at, kind: 'word', 'class': word, position: at, gold,
+        prediction: vocab[argmax(p0)], predicted_probability: p0[argmax(p0)], f: (t) => mlmProbs(t, row)[cls] });
+    }
+    const pairReader = () => {
+      const p0 = pairProbs(first), cls = argmax(p0);
+      return { target: (model.pair.tap.startsWith('sop') ? 'SOP ' : 'NSP ') + quote(names[cls]), kind: model.pair.tap.startsWith('sop') ? 'sop' : 'nsp',
+        'class': names[cls], position: null, gold: false, prediction: names[cls], predicted_probability: p0[cls], f: (t) => pairProbs(t)[cls] };
+    };
+    if (model.pair && first.has(model.pair.tap + 'softmax') && isPair) readers.push(pairReader());
+    if (!readers.length) {
+      if (model.classifier && first.has('logits')) {
+        const p0 = clfProbs(first), cls = argmax(p0), name = labelNames[cls] !== undefined ? labelNames[cls] : 'label ' + cls;
+        readers.push({ target: 'label ' + quote(name), kind: 'label', 'class': name, position: null, gold: false,
+          prediction: name, predicted_probability: p0[cls], f: (t) => clfProbs(t)[cls] });
+      } else if (model.pair && first.has(model.pair.tap + 'softmax')) {
+        readers.push(pairReader());
+      }
+    }
+    if (!readers.length) {
+      const why = model.mlm ? 'the text has no [MASK]: click a word to mask it (the MLM head explains the word at a [MASK])'
+        : 'this model has no head to explain (a bare encoder): nothing to attribute';
+      return { snap, tokens: ids.map((i) => vocab[i]), method: 'occlusion', attributions: [{ target: 'predicted', error: why }], forwards: 1, ms: performance.now() - t0 };
+    }
+    const base = readers.map((r) => r.f(first));
+    const values = readers.map(() => new Array(T).fill(0));
+    const special = new Set(['[CLS]', '[SEP]', '[PAD]', '[MASK]']);
+    let forwards = 1;
+    for (let i = 0; i < T; i++) {
+      if (special.has(vocab[ids[i]]) || ids[i] === maskId) continue;
+      if (stale && stale()) return null;
+      await new Promise((r) => setTimeout(r, 0));  // the page stays responsive between forwards
+      const x = ids.slice();
+      x[i] = maskId;
+      const t = run(x);
+      forwards++;
+      readers.forEach((r, k) => { values[k][i] = base[k] - r.f(t); });
+    }
+    const ms = performance.now() - t0;
+    const attributions = readers.map((r, k) => {
+      const entry = Object.assign({}, r);
+      delete entry.f;
+      return Object.assign(entry, { probability: base[k], occlusion: values[k], occluded: forwards - 1 });
+    });
+    return { snap, tokens: ids.map((i) => vocab[i]), method: 'occlusion', attributions, forwards, ms,
+      weights: 'the weights recorded at ' + GB.snapLabel(snap) + ', run in this page' };
   }
 
   /* A computed tensor for GB.getTensor (rows A..B−1 of its first axis when ``rows``). */
@@ -122,5 +218,5 @@
     return Promise.resolve({ shape: [stop - rows[0]].concat(t.shape.slice(1)), data: t.data.subarray(rows[0] * per, stop * per) });
   }
 
-  GB.pageModel = { ready, reason, where, canRun, answer, tensor, last: null };
+  GB.pageModel = { ready, reason, where, canRun, answer, occlusion, tensor, last: null };
 })();

@@ -200,33 +200,31 @@
       c.append(sv('title', null, members.map((m) => V.labels[m]).join(', ') + ' (' + fmt(x) + ', ' + fmt(y) + ')' +
         (cls !== null ? ' · ' + (mode === 'gold' ? 'gold ' : 'predicted ') + labelName(cls) + (wrong ? ' · misclassified' : '') : '')));
       c.addEventListener('click', () => { tokSel.value = String(i); drawProjection(src, V, P, own); });
-      c.addEventListener('mouseenter', () => hoverLabel(svg, screen[i], groupLabel(members.map((m) => V.labels[m]))));
-      c.addEventListener('mouseleave', () => hoverLabel(svg, null));
+      c.addEventListener('mouseenter', () => focusLabel(i));
+      c.addEventListener('mouseleave', () => focusLabel(document.activeElement === svg && kbFocus !== null && projData.marks.has(kbFocus) ? kbFocus : null));
       svg.append(c);
       marks.set(i, c);
     });
-    Object.assign(projData, { screen, marks, groups, groupOf, chosen });
-    if (kbFocus !== null && marks.has(kbFocus)) focusPoint(kbFocus); else kbFocus = null;
+    Object.assign(projData, { screen, marks, groups, groupOf, chosen, placed: [] });
     // labels: the chosen point's first, then its neighbours', then words, then special tokens; one that would
     // overlap a label already placed (or leave the plot) is skipped: hover shows it, the list above chooses it
     const nnSet = new Set(sims.map((p) => p[1]));
     const rank = (i) => i === chosen ? 0 : nnSet.has(i) ? 1 : /^\[.*\]/.test(V.labels[i]) ? 3 : 2;
     const heads = groups.map((g) => g.includes(chosen) ? chosen : g[0]).sort((a, b) => rank(a) - rank(b) || a - b);
-    const placed = [];
+    const placed = [];  // {box, el}: the labels drawn
     let skipped = 0;
     for (const i of heads) {
       const text = groupLabel(groups[groupOf[i]].map((m) => V.labels[m])), w = textW(text), [X, Y] = screen[i];
-      const spots = [[X + 6, Y + 4, 'start'], [X - 6, Y + 4, 'end'], [X - w / 2, Y - 8, 'start'], [X - w / 2, Y + 15, 'start']];
-      const spot = spots.find(([tx, ty, anchor]) => {
-        const bx = anchor === 'end' ? tx - w : tx, box = { x0: bx - 1, x1: bx + w + 1, y0: ty - 11, y1: ty + 3.5 };  // 11 px type, a margin
-        if (box.x0 < 0 || box.x1 > W || box.y0 < 0 || box.y1 > H || placed.some((b) => overlaps(b, box))) return false;
-        placed.push(box);
-        return true;
-      });
+      const spot = labelSpots(X, Y, w, 4).find((sp) => inPlot(sp.box) && !placed.some((b) => overlaps(b.box, sp.box)));
       if (!spot) { skipped++; continue; }
-      svg.append(sv('text', { x: spot[0].toFixed(1), y: spot[1].toFixed(1), 'text-anchor': spot[2], class: i === chosen ? 'sel' : '' }, text));
+      const t = sv('text', { x: spot.x.toFixed(1), y: spot.y.toFixed(1), 'text-anchor': spot.anchor, class: i === chosen ? 'sel' : '',
+        'data-g': groupOf[i] }, text);
+      svg.append(t);
+      placed.push({ box: spot.box, el: t });
       for (const m of groups[groupOf[i]]) marks.get(m).dataset.labelled = m === i ? '1' : 'group';
     }
+    projData.placed = placed;
+    if (kbFocus !== null && marks.has(kbFocus)) focusPoint(kbFocus); else kbFocus = null;  // after the labels: it avoids them
     const where = src.label + ' · ' + (src.key === 'table' ? '' : sampleName() + ' · ') + snapLabel(S.snap);
     svg.setAttribute('aria-label', 'embedding projector, ' + where + ': ' + pts.length + ' points on PC1 × PC2' +
       (zoom.k > 1 ? ', zoomed ×' + zoom.k.toFixed(1) : ''));
@@ -251,7 +249,7 @@
     mark.classList.add('kb');
     svg.append(mark);  // on top of its neighbours
     const text = groupLabel(d.groups[d.groupOf[i]].map((m) => d.V.labels[m]));
-    hoverLabel(svg, d.screen[i], text);
+    focusLabel(i);
     svg.dataset.focus = String(i);
     $('proj-focus').textContent = 'point ' + text + (i === d.chosen ? ' (chosen)' : ': Enter chooses it');
   }
@@ -272,11 +270,34 @@
     }
     if (best !== null) focusPoint(d.groups[d.groupOf[best]][0]);
   }
-  function hoverLabel(svg, at, text) {
+  /* Where a label of width ``w`` may go beside the point at (X, Y), in order of preference: right, left, above,
+     below (the labels' own ``n`` places), then the four corners. Each spot: {x, y, anchor, box}; the box holds
+     11 px type and a margin. */
+  function labelSpots(X, Y, w, n) {
+    const spots = [[X + 6, Y + 4, 'start'], [X - 6, Y + 4, 'end'], [X - w / 2, Y - 8, 'start'], [X - w / 2, Y + 15, 'start'],
+      [X + 6, Y - 8, 'start'], [X - 6, Y - 8, 'end'], [X + 6, Y + 16, 'start'], [X - 6, Y + 16, 'end']].slice(0, n || 8);
+    return spots.map(([x, y, anchor]) => {
+      const bx = anchor === 'end' ? x - w : x;
+      return { x, y, anchor, box: { x0: bx - 1, x1: bx + w + 1, y0: y - 11, y1: y + 3.5 } };
+    });
+  }
+  const inPlot = (b) => b.x0 >= 0 && b.x1 <= W && b.y0 >= 0 && b.y1 <= H;
+  /* The focused or hovered point's name (null: none). A point with a label of its own: that label, emphasised,
+     and nothing drawn over it. One whose label was left out: its name at the first spot beside it that stays in
+     the plot clear of every label drawn; where none is clear, the labels it covers are hidden while it shows. */
+  function focusLabel(i) {
+    const svg = $('proj-svg'), d = projData;
     const old = svg.querySelector('text.hover');
     if (old) old.remove();
-    if (!at) return;
-    svg.append(sv('text', { x: Math.min(at[0] + 6, W - text.length * charW).toFixed(1), y: Math.max(12, at[1] - 8).toFixed(1), class: 'hover' }, text));
+    for (const t of svg.querySelectorAll('text.focus, text.covered')) t.classList.remove('focus', 'covered');
+    if (i === null || !d || !d.screen || d.groupOf[i] < 0) return;
+    const g = d.groupOf[i], own = (d.placed || []).find((p) => p.el.dataset.g === String(g));
+    if (own) { own.el.classList.add('focus'); return; }
+    const text = groupLabel(d.groups[g].map((m) => d.V.labels[m])), w = textW(text), [X, Y] = d.screen[i];
+    const spots = labelSpots(X, Y, w), placed = d.placed || [];
+    const spot = spots.find((sp) => inPlot(sp.box) && !placed.some((p) => overlaps(p.box, sp.box))) || spots.find((sp) => inPlot(sp.box)) || spots[0];
+    for (const p of placed) if (overlaps(p.box, spot.box)) p.el.classList.add('covered');
+    svg.append(sv('text', { x: spot.x.toFixed(1), y: spot.y.toFixed(1), 'text-anchor': spot.anchor, class: 'hover', 'data-g': g }, text));
   }
   function drawLegend(V, mode) {
     const box = $('proj-legend');
@@ -357,7 +378,7 @@
         Escape: () => { kbFocus = null; redrawProj(); $('proj-focus').textContent = ''; } }[evt.key];
       if (act) { evt.preventDefault(); act(); }
     });
-    svg.addEventListener('blur', () => { for (const c of svg.querySelectorAll('circle.kb')) c.classList.remove('kb'); hoverLabel(svg, null); });
+    svg.addEventListener('blur', () => { for (const c of svg.querySelectorAll('circle.kb')) c.classList.remove('kb'); focusLabel(null); });
     let drag = null;  // a drag pans the zoomed picture
     svg.addEventListener('pointerdown', (evt) => { if (zoom.k > 1 && evt.target === svg) { drag = at(evt); svg.setPointerCapture(evt.pointerId); } });
     svg.addEventListener('pointermove', (evt) => {

@@ -1,4 +1,5 @@
-/* glassbert explorer, view: the live what-if (the model on a typed input, with the words clicked masked) */
+/* glassbert explorer, view: the live what-if (the model on a typed input, with the words clicked masked), and
+   GB.whatIf: that input at other snapshots and explained, for the comparison and attribution views */
 'use strict';
 (function () {
   const { $, S, el, pairNames, snapLabel, update, vocabToken, wiActive } = GB;
@@ -14,41 +15,112 @@
     return w && !w.available ? 'What-if is off: ' + w.reason : '';
   }
   let wiGen = 0, wiTimer = null;
+  /* One question: the server's answer (POST api/whatif), or this page's (an exported file): {ok, body}; ``aside``:
+     asked for another view (the comparison), not the answer this box shows. */
+  async function ask(input, snap, aside) {
+    if (S.embedded) {  // no server: the page runs the model on the weights this file holds
+      const body = await GB.pageModel.answer(input.text, input.pair, input.mask, snap, aside);
+      return { ok: !body.message, body };
+    }
+    const r = await fetch('api/whatif', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ text: input.text, pair: input.pair, mask: input.mask, snap }) });
+    const body = await r.json();
+    if (!r.ok && !body.message) body.message = r.status + ' ' + r.statusText;
+    return { ok: r.ok, body };
+  }
+  const inputKey = (input) => JSON.stringify([input.text, input.pair, input.mask]);
+  const answerOf = (body, snap, input) => ({ id: body.id, man: body.manifest, snap, weights: body.weights,
+    local: body.tensors || null, note: body.note || '', input, key: inputKey(input) });
   async function askWhatIf() {
     const text = $('whatif-text').value, pair = $('whatif-pair').value.trim();
     if (!text.trim()) { $('whatif-status').textContent = 'type a sentence first'; return; }
     const asked = text + '\u0000' + pair;
     if (S.wiAsked !== asked) S.wiMask = [];  // another text: its tokens (and positions) are new
     S.wiAsked = asked;
-    const g = ++wiGen, snap = S.snap;
+    const g = ++wiGen, snap = S.snap, input = { text, pair: pair || null, mask: S.wiMask.slice() };
     $('whatif-status').textContent = 'running the model at ' + snapLabel(snap) + '…';
-    let r, body;
+    let r;
     try {
-      if (S.embedded) {  // no server: the page runs the model on the weights this file holds
-        body = await GB.pageModel.answer(text, pair || null, S.wiMask, snap);
-        r = { ok: !body.message };
-      } else {
-        r = await fetch('api/whatif', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ text, pair: pair || null, mask: S.wiMask, snap }) });
-        body = await r.json();
-      }
+      r = await ask(input, snap);
     } catch (e) {
       if (g === wiGen) $('whatif-status').textContent = (S.embedded ? 'the page could not run the model: ' : 'the server did not answer: ') + (e.message || e);
       return;
     }
-    if (g !== wiGen) return;  // a newer question is on its way
+    if (g !== wiGen) return;  // a newer question is on its way: this answer is never shown
+    const body = r.body;
     if (!r.ok) {
-      $('whatif-status').textContent = body.message || (r.status + ' ' + r.statusText);
+      $('whatif-status').textContent = body.message;
+      S.wiRefused = { snap, message: body.message };
       // the views still show the what-if of another snapshot: greyed, never labelled with this epoch's weights
       if (S.whatif && S.whatif.snap !== snap) document.body.classList.add('wi-refused');
+      update('whatif-refused');
       return;
     }
     document.body.classList.remove('wi-refused');
-    S.whatif = { id: body.id, man: body.manifest, snap, weights: body.weights, local: body.tensors || null, note: body.note || '' };
+    S.wiRefused = null;
+    S.whatif = answerOf(body, snap, input);
+    remember(answersAt, S.whatif.key + '|' + snap, Promise.resolve({ answer: S.whatif }));
     S.wiShow = $('whatif-show').checked;
     renderWhatIf();
     if (S.wiShow) update('whatif');
   }
+
+  /* The what-if input shown, at other snapshots and explained (the comparison view's A and B, the attribution
+     view): answers kept per (input, snapshot), a question on its way shared, so no view asks twice. */
+  const answersAt = new Map(), explainedAt = new Map(), explainedDone = new Map();
+  function remember(map, key, value) {
+    map.delete(key);
+    map.set(key, value);
+    if (map.size > 32) map.delete(map.keys().next().value);
+    return value;
+  }
+  /* The what-if input at snapshot ``snap``: a promise of {answer} or {message} (refused there, and why). */
+  function at(snap) {
+    const w = S.whatif;
+    if (!w) return Promise.resolve({ message: 'no what-if input yet' });
+    if (w.snap === snap) return Promise.resolve({ answer: w });
+    const key = w.key + '|' + snap;
+    if (!answersAt.has(key)) {
+      const p = ask(w.input, snap, true).then((r) => (r.ok ? { answer: answerOf(r.body, snap, w.input) } : { message: r.body.message }),
+        (e) => { answersAt.delete(key); return { message: (S.embedded ? 'the page could not run the model: ' : 'the server did not answer: ') + (e.message || e) }; });
+      remember(answersAt, key, p);
+    }
+    return answersAt.get(key);
+  }
+  /* An answer the server no longer holds (it keeps its latest few): ask again next time. */
+  function forget(snap) { if (S.whatif) answersAt.delete(S.whatif.key + '|' + snap); }
+  /* The what-if input's attributions at snapshot ``snap``: served, integrated gradients and layer conductance by
+     the library (POST api/whatif/attribution); in an exported file, occlusion computed by this page
+     (pagemodel.js). A promise of {method, tokens, attributions, …} or {message}. */
+  function attribution(snap) {
+    const w = S.whatif;
+    if (!w) return Promise.resolve({ message: 'no what-if input yet' });
+    const key = w.key + '|' + snap;
+    if (!explainedAt.has(key)) {
+      const stale = () => !S.whatif || S.whatif.key !== w.key;
+      const p = (S.embedded ? GB.pageModel.occlusion(w.input, snap, stale)
+        : fetch('api/whatif/attribution', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ text: w.input.text, pair: w.input.pair, mask: w.input.mask, snap }) })
+          .then(async (r) => { const b = await r.json(); return r.ok ? Object.assign({ method: 'ig' }, b) : { message: b.message || r.status + ' ' + r.statusText }; })
+      ).then((res) => {
+        if (!res) { explainedAt.delete(key); return { message: 'a newer what-if input was asked' }; }
+        remember(explainedDone, key, res);
+        return res;
+      }, (e) => { explainedAt.delete(key); return { message: (S.embedded ? 'the page could not run the model: ' : 'the server did not answer: ') + (e.message || e) }; });
+      remember(explainedAt, key, p);
+    }
+    return explainedAt.get(key);
+  }
+  /* The attributions of the what-if input at ``snap`` if already computed (else undefined). */
+  function explained(snap) { return S.whatif ? explainedDone.get(S.whatif.key + '|' + snap) : undefined; }
+  /* Where the what-if can run: the snapshots the server or this file holds every weight of. */
+  function runnable(snap) {
+    if (S.embedded) return GB.pageModel.canRun(snap);
+    const w = S.man.whatif;
+    return !!w && w.available && (!w.snaps || w.snaps.includes(snap));
+  }
+  GB.whatIf = { at, forget, attribution, explained, runnable };
+
   function renderWhatIf() {
     const w = S.whatif;
     $('whatif-clear').hidden = !wiActive();
