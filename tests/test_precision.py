@@ -396,3 +396,65 @@ def test_a_prepared_model_refuses_another_precision(minilm_path):
     assert for_inference(model, "int8", "cpu") == "int8" and for_inference(model, "int8", "cpu") == "int8"
     with pytest.raises(InputError, match="prepared for int8 inference; load it again"):
         for_inference(model, "bf16", "cpu")
+
+
+def test_attend_each_row_is_masked_attention_without_the_padding():
+    """unpad.attend_each_row on the unpadded fused Q, K, V equals attention over the padded batch with the [PAD]
+    keys masked, for padding on the right, on the left, a full row and an empty one."""
+    import torch.nn.functional as F
+
+    from glassbert.unpad import Unpadded, additive_mask, attend_each_row
+    torch.manual_seed(0)
+    B, T, heads, size = 4, 9, 3, 5
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[0, 6:] = 0
+    mask[1, :4] = 0
+    mask[3] = 0
+    qkv = torch.randn(B, T, 3 * heads * size, dtype=torch.float64)
+    packing = Unpadded.from_mask(mask)
+    got = packing.pad(attend_each_row(packing.unpad(qkv), packing, heads))            # (B, T, A)
+    q, k, v = (t.view(B, T, heads, size).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask(mask, qkv.dtype))
+    want = want.transpose(1, 2).reshape(B, T, -1)
+    real = mask.bool()
+    assert packing.spans == [(0, 6), (6, 11), (11, 20)]
+    assert (got[real] - want[real]).abs().max().item() < 1e-12 and (got[~real] == 0).all()
+
+
+@pytest.mark.parametrize("amx", [False, True])
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_a_prepared_model_matches_fp32_on_every_kind_of_batch(monkeypatch, amx, precision):
+    """A model prepared for inference attends within each row's own tokens and (bf16) computes its layers in
+    bf16 from the fp32 embeddings: padding on either side, no padding, and packed rows (a (B, T, T) mask) all
+    give the fp32 model's numbers within bf16 / int8 error, padding rows zero, the outputs back in fp32."""
+    from glassbert.quantize import prepared_copy
+    monkeypatch.setattr(P, "_cpu_has_amx", lambda: amx)  # attention in bf16 (AMX) or fp32 (not)
+    torch.manual_seed(0)
+    model = BertModel(gb.BertConfig.preset("mini", vocab_size=300)).eval()
+    with torch.no_grad():  # sharp attention, so that attending to the wrong tokens shows
+        for layer in model.encoder.layer:
+            layer.attention.self.query.weight.mul_(8)
+            layer.attention.self.key.weight.mul_(8)
+    prepared = prepared_copy(model, precision, "cpu")
+    ids = torch.randint(5, 300, (4, 20))
+    padded = torch.ones_like(ids)
+    padded[1, 12:] = 0
+    padded[2, :5] = 0
+    square = torch.zeros(4, 20, 20, dtype=torch.long)  # two documents a row
+    square[:, :10, :10] = square[:, 10:, 10:] = 1
+    square[0, 16:] = square[0, :, 16:] = 0  # and padding: the unpadded path, where the mask must still hold
+    positions = torch.cat([torch.arange(10), torch.arange(10)]).expand(4, 20)
+    for mask, pos in ((padded, None), (torch.ones_like(ids), None), (square, positions)):
+        with torch.no_grad():
+            want = model(ids, attention_mask=mask, position_ids=pos)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                got = prepared(ids, attention_mask=mask, position_ids=pos)
+        real = (mask if mask.dim() == 2 else mask.diagonal(dim1=1, dim2=2)).bool()
+        assert got.sequence_output.dtype == got.pooled_output.dtype == torch.float32
+        diff = (got.sequence_output - want.sequence_output)[real]
+        relative = (diff.norm(dim=-1) / want.sequence_output[real].norm(dim=-1)).mean().item()
+        assert relative < 0.03, (precision, mask.shape, relative)
+        assert (got.sequence_output[~real] == 0).all()
+        assert len(got.encoder_outputs) == 4 and got.encoder_outputs[0].shape == (4, 20, 256)
+        if precision == "bf16":  # the layers computed in bf16
+            assert got.encoder_outputs[0].dtype == torch.bfloat16

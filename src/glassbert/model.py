@@ -22,6 +22,7 @@ In pretraining (``output_rows``) the last layer computes only the rows the heads
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ from .config import BertConfig
 from .errors import InputError
 from .precision import attention_in_fp32
 from .pretrained import BertPreTrainedModel
-from .unpad import Unpadded, additive_mask, key_mask, real_tokens, take_rows
+from .unpad import Unpadded, additive_mask, attend_each_row, key_mask, real_tokens, take_rows
 
 ACT2FN = {
     "gelu": F.gelu,  # exact, erf-based: the original BERT's
@@ -186,10 +187,14 @@ class BertSelfAttention(nn.Module):
         else:
             weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3A, H)
             qkv = F.linear(x, weight, torch.cat([self.query.bias, self.key.bias, self.value.bias]))
+        dtype, fp32 = qkv.dtype, attention_in_fp32(qkv)  # bf16 attention is the slower one on this CPU
+        each_row = packing is not None and mask.shape[2] == 1  # unpadded, and no row holds several documents
+        if each_row and self.qkv is not None and not self.training:              # a model prepared for inference
+            with torch.autocast("cpu", enabled=False) if fp32 else contextlib.nullcontext():
+                return attend_each_row(qkv.float() if fp32 else qkv, packing, self.num_heads).to(dtype)  # (N, A)
         if packing is not None:
             qkv = packing.pad(qkv)                                                # (B, T, 3A)
         q, k, v = (self.split_heads(t) for t in qkv.chunk(3, dim=-1))             # (B, nh, T, hs)
-        dtype, fp32 = q.dtype, attention_in_fp32(q)  # bf16 attention is the slower one on this CPU
         if fp32:
             q, k, v, mask = q.float(), k.float(), v.float(), mask.float()
         with torch.autocast("cpu", enabled=False) if fp32 else contextlib.nullcontext():  # autocast would cast back
@@ -342,9 +347,17 @@ class BertModelOutput:
 
     sequence_output: torch.Tensor                    # (B, T, H) last layer, every token
     pooled_output: torch.Tensor | None               # (B, H) tanh(dense([CLS])); None without a pooler
-    encoder_outputs: list[torch.Tensor]              # L × (B, T, H); the last is sequence_output
+    layer_outputs: list[torch.Tensor]                # L × (B, T, H), or (N, H) real tokens when `unpadded`
     embedding_output: torch.Tensor                   # (B, T, E); E = H but in ALBERT
     attentions: list[torch.Tensor] | None = None     # L × (B, nh, T, T) when output_attentions
+    unpadded: Unpadded | None = None                 # where the real tokens of `layer_outputs` rows go
+
+    @functools.cached_property
+    def encoder_outputs(self) -> list[torch.Tensor]:
+        """L × (B, T, H), the last is ``sequence_output``: the layers padded back only when asked for (most
+        callers read the last layer alone)."""
+        pad = self.unpadded.pad if self.unpadded is not None else None
+        return [pad(o) if pad is not None and o.dim() == 2 else o for o in self.layer_outputs]
 
     @property
     def last_hidden_state(self) -> torch.Tensor:  # transformers' name
@@ -353,6 +366,11 @@ class BertModelOutput:
 
 class BertModel(BertPreTrainedModel):
     base_model_prefix = ""
+    # The dtype the fast path's residual stream runs in, autocast off: None keeps the embeddings' (fp32, with
+    # the matmuls under the caller's autocast). glassbert.quantize sets bf16 on a model it prepares for bf16
+    # inference, whose Linear weights it cast: then every layer computes in bf16, as a model cast to bf16 does,
+    # but the embeddings and LayerNorm weights stay fp32 (docs/precision.md has each choice's error).
+    residual_dtype: torch.dtype | None = None
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
@@ -375,10 +393,11 @@ class BertModel(BertPreTrainedModel):
         input_ids, token_type_ids, attention_mask, position_ids = self._check_inputs(
             input_ids, token_type_ids, attention_mask, position_ids)
         x = self.embeddings(input_ids, token_type_ids, position_ids)              # (B, T, H)
-        mask = additive_mask(attention_mask, x.dtype)                             # (B, 1, 1, T) | (B, 1, T, T)
+        explicit = output_attentions or capturing() or self.config.attn_implementation == "eager"
+        dtype = None if explicit else self.residual_dtype
+        mask = additive_mask(attention_mask, dtype or x.dtype)                    # (B, 1, 1, T) | (B, 1, T, T)
         tokens = real_tokens(attention_mask)                                      # (B, T)
 
-        explicit = output_attentions or capturing() or self.config.attn_implementation == "eager"
         packing = None
         if not explicit and not bool(tokens.all()):
             packing = Unpadded.from_mask(tokens)
@@ -388,15 +407,20 @@ class BertModel(BertPreTrainedModel):
         if output_rows is not None and not explicit:
             wanted = Unpadded.from_mask(output_rows.bool() & tokens.bool())
             last_rows = wanted.indices if packing is None else (tokens.reshape(-1).cumsum(0) - 1)[wanted.indices]
-        outputs, attentions = self.encoder(hidden, mask, packing, explicit, last_rows)
-        last = outputs.pop() if wanted is not None else None                      # (M, H)
-        if packing is not None:
-            outputs = [packing.pad(o) for o in outputs]                           # L × (B, T, H)
-        if last is not None:
-            outputs.append(wanted.pad(last))                                      # (B, T, H), zeros elsewhere
-        sequence_output = outputs[-1]
-        pooled = self.pooler(sequence_output) if self.pooler is not None else None
-        return BertModelOutput(sequence_output, pooled, outputs, x, attentions if output_attentions else None)
+        with torch.autocast(x.device.type, enabled=False) if dtype else contextlib.nullcontext():
+            hidden = hidden.to(dtype) if dtype else hidden
+            outputs, attentions = self.encoder(hidden, mask, packing, explicit, last_rows)
+            if wanted is not None:
+                outputs[-1] = wanted.pad(outputs[-1])                             # (B, T, H), zeros elsewhere
+            elif packing is not None:
+                outputs[-1] = packing.pad(outputs[-1])                            # (B, T, H)
+            sequence_output = outputs[-1]
+            pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        if dtype:  # what callers get is fp32, as under autocast
+            sequence_output = outputs[-1] = sequence_output.float()
+            pooled = pooled.float() if pooled is not None else None
+        return BertModelOutput(sequence_output, pooled, outputs, x, attentions if output_attentions else None,
+                               packing)
 
     def _check_inputs(self, input_ids, token_type_ids, attention_mask, position_ids=None):
         if not isinstance(input_ids, torch.Tensor):

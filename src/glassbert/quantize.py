@@ -1,10 +1,14 @@
 """A model loaded for inference, made ready for its precision once, when it is loaded (glassbert.precision):
 
     fp32 ─▶ as loaded: the parity-tested weights, untouched
-    bf16 ─▶ every nn.Linear's weight and bias cast to bf16 once (a copy: a tied embedding stays fp32), and each
-            attention's Q, K and V fused into one bf16 layer; the forward still runs under bf16 autocast, which then
-            casts only the activations, not every weight on every call. Embeddings, LayerNorm, the residual stream
-            and the attention softmax stay fp32 (bench/precision.py measures each against fp64)
+    bf16 ─▶ every nn.Linear's weight and bias cast to bf16 once (a copy: a tied embedding stays fp32), each
+            attention's Q, K and V fused into one bf16 layer, and the encoder set to compute in bf16
+            (``BertModel.residual_dtype``): the embeddings are summed and normalized in fp32, then every layer
+            runs in bf16 with autocast off — residual stream, LayerNorm (fp32 weights, fp32 statistics), GELU —
+            as a model cast to bf16 does; attention runs in fp32 where the CPU's bf16 attention is the slower
+            (no AMX). Against fp64, MiniLM's last layer is 1.0e-2 off (relative), transformers' bf16-cast model
+            1.25e-2, autocast with an fp32 residual stream 0.73e-2; sentence vectors stay at cosine ≥ 0.9999
+            (docs/precision.md). The heads run under the caller's autocast; outputs come back in fp32
     int8 ─▶ torch's dynamic quantization of every nn.Linear (Q, K, V fused first): int8 weights with one scale per
             output row, activations quantized per call (torch.ao.quantization.quantize_dynamic on its x86/fbgemm
             kernels); fp32 in and fp32 out, so vectors and probabilities come back in fp32. On a CPU with VNNI
@@ -12,7 +16,8 @@
             the older AVX2 kernels), which on MiniLM leaves sentence vectors at cosine 0.977 to fp32, against 0.994
             with 8 (200 fine-food reviews)
 
-``for_inference(model, precision, device)`` does it in place and returns what the model now runs as; it is
+Both bf16 and int8 models run attention on each text's own tokens (``unpad.attend_each_row``): no padding in
+Q, K, V and no mask. ``for_inference(model, precision, device)`` does it in place and returns what the model now runs as; it is
 idempotent (a model already prepared is left as it is). A prepared model is for inference only: bf16 weights
 need the autocast ``precision_context`` gives; int8 layers have no gradients.
 """
@@ -117,6 +122,9 @@ def for_inference(model: nn.Module, precision: str, device: torch.device | str) 
     if want == "bf16":
         fuse_qkv(model)
         cast_linears_bf16(model)
+        for module in model.modules():  # the encoder (BertModel, AlbertModel) computes in bf16 from its embeddings on
+            if hasattr(module, "residual_dtype"):
+                module.residual_dtype = torch.bfloat16
     elif want == "int8":
         fuse_qkv(model)
         quantize_int8(model)

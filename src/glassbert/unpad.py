@@ -6,9 +6,11 @@ layers (MosaicBERT's unpadding) and puts it back after. model.py's fast path and
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -18,18 +20,26 @@ class Unpadded:
     indices: torch.Tensor  # (N,)
     batch: int
     length: int
+    counts: torch.Tensor | None = None  # (B,) real tokens of each row: row b is rows offsets[b] … of the (N, D)
 
     @classmethod
     def from_mask(cls, attention_mask: torch.Tensor) -> "Unpadded":
         B, T = attention_mask.shape
-        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T)
+        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T, attention_mask.reshape(B, T).sum(1))
+
+    @functools.cached_property
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each row's real tokens in the unpadded (N, D) layout (rows without any left out):
+        a row's real tokens are consecutive there, whichever side its padding was on."""
+        ends = self.counts.cumsum(0).tolist()
+        return [(end - n, end) for n, end in zip(self.counts.tolist(), ends) if n]
 
     def unpad(self, x: torch.Tensor) -> torch.Tensor:
         return gather_rows(x.reshape(self.batch * self.length, -1), self.indices)  # (N, D)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         out = x.new_zeros(self.batch * self.length, x.shape[-1])
-        return out.index_copy(0, self.indices, x).view(self.batch, self.length, -1)  # (B, T, D)
+        return out.index_copy_(0, self.indices, x).view(self.batch, self.length, -1)  # (B, T, D)
 
 
 class _GatherRows(torch.autograd.Function):
@@ -55,6 +65,23 @@ def gather_rows(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     return _GatherRows.apply(x, indices)
 
 
+def attend_each_row(qkv: torch.Tensor, packing: Unpadded, heads: int) -> torch.Tensor:
+    """Attention of each row's real tokens to each other, on the unpadded (N, 3A) fused Q, K, V: (N, A).
+
+    The same as attention over the padded (B, T) batch with [PAD] keys masked out, without the padding: no
+    pad and unpad of Q, K, V and the context, no mask, and Σ Tᵢ² scores instead of B·T² (a batch of varied
+    lengths spends most of its attention on padding). One scaled_dot_product_attention call per row."""
+    N, three_a = qkv.shape
+    size = three_a // (3 * heads)
+    out = qkv.new_empty(N, three_a // 3)                                          # (N, A)
+    for start, end in packing.spans:
+        n = end - start
+        q, k, v = qkv[start:end].view(n, 3, heads, size).permute(1, 2, 0, 3)      # 3 × (nh, n, hs)
+        context = F.scaled_dot_product_attention(q[None], k[None], v[None])       # (1, nh, n, hs)
+        out[start:end].view(n, heads, size).copy_(context[0].transpose(0, 1))
+    return out
+
+
 def take_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
     """(B, T, D) or (N, D) → (M, D): the token rows ``rows`` (indices into the flattened tokens); all when None."""
     return x if rows is None else gather_rows(x.reshape(-1, x.shape[-1]), rows)
@@ -77,4 +104,4 @@ def key_mask(mask: torch.Tensor) -> torch.Tensor:
     return mask[:, 0, 0, :] if mask.shape[2] == 1 else mask[:, 0].diagonal(dim1=-2, dim2=-1)
 
 
-__all__ = ["Unpadded", "gather_rows", "take_rows", "additive_mask", "real_tokens", "key_mask"]
+__all__ = ["Unpadded", "attend_each_row", "gather_rows", "take_rows", "additive_mask", "real_tokens", "key_mask"]
