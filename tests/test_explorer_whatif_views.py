@@ -222,6 +222,8 @@ def test_served_what_if_reaches_attribution_and_comparison(browser, demo_run):
         # the map over training: "every snapshot" fills the rows of the snapshots not visited
         page.locator("#attr-every").click()
         wait_for(page, lambda: page.locator("#attr-epochs-canvas").get_attribute("data-filled") == str(n), "every row")
+        # attributions are ~1e-3: the cells are written ×10^k (not all "0.00"), and the map says so
+        assert int(page.locator("#attr-epochs-canvas").get_attribute("data-value-scale")) >= 2
         tokens, want = library_ig(demo_run, 3)
         np.testing.assert_allclose(shown_attr(page)["values"], want["cat"], rtol=1e-3, atol=1e-9)
         shots(page, "#attribution-view", "attribution-whatif-served")

@@ -109,7 +109,11 @@
     if (ch >= 2) ch = Math.floor(ch);
     cw = Math.max(cw, 0.25); ch = Math.max(ch, 0.25);
     const cell = Math.min(cw, ch);
-    const W = Math.ceil(left + M.cols * cw + right) + 2, H = Math.ceil(top + M.rows * ch) + 2;
+    // values written in the cells: a matrix of small ones (attributions, ~1e-3) ×10^k, so they do not all read 0.00
+    let big = 0;
+    for (let i = 0; i < M.rows * M.cols; i++) { const a = Math.abs(M.data[i]); if (a > big && a < 1e30) big = a; }
+    const k = cell >= 30 && !opts.noValues && big > 0 && big < 0.05 ? Math.ceil(-Math.log10(big)) : 0;
+    const W = Math.ceil(left + M.cols * cw + right) + 2, H = Math.ceil(top + M.rows * ch) + 2 + (k ? 18 : 0);
     const dpr = window.devicePixelRatio || 1;
     canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
     canvas.style.width = W + 'px'; canvas.style.height = H + 'px';
@@ -133,14 +137,20 @@
     if (cell >= 30 && !opts.noValues) {
       ctx.font = (cell >= 38 ? 11 : 10) + 'px ' + getComputedStyle(document.body).fontFamily;
       ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
+      const times = Math.pow(10, k);
       for (let r = 0; r < M.rows; r++) for (let c = 0; c < M.cols; c++) {
         const v = M.data[r * M.cols + c];
         const col = colorFor(v, sc);
         const lum = 0.299 * col[0] + 0.587 * col[1] + 0.114 * col[2];
         ctx.fillStyle = lum > 150 ? '#1d2330' : '#ffffff';
-        ctx.fillText(short(v), left + (c + 0.5) * cw, top + (r + 0.5) * ch);
+        ctx.fillText(short(v <= -1e30 ? v : v * times), left + (c + 0.5) * cw, top + (r + 0.5) * ch);
+      }
+      if (k) {  // below the grid
+        ctx.fillStyle = '#1d2330'; ctx.textAlign = 'left'; ctx.textBaseline = 'top';
+        ctx.fillText('each cell shows its value × 10' + String(k).split('').map(d => '⁰¹²³⁴⁵⁶⁷⁸⁹'[+d]).join(''), left, top + M.rows * ch + 4);
       }
     }
+    canvas.dataset.valueScale = String(k);
     if (!opts.noLabels) {
       ctx.fillStyle = '#4b5367';
       ctx.font = '11px ' + getComputedStyle(document.body).fontFamily;
