@@ -4,10 +4,14 @@ The toy demo, the ALBERT toy and a tiny pretraining run are exported, each file 
 other request aborted; a pair is typed into the what-if (with a [MASK] in it, and a clicked word at one
 snapshot), at three snapshots; every tensor the page computed (GB.pageModel.last) is compared with glassbert's
 own forward under Capture (the recorder's ``take``) on the weights that snapshot recorded: max |diff| ≤ 1e-4.
+MiniLM (one snapshot of ``explore minilm --text``) runs in a file whose bound holds its weights and vocabulary:
+float32, or rounded to float16 (then compared with the library on the same rounded weights); its default export
+stays under 25 MB and says which bound would let the page run it (that test needs no browser).
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,9 @@ from click.testing import CliRunner
 import glassbert
 from glassbert.demo import run_demo
 from glassbert.explorer import export_html
-from glassbert.recording import load_manifest
+from glassbert.explorer.export import DEFAULT_EXPORT_BYTES
+from glassbert.modeldir import resolve_model_path
+from glassbert.recording import load_manifest, record_model
 from glassbert.recording.snapshot import take
 from glassbert.recording.store import RecordStore
 from glassbert.tokenizer import IGNORE_INDEX, Tokenizer
@@ -27,7 +33,8 @@ from test_explorer_browser import browser, open_page, wait_for  # noqa: F401 (br
 CORPUS = Path(__file__).parent / "data" / "tiny_corpus.txt"
 TOL = 1e-4
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+BROWSER = [pytest.mark.browser, pytest.mark.slow]
+MINILM_TEXT = "the cat chased the mouse across the garden."
 
 
 @pytest.fixture
@@ -53,23 +60,32 @@ def runs(tmp_path_factory, vocab_dir) -> dict[str, Path]:
     return {"toy": root / "toy", "albert": root / "albert", "tiny": root / "tiny"}
 
 
-def model_at_snapshot(run: Path, snap: int) -> torch.nn.Module:
-    """The run's model class with the weights snapshot ``snap`` recorded (as the store gives them), in eval mode."""
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory) -> Path:
+    """One snapshot of MiniLM on a sentence, as `glassbert explore minilm --text … --out DIR` records it."""
+    return record_model("minilm", [MINILM_TEXT], tmp_path_factory.mktemp("minilm") / "rec")
+
+
+def model_at_snapshot(run: Path, snap: int, source: Path | None = None, f16: bool = False) -> torch.nn.Module:
+    """The run's model class (from ``source``, default the run) with the weights snapshot ``snap`` recorded (as
+    the store gives them; ``f16``: rounded to float16, as an export that had to round them holds them), in eval mode."""
     store = RecordStore(run)
     manifest = store.manifest()
-    model = getattr(glassbert, manifest["model"]).from_pretrained(run).eval()
+    model = getattr(glassbert, manifest["model"]).from_pretrained(source or run).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             arr, _ = store.tensor(snap, name, manifest=manifest)
-            p.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(p.dtype))
+            arr = np.ascontiguousarray(arr)
+            p.copy_(torch.from_numpy(arr.astype(np.float16) if f16 else arr).to(p.dtype))
     return model
 
 
-def library_tensors(run: Path, snap: int, text: str, pair: str, clicked: list[int]) -> tuple[list[int], dict]:
+def library_tensors(run: Path, snap: int, text: str, pair: str | None, clicked: list[int], source: Path | None = None,
+                    f16: bool = False) -> tuple[list[int], dict]:
     """glassbert's forward under Capture (the recorder's own ``take``) on the weights snapshot ``snap`` recorded:
     (the input ids, every captured tensor of the one sample)."""
-    model = model_at_snapshot(run, snap)
-    tok = Tokenizer.from_pretrained(run)
+    model = model_at_snapshot(run, snap, source, f16)
+    tok = Tokenizer.from_pretrained(source or run)
     batch = tok(text, text_pair=pair)
     inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
     ids = inputs["input_ids"]
@@ -95,25 +111,34 @@ def page_tensors(page) -> dict:
     }""")
 
 
-def compare(run: Path, got: dict, text: str, pair: str, clicked: list[int]) -> float:
-    ids, want = library_tensors(run, got["snap"], text, pair, clicked)
+def compare(run: Path, got: dict, text: str, pair: str | None, clicked: list[int], source: Path | None = None,
+            f16: bool = False, scaled: bool = False) -> float:
+    """The largest |page − library| over every tensor, each ≤ 1e-4; ``scaled``: ≤ 1e-4 · max(1, |library|), for
+    MiniLM, whose FFN outputs reach |x| ≈ 200, where float32 values are 1.5e-5 apart (torch sums in float32, the
+    page in float64: they differ by its rounding)."""
+    ids, want = library_tensors(run, got["snap"], text, pair, clicked, source, f16)
     assert got["ids"] == ids
     assert set(got["tensors"]) == set(want), (sorted(set(want) - set(got["tensors"])), sorted(set(got["tensors"]) - set(want)))
     worst = 0.0
     for name, ref in want.items():
         mine = np.array(got["tensors"][name]["data"], dtype=np.float64).reshape(got["tensors"][name]["shape"])
         assert mine.shape == ref.shape, name
-        diff = float(np.abs(mine - ref.astype(np.float64)).max()) if ref.size else 0.0
-        assert diff <= TOL, f"{name} at snapshot {got['snap']}: max |diff| {diff}"
+        gap = np.abs(mine - ref.astype(np.float64))
+        diff = float(gap.max()) if ref.size else 0.0
+        if scaled and ref.size:
+            over = float((gap / np.maximum(1.0, np.abs(ref))).max())
+            assert over <= TOL, f"{name} at snapshot {got['snap']}: max |diff| / max(1, |x|) {over}"
+        else:
+            assert diff <= TOL, f"{name} at snapshot {got['snap']}: max |diff| {diff}"
         worst = max(worst, diff)
     return worst
 
 
-def what_if_at(page, snap: int, ids_len: int | None = None) -> dict:
+def what_if_at(page, snap: int, ids_len: int | None = None, timeout: float = 20.0) -> dict:
     def ready():
         last = page.evaluate("() => GB.pageModel.last && [GB.pageModel.last.snap, GB.pageModel.last.ids.length, GB.S.whatif && GB.S.whatif.snap]")
         return last and last[0] == snap and last[2] == snap and (ids_len is None or last[1] == ids_len)
-    wait_for(page, ready, f"the page's what-if at snapshot {snap}")
+    wait_for(page, ready, f"the page's what-if at snapshot {snap}", timeout)
     return page_tensors(page)
 
 
@@ -125,6 +150,8 @@ CASES = {  # run: (sentence A with a typed [MASK], sentence B, a word position t
 
 
 @pytest.mark.parametrize("which", list(CASES))
+@pytest.mark.browser
+@pytest.mark.slow
 def test_the_exported_page_runs_the_model_itself(offline, runs, tmp_path, which):
     run = runs[which]
     text, pair, click = CASES[which]
@@ -168,6 +195,8 @@ def test_the_exported_page_runs_the_model_itself(offline, runs, tmp_path, which)
     page.close()
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_a_word_out_of_the_vocabulary_is_said_to_become_unk(offline, runs, tmp_path):
     out = export_html(runs["toy"], tmp_path / "toy.html")
     page = offline.new_page()
@@ -180,3 +209,63 @@ def test_a_word_out_of_the_vocabulary_is_said_to_become_unk(offline, runs, tmp_p
     ids, _ = library_tensors(runs["toy"], 0, "the zebra chased the mouse", None, [])
     assert page.evaluate("() => GB.pageModel.last.ids") == ids
     page.close()
+
+
+@pytest.mark.parametrize("bound_mb, weights", [(200, "float32"), (60, "float16")])
+@pytest.mark.browser
+@pytest.mark.slow
+def test_an_export_with_room_for_its_weights_runs_minilm(offline, minilm, tmp_path, bound_mb, weights):
+    """MiniLM (22.7 M weights, 30 522 tokens) in a file whose bound holds its weights: exact (float32) at 200 MB,
+    rounded to float16 at 60 MB; the page tokenizes a typed sentence with the whole vocabulary and its every
+    tensor equals the library's on the same weights (rounded to float16 for the second file)."""
+    source = resolve_model_path("minilm")
+    out = export_html(minilm, tmp_path / f"minilm-{weights}.html", bound_mb * 1e6, model="minilm")
+    assert out.stat().st_size <= bound_mb * 1e6
+    page, errors, requests = open_page(offline, out.as_uri())
+    wait_for(page, lambda: not page.locator("#whatif-run").is_disabled(), "the what-if box")
+    sub = page.locator("#whatif-sub").text_content()
+    assert "runs in this page at every snapshot" in sub and (("rounded to float16" in sub) == (weights == "float16"))
+    text = "a dog sleeps in the warm sun by the river"  # words the recording never saw: the whole vocabulary is in the file
+    page.locator("#whatif-text").fill(text)
+    page.locator("#whatif-run").click()
+    got = what_if_at(page, 0, timeout=120)
+    status = page.locator("#whatif-status").text_content()
+    assert "run in this page" in status and (("rounded to float16 in this file" in status) == (weights == "float16"))
+    assert not got["unknown"]
+    worst = compare(minilm, got, text, None, [], source=source, f16=weights == "float16", scaled=True)
+    first = got["ms"]
+    page.locator("#whatif-text").fill(MINILM_TEXT)  # a second what-if: the weights are decoded already
+    page.locator("#whatif-run").click()
+    again = what_if_at(page, 0, ids_len=11, timeout=60)
+    worst = max(worst, compare(minilm, again, MINILM_TEXT, None, [], source=source, f16=weights == "float16", scaled=True))
+    print(f"\nMiniLM, weights {weights}: max |diff| {worst:.3g}; export {out.stat().st_size / 1e6:.1f} MB; what-if "
+          f"{first:.0f} ms the first time ({len(got['ids'])} tokens), then {again['ms']:.0f} ms ({len(again['ids'])} tokens)")
+    assert not errors, errors
+    assert requests == [out.as_uri()]
+    page.close()
+
+
+def test_the_default_export_of_minilm_says_which_bound_runs_it(minilm, tmp_path):
+    """The default file stays under 25 MB, leaves MiniLM's weights out and says so, naming --max-mb and the bound that
+    holds them; that bound (the float16 one) gives a file in which the page runs the model."""
+    said: list[str] = []
+    out = export_html(minilm, tmp_path / "default.html", model="minilm", say=said.append)
+    assert out.stat().st_size <= DEFAULT_EXPORT_BYTES
+    html = out.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="glassbert-data">(.*?)</script>', html, re.S).group(1))
+    man = data["manifest"]
+    assert "embeddings.word_embeddings.weight" in man["export_dropped"]
+    assert "export_vocab" not in man  # no vocabulary for a page that cannot run the model
+    why = man["export_whatif"]
+    assert why and said == [f"its what-if needs the server: {why}"]
+    exact, rounded = (int(n) for n in re.findall(r"--max-mb (\d+) \((?:exact|weights rounded to float16)\)", why))
+    assert 100 < exact < 130 and 50 < rounded < 65, why
+    # the page shows the note as the reason its what-if needs the server (pagemodel.js reads export_whatif)
+    assert "S.man.export_whatif" in html
+    said.clear()
+    fits = export_html(minilm, tmp_path / "f16.html", rounded * 1e6, model="minilm", say=said.append)
+    assert fits.stat().st_size <= rounded * 1e6
+    man = json.loads(re.search(r'id="glassbert-data">(.*?)</script>', fits.read_text(encoding="utf-8"), re.S).group(1))["manifest"]
+    assert man["export_whatif"] is None and man["export_weights"] == "float16" and not man["export_dropped"]
+    assert len(man["export_vocab"]) == 30522 and said == [
+        "the page runs the model itself (weights as float16, rounded: a larger --max-mb keeps them exact)"]

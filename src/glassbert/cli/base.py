@@ -205,6 +205,9 @@ save_every = vocabulary("--save-every", type=click.IntRange(1),
                         meaning="Optimizer steps between checkpoints (what --resume continues from).")
 log_every = vocabulary("--log-every", type=click.IntRange(1), meaning="Optimizer steps between lines of metrics.jsonl.",
                        help="Optimizer steps between lines of metrics.jsonl.")
+max_mb = vocabulary("--max-mb", type=POSITIVE, default=None, metavar="MB",
+                    meaning="The size bound of the file the command writes, in MB (10^6 bytes): what does not fit "
+                            "is left out, and said.")
 record = vocabulary("--record", default=None, meaning="What to record for the explorer (the --record grammar).")
 host = vocabulary("--host", default="127.0.0.1", show_default=True, meaning="The address to bind.",
                   help="Address to bind (127.0.0.1 = this machine only).")

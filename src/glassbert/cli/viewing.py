@@ -118,13 +118,16 @@ def explain(model, texts, pairs, target, method, steps, parts, max_length, outs,
 @opt.host()
 @click.option("--export", "export_file", type=click.Path(dir_okay=False),
               help="Write the page as one self-contained HTML file instead of serving it.")
+@opt.max_mb(help="The --export file's size bound in MB (default 25). A bound that holds the model's weights lets "
+                 "the page run the what-if itself: MiniLM needs about 115 (float32, exact) or 56 (float16-rounded "
+                 "weights); a smaller one leaves them out and the page says so.")
 @click.option("--open/--no-open", "open_browser", default=False, help="Open a browser tab.")
 @opt.max_length(help="Truncate the --text inputs to this many tokens (default: the model's limit).")
 @opt.precision("fp32", note=" (How a model is recorded on --text.)", int8=False)
 @opt.overwrite()
 @opt.threads()
-def explore(target, texts, pair, out, whatif_model, port, host, export_file, open_browser, max_length, precision,
-            overwrite, threads) -> None:
+def explore(target, texts, pair, out, whatif_model, port, host, export_file, max_mb, open_browser, max_length,
+            precision, overwrite, threads) -> None:
     """Watch every tensor of a recorded run (or of a model on --text) in the browser."""
     from ..explorer import explore as run
     from ..recording import has_recording
@@ -138,8 +141,10 @@ def explore(target, texts, pair, out, whatif_model, port, host, export_file, ope
         pair = False
     if export_file:
         check_target_file(export_file, overwrite=overwrite, option="--export")
+    elif max_mb is not None:
+        raise click.UsageError("--max-mb bounds the --export file: give --export FILE with it")
     if out and not texts and has_recording(Path(target)):
         raise click.UsageError(f"{target} is a recorded run: --out applies only when a model is recorded")
-    run(target, texts, pair=pair, out=out, model=whatif_model, export=export_file, host=host, port=port,
+    run(target, texts, pair=pair, out=out, model=whatif_model, export=export_file, export_mb=max_mb, host=host, port=port,
         open_browser=open_browser, overwrite=overwrite, echo=click.echo, max_length=max_length, precision=precision,
         threads=threads)

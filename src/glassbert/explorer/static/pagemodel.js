@@ -6,21 +6,32 @@
    It runs only at the snapshots whose every weight the file holds (the recorder's or the export's size bound
    may leave some out) and says which those are; anywhere else it refuses and the views go back to the
    recorded samples. The last answer's timing and tensors stay on GB.pageModel.last (for tests and curious
-   readers). Attribution without gradients: GB.pageModel.occlusion (each token masked in turn, one forward each). */
+   readers). Attribution without gradients: GB.pageModel.occlusion (each token masked in turn, one forward each).
+
+   A large model (MiniLM: 91 MB of float32 weights) is read from the file on the first what-if at a snapshot, one
+   weight at a time, the page free between them and the what-if status counting them; its tensors' text lies in
+   blocks of their own (export.py: "el"), which are read only then. Weights the export rounded to float16 to fit
+   its bound (manifest.export_weights) are said to be so in every answer. */
 'use strict';
 (function () {
   const { S } = GB;
   const MAX_CHARS = 2000, MAX_TOKENS = 128, MAX_MASKS = 20, TOPK = 5;  // the server's limits (recording/whatif.py)
-  let model = null, why = '', tok = null, snaps = [], answers = 0;
+  let model = null, why = '', tok = null, vocab = null, snaps = [], answers = 0;
 
   /* Once the recording is loaded: can this file run its model, and at which snapshots? */
   function init() {
     if (model || why) return;
     if (!S.embedded) { why = 'not an exported file'; return; }
+    linkBlocks();
+    if (S.man.export_whatif) { why = S.man.export_whatif; return; }  // the export says why not, and how
     const d = GB.forward.describe(S.man);
     if (d.error) { why = d.error; return; }
-    const v = S.man.vocab, size = (S.man.config || {}).vocab_size;
-    if (!Array.isArray(v) || v.length !== size) { why = 'the file does not hold the whole vocabulary (' + size + ' tokens), so the page cannot tokenize'; return; }
+    // the whole vocabulary: the recording's, or the export's copy of the tokenizer's (a recording of a model of
+    // more than 5000 tokens keeps only the words it saw, which the views list: S.man.vocab stays as it is)
+    const size = (S.man.config || {}).vocab_size;
+    vocab = [S.man.vocab, S.man.export_vocab].find((v) => Array.isArray(v) && v.length === size) || null;
+    if (!vocab) { why = 'the file does not hold the whole vocabulary (' + size + ' tokens), so the page cannot tokenize'; return; }
+    const v = vocab;
     try { tok = GB.tokenize.makeTokenizer(v); } catch (e) { why = e.message; return; }
     snaps = GB.forward.runnableSnaps(d, S.embedded, S.man);
     if (!snaps.length) { why = 'the file holds the model\'s weights at no snapshot (left out by the size bound)'; return; }
@@ -33,11 +44,26 @@
     init();
     if (!model) return '';
     const all = S.man.snapshots.length;
-    if (snaps.length === all) return 'the model runs in this page at every snapshot (' + all + ')';
+    const f16 = S.man.export_weights === 'float16' ? ' · its weights rounded to float16 to fit this file' : '';
+    if (snaps.length === all) return 'the model runs in this page at every snapshot (' + all + ')' + f16;
     return 'the model runs in this page only at ' + snaps.map((i) => GB.snapLabel(i)).join(', ') +
-      ' (the other ' + (all - snaps.length) + ' snapshots\' weights are not in this file)';
+      ' (the other ' + (all - snaps.length) + ' snapshots\' weights are not in this file)' + f16;
   }
   const canRun = (snap) => ready() && snaps.includes(snap);
+  /* A tensor whose text the export put in a block of its own ({el}) reads it from there when it is decoded
+     (core.js reads entry.b64): the 100 MB of a MiniLM are not parsed with the page's JSON. */
+  let linked = false;
+  function linkBlocks() {
+    if (linked) return;
+    linked = true;
+    for (const tensors of S.embedded.tensors) {
+      for (const e of Object.values(tensors)) {
+        if (!e.el || e.b64 !== undefined) continue;
+        const id = e.el;
+        Object.defineProperty(e, 'b64', { get: () => { const b = document.getElementById(id); return b ? b.textContent : ''; } });
+      }
+    }
+  }
   const limit = () => Math.min(MAX_TOKENS, (S.man.config || {}).max_position_embeddings || MAX_TOKENS);
 
   /* The typed input as the model reads it: {enc, ids (the clicked words as [MASK]), positions (the MLM head's:
@@ -69,12 +95,81 @@
     }
     return { enc, ids, positions, trueIds, maskId };
   }
-  /* The weights of snapshot ``snap`` the model reads, by name (each decoded once). */
-  async function weightsAt(snap) {
+  /* A stored weight's bytes as the export wrote them (export.py, _encode: deflated; float16 split into low and
+     high bytes and XOR-ed with the previous snapshot's when it says so), decoded a megabyte of text at a time,
+     the page handed back between them: MiniLM's word-embedding table alone is 62 MB of base64, which one atob
+     would hold the page for most of a second. (core.js decodes the same format in one go for the views.) */
+  const STEP = 1 << 20;  // characters of base64 per slice (a multiple of 4)
+  const yieldToPage = () => new Promise((r) => setTimeout(r, 0));
+  const bits = new Map();
+  function weightBits(snap, name) {
+    const key = snap + '|' + name;
+    if (bits.has(key)) return bits.get(key);
+    const e = (S.embedded.tensors[snap] || {})[name];
+    if (!e) return Promise.reject(new Error(name + ' is not in this export'));
+    const p = (async () => {
+      const text = e.b64;  // the JSON's, or its block's (linkBlocks)
+      const ds = e.z ? new DecompressionStream('deflate') : null, writer = ds && ds.writable.getWriter();
+      const whole = ds ? new Response(ds.readable).arrayBuffer() : null, parts = [];
+      for (let i = 0; i < text.length; i += STEP) {
+        const bin = atob(text.slice(i, i + STEP)), u = new Uint8Array(bin.length);
+        for (let j = 0; j < bin.length; j++) u[j] = bin.charCodeAt(j);
+        if (writer) await writer.write(u); else parts.push(u);
+        if (text.length > STEP) await yieldToPage();
+      }
+      let bytes;
+      if (writer) { await writer.close(); bytes = new Uint8Array(await whole); }
+      else bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
+      if (!e.split) return bytes;
+      const n = bytes.length / 2, out = new Uint8Array(bytes.length);
+      for (let i = 0; i < n; i++) { out[2 * i] = bytes[i]; out[2 * i + 1] = bytes[n + i]; }
+      if (e.delta) {
+        const prev = new Uint16Array((await weightBits(snap - 1, name)).buffer.slice(0)), cur = new Uint16Array(out.buffer);
+        for (let i = 0; i < cur.length; i++) cur[i] ^= prev[i];
+      }
+      return out;
+    })();
+    bits.set(key, p);
+    return p;
+  }
+  let F16 = null;  // float16 bits → float32, the table core.js decodes with
+  async function weightData(snap, name) {
+    const e = S.embedded.tensors[snap][name], bytes = await weightBits(snap, name);
+    if (e.dtype === 'f32') return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    if (e.dtype !== 'f16') return (await GB.getTensor(snap, name)).data;
+    if (!F16) {
+      F16 = new Float32Array(65536);
+      for (let i = 0; i < 65536; i++) {
+        const sgn = i & 0x8000 ? -1 : 1, ex = (i >> 10) & 0x1f, f = i & 0x3ff;
+        F16[i] = ex === 0 ? sgn * f * Math.pow(2, -24) : ex === 31 ? (f ? NaN : sgn * Infinity) : sgn * (1 + f / 1024) * Math.pow(2, ex - 15);
+      }
+    }
+    const u = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2), out = new Float32Array(u.length);
+    for (let i = 0; i < u.length; i++) out[i] = F16[u[i]];
+    return out;
+  }
+
+  /* The weights of snapshot ``snap`` the model reads, by name (each decoded once). The first time at a snapshot
+     they are decoded one after another, the page handed back between them (a large model's take a second: the
+     what-if status counts them, ``progress`` (done, of) when given). */
+  const decoded = new Map();
+  async function weightsAt(snap, progress) {
+    if (decoded.has(snap)) return decoded.get(snap);
     const weights = new Map();
-    await Promise.all(model.needs.map(async (name) => weights.set(name, (await GB.getTensor(snap, name)).data)));
+    let done = 0, mark = performance.now();
+    for (const name of model.needs) {
+      weights.set(name, await weightData(snap, name));
+      done++;
+      if (performance.now() - mark > 30) {  // a long decode: say how far it is and let the page answer clicks
+        if (progress) progress(done, model.needs.length);
+        await new Promise((r) => setTimeout(r, 0));
+        mark = performance.now();
+      }
+    }
+    decoded.set(snap, weights);
     return weights;
   }
+  const f16Note = () => (S.man.export_weights === 'float16' ? ', rounded to float16 in this file' : '');
 
   /* The what-if at snapshot ``snap``: {id, weights, manifest, tensors, note} or {message} (refused). ``aside``:
      another view's question (the comparison's B), not kept as GB.pageModel.last, which is the what-if box's. */
@@ -83,11 +178,14 @@
     if (pre.message) return pre;
     const { enc, ids, positions, trueIds } = pre, n = ids.length;
     const t0 = performance.now();
-    const weights = await weightsAt(snap);
+    const status = !aside && document.getElementById('whatif-status');
+    const weights = await weightsAt(snap, status ? (done, of) => {
+      status.textContent = 'reading the weights of ' + GB.snapLabel(snap) + ' from this file (' + done + ' of ' + of + ', once per snapshot)…';
+    } : null);
     const t1 = performance.now();
     const tensors = GB.forward.run(model, (name) => weights.get(name), { ids, typeIds: enc.typeIds, mask: ids.map(() => 1), masked: positions });
     const t2 = performance.now();
-    const vocab = S.man.vocab, entry = S.man.snapshots[snap];
+    const entry = S.man.snapshots[snap];
     const pred = {};
     const logits = model.mlm && tensors.get(model.mlm.tap + 'logits');
     if (logits && positions.length) {
@@ -124,7 +222,7 @@
     };
     const note = enc.unknown.length ? 'not in the vocabulary, so [UNK]: ' + [...new Set(enc.unknown)].map((w) => '"' + w + '"').join(', ') : '';
     const ms = t2 - t0;
-    const weightsText = 'the weights recorded at ' + GB.snapLabel(snap) + ', run in this page (' + ms.toFixed(ms < 10 ? 1 : 0) + ' ms)';
+    const weightsText = 'the weights recorded at ' + GB.snapLabel(snap) + f16Note() + ', run in this page (' + ms.toFixed(ms < 10 ? 1 : 0) + ' ms)';
     if (!aside) GB.pageModel.last = { snap, ids, tokens: man.samples[0].tokens, unknown: enc.unknown, ms, weightsMs: t1 - t0, forwardMs: t2 - t1, tensors };
     return { id: 'page' + (++answers), weights: weightsText, manifest: man, tensors, note };
   }
@@ -141,7 +239,7 @@
   async function occlusion(input, snap, stale) {
     const pre = prepare(input.text, input.pair || null, input.mask || [], snap);
     if (pre.message) return pre;
-    const { enc, ids, positions, trueIds, maskId } = pre, T = ids.length, vocab = S.man.vocab;
+    const { enc, ids, positions, trueIds, maskId } = pre, T = ids.length;
     const t0 = performance.now();
     const weights = await weightsAt(snap), W = (name) => weights.get(name);
     const run = (x) => GB.forward.run(model, W, { ids: x, typeIds: enc.typeIds, mask: x.map(() => 1), masked: positions });
@@ -206,7 +304,7 @@
       return Object.assign(entry, { probability: base[k], occlusion: values[k], occluded: forwards - 1 });
     });
     return { snap, tokens: ids.map((i) => vocab[i]), method: 'occlusion', attributions, forwards, ms,
-      weights: 'the weights recorded at ' + GB.snapLabel(snap) + ', run in this page' };
+      weights: 'the weights recorded at ' + GB.snapLabel(snap) + f16Note() + ', run in this page' };
   }
 
   /* A computed tensor for GB.getTensor (rows A..B−1 of its first axis when ``rows``). */
