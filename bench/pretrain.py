@@ -18,8 +18,10 @@ fresh pages (millions of page faults a run), so the ratio depended on the order 
 
 --precision fp32 bf16 (the default) trains each library in each precision from the same weights on the same
 batches (bf16: glassbert.precision's autocast around the forward, as the Trainer runs it; weights and AdamW in
-fp32), all four runs taking turns, and prints them side by side. --profile N then profiles N more steps of
-each run (torch.profiler) and prints the top operations by self CPU time.
+fp32), all four runs taking turns, and prints them side by side, after the CPU's 1024³ GEMM rate in each
+(bench/inference.py's gemm_rates): how close each run is to the machine. int8 is for inference only (dynamic
+quantization has no gradients): asked for, it is named as such and left out. --profile N then profiles N more
+steps of each run (torch.profiler) and prints the top operations by self CPU time.
 """
 from __future__ import annotations
 
@@ -37,12 +39,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import glassbert as gb  # noqa: E402
 from glassbert.data import fetch, read_texts  # noqa: E402
 from glassbert.precision import autocast  # noqa: E402
 from glassbert.pretrain import PretrainArgs, build_datasets, pretraining_metrics  # noqa: E402
 from glassbert.train import build_optimizer, lr_factor  # noqa: E402
+from inference import gemm_rates  # noqa: E402  (bench/inference.py: one GEMM-rate function for every bench)
 
 
 def vocabulary(corpus: Path, size: int, cache: Path) -> Path:
@@ -146,8 +150,9 @@ def main() -> None:
     p.add_argument("--vocab-size", type=int, default=8000)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"],
-                   help="train in each, side by side (default fp32 bf16; bf16 = bf16 autocast)")
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "int8"], default=["fp32", "bf16"],
+                   help="train in each, side by side (default fp32 bf16; bf16 = bf16 autocast; int8 is for "
+                        "inference only and is left out with a note)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="after the timed runs, profile N more steps of each and print the top ops by self CPU time")
     p.add_argument("--profile-rows", type=int, default=15)
@@ -157,8 +162,16 @@ def main() -> None:
                    help="steady (the default): pin glibc malloc's thresholds so the arms' order does not change "
                         "their speed; default: leave malloc alone")
     args = p.parse_args()
+    if "int8" in args.precision:
+        args.precision = [x for x in dict.fromkeys(args.precision) if x != "int8"]
+        note = ("int8 is for inference only: dynamic int8 quantization (glassbert --precision int8) has no "
+                "gradients, so there is no int8 pretraining step to time")
+        if not args.precision:
+            raise SystemExit(note + "; ask for --precision fp32 bf16")
+        print(note + f"; timing {' '.join(args.precision)}")
     memory = steady_malloc() if args.malloc == "steady" else "malloc left as it is (--malloc default)"
     import transformers
+    transformers.utils.logging.disable_progress_bar()
 
     corpus = fetch("sotu", args.data, quiet=True)
     vocab = vocabulary(corpus, args.vocab_size, Path(args.data) / ".cache" / f"sotu-vocab-{args.vocab_size}")
@@ -178,15 +191,17 @@ def main() -> None:
     print(f"State of the Union: {n_train} speeches → {len(train_ds)} pairs (held out {n_eval} → {len(eval_ds)}); "
           f"vocab {tok.vocab_size}; {args.steps} steps × {args.batch_size} × ≤{args.max_seq_length}; "
           f"timed {real} real tokens of {padded} ({real / padded:.0%})")
+    gemm = gemm_rates(args.device, args.precision)
+    print("GEMM 1024³: " + ", ".join(f"{x} {rate:.0f} GFLOP/s" for x, rate in gemm.items()), flush=True)
 
     torch.manual_seed(0)
     config = arch.config_class.preset(pargs.preset, vocab_size=tok.vocab_size)
-    ours = arch.model_class(config)
-    print(f"{args.arch} {pargs.preset}: {ours.num_parameters() / 1e6:.1f} M parameters, MLM + {arch.task.upper()}")
+    ours = arch.pretraining(config)
+    print(f"{args.arch} {pargs.preset}: {ours.num_parameters() / 1e6:.1f} M parameters, MLM + {arch.pair_task.upper()}")
     runs: dict[tuple[str, str], Run] = {}  # (library, precision) → its run, all from the same weights
     with tempfile.TemporaryDirectory() as tmp:
         ours.save_pretrained(tmp)
-        hf_class = getattr(transformers, arch.model_class.__name__)  # BertForPreTraining | AlbertForPreTraining
+        hf_class = getattr(transformers, arch.pretraining.__name__)  # BertForPreTraining | AlbertForPreTraining
         for precision in args.precision:
             runs[("glassbert", precision)] = Run(copy.deepcopy(ours), batches, args, precision)
             if not args.skip_transformers:
@@ -208,7 +223,7 @@ def main() -> None:
         for name in ("glassbert", "transformers"):
             if (name, "bf16") in runs:
                 print(f"{name} bf16 / fp32: {runs[(name, 'fp32')].seconds / runs[(name, 'bf16')].seconds:.2f}x")
-    pair = arch.pair_metric
+    pair = arch.pair_task
     for precision in args.precision:
         metrics = evaluate(runs[("glassbert", precision)].model, eval_batches, torch.device(args.device))
         print(f"glassbert ({precision}) held-out after {args.steps} steps: MLM accuracy {metrics['mlm_acc']:.3f}, "

@@ -172,6 +172,8 @@ SKIPPED: dict[str, Skipped] = {
         EXPLORE_MINILM: ("records, then serves until stopped: tests/test_explorer.py drives the server", None),
     },
     "docs/performance.md": {f"python bench/{name}.py": BENCH for name in ("inference", "pretrain", "finetune")},
+    "docs/precision.md": {f"python bench/classifier_precision.py{options}": BENCH for options in (
+        " --run runs/foods-minilm", "", " --run runs/foods-minilm --variants --embed-texts 0 --precision fp32 int8")},
     "docs/search.md": {
         "glassbert serve minilm --index faq-index": ("serves until stopped: tests/test_search.py serves an index and "
                                                      "sends /search", None),
