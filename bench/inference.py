@@ -4,6 +4,7 @@
     python bench/inference.py --device cuda --models base minilm --precision bf16
     python bench/inference.py --models base --precision fp32 bf16 --texts 64 --repeats 3
     python bench/inference.py --models minilm --precision fp32 bf16 int8   # and int8 (dynamic, CPU)
+    python bench/inference.py --models minilm base --fp64-errors          # each bf16 mode's error against fp64
 
 Prints real (non-padding) tokens/s of each and the ratio glassbert / transformers, on
 (1) batches of real sentences of varied length, padded to the longest (what users feed), and
@@ -173,6 +174,43 @@ def run(name: str, args, tmp: Path) -> list[tuple]:
     return rows
 
 
+def fp64_errors(name: str, args, tmp: Path) -> None:
+    """Each library's bf16 modes (and glassbert's fp32) against the same model in float64, on the varied-length
+    texts: the last layer's error on real tokens, and the lowest cosine of mean-pooled vectors."""
+    import copy
+    from glassbert.model import pool
+    ours, hf, tok = make_models(name, args.device, tmp)
+    texts = load_sentences(args.texts)
+    batches = [tok(texts[i:i + args.batch_size], max_length=args.max_length)
+               for i in range(0, len(texts), args.batch_size)]
+    autocast_fp32_residual = prepared_copy(ours, "bf16", args.device)
+    autocast_fp32_residual.residual_dtype = None  # the prepared weights, the layers left to autocast
+    arms = {"glassbert fp32": (ours, False),
+            "glassbert bf16 (as loaded for inference)": (prepared_copy(ours, "bf16", args.device), True),
+            "glassbert bf16, fp32 residual stream": (autocast_fp32_residual, True),
+            "transformers bf16 (cast)": (copy.deepcopy(hf).to(torch.bfloat16), False),
+            "transformers bf16 (autocast)": (hf, True)}
+    reference = copy.deepcopy(ours).double()
+    with torch.inference_mode():
+        refs = [reference(**b).sequence_output for b in batches]
+        print(f"\n{name}: error against float64, {sum(int(b['attention_mask'].sum()) for b in batches)} real tokens")
+        for label, (model, under_autocast) in arms.items():
+            worst, relative, cosine = 0.0, [], 1.0
+            for b, ref in zip(batches, refs):
+                with autocast(args.device, under_autocast):
+                    out = model(**b)
+                h = getattr(out, "last_hidden_state", None)
+                h = (out.sequence_output if h is None else h).double()
+                real = b["attention_mask"].bool()
+                d = (h - ref)[real]
+                worst = max(worst, d.abs().max().item())
+                relative.append((d.norm(dim=-1) / ref[real].norm(dim=-1)).mean().item())
+                cosine = min(cosine, torch.cosine_similarity(pool(h, b["attention_mask"], "mean"),
+                                                             pool(ref, b["attention_mask"], "mean")).min().item())
+            print(f"  {label:42} mean relative error {statistics.mean(relative):.2e}  max |error| {worst:.2e}  "
+                  f"lowest cosine of mean-pooled vectors {cosine:.6f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["base", "minilm"])
@@ -185,7 +223,15 @@ def main() -> None:
     p.add_argument("--full-batch", type=int, default=8)
     p.add_argument("--full-batches", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--fp64-errors", action="store_true",
+                   help="instead of timing: each bf16 mode's error against the model in float64 (--texts 64 by default)")
     args = p.parse_args()
+    if args.fp64_errors:
+        args.texts = 64 if args.texts == 256 else args.texts
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.models:
+                fp64_errors(name, args, Path(tmp))
+        return
     print(f"torch {torch.__version__}, device {args.device}, precision {' '.join(args.precision)}, "
           f"threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
     if args.device == "cuda":

@@ -636,3 +636,20 @@ def test_throughput_counts_training_time_only(tmp_path):
     rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r.get("split") == "train"]
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert [r["examples_per_s"] for r in rows] == pytest.approx([8 / 0.5] * 3)  # batch 8, 0.5 s a step
+
+
+def test_dropout_keeps_one_minus_p_and_scales_by_its_inverse():
+    """glassbert.model.dropout (the cheaper mask every Dropout module and the attention use in training): it keeps
+    58,982 of 65,536 at p = 0.1, scales the kept ones by the inverse of exactly that, is the identity in eval."""
+    from glassbert.model import Dropout, dropout
+    torch.manual_seed(0)
+    x = torch.ones(1000, 1000)
+    y = dropout(x, 0.1)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 58982 / 65536) < 2e-3
+    assert torch.all(y[kept] == 65536 / 58982) and abs(y.mean().item() - 1) < 3e-3
+    assert torch.equal(dropout(x, 0.0), x) and dropout(torch.ones(3, 5, 7), 0.5).shape == (3, 5, 7)
+    module = Dropout(0.5)
+    assert not torch.equal(module(x), x)
+    module.eval()
+    assert module(x) is x

@@ -30,7 +30,7 @@ from .config import AlbertConfig
 from .heads import (MLM_GROUP, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
                     BertLMPredictionHead, BertPredictionHeadTransform, PreTrainingOutput, _dropout,
                     _load_classifier_from, _mlm, _rows_read, _save_classifier_as)
-from .model import (ACT2FN, ATTENTION_GROUP, FFN_GROUP, BertEmbeddings, BertIntermediate, BertModel, BertOutput,
+from .model import (ACT2FN, ATTENTION_GROUP, FFN_GROUP, BertEmbeddings, Dropout, BertIntermediate, BertModel, BertOutput,
                     BertPooler, BertSelfAttention, BertSelfOutput)
 from .pretrained import BertPreTrainedModel
 from .unpad import take_rows
@@ -61,7 +61,7 @@ class AlbertAttention(BertSelfAttention):
         super().__init__(config)
         self.dense = nn.Linear(config.all_head_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.output_dropout = Dropout(config.hidden_dropout_prob)
 
     capture = Points(ATTENTION_GROUP, [*BertSelfAttention.capture.points,
                                        *(p for p in BertSelfOutput.capture.points if p.name != "hidden_states")])
@@ -85,7 +85,7 @@ class AlbertLayer(nn.Module):
         self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
         self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.activation = ACT2FN[config.hidden_act]
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     capture = Points(FFN_GROUP, [
         replace(BertIntermediate.capture["dense"], name="ffn", weight="ffn.weight"),

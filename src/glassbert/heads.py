@@ -15,7 +15,7 @@ from torch import nn
 from .capture import CORE, KEEP, Point, Points, tap
 from .config import BertConfig
 from .errors import InputError
-from .model import ACT2FN, BertModel, BertModelOutput, pool
+from .model import ACT2FN, BertModel, BertModelOutput, Dropout, pool
 from .pretrained import BertPreTrainedModel
 from .unpad import gather_rows
 from .tokenizer import IGNORE_INDEX
@@ -230,9 +230,9 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         return PreTrainingOutput(loss, None, loss, None, logits, None, out)
 
 
-def _dropout(config: BertConfig) -> nn.Dropout:
+def _dropout(config: BertConfig) -> Dropout:
     p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-    return nn.Dropout(p)
+    return Dropout(p)
 
 
 # ─── the classifier's name in a saved state_dict ────────────────────────────────────────────
