@@ -203,8 +203,8 @@ def export_html(run_dir: str | Path, out_file: str | Path, max_bytes: int | floa
     manifest["export_derived"] = derived
     total = sum(sizes.values()) - sum(sizes[n] for n in left_out)
     if total > budget:
-        raise InputError(f"the recording needs {total} bytes even without {len(left_out)} tensors; "
-                         f"raise max_bytes ({int(max_bytes)})")
+        raise InputError(f"the page needs {_mb(total)} MB even without {len(left_out)} of "
+                         f"its tensors, over the {int(max_bytes) / 1e6:g} MB bound: raise it (--max-mb, or max_bytes=)")
     gone = set(left_out)
     # aliases of a left-out tensor go with it
     for entry in manifest["snapshots"]:
