@@ -82,19 +82,28 @@
 
   /* The exported file stores each tensor deflated (float ones as float16, their bytes split high/low, and
      XOR-ed with the same tensor of the previous snapshot when "delta" says so: training moves few bits between
-     snapshots). Decoding snapshot k of a delta tensor needs snapshot k−1 of it first; each is decoded once. */
+     snapshots). Decoding snapshot k of a delta tensor needs snapshot k−1 of it first; each is decoded once.
+     The base64 is read a megabyte of text at a time, the page handed back between slices: MiniLM's
+     word-embedding table alone is 62 MB of it, which one atob would hold the page for most of a second. */
+  const STEP = 1 << 20;  // characters of base64 per slice (a multiple of 4)
   const rawBits = new Map();
-  async function inflate(b64) {
-    const stream = new Blob([b64bytes(b64)]).stream().pipeThrough(new DecompressionStream('deflate'));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  }
   function embeddedBits(snap, key) {
     const fk = snap + '|' + key;
     if (rawBits.has(fk)) return rawBits.get(fk);
     const e = (S.embedded.tensors[snap] || {})[key];
     if (!e) return Promise.reject(new Error(key + ' is not in this export'));
     const p = (async () => {
-      const bytes = e.z ? await inflate(e.b64) : b64bytes(e.b64);
+      const text = e.b64;  // the JSON's, or its block's (pagemodel's linkBlocks)
+      const ds = e.z ? new DecompressionStream('deflate') : null, writer = ds && ds.writable.getWriter();
+      const whole = ds ? new Response(ds.readable).arrayBuffer() : null, parts = [];
+      for (let i = 0; i < text.length; i += STEP) {
+        const u = b64bytes(text.slice(i, i + STEP));
+        if (writer) await writer.write(u); else parts.push(u);
+        if (text.length > STEP) await new Promise((r) => setTimeout(r, 0));
+      }
+      let bytes;
+      if (writer) { await writer.close(); bytes = new Uint8Array(await whole); }
+      else bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
       if (!e.split) return bytes;
       const n = bytes.length / 2, out = new Uint8Array(bytes.length);
       for (let i = 0; i < n; i++) { out[2 * i] = bytes[i]; out[2 * i + 1] = bytes[n + i]; }
@@ -376,7 +385,7 @@
 
   window.GB = {
     $, S, MAX_CELLS, wiActive, nextGen, isCurrent, prod,
-    tensorMeta, getTensor, notRecordedWhy,
+    tensorMeta, getTensor, embeddedTensor, notRecordedWhy,
     el, sv, fmt, short, vocabToken, sampleInfo, sampleName, snapLabel, snapShort, asLoaded, showTip, hideTip, setStatus,
     cfg, pairNames, isClassifier, labelName, catalogue, catEntry, sharedLayers, sharedNote, byRole, attnName, KIND_LABEL, CONVENTION,
     rowsWindow, snapX, niceTicks,

@@ -95,58 +95,11 @@
     }
     return { enc, ids, positions, trueIds, maskId };
   }
-  /* A stored weight's bytes as the export wrote them (export.py, _encode: deflated; float16 split into low and
-     high bytes and XOR-ed with the previous snapshot's when it says so), decoded a megabyte of text at a time,
-     the page handed back between them: MiniLM's word-embedding table alone is 62 MB of base64, which one atob
-     would hold the page for most of a second. (core.js decodes the same format in one go for the views.) */
-  const STEP = 1 << 20;  // characters of base64 per slice (a multiple of 4)
-  const yieldToPage = () => new Promise((r) => setTimeout(r, 0));
-  const bits = new Map();
-  function weightBits(snap, name) {
-    const key = snap + '|' + name;
-    if (bits.has(key)) return bits.get(key);
-    const e = (S.embedded.tensors[snap] || {})[name];
-    if (!e) return Promise.reject(new Error(name + ' is not in this export'));
-    const p = (async () => {
-      const text = e.b64;  // the JSON's, or its block's (linkBlocks)
-      const ds = e.z ? new DecompressionStream('deflate') : null, writer = ds && ds.writable.getWriter();
-      const whole = ds ? new Response(ds.readable).arrayBuffer() : null, parts = [];
-      for (let i = 0; i < text.length; i += STEP) {
-        const bin = atob(text.slice(i, i + STEP)), u = new Uint8Array(bin.length);
-        for (let j = 0; j < bin.length; j++) u[j] = bin.charCodeAt(j);
-        if (writer) await writer.write(u); else parts.push(u);
-        if (text.length > STEP) await yieldToPage();
-      }
-      let bytes;
-      if (writer) { await writer.close(); bytes = new Uint8Array(await whole); }
-      else bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
-      if (!e.split) return bytes;
-      const n = bytes.length / 2, out = new Uint8Array(bytes.length);
-      for (let i = 0; i < n; i++) { out[2 * i] = bytes[i]; out[2 * i + 1] = bytes[n + i]; }
-      if (e.delta) {
-        const prev = new Uint16Array((await weightBits(snap - 1, name)).buffer.slice(0)), cur = new Uint16Array(out.buffer);
-        for (let i = 0; i < cur.length; i++) cur[i] ^= prev[i];
-      }
-      return out;
-    })();
-    bits.set(key, p);
-    return p;
-  }
-  let F16 = null;  // float16 bits → float32, the table core.js decodes with
+  /* One stored weight as numbers: core.js decodes the export's format (in slices, the page handed back between
+     them) and keeps it for the views too; a dtype it does not hold as float goes through getTensor. */
   async function weightData(snap, name) {
-    const e = S.embedded.tensors[snap][name], bytes = await weightBits(snap, name);
-    if (e.dtype === 'f32') return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
-    if (e.dtype !== 'f16') return (await GB.getTensor(snap, name)).data;
-    if (!F16) {
-      F16 = new Float32Array(65536);
-      for (let i = 0; i < 65536; i++) {
-        const sgn = i & 0x8000 ? -1 : 1, ex = (i >> 10) & 0x1f, f = i & 0x3ff;
-        F16[i] = ex === 0 ? sgn * f * Math.pow(2, -24) : ex === 31 ? (f ? NaN : sgn * Infinity) : sgn * (1 + f / 1024) * Math.pow(2, ex - 15);
-      }
-    }
-    const u = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2), out = new Float32Array(u.length);
-    for (let i = 0; i < u.length; i++) out[i] = F16[u[i]];
-    return out;
+    const e = S.embedded.tensors[snap][name];
+    return (await (e.dtype === 'f32' || e.dtype === 'f16' ? GB.embeddedTensor(snap, name) : GB.getTensor(snap, name))).data;
   }
 
   /* The weights of snapshot ``snap`` the model reads, by name (each decoded once). The first time at a snapshot
