@@ -649,6 +649,7 @@ def test_dropout_keeps_one_minus_p_and_scales_by_its_inverse():
     assert abs(kept.float().mean().item() - 58982 / 65536) < 2e-3
     assert torch.all(y[kept] == 65536 / 58982) and abs(y.mean().item() - 1) < 3e-3
     assert torch.equal(dropout(x, 0.0), x) and dropout(torch.ones(3, 5, 7), 0.5).shape == (3, 5, 7)
+    assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))  # as nn.Dropout(1.0): no division by zero
     module = Dropout(0.5)
     assert not torch.equal(module(x), x)
     module.eval()

@@ -53,9 +53,9 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     when its bits are at least round(65536·p)/65536 up, the kept ones scaled by the inverse of that exact keep
     probability (p = 0.1 keeps 58,982 of 65,536). The RNG was ~20 % of a mini pretraining step; on a GPU
     ``F.dropout`` (its own fast kernel) runs instead."""
-    if p == 0 or x.device.type != "cpu":
-        return F.dropout(x, p, training=True)
     drop = round(65536 * p)
+    if drop == 0 or drop == 65536 or x.device.type != "cpu":  # nothing (or everything) dropped; a GPU
+        return F.dropout(x, p, training=True)
     n = x.numel()
     bits = torch.randint(-2 ** 31, 2 ** 31, ((n + 1) // 2,), dtype=torch.int32).view(torch.int16)[:n]
     keep = (bits >= drop - 32768).view(x.shape)                                # P(keep) = (65536 − drop) / 65536
