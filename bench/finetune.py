@@ -90,7 +90,7 @@ def train_transformers(model_dir: Path, labels: list[str], train_set, args, devi
     steps_per_epoch = n // bs
     total = steps_per_epoch * args.epochs
     warmup = round(0.1 * total)
-    optimizer = build_optimizer(hf, args.lr, 0.01, (0.9, 0.999), 1e-8, fused=device.type == "cuda")
+    optimizer = build_optimizer(hf, args.lr, 0.01, (0.9, 0.999), 1e-8)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     step = 0

@@ -85,7 +85,7 @@ class Run:
     def __init__(self, model, batches, args, precision: str = "fp32"):
         self.device = torch.device(args.device)
         self.model = model.to(self.device).train()
-        self.opt = build_optimizer(model, args.lr, 0.01, (0.9, 0.999), 1e-8, fused=self.device.type == "cuda")
+        self.opt = build_optimizer(model, args.lr, 0.01, (0.9, 0.999), 1e-8)
         self.batches, self.args = batches, args
         self.warmup = max(1, len(batches) // 10)
         self.precision = precision

@@ -648,9 +648,59 @@ def test_dropout_keeps_one_minus_p_and_scales_by_its_inverse():
     kept = y != 0
     assert abs(kept.float().mean().item() - 58982 / 65536) < 2e-3
     assert torch.all(y[kept] == 65536 / 58982) and abs(y.mean().item() - 1) < 3e-3
+    lanes = kept.reshape(-1, 4).float().mean(0)  # each of the four 16-bit lanes of a 64-bit draw is uniform
+    assert torch.all((lanes - 58982 / 65536).abs() < 4e-3), lanes
+    z = dropout(torch.full((4000,), 3.0, dtype=torch.bfloat16), 0.1)  # bf16: the scale applied as a float
+    assert torch.all(z[z != 0] == torch.tensor(3 * 65536 / 58982).to(torch.bfloat16))
     assert torch.equal(dropout(x, 0.0), x) and dropout(torch.ones(3, 5, 7), 0.5).shape == (3, 5, 7)
     assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))  # as nn.Dropout(1.0): no division by zero
     module = Dropout(0.5)
     assert not torch.equal(module(x), x)
     module.eval()
     assert module(x) is x
+
+
+def test_training_attention_on_the_cpu_is_the_formula_in_each_dtype():
+    """BertSelfAttention.products (training on a CPU: matrix products in Q's dtype, the cheaper dropout) computes
+    dropout(softmax(QKᵀ/√d + mask))·V: with the same random draws it equals that formula spelled out in fp32,
+    and in bf16 it stays within bf16's rounding of the fp32 result."""
+    import math
+    from glassbert.config import BertConfig
+    from glassbert.model import BertSelfAttention, dropout
+    torch.manual_seed(0)
+    attention = BertSelfAttention(BertConfig.preset("tiny", attention_probs_dropout_prob=0.1)).train()
+    d = attention.head_size
+    q, k, v = (torch.randn(2, attention.num_heads, 6, d) for _ in range(3))
+    mask = torch.zeros(2, 1, 1, 6)
+    mask[1, ..., 4:] = torch.finfo(torch.float32).min                     # row 1: two [PAD] keys
+    torch.manual_seed(1)
+    got = attention.products(q, k, v, mask)
+    torch.manual_seed(1)
+    want = dropout(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + mask, dim=-1), 0.1) @ v
+    assert torch.allclose(got, want, atol=1e-6)
+    attention.dropout.p = 0.0
+    exact = attention.products(q, k, v, mask)
+    low = attention.products(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask)
+    assert low.dtype == torch.bfloat16 and (low.float() - exact).abs().max() < 0.05 * exact.abs().max()
+
+
+def test_bf16_training_of_packed_rows_with_padding_keeps_gradients_finite():
+    """Under bf16 autocast, packed rows ((B, T, T) masks: a [PAD] token's query sees no key at all) give finite
+    gradients: the additive mask is the bf16 minimum there, not fp32's, which bf16 rounds to −inf: softmax of a
+    row of −inf is NaN, and the keys' gradient sums over every query row of the text, the [PAD] one's too."""
+    from glassbert.config import BertConfig
+    from glassbert.heads import BertForMaskedLM
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig.preset("tiny", vocab_size=50, max_position_embeddings=16)).train()
+    ids = torch.randint(5, 50, (2, 7))
+    mask = torch.zeros(2, 7, 7, dtype=torch.long)
+    mask[0, :4, :4] = mask[0, 4:6, 4:6] = 1                               # two documents, then one [PAD]
+    mask[1] = 1
+    positions = torch.tensor([[0, 1, 2, 3, 0, 1, 0], list(range(7))])
+    labels = torch.full((2, 7), -100)
+    labels[:, 2] = 7
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, labels=labels)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and all(torch.isfinite(p.grad).all() for p in model.parameters()
+                                            if p.grad is not None)

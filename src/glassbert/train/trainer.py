@@ -121,11 +121,11 @@ class Trainer:
         self.warmup_steps = config.warmup_steps if ratio is None else round(ratio * (self.total_steps or 0))
         self.warmup_fraction = ratio if ratio is not None and config.minutes is not None else 0.0
 
-        # precision "auto": bf16 where the hardware has fast bf16 (CUDA, or a CPU with AMX): glassbert.precision
+        # precision "auto": bf16 where the hardware has fast bf16 (CUDA; a CPU with AMX or AVX512-BF16): glassbert.precision
         self.bf16 = use_bf16(config.precision, self.device)  # whether the forward passes run under bf16 autocast
         self.model.to(self.device)
         self.optimizer = build_optimizer(
-            self.model, config.lr, config.weight_decay, config.betas, config.eps, fused=self.device.type == "cuda"
+            self.model, config.lr, config.weight_decay, config.betas, config.eps
         )
         self.state = TrainState()
         self.last_evaluation: Evaluation | None = None
