@@ -5,6 +5,7 @@
     python bench/inference.py --models base --precision fp32 bf16 --texts 64 --repeats 3
     python bench/inference.py --models minilm --precision fp32 bf16 int8   # and int8 (dynamic, CPU)
     python bench/inference.py --models minilm base --fp64-errors          # each bf16 mode's error against fp64
+    python bench/inference.py --models base --precision bf16 --compile    # and glassbert under torch.compile
 
 Prints real (non-padding) tokens/s of each and the ratio glassbert / transformers, on
 (1) batches of real sentences of varied length, padded to the longest (what users feed), and
@@ -134,6 +135,7 @@ def prepared(ours, hf, precision: str, device: str) -> tuple:
 def run(name: str, args, tmp: Path) -> list[tuple]:
     ours, hf, tok = make_models(name, args.device, tmp)
     models = {p: prepared(ours, hf, p, args.device) for p in args.precision}
+    compiled = {p: torch.compile(mine, dynamic=True) for p, (mine, _) in models.items()} if args.compile else {}
 
     def padded_batches(texts):
         return [tok(texts[i:i + args.batch_size], max_length=args.max_length)
@@ -143,7 +145,7 @@ def run(name: str, args, tmp: Path) -> list[tuple]:
     g = torch.Generator().manual_seed(0)
     full_ids = [torch.randint(1000, 30000, (args.full_batch, args.max_length), generator=g) for _ in range(args.full_batches)]
     full = [dict(input_ids=i, token_type_ids=torch.zeros_like(i), attention_mask=torch.ones_like(i)) for i in full_ids]
-    rows = []
+    rows, compile_seconds = [], {}
     for label, batches in (("sentences", sentences), ("texts", paragraphs), ("full", full)):
         batches = [{k: v.to(args.device) for k, v in b.items()} for b in batches]
         real = sum(int(b["attention_mask"].sum()) for b in batches)
@@ -157,10 +159,16 @@ def run(name: str, args, tmp: Path) -> list[tuple]:
         arms = {}
         for p, (mine, theirs) in models.items():
             arms[("ours", p)] = go(mine, p)
+            if args.compile:
+                arms[("ours compiled", p)] = go(compiled[p], p)
             arms.update({(f"hf {mode}", p): go(model, p) for mode, model in theirs.items()})
         with torch.inference_mode():
-            for fn in arms.values():  # warm-up
+            for name, fn in arms.items():  # warm-up (torch.compile compiles here: timed, and once per shape kind)
+                t0 = time.perf_counter()
                 fn(batches[0])
+                if name[0] == "ours compiled":
+                    fn(batches[-1])
+                    compile_seconds[(name[1], label)] = time.perf_counter() - t0
             seconds = timed_turns(arms, batches, args.device, args.repeats)
             b0 = batches[0]
             for p, (mine, theirs) in models.items():
@@ -171,6 +179,11 @@ def run(name: str, args, tmp: Path) -> list[tuple]:
                 t_hf, t_ours = seconds[(f"hf {mode}", p)], seconds[("ours", p)]
                 shown = p if mode == p else f"{p}:{mode}"
                 rows.append((name, label, shown, real, padded, real / t_hf, real / t_ours, t_hf / t_ours, float(diff)))
+                if args.compile:
+                    t_c = seconds[("ours compiled", p)]
+                    print(f"{name} {label} {p}: torch.compile'd glassbert {real / t_c:.0f} real tok/s, "
+                          f"{t_ours / t_c:.2f}x eager glassbert, {t_hf / t_c:.2f}x transformers; first two "
+                          f"calls (compiling) {compile_seconds[(p, label)]:.1f} s", flush=True)
     return rows
 
 
@@ -223,6 +236,8 @@ def main() -> None:
     p.add_argument("--full-batch", type=int, default=8)
     p.add_argument("--full-batches", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--compile", action="store_true",
+                   help="also time glassbert's model under torch.compile(dynamic=True), and the compile time")
     p.add_argument("--fp64-errors", action="store_true",
                    help="instead of timing: each bf16 mode's error against the model in float64 (--texts 64 by default)")
     args = p.parse_args()

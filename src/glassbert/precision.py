@@ -109,9 +109,10 @@ def _cpu_has_amx() -> bool:
 
 
 def attention_in_fp32(t: torch.Tensor) -> bool:
-    """Whether attention on the bf16 tensor ``t`` should run in fp32 instead: on a CPU without AMX, torch's
-    bf16 scaled_dot_product_attention is slower than its fp32 one (forward and backward of a base-size
-    layer's attention, 2 threads: 26 ms in bf16, 17 ms in fp32 on an AMD Zen 4; 18 and 12 ms on a Zen 5)."""
+    """Whether SDPA on the bf16 tensor ``t`` should run in fp32 instead: on a CPU without AMX, torch's bf16
+    scaled_dot_product_attention is slower than its fp32 one (forward and backward of a base-size layer's
+    attention, 2 threads: 26 ms in bf16, 17 ms in fp32 on an AMD Zen 4; 18 and 12 ms on a Zen 5). bf16 matrix
+    products are not: training spells attention out in bf16 there (model.BertSelfAttention.products)."""
     return t.dtype == torch.bfloat16 and t.device.type == "cpu" and not _cpu_has_amx()
 
 
