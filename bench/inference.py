@@ -163,12 +163,12 @@ def run(name: str, args, tmp: Path) -> list[tuple]:
                 arms[("ours compiled", p)] = go(compiled[p], p)
             arms.update({(f"hf {mode}", p): go(model, p) for mode, model in theirs.items()})
         with torch.inference_mode():
-            for name, fn in arms.items():  # warm-up (torch.compile compiles here: timed, and once per shape kind)
+            for arm, fn in arms.items():  # warm-up (torch.compile compiles here: timed, and once per shape kind)
                 t0 = time.perf_counter()
                 fn(batches[0])
-                if name[0] == "ours compiled":
+                if arm[0] == "ours compiled":
                     fn(batches[-1])
-                    compile_seconds[(name[1], label)] = time.perf_counter() - t0
+                    compile_seconds[(arm[1], label)] = time.perf_counter() - t0
             seconds = timed_turns(arms, batches, args.device, args.repeats)
             b0 = batches[0]
             for p, (mine, theirs) in models.items():
