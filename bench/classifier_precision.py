@@ -3,7 +3,7 @@ sentence vectors, on the fine-food reviews' test set (issue 31's int8 acceptance
 
     python bench/classifier_precision.py --run runs/foods-minilm     # a classifier fine-tuned on fine-foods
     python bench/classifier_precision.py                             # fine-tunes one first (1 epoch, ~4 min)
-    python bench/classifier_precision.py --run runs/foods-minilm --variants   # int8 variants: where it loses
+    python bench/classifier_precision.py --run runs/foods-minilm --variants   # int8 variants, old and new
 
 (1) The classifier (--run: a `glassbert finetune` classification run on the fine-food reviews; without it,
     `glassbert finetune minilm --train data/fine-foods/train.csv --text-column review --label-column score
@@ -14,16 +14,16 @@ sentence vectors, on the fine-food reviews' test set (issue 31's int8 acceptance
     probability, and texts/s (tokenizing included).
 (2) MiniLM sentence vectors (`Embedder("minilm", precision=P)`, mean pooling, unit length) of the same test
     reviews (--embed-texts, --embed-max-length tokens): cosine of each to its fp32 vector (mean, lowest, 1st
-    percentile), how often the nearest neighbour among them is the same, and texts/s.
+    percentile), how often the nearest neighbour among them is the same, and texts/s; with int8, also the
+    layer glassbert's int8 used before (torch's dynamic int8 Linear, one activation scale per call: "int8 old").
 The precisions take turns, --repeats times (best time kept), so a shared machine's drift slows all alike; the
 load average is printed with the CPU's GEMM rates (bench/inference.py's gemm_rates).
 
---variants then labels the test set with int8 variants of the classifier, built here on
-glassbert.quantize's own pieces (fuse_qkv and its int8 layer) without changing glassbert, beside fp32 again, all
-taking turns: 7-bit activations (reduce_range, torch's default), one weight scale per tensor instead of per
-row, some layers kept fp32 (the pooler and classifier, the FFN's input or output projections), the outlier tokens
-quantized apart from the rest, and one activation scale per token (torch._int_mm): where the changed labels come
-from, and what each fix costs in speed.
+--variants then labels the test set with int8 variants of the classifier, beside fp32 again, all taking turns:
+glassbert's int8 (glassbert.quantize.Int8Linear: one activation scale per token, torch._int_mm) against the
+layer it replaced (torch's dynamic int8 Linear, one activation scale per call, with 8- and with 7-bit
+activations), and the per-token layer with asymmetric activations (a zero point per token) and with 7-bit
+weights (what a CPU without VNNI gets): what each costs in labels and in speed.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -49,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import glassbert as gb  # noqa: E402
 from glassbert import data as gdata  # noqa: E402
+from glassbert.quantize import Int8Linear, for_inference, fuse_qkv  # noqa: E402
 from glassbert.tasks.classification import read_classification  # noqa: E402
 from inference import gemm_rates  # noqa: E402  (bench/inference.py: one GEMM-rate function for every bench)
 
@@ -87,116 +89,79 @@ def timed_turns(arms: dict, repeats: int) -> tuple[dict, dict]:
     return best, results
 
 
-# ── int8 variants (prototypes of changes to glassbert/quantize.py; glassbert itself is left as it is) ──────────
+# ── int8 variants: glassbert's layer (per-token scales) against the one it replaced (one scale per call) ──────
 
-def _quantize(model: nn.Module, keep_fp32=lambda name: False, full_range: bool | None = None,
-              per_channel: bool = True) -> nn.Module:
-    """``model`` quantized as glassbert.quantize.for_inference does for int8 (Q, K, V fused, then torch's dynamic
-    int8 Linear: glassbert.quantize._dynamic_linear), except the Linear layers whose name ``keep_fp32`` picks,
-    with 7- or 8-bit activations (``full_range``; default as glassbert: 8 where the CPU has VNNI) and per-row
-    or per-tensor weight scales."""
+class PerCallInt8(DynamicLinear):
+    """glassbert's int8 layer before the per-token one: torch's dynamic int8 Linear (fbgemm) with all 8 bits of
+    the activations (where the CPU has VNNI), whose one activation scale covers the call's whole input."""
+
+    reduce_range = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params,
+                                                  reduce_range=self.reduce_range).to(x.dtype)
+
+
+class PerCallInt8Reduced(PerCallInt8):
+    """The same with 7-bit activations (``reduce_range``: torch's default, for its CPUs without VNNI)."""
+
+    reduce_range = True
+
+
+class AsymmetricInt8(Int8Linear):
+    """glassbert's Int8Linear with asymmetric activations: each token's min to max on all 256 levels (stored as
+    q − 128) and the zero point's term added back, one more pass over the output: Σ_k (q_tk + 128 − z_t) w_ok =
+    (q·w)_to + (128 − z_t) Σ_k w_ok."""
+
+    def __init__(self, linear: nn.Linear, levels: int | None = None) -> None:
+        super().__init__(linear, levels)
+        self.register_buffer("weight_sums", self.weight.sum(1, dtype=torch.int32).float())    # (out,)
+
+    def _block(self, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor, scale: torch.Tensor | None = None,
+               scratch: torch.Tensor | None = None, q: torch.Tensor | None = None) -> None:
+        lo = x.amin(1, keepdim=True).clamp_(max=0)                               # (m, 1)
+        hi = x.amax(1, keepdim=True).clamp_(min=0)
+        scale = torch.sub(hi, lo, out=scale).div_(255).clamp_(min=torch.finfo(torch.float32).tiny)
+        zero = torch.div(lo, scale).neg_().round_()                              # 0 … 255
+        rounded = torch.addcmul(zero - 128, x, scale.reciprocal(), out=scratch).round_().clamp_(-128, 127)
+        q = rounded.to(torch.int8) if q is None else q.copy_(rounded)
+        sums = out.view(torch.int32)
+        torch._int_mm(q, weight, out=sums)
+        out.copy_(sums).mul_(scale)
+        out.addr_(scale.mul(128 - zero).squeeze(1), self.weight_sums)
+        torch.addcmul(self.bias, out, self.weight_scale, out=out)
+
+
+def _per_call(model: nn.Module, layer: type = PerCallInt8) -> nn.Module:
+    """``model`` as glassbert quantized it for int8 before: Q, K, V fused, then every nn.Linear as torch's dynamic
+    int8 Linear (torch.ao.quantization.quantize_dynamic, one weight scale per row) of class ``layer``."""
     import warnings
 
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
-
-    from glassbert.quantize import _dynamic_linear, full_range_activations, fuse_qkv
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
     fuse_qkv(model)
-    full_range = full_range_activations() if full_range is None else full_range
-    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-    names = {name: qconfig for name, module in model.named_modules()
-             if isinstance(module, nn.Linear) and not keep_fp32(name)}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # torch announces quantized tensors will move to torchao; they still run
         warnings.simplefilter("ignore")
-        quantize_dynamic(model, names, dtype=torch.qint8, mapping={nn.Linear: _dynamic_linear(full_range)},
-                         inplace=True)
-    return model
+        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8,
+                                mapping={nn.Linear: layer}, inplace=True)
 
 
-class SplitRowsInt8(nn.Module):
-    """torch's dynamic int8 Linear (one activation scale per call) called twice: on the rows (tokens) whose
-    largest |value| is above ``k`` × the mean row's, and on the rest, so the few outlier tokens of a BERT
-    ([CLS], [SEP] and the like: 5-10× the typical token's range here) no longer set every token's scale."""
-
-    def __init__(self, int8: nn.Module, k: float = 2.0) -> None:
-        super().__init__()
-        self.int8, self.k, self.out_features = int8, k, int8.out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1])
-        peak = torch.linalg.vector_norm(rows, float("inf"), dim=1)
-        big = peak > self.k * peak.mean()
-        if not bool(big.any()):
-            return self.int8(x)
-        outliers, rest = big.nonzero().squeeze(1), (~big).nonzero().squeeze(1)
-        y = rows.new_empty(rows.shape[0], self.out_features)
-        y.index_copy_(0, rest, self.int8(rows.index_select(0, rest)))
-        y.index_copy_(0, outliers, self.int8(rows.index_select(0, outliers)))
-        return y.reshape(*x.shape[:-1], self.out_features)
-
-
-class PerTokenInt8(nn.Module):
-    """int8 weights (one scale per output row) and int8 activations with one scale and zero point per token
-    (all 256 levels between that row's min and max, stored as q - 128), multiplied by torch._int_mm into int32;
-    the zero point's term is added back as a rank-1 correction. What torchao's dynamic int8 does (it is symmetric)."""
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        w = linear.weight.detach().float()
-        scale = (w.abs().amax(1) / 127).clamp(min=1e-12)
-        wq = (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8).t().contiguous()
-        self.register_buffer("wq", wq)
-        self.register_buffer("scale", scale)
-        self.register_buffer("colsum", wq.sum(0, dtype=torch.int32).float())
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
-        self.out_features = linear.out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1]).float()
-        lo, hi = torch.aminmax(rows, dim=1, keepdim=True)
-        s = (hi.clamp(min=0) - lo.clamp(max=0)).div_(255).clamp_(min=1e-12)
-        zero = torch.round(-lo.clamp(max=0) / s)
-        q = torch.div(rows, s).round_().add_(zero - 128).clamp_(-128, 127).to(torch.int8)
-        y = torch._int_mm(q, self.wq).float()
-        y.addr_((128 - zero).squeeze(1), self.colsum).mul_(s).mul_(self.scale)
-        if self.bias is not None:
-            y.add_(self.bias)
-        return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
-
-
-def _swap(model: nn.Module, make) -> nn.Module:
-    """Every child module that ``make`` returns a replacement for, replaced."""
+def _per_token(model: nn.Module, make=Int8Linear) -> nn.Module:
+    """``model`` with Q, K, V fused and every nn.Linear replaced by ``make(linear)`` (glassbert's quantize_int8
+    when ``make`` is its Int8Linear)."""
+    fuse_qkv(model)
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            new = make(child)
-            if new is not None:
-                setattr(module, name, new)
+            if type(child) is nn.Linear:
+                setattr(module, name, make(child))
     return model
-
-
-def _split_rows(model: nn.Module) -> nn.Module:
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-    return _swap(_quantize(model), lambda m: SplitRowsInt8(m) if isinstance(m, DynamicLinear) else None)
-
-
-def _per_token(model: nn.Module) -> nn.Module:
-    from glassbert.quantize import fuse_qkv
-    fuse_qkv(model)
-    return _swap(model, lambda m: PerTokenInt8(m) if isinstance(m, nn.Linear) else None)
-
-
-def _ffn(name: str, which: str) -> bool:
-    return name.endswith(which) and ".attention." not in name
 
 
 VARIANTS = {  # name → fp32 model in, int8 model out
-    "as glassbert ships it": _quantize,
-    "7-bit activations (reduce_range)": lambda m: _quantize(m, full_range=False),
-    "one weight scale per tensor": lambda m: _quantize(m, per_channel=False),
-    "pooler + classifier fp32": lambda m: _quantize(m, lambda n: "pooler" in n or n.startswith("classifier")),
-    "FFN input projections fp32": lambda m: _quantize(m, lambda n: _ffn(n, "intermediate.dense")),
-    "FFN output projections fp32": lambda m: _quantize(m, lambda n: _ffn(n, "output.dense")),
-    "outlier tokens quantized apart (k=2)": _split_rows,
-    "per-token activations (torch._int_mm)": _per_token,
+    "per call (torch dynamic, glassbert before)": _per_call,
+    "per call, 7-bit activations (torch default)": lambda m: _per_call(m, PerCallInt8Reduced),
+    "per token (glassbert: for_inference)": lambda m: for_inference(m, "int8", "cpu") and m,
+    "per token, asymmetric (zero point)": lambda m: _per_token(m, AsymmetricInt8),
+    "per token, 7-bit weights (no VNNI)": lambda m: _per_token(m, lambda lin: Int8Linear(lin, levels=63)),
 }
 
 
@@ -212,15 +177,16 @@ def run_variants(run: Path, texts: list[str], gold: np.ndarray, fp32_labels: np.
         model = make(copy.deepcopy(base.model).eval())
         for module in model.modules():  # so that classify(precision="int8") applies it as it is
             object.__setattr__(module, PREPARED, "int8")
+        assert not any(type(m) is nn.Linear for m in model.modules()), name  # every layer int8
         fine_tuned = dataclasses.replace(base, model=model)
         classify(fine_tuned, texts[:16], precision="int8", progress=False)  # warm-up
         arms[name] = (lambda ft=fine_tuned: classify(ft, texts, precision="int8", progress=False))
     seconds, results = timed_turns(arms, args.repeats)
-    print(f"{'int8 variant':40} {'agree':>7} {'accuracy':>9} {'max |Δp|':>9} {'texts/s':>8} {'vs fp32':>8}")
+    print(f"{'int8 variant':44} {'agree':>7} {'accuracy':>9} {'max |Δp|':>9} {'texts/s':>8} {'vs fp32':>8}")
     for name, rows in results.items():
         labels = np.array([label_names.index(r["label"]) for r in rows])
         probs = np.array([[r["probs"][k] for k in label_names] for r in rows])
-        print(f"{name:40} {(labels == fp32_labels).mean():7.1%} {(labels == gold).mean():9.4f} "
+        print(f"{name:44} {(labels == fp32_labels).mean():7.1%} {(labels == gold).mean():9.4f} "
               f"{np.abs(probs - fp32_probs).max():9.4f} {len(texts) / seconds[name]:8.1f} "
               f"{seconds['fp32'] / seconds[name]:7.2f}x")
 
@@ -261,6 +227,14 @@ def classifier(run: Path, texts: list[str], gold_names: list[str], precisions: l
 def embeddings(texts: list[str], precisions: list[str], args) -> None:
     embedders = {p: gb.Embedder("minilm", precision=p, threads=args.threads, max_length=args.embed_max_length)
                  for p in precisions}
+    if "int8" in precisions:  # the int8 layer glassbert used before, on the same model
+        from glassbert.quantize import PREPARED
+        base = embedders["fp32"]
+        model = _per_call(copy.deepcopy(base.model).eval())
+        for module in model.modules():  # so that the Embedder runs it as it is
+            object.__setattr__(module, PREPARED, "int8")
+        embedders["int8 old"] = gb.Embedder(model, base.tokenizer, precision="int8", threads=args.threads,
+                                            max_length=args.embed_max_length)
     for e in embedders.values():
         e.encode(texts[:32], show_progress=False)  # warm-up
     logging.getLogger("glassbert").setLevel(logging.ERROR)  # not once per pass: the count is printed below
@@ -270,15 +244,15 @@ def embeddings(texts: list[str], precisions: list[str], args) -> None:
     cut = embedders[ref].tokenizer(texts, padding=True, max_length=args.embed_max_length, warn_truncation=False)
     print(f"\n(2) MiniLM sentence vectors (mean pooling, unit length, ≤ {args.embed_max_length} tokens: "
           f"{cut.truncated} truncated) of {len(texts)} test reviews; {load_note()}")
-    print(f"{'':6} {'cos mean':>9} {'lowest':>9} {'1st pct':>9} {'same NN':>8} {'texts/s':>8} {'vs ' + ref:>8}")
+    print(f"{'':8} {'cos mean':>9} {'lowest':>9} {'1st pct':>9} {'same NN':>8} {'texts/s':>8} {'vs ' + ref:>8}")
     sims = {}
-    for p in precisions:
+    for p in embedders:
         sims[p] = vectors[p] @ vectors[p].T
         np.fill_diagonal(sims[p], -2)
-    for p in precisions:
+    for p in embedders:
         cos = (vectors[p] * vectors[ref]).sum(1)
         same = (sims[p].argmax(1) == sims[ref].argmax(1)).mean()
-        print(f"{p:6} {cos.mean():9.5f} {cos.min():9.5f} {np.percentile(cos, 1):9.5f} {same:8.1%} "
+        print(f"{p:8} {cos.mean():9.5f} {cos.min():9.5f} {np.percentile(cos, 1):9.5f} {same:8.1%} "
               f"{len(texts) / seconds[p]:8.1f} {seconds[ref] / seconds[p]:7.2f}x")
 
 

@@ -3,7 +3,7 @@
     python bench/inference.py                      # base (random weights) and MiniLM, CPU, fp32 and bf16
     python bench/inference.py --device cuda --models base minilm --precision bf16
     python bench/inference.py --models base --precision fp32 bf16 --texts 64 --repeats 3
-    python bench/inference.py --models minilm --precision fp32 bf16 int8   # and int8 (dynamic, CPU)
+    python bench/inference.py --models minilm --precision fp32 bf16 int8   # and int8 (CPU)
     python bench/inference.py --models minilm base --fp64-errors          # each bf16 mode's error against fp64
     python bench/inference.py --models base --precision bf16 --compile    # and glassbert under torch.compile
 
@@ -13,9 +13,10 @@ Prints real (non-padding) tokens/s of each and the ratio glassbert / transformer
 for each --precision side by side. bf16: glassbert as its commands load it (glassbert.quantize: Linear weights
 cast once, the layers computing in bf16 from the fp32 embeddings, attention on each text's own tokens),
 transformers in its best bf16 mode of two (autocast over fp32 weights, or
-the model cast to bf16: "hf bf16" is the faster, named in the table); int8: both libraries' Linear layers through
-the same torch dynamic quantization (glassbert.quantize.quantize_int8). First it measures a plain GEMM in each
-precision (int8: torch's dynamic int8 Linear, 1024 rows): what the matrix units give here.
+the model cast to bf16: "hf bf16" is the faster, named in the table); int8: both libraries' Linear layers
+replaced by the same int8 layer (glassbert.quantize.quantize_int8: int8 weights, one activation scale per token).
+First it measures a plain GEMM in each precision (int8: that layer, 1024 rows, its activations quantized on
+every call): what the matrix units give here.
 The arms take turns (every repeat runs each library in each precision once) so that a shared machine's
 changing load slows them alike; the best of the repeats is kept, and the load average is printed.
 """
@@ -48,7 +49,7 @@ def gemm_rates(device: str, precisions: list[str], n: int = 1024, repeats: int =
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     inputs = {p: (a.to(DTYPES[p] or torch.float32), b.to(DTYPES[p] or torch.float32)) for p in precisions}
-    if "int8" in precisions:  # x @ y as a dynamic int8 Linear holding yᵀ (the activations quantized per call)
+    if "int8" in precisions:  # x @ y as glassbert's int8 Linear holding yᵀ (the activations quantized per call)
         layer = torch.nn.Linear(n, n, bias=False)
         layer.weight.data.copy_(b.T)
         int8 = quantize_int8(torch.nn.Sequential(layer))[0]

@@ -18,10 +18,10 @@ batches of 32): the ceiling that batching over HTTP aims at. Rounds alternate, a
 precisions take turns, so that a shared machine's drift moves all alike; the medians are reported. Last, with
 the servers stopped, transformers' BertModel one text at a time (tokenize, forward, mean-pool): what a naive
 service does, in its best mode for each precision: fp32; bf16 as the faster of autocast over fp32 weights and
-the model cast to bf16 (both timed, the mode named); int8 through the same torch dynamic quantization glassbert
-uses (glassbert.quantize.quantize_int8). The in-process runs use the servers' thread count. Served answers are
-checked against the Embedder's in the same precision (int8: the activations' scale is one per batch, so a text
-batched with others gets a slightly different vector; the lowest cosine is printed too).
+the model cast to bf16 (both timed, the mode named); int8 through the same int8 layers glassbert uses
+(glassbert.quantize.quantize_int8). The in-process runs use the servers' thread count. Served answers are
+checked against the Embedder's in the same precision (the largest difference and the lowest cosine are printed;
+int8 takes one activation scale per token, so a text batched with others gets the same vector).
 """
 from __future__ import annotations
 
