@@ -227,6 +227,23 @@ def test_a_checkpoint_without_a_log_window_still_resumes(tmp_path):
     assert rows == [(4, False), (8, True)]  # steps 7 and 8 (with the window: 5 to 8, as the whole run)
 
 
+def test_a_checkpoint_from_the_unfused_optimizer_resumes_fused(tmp_path):
+    """AdamW is torch's fused kernel on the CPU now; a checkpoint saved by the per-parameter loop (its groups say
+    fused None) resumes with this run's choice, the same state and step."""
+    with pytest.raises(KeyboardInterrupt):
+        h.make_trainer(tmp_path, callbacks=(StopAt(3),), max_steps=4, save_every=2).fit()
+    state_file = tmp_path / "checkpoint" / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    assert all(group["fused"] for group in state["optimizer"]["param_groups"])
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"] = None
+    torch.save(state, state_file)
+    resumed = h.make_trainer(tmp_path, max_steps=4, save_every=2)
+    assert resumed.resume() == 2
+    assert all(group["fused"] for group in resumed.optimizer.param_groups)
+    assert torch.equal(resumed.optimizer.state_dict()["state"][0]["exp_avg"], state["optimizer"]["state"][0]["exp_avg"])
+
+
 def test_crash_before_swap_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     trainer = h.make_trainer(tmp_path, max_steps=5, save_every=1)
     real_swap, saves = runfiles.swap_dir_into_place, []

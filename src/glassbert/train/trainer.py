@@ -185,7 +185,10 @@ class Trainer:
         """Restore weights, optimizer, position, RNG and best-metric state; returns the step."""
         ckpt = Path(path) if path is not None else find_checkpoint(self.out_dir)
         saved = read_checkpoint(ckpt, self.model, self.config, self.device)
+        fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(saved["optimizer"])
+        for group, kernel in zip(self.optimizer.param_groups, fused):  # a run saved before AdamW was fused on the
+            group["fused"] = kernel                                     # CPU keeps the kernel this one chose
         self.state = TrainState(**saved["state"])
         self._metrics.keys = saved["metric_keys"]
         self._saved_window = saved.get("log_window")  # None in a checkpoint from before: the row starts anew
