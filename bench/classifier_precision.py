@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import glassbert as gb  # noqa: E402
 from glassbert import data as gdata  # noqa: E402
-from glassbert.quantize import Int8Linear, for_inference, fuse_qkv  # noqa: E402
+from glassbert.quantize import Int8Linear, for_inference, fuse_qkv, quantize_int8  # noqa: E402
 from glassbert.tasks.classification import read_classification  # noqa: E402
 from inference import gemm_rates  # noqa: E402  (bench/inference.py: one GEMM-rate function for every bench)
 
@@ -145,15 +145,10 @@ def _per_call(model: nn.Module, layer: type = PerCallInt8) -> nn.Module:
                                 mapping={nn.Linear: layer}, inplace=True)
 
 
-def _per_token(model: nn.Module, make=Int8Linear) -> nn.Module:
-    """``model`` with Q, K, V fused and every nn.Linear replaced by ``make(linear)`` (glassbert's quantize_int8
-    when ``make`` is its Int8Linear)."""
+def _per_token(model: nn.Module, layer: type = Int8Linear, levels: int | None = None) -> nn.Module:
+    """``model`` with Q, K, V fused and every nn.Linear an int8 ``layer`` (glassbert.quantize.quantize_int8's)."""
     fuse_qkv(model)
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is nn.Linear:
-                setattr(module, name, make(child))
-    return model
+    return quantize_int8(model, layer, levels)
 
 
 VARIANTS = {  # name → fp32 model in, int8 model out
@@ -161,7 +156,7 @@ VARIANTS = {  # name → fp32 model in, int8 model out
     "per call, 7-bit activations (torch default)": lambda m: _per_call(m, PerCallInt8Reduced),
     "per token (glassbert: for_inference)": lambda m: for_inference(m, "int8", "cpu") and m,
     "per token, asymmetric (zero point)": lambda m: _per_token(m, AsymmetricInt8),
-    "per token, 7-bit weights (no VNNI)": lambda m: _per_token(m, lambda lin: Int8Linear(lin, levels=63)),
+    "per token, 7-bit weights (no VNNI)": lambda m: _per_token(m, levels=63),
 }
 
 

@@ -171,14 +171,15 @@ class Int8Linear(nn.Module):
             torch.addcmul(self.bias, out, self.weight_scale, out=out)            # · s_o + b
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """``model`` with every nn.Linear replaced by an :class:`Int8Linear` made from it, in place (any module:
-    glassbert's models and transformers' alike); returns ``model``."""
-    levels = weight_levels()
+def quantize_int8(model: nn.Module, layer: type[Int8Linear] = Int8Linear, levels: int | None = None) -> nn.Module:
+    """``model`` with every nn.Linear replaced by a ``layer`` (an :class:`Int8Linear`) made from it, in place (any
+    module: glassbert's models and transformers' alike), its weights ±``levels`` (default :func:`weight_levels`);
+    returns ``model``."""
+    levels = weight_levels() if levels is None else levels
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if type(child) is nn.Linear:
-                setattr(module, name, Int8Linear(child, levels))
+                setattr(module, name, layer(child, levels))
     return model
 
 
