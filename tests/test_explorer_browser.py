@@ -75,6 +75,14 @@ def open_page(ctx, url: str):
     return page, errors, requests
 
 
+def token_projection(page):
+    """The projector on a wide page showing the layer-2 output, a point per token: its circles (drawn once the
+    page has them)."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.select_option("#proj-source", label="layer 2 output, per token")
+    return page.locator("#proj-svg circle")
+
+
 def check_head(page, run: Path, snap: int, layer: int, head: int, sample: int = 0, f16: bool = False) -> np.ndarray:
     """The page shows the recorded probabilities of this head (an exported file: as float16, what it stores)."""
     page.select_option("#layer-select", str(layer))
@@ -334,8 +342,6 @@ def library_forward(run: Path, a: str, b: str, masked: list[int], snap: int | No
 def test_live_what_if_equals_the_library(browser, demo_run, tmp_path):
     """Type a pair, click "cat" to mask it: the page shows the model's top words with the library's probabilities
     and the attention the library computes for that input; at an earlier snapshot, that snapshot's weights answer."""
-    manifest = load_manifest(demo_run)
-    n = len(manifest["snapshots"])
     a, b = "the cat chased the mouse", "it was a fast chase"
     srv = make_server(demo_run).start()
     try:
@@ -703,9 +709,7 @@ def test_projector_labels_zoom_and_class_colours(browser, classifier_run):
     srv = make_server(classifier_run).start()
     try:
         page, errors, _ = open_page(browser, srv.url)
-        page.set_viewport_size({"width": 1400, "height": 900})
-        circles = page.locator("#proj-svg circle")
-        page.select_option("#proj-source", label="layer 2 output, per token")
+        circles = token_projection(page)
         total = sum(s["length"] for s in manifest["samples"])
         wait_for(page, lambda: circles.count() == total, "a point per token of every sample")
         assert _no_label_overlaps(page) == []

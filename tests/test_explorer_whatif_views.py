@@ -28,7 +28,7 @@ from glassbert.recording import load_manifest
 from glassbert.recording.store import RecordStore
 from glassbert.tokenizer import Tokenizer
 from test_explorer_browser import (_drop_weights, _shots, browser, demo_run, move_slider_any, open_page,  # noqa: F401
-                                   shown_attention, wait_for)
+                                   shown_attention, token_projection, wait_for)
 from test_explorer_forward import library_tensors, model_at_snapshot, offline  # noqa: F401 (offline: the fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -391,9 +391,7 @@ def test_projector_focus_label_never_covers_a_label(browser, demo_run):
     srv = make_server(demo_run).start()
     try:
         page, errors, _ = open_page(browser, srv.url)
-        page.set_viewport_size({"width": 1400, "height": 900})
-        circles = page.locator("#proj-svg circle")
-        page.select_option("#proj-source", label="layer 2 output, per token")
+        circles = token_projection(page)
         wait_for(page, lambda: circles.count() > 50, "a point per token of every sample")
         labelled = dict(circles.evaluate_all("cs => cs.map(c => [c.dataset.i, c.dataset.labelled])"))  # point → its label's fate
         assert "1" in labelled.values() and "0" in labelled.values(), labelled
