@@ -16,8 +16,8 @@ from glassbert.heads import BertForPreTraining
 from glassbert.model import BertModel
 from glassbert.pretrain import PretrainArgs
 from glassbert.pretrain.config import PretrainingConfig
-from glassbert.pretrain.instances import PretrainingDataset, build_instances, pack_items
-from glassbert.pretrain.masking import PretrainingCollator, chunk_attention
+from glassbert.pretrain.instances import PretrainingDataset, build_instances
+from glassbert.pretrain.masking import PretrainingCollator
 
 CORPUS = Path(__file__).parent / "data" / "tiny_corpus.txt"
 CLS, SEP, PAD, MASK = 2, 3, 0, 4
@@ -281,6 +281,41 @@ def test_the_last_layer_on_the_rows_read_only_changes_no_number(arch, kind):
     model.eval()  # in eval mode every row is computed (hooks such as attribution's read whole layers)
     with torch.no_grad():
         assert bool(model(**batch).bert.sequence_output[~read & real.bool()].any())
+
+
+def test_to_front_lays_the_selected_tokens_at_the_front_of_their_rows():
+    from glassbert.unpad import Unpadded
+    chosen = torch.tensor([[0, 1, 0, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1]], dtype=torch.bool)
+    front = Unpadded.from_mask(chosen).to_front()
+    assert (front.batch, front.length) == (3, 3)                  # as wide as the fullest row
+    assert front.indices.tolist() == [0, 1, 2, 6, 7]              # row 0: slots 0-2; row 2: slots 0-1
+    rows = torch.arange(5.0)[:, None]                             # the 5 chosen tokens, in order
+    assert front.pad(rows)[..., 0].tolist() == [[0, 1, 2], [0, 0, 0], [3, 4, 0]]
+    assert torch.equal(front.unpad(front.pad(rows)), rows)
+    none = Unpadded.from_mask(torch.zeros(2, 4, dtype=torch.bool)).to_front()
+    assert (none.length, none.indices.numel()) == (1, 0)
+
+
+@pytest.mark.parametrize("kind", ["padded", "full", "packed"])
+def test_only_the_rows_read_attend_in_the_last_layer(kind, monkeypatch):
+    """Pretraining's last layer computes Q for the masked tokens and [CLS] alone and only they attend: the
+    attention there has as many queries a row as the row with the most of them (packed rows, whose mask is by
+    query, attend in full and keep the rows afterwards)."""
+    from glassbert.model import BertSelfAttention
+    queries = []
+    attend = BertSelfAttention.attend
+    monkeypatch.setattr(BertSelfAttention, "attend",
+                        lambda self, q, k, v, mask: queries.append((q.shape[2], k.shape[2])) or attend(self, q, k, v, mask))
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig.preset("tiny", vocab_size=50, max_position_embeddings=64)).train()
+    batch = _pretraining_batch(kind)
+    model(**batch).loss.backward()
+    read = batch["labels"] != -100
+    read[:, 0] = True
+    T = batch["input_ids"].shape[1]
+    last = (T, T) if kind == "packed" else (int(read.sum(1).max()), T)
+    assert queries == [(T, T)] * (model.config.num_hidden_layers - 1) + [last]
+    assert kind == "packed" or last[0] < T
 
 
 @pytest.mark.parametrize("pooling", ["pooler", "cls", "mean"])

@@ -68,8 +68,8 @@ class AlbertAttention(BertSelfAttention):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, packing=None,
                 explicit: bool = False, rows=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        context, probs = super().forward(x, mask, packing, explicit)             # (B, T, A) | (N, A)
-        context, x = take_rows(context, rows), take_rows(x, rows)                 # (M, A), (M, H) with rows
+        context, probs = super().forward(x, mask, packing, explicit, rows)       # (B, T, A) | (N, A) | (M, A)
+        x = take_rows(x, rows)                                                    # (M, H) with rows
         out = tap(self, "dense", self.dense(context))                             # (B, T, H) | (N, H) | (M, H)
         out = tap(self, "dropout", self.output_dropout(out))
         return tap(self, "layernorm", self.LayerNorm(out + x)), probs

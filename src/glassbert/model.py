@@ -16,8 +16,9 @@ declares the names it taps in its `capture` table just above its `forward` (`tra
 explorer read only those tables); when nothing captures, the fast path runs instead: padding tokens are removed before
 the linear layers (MosaicBERT's unpadding) and attention runs on `scaled_dot_product_attention`. A (B, T, T)
 attention mask with position_ids runs packed rows (several documents per row, each seeing only itself).
-In pretraining (``output_rows``) the last layer computes only the rows the heads read: the masked tokens and
-[CLS] attend to every token, the other tokens' last outputs are never computed (MosaicBERT's subset trick).
+In pretraining (``output_rows``) the last layer computes only the rows the heads read (MosaicBERT's subset trick,
+taken into attention too): only the masked tokens and [CLS] are queries there, attending to every token as a key;
+the other tokens' last outputs are never computed.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from .config import BertConfig
 from .errors import InputError
 from .precision import attention_in_fp32
 from .pretrained import BertPreTrainedModel
-from .unpad import Unpadded, additive_mask, attend_each_row, key_mask, real_tokens, take_rows
+from .unpad import Rows, Unpadded, additive_mask, attend_each_row, key_mask, real_tokens, take_rows
 
 ACT2FN = {
     "gelu": F.gelu,  # exact, erf-based: the original BERT's
@@ -177,10 +178,12 @@ class BertSelfAttention(nn.Module):
     ])
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, packing: Unpadded | None = None,
-                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                explicit: bool = False, rows: Rows | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The context of every token, or of the token ``rows`` alone (every token still a key and a value)."""
         if explicit:
-            return self.explicit(x, mask)
-        return self.fast(x, mask, packing), None
+            context, probs = self.explicit(x, mask)
+            return take_rows(context, rows), probs
+        return self.fast(x, mask, packing, rows), None
 
     def explicit(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every step spelled out, as in "Bert Inner Workings" (George Mihaila); returns the attention
@@ -205,31 +208,47 @@ class BertSelfAttention(nn.Module):
         context = tap(self, "context_reshaped", context.reshape(B, T, -1))        # (B, T, A)
         return context, probs
 
-    def fast(self, x: torch.Tensor, mask: torch.Tensor, packing: Unpadded | None) -> torch.Tensor:
-        """One fused QKV GEMM (on real tokens only when `packing`), then SDPA (or, training on a CPU, :meth:`products`)."""
+    def fast(self, x: torch.Tensor, mask: torch.Tensor, packing: Unpadded | None,
+             rows: Rows | None = None) -> torch.Tensor:
+        """One fused QKV GEMM (on real tokens only when `packing`), then SDPA (or, training on a CPU, :meth:`products`).
+        With ``rows`` and a mask by key (not packed rows), Q is computed for those rows alone and only they attend:
+        R queries a row instead of T (pretraining's last layer: the masked tokens and [CLS], R ≈ T/5)."""
         if self.qkv is not None:                                                  # bf16 or int8 inference
             qkv = self.qkv(x)                                                     # (B, T, 3A) | (N, 3A)
+        elif rows is not None and mask.shape[2] == 1:                             # the queries of `rows` only
+            q = F.linear(take_rows(x, rows), self.query.weight, self.query.bias)   # (M, A)
+            kv = F.linear(x, torch.cat([self.key.weight, self.value.weight]),
+                          torch.cat([self.key.bias, self.value.bias]))            # (B, T, 2A) | (N, 2A)
+            kv = packing.pad(kv) if packing is not None else kv                   # (B, T, 2A)
+            k, v = (self.split_heads(t) for t in kv.chunk(2, dim=-1))             # (B, nh, T, hs)
+            context = self.attend(self.split_heads(rows.queries.pad(q)), k, v, mask)  # (B, nh, R, hs)
+            return rows.queries.unpad(context.transpose(1, 2).flatten(2))         # (M, A)
         else:
             weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3A, H)
             qkv = F.linear(x, weight, torch.cat([self.query.bias, self.key.bias, self.value.bias]))
-        dtype, fp32 = qkv.dtype, attention_in_fp32(qkv)  # bf16 SDPA is the slower one on this CPU
         each_row = packing is not None and mask.shape[2] == 1  # unpadded, and no row holds several documents
         if each_row and self.qkv is not None and not self.training:              # a model prepared for inference
+            fp32 = attention_in_fp32(qkv)
             with torch.autocast("cpu", enabled=False) if fp32 else contextlib.nullcontext():
-                return attend_each_row(qkv.float() if fp32 else qkv, packing, self.num_heads).to(dtype)  # (N, A)
+                context = attend_each_row(qkv.float() if fp32 else qkv, packing, self.num_heads).to(qkv.dtype)
+            return take_rows(context, rows)                                       # (N, A) | (M, A)
         if packing is not None:
             qkv = packing.pad(qkv)                                                # (B, T, 3A)
         q, k, v = (self.split_heads(t) for t in qkv.chunk(3, dim=-1))             # (B, nh, T, hs)
+        context = self.attend(q, k, v, mask).transpose(1, 2).flatten(2)          # (B, T, A)
+        return take_rows(packing.unpad(context) if packing is not None else context, rows)  # (N | M, A)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, nh, T | R, hs) queries on (B, nh, T, hs) keys and values → the context, (B, nh, T | R, hs), in Q's
+        dtype: SDPA (in fp32 where bf16 SDPA is the slower, see attention_in_fp32), or :meth:`products`."""
+        dtype, fp32 = q.dtype, attention_in_fp32(q)
         if self.training and q.device.type == "cpu" and (self.dropout.p > 0 or fp32):
-            context = self.products(q, k, v, mask)                                # (B, nh, T, hs)
-        else:
-            if fp32:
-                q, k, v, mask = q.float(), k.float(), v.float(), mask.float()
-            with torch.autocast("cpu", enabled=False) if fp32 else contextlib.nullcontext():  # it would cast back
-                context = F.scaled_dot_product_attention(
-                    q, k, v, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0).to(dtype)
-        context = context.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)    # (B, T, A)
-        return packing.unpad(context) if packing is not None else context        # (N, A) | (B, T, A)
+            return self.products(q, k, v, mask)
+        if fp32:
+            q, k, v, mask = q.float(), k.float(), v.float(), mask.float()
+        with torch.autocast("cpu", enabled=False) if fp32 else contextlib.nullcontext():  # it would cast back
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0).to(dtype)
 
     def products(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Training on a CPU: dropout(softmax(QKᵀ/√d + mask))·V as matrix products in Q's dtype, autocast off.
@@ -280,8 +299,8 @@ class BertAttention(nn.Module):
 
     def forward(self, x, mask, packing=None, explicit=False, rows=None):
         """``rows``: compute the output only for these token rows (every token is still attended to)."""
-        context, probs = self.self(x, mask, packing, explicit)
-        return self.output(take_rows(context, rows), take_rows(x, rows)), probs   # (M, H) with rows
+        context, probs = self.self(x, mask, packing, explicit, rows)              # (M, A) with rows
+        return self.output(context, take_rows(x, rows)), probs                    # (M, H) with rows
 
 
 # ─── feed-forward ───────────────────────────────────────────────────────────────────────────
@@ -449,7 +468,8 @@ class BertModel(BertPreTrainedModel):
         wanted = last_rows = None  # the rows the last layer computes: of the B*T positions, of the layer's input
         if output_rows is not None and not explicit:
             wanted = Unpadded.from_mask(output_rows.bool() & tokens.bool())
-            last_rows = wanted.indices if packing is None else (tokens.reshape(-1).cumsum(0) - 1)[wanted.indices]
+            index = wanted.indices if packing is None else (tokens.reshape(-1).cumsum(0) - 1)[wanted.indices]
+            last_rows = Rows(index, wanted.to_front())
         with torch.autocast(x.device.type, enabled=False) if dtype else contextlib.nullcontext():
             hidden = hidden.to(dtype) if dtype else hidden
             outputs, attentions = self.encoder(hidden, mask, packing, explicit, last_rows)

@@ -41,6 +41,25 @@ class Unpadded:
         out = x.new_zeros(self.batch * self.length, x.shape[-1])
         return out.index_copy_(0, self.indices, x).view(self.batch, self.length, -1)  # (B, T, D)
 
+    def to_front(self) -> "Unpadded":
+        """The same tokens, in the same order, moved to the front of their rows of a (B, R) batch as wide as
+        the row with the most (at least 1): ``to_front().pad`` lays M selected rows out for attention as
+        queries, R of them a row instead of T."""
+        width = max(1, int(self.counts.max())) if self.counts.numel() else 1
+        row = torch.div(self.indices, self.length, rounding_mode="floor")          # (M,) the batch row of each
+        first = (self.counts.cumsum(0) - self.counts)[row]                         # (M,) its row's first token
+        rank = torch.arange(self.indices.numel(), device=self.indices.device) - first
+        return Unpadded(row * width + rank, self.batch, width, self.counts)
+
+
+@dataclass
+class Rows:
+    """The M token rows a layer computes (pretraining's last layer: the masked tokens and [CLS]; a classifier's:
+    [CLS]), every token still attended to as a key."""
+
+    index: torch.Tensor  # (M,) into the layer's input rows: (N, D) unpadded, or (B, T, D) flattened
+    queries: Unpadded    # the same M tokens at the front of their rows of a (B, R) batch: attention's queries
+
 
 class _GatherRows(torch.autograd.Function):
     """``x.index_select(0, indices)`` for indices that never repeat (the real tokens): its gradient is a copy of
@@ -82,9 +101,10 @@ def attend_each_row(qkv: torch.Tensor, packing: Unpadded, heads: int) -> torch.T
     return out
 
 
-def take_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    """(B, T, D) or (N, D) → (M, D): the token rows ``rows`` (indices into the flattened tokens); all when None."""
-    return x if rows is None else gather_rows(x.reshape(-1, x.shape[-1]), rows)
+def take_rows(x: torch.Tensor, rows: Rows | None) -> torch.Tensor:
+    """(B, T, D) or (N, D) → (M, D): the token rows ``rows`` (``rows.index`` of the flattened tokens); all when
+    None."""
+    return x if rows is None else gather_rows(x.reshape(-1, x.shape[-1]), rows.index)
 
 
 def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -104,4 +124,4 @@ def key_mask(mask: torch.Tensor) -> torch.Tensor:
     return mask[:, 0, 0, :] if mask.shape[2] == 1 else mask[:, 0].diagonal(dim1=-2, dim2=-1)
 
 
-__all__ = ["Unpadded", "attend_each_row", "gather_rows", "take_rows", "additive_mask", "real_tokens", "key_mask"]
+__all__ = ["Unpadded", "Rows", "attend_each_row", "gather_rows", "take_rows", "additive_mask", "real_tokens", "key_mask"]
