@@ -669,6 +669,14 @@ def test_dropout_keeps_one_minus_p_and_scales_by_its_inverse():
     assert torch.all((lanes - 58982 / 65536).abs() < 4e-3), lanes
     z = dropout(torch.full((4000,), 3.0, dtype=torch.bfloat16), 0.1)  # bf16: the scale applied as a float
     assert torch.all(z[z != 0] == torch.tensor(3 * 65536 / 58982).to(torch.bfloat16))
+    for dtype in (torch.float32, torch.bfloat16):  # the gradient: the same mask, the same scale, in x's dtype
+        w = torch.randn(300, 40, dtype=dtype, requires_grad=True)
+        out = dropout(w, 0.1)
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        mask = (out != 0).to(dtype)
+        assert w.grad.dtype == dtype and torch.equal(w.grad, (grad.float() * mask.float() * (65536 / 58982)).to(dtype))
+        assert torch.equal(out, (w.detach().float() * mask.float() * (65536 / 58982)).to(dtype))
     assert torch.equal(dropout(x, 0.0), x) and dropout(torch.ones(3, 5, 7), 0.5).shape == (3, 5, 7)
     assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))  # as nn.Dropout(1.0): no division by zero
     module = Dropout(0.5)
