@@ -139,6 +139,17 @@ class BertEmbeddings(nn.Module):
         return tap(self, "dropout", self.dropout(x))
 
 
+def joined_linear(x: torch.Tensor, *layers: nn.Linear) -> torch.Tensor:
+    """The outputs of several Linear layers on the same input, side by side, from one GEMM on their joined weights.
+    Under autocast each weight is cast before they are joined: the join then moves half the bytes (and autocast
+    would cast the joined fp32 weight anyway)."""
+    device = x.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    weight = torch.cat([layer.weight if dtype is None else layer.weight.to(dtype) for layer in layers])
+    bias = torch.cat([layer.bias if dtype is None else layer.bias.to(dtype) for layer in layers])
+    return F.linear(x, weight, bias)                                              # (…, Σ out)
+
+
 # ─── self-attention ─────────────────────────────────────────────────────────────────────────
 ATTENTION_GROUP = "Encoder layer {layer} of {layers} · multi-head attention ({heads} heads)"
 FFN_GROUP = "Encoder layer {layer} · feed-forward"
@@ -237,15 +248,13 @@ class BertSelfAttention(nn.Module):
             qkv = self.qkv(x)                                                     # (B, T, 3A) | (N, 3A)
         elif rows is not None and mask.shape[2] == 1:                             # the queries of `rows` only
             q = F.linear(take_rows(x, rows), self.query.weight, self.query.bias)   # (M, A)
-            kv = F.linear(x, torch.cat([self.key.weight, self.value.weight]),
-                          torch.cat([self.key.bias, self.value.bias]))            # (B, T, 2A) | (N, 2A)
+            kv = joined_linear(x, self.key, self.value)                           # (B, T, 2A) | (N, 2A)
             kv = packing.pad(kv) if packing is not None else kv                   # (B, T, 2A)
             k, v = (self.split_heads(t) for t in kv.chunk(2, dim=-1))             # (B, nh, T, hs)
             context = self.attend(self.split_heads(rows.queries.pad(q)), k, v, mask)  # (B, nh, R, hs)
             return rows.queries.unpad(context.transpose(1, 2).flatten(2))         # (M, A)
         else:
-            weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3A, H)
-            qkv = F.linear(x, weight, torch.cat([self.query.bias, self.key.bias, self.value.bias]))
+            qkv = joined_linear(x, self.query, self.key, self.value)              # (B, T, 3A) | (N, 3A)
         each_row = packing is not None and mask.shape[2] == 1  # unpadded, and no row holds several documents
         if each_row and self.qkv is not None and not self.training:              # a model prepared for inference
             fp32 = attention_in_fp32(qkv)
